@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: MIT
+// The AttentionBackend customisation point: the compute of the model, one layer at a time, over
+// the token sets the pipeline chooses.
+#pragma once
+#include <concepts>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "lazyllm/config/model_config.hpp"
+
+namespace lazyllm {
+
+/// One decoder layer over a pruned token set. Rows of the activations are the tokens computed
+/// at this layer (C_l), in position order; attention runs over S_l (cached K/V of selected tokens
+/// plus the K/V written for C_l this call), causally by original position.
+struct LayerCall {
+  int layer = 0;
+  std::span<const std::int32_t> q_pos;    // positions of the rows (C_l), ascending
+  std::span<const std::int64_t> q_slots;  // K/V slots the rows' K/V are written to
+  std::span<const std::int32_t> kv_pos;   // positions of S_l (a superset of q_pos), ascending
+  std::span<const std::int64_t> kv_slots; // slots of S_l's K/V
+  bool want_scores = false;  // fill scores over kv_pos: last row's softmax attention, mean over heads
+};
+
+/// A backend owns the weights, the activations and the K/V + Aux storage, and provides:
+///  - `Activations`: a rows x dim buffer type (host or device);
+///  - `allocate(kv_slots, aux_slots)`: storage for the layout's slots;
+///  - `embed(ids, x)`: x = embedding rows of the token ids;
+///  - `gather(src, src_rows, aux_slots, dst)`: dst row i = src row src_rows[i], or, where that is
+///    -1, the Aux Cache entry aux_slots[i];
+///  - `store_aux(x, rows, aux_slots)`: copy rows of x into Aux Cache slots;
+///  - `layer(call, x, scores)`: one decoder layer in place on x;
+///  - `logits(x, row)`: final norm + classifier of one row, as host floats;
+///  - `config()`, `name()`, `aux_bytes_per_token()`, `synchronize()`.
+template <class B>
+concept AttentionBackend = requires(B& b, const B& cb, typename B::Activations& x,
+                                    const typename B::Activations& cx, std::span<const std::int32_t> ids,
+                                    std::span<const std::int64_t> slots, const LayerCall& call,
+                                    std::span<float> scores, std::int64_t n) {
+  typename B::Activations;
+  b.allocate(n, n);
+  b.embed(ids, x);
+  b.gather(cx, ids, slots, x);
+  b.store_aux(cx, ids, slots);
+  b.layer(call, x, scores);
+  { b.logits(cx, 0) } -> std::convertible_to<std::span<const float>>;
+  { cb.config() } -> std::convertible_to<const RuntimeConfig&>;
+  { cb.name() } -> std::convertible_to<std::string_view>;
+  { cb.aux_bytes_per_token() } -> std::convertible_to<std::int64_t>;
+  b.synchronize();
+};
+
+namespace detail {
+template <class B>
+constexpr bool check_backend() {
+  static_assert(AttentionBackend<B>,
+                "lazyllm: the AttentionBackend argument must provide an Activations type and "
+                "allocate, embed, gather, store_aux, layer, logits, config, name, "
+                "aux_bytes_per_token and synchronize (see include/lazyllm/backend/attention_backend.hpp)");
+  return true;
+}
+}  // namespace detail
+
+}  // namespace lazyllm

@@ -1,0 +1,427 @@
+// SPDX-License-Identifier: MIT
+// Causal attention over a pruned, compacted token set, reading K/V through cache slots.
+//
+//  - Queries: `rows` rows (positions q_pos, ascending), head h at column h*hd of a row of q.
+//  - Keys/values: the n_kv entries of S_l (positions kv_pos, ascending), entry j at cache slot
+//    kv_slots[j]. Query row r sees the entries with kv_pos <= q_pos[r] (a prefix of S_l).
+//  - GQA: query head h uses KV head h / (n_heads / n_kv_heads).
+//
+// The main kernel is FlashAttention-style (online softmax, nothing n x n in memory), warp-level
+// fp32 math: a block takes 16 query rows of one head, walks the visible keys in tiles of 64 staged
+// in shared memory (bf16), each warp owns 4 rows; lane i scores keys i and i+32 of the tile and
+// owns head_dim/32 output dimensions. For few query blocks (decode) the keys are split over
+// gridDim.z and a combine kernel merges the partial (m, l, o). The scores pass (want_scores)
+// recomputes the last row's logits per head, a per-head softmax, and the mean over heads.
+//
+// Head dims: compile-time HD in {64, 128}; a runtime hd <= HD (even) is zero-padded to HD (small
+// test models have hd 8).
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "lazyllm/backend/cuda/common.cuh"
+
+namespace lazyllm::cuda {
+
+template <int HD>
+struct AttnTraits {
+  static constexpr int kHeadDim = HD;  // padded head dim
+  static constexpr int kWarps = 4;
+  static constexpr int kRowsPerWarp = 4;
+  static constexpr int kBlockRows = kWarps * kRowsPerWarp;  // query rows per block
+  static constexpr int kKeys = 64;                         // keys per shared-memory tile
+  static constexpr int kKStride = HD + 2;  // bf16 per staged K row: the pad makes lane-per-key reads conflict-free
+  static constexpr int kPairs = HD / 64;   // bf16 pairs of output dims per lane
+  static_assert(HD % 64 == 0, "AttnTraits: head dim must be a multiple of 64");
+};
+
+/// Everything the attention kernels read, as device pointers.
+struct AttnArgs {
+  const bf16* q = nullptr;  // [rows, ldq]
+  int ldq = 0;
+  const bf16* k_cache = nullptr;  // [slots, kvd]
+  const bf16* v_cache = nullptr;
+  const std::int64_t* kv_slots = nullptr;  // [n_kv]
+  const std::int32_t* kv_pos = nullptr;    // [n_kv], ascending
+  const std::int32_t* q_pos = nullptr;     // [rows], ascending
+  int rows = 0, n_kv = 0;
+  int n_heads = 0, n_kv_heads = 0, hd = 0;
+  bf16* out = nullptr;  // [rows, ldo]
+  int ldo = 0;
+};
+
+namespace detail {
+
+struct AttnLaunch {
+  AttnArgs a;
+  float scale_log2 = 0;  // softmax scale * log2(e): the kernels work in base 2
+  int n_splits = 1, keys_per_split = 0;
+  float* part_o = nullptr;   // [split][row][head][HD] (unnormalised)
+  float* part_ml = nullptr;  // [split][row][head][2]  (m in log2 units, l)
+};
+
+/// Number of entries of kv_pos (ascending, n) that are <= p.
+__device__ __forceinline__ int count_le(const std::int32_t* kv_pos, int n, std::int32_t p) {
+  int lo = 0, hi = n;
+  while (lo < hi) {
+    const int mid = (lo + hi) >> 1;
+    if (kv_pos[mid] <= p)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+template <class T>
+__global__ void __launch_bounds__(T::kWarps * 32) attention_kernel(AttnLaunch L) {
+  constexpr int HD = T::kHeadDim, R = T::kRowsPerWarp, BR = T::kBlockRows, BK = T::kKeys, KS = T::kKStride;
+  constexpr int NT = T::kWarps * 32;
+  const AttnArgs& a = L.a;
+  __shared__ __align__(16) float sq[BR][HD];
+  __shared__ __align__(16) bf16 sk[BK][KS];
+  __shared__ __align__(16) bf16 sv[BK][HD];
+  __shared__ int s_nvis[BR];
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int h = blockIdx.y, kh = h / (a.n_heads / a.n_kv_heads), split = blockIdx.z;
+  const int row0 = blockIdx.x * BR;
+  const int kvd = a.n_kv_heads * a.hd;
+  const bool exact = a.hd == HD;
+
+  // Stage this block's queries (fp32, zero beyond hd) and each row's visible-key count.
+  for (int i = tid; i < BR * HD / 2; i += NT) {
+    const int r = i / (HD / 2), d = 2 * (i % (HD / 2)), row = row0 + r;
+    float2 v = make_float2(0.f, 0.f);
+    if (row < a.rows && d < a.hd)
+      v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(a.q + std::int64_t(row) * a.ldq + h * a.hd + d));
+    *reinterpret_cast<float2*>(&sq[r][d]) = v;
+  }
+  if (tid < BR) {
+    const int row = row0 + tid;
+    s_nvis[tid] = row < a.rows ? count_le(a.kv_pos, a.n_kv, a.q_pos[row]) : 0;
+  }
+  __syncthreads();
+
+  // Key range of this block and split: rows are ascending, so the last row sees the most.
+  int hi = 0;
+  for (int r = 0; r < BR; ++r) hi = max(hi, s_nvis[r]);
+  const int lo = split * L.keys_per_split;
+  hi = min(hi, lo + L.keys_per_split);
+
+  int nv[R];
+  int warp_nv = 0;
+#pragma unroll
+  for (int rr = 0; rr < R; ++rr) {
+    nv[rr] = s_nvis[warp * R + rr];
+    warp_nv = max(warp_nv, nv[rr]);
+  }
+  float m[R], l[R], o[R][T::kPairs][2];
+#pragma unroll
+  for (int rr = 0; rr < R; ++rr) {
+    m[rr] = -INFINITY;
+    l[rr] = 0.f;
+#pragma unroll
+    for (int pp = 0; pp < T::kPairs; ++pp) o[rr][pp][0] = o[rr][pp][1] = 0.f;
+  }
+
+  for (int t0 = lo; t0 < hi; t0 += BK) {
+    __syncthreads();  // the previous tile is consumed
+    // Stage K and V of keys t0..t0+BK-1 (zeros past hi or past hd).
+    if (exact) {
+      constexpr int CH = HD / 8;  // 16-byte chunks per row
+      for (int i = tid; i < BK * CH; i += NT) {
+        const int j = i / CH, c = i % CH, key = t0 + j;
+        Bf16x8 kv{}, vv{};
+        if (key < hi) {
+          const std::int64_t off = a.kv_slots[key] * kvd + std::int64_t(kh) * HD + c * 8;
+          kv = *reinterpret_cast<const Bf16x8*>(a.k_cache + off);
+          vv = *reinterpret_cast<const Bf16x8*>(a.v_cache + off);
+        }
+        __nv_bfloat162* kd = reinterpret_cast<__nv_bfloat162*>(&sk[j][c * 8]);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) kd[e] = kv.h[e];
+        *reinterpret_cast<Bf16x8*>(&sv[j][c * 8]) = vv;
+      }
+    } else {
+      constexpr int CH = HD / 2;  // bf16 pairs per row
+      for (int i = tid; i < BK * CH; i += NT) {
+        const int j = i / CH, d = 2 * (i % CH), key = t0 + j;
+        __nv_bfloat162 kv = __floats2bfloat162_rn(0.f, 0.f), vv = kv;
+        if (key < hi && d < a.hd) {
+          const std::int64_t off = a.kv_slots[key] * kvd + std::int64_t(kh) * a.hd + d;
+          kv = *reinterpret_cast<const __nv_bfloat162*>(a.k_cache + off);
+          vv = *reinterpret_cast<const __nv_bfloat162*>(a.v_cache + off);
+        }
+        *reinterpret_cast<__nv_bfloat162*>(&sk[j][d]) = kv;
+        *reinterpret_cast<__nv_bfloat162*>(&sv[j][d]) = vv;
+      }
+    }
+    __syncthreads();
+    if (t0 >= warp_nv) continue;  // every row of this warp is past its visible keys
+
+    // Scores of keys (lane) and (lane + 32) for the warp's R rows, in log2 units.
+    float s[R][2];
+#pragma unroll
+    for (int rr = 0; rr < R; ++rr) s[rr][0] = s[rr][1] = 0.f;
+#pragma unroll 8
+    for (int d = 0; d < HD; d += 2) {
+      const float2 k0 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&sk[lane][d]));
+      const float2 k1 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&sk[lane + 32][d]));
+#pragma unroll
+      for (int rr = 0; rr < R; ++rr) {
+        const float2 qv = *reinterpret_cast<const float2*>(&sq[warp * R + rr][d]);
+        s[rr][0] = fmaf(qv.x, k0.x, fmaf(qv.y, k0.y, s[rr][0]));
+        s[rr][1] = fmaf(qv.x, k1.x, fmaf(qv.y, k1.y, s[rr][1]));
+      }
+    }
+    // Online softmax update.
+#pragma unroll
+    for (int rr = 0; rr < R; ++rr) {
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int key = t0 + lane + 32 * c;
+        s[rr][c] = (key < nv[rr] && key < hi) ? s[rr][c] * L.scale_log2 : -INFINITY;
+      }
+      const float m_new = fmaxf(m[rr], warp_max(fmaxf(s[rr][0], s[rr][1])));
+      const float m_use = m_new == -INFINITY ? 0.f : m_new;  // a row with nothing visible yet
+      const float alpha = exp2f(m[rr] - m_use);
+      s[rr][0] = exp2f(s[rr][0] - m_use);
+      s[rr][1] = exp2f(s[rr][1] - m_use);
+      l[rr] = l[rr] * alpha + warp_sum(s[rr][0] + s[rr][1]);
+      m[rr] = m_new;
+#pragma unroll
+      for (int pp = 0; pp < T::kPairs; ++pp) o[rr][pp][0] *= alpha, o[rr][pp][1] *= alpha;
+    }
+    // o += P V over the tile's keys that any row of the warp can see.
+    const int jn = min(BK, min(hi, warp_nv) - t0);
+    for (int j = 0; j < jn; ++j) {
+      float2 vv[T::kPairs];
+#pragma unroll
+      for (int pp = 0; pp < T::kPairs; ++pp)
+        vv[pp] = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&sv[j][64 * pp + 2 * lane]));
+#pragma unroll
+      for (int rr = 0; rr < R; ++rr) {
+        const float pj = __shfl_sync(0xffffffffu, j < 32 ? s[rr][0] : s[rr][1], j & 31);
+#pragma unroll
+        for (int pp = 0; pp < T::kPairs; ++pp) {
+          o[rr][pp][0] = fmaf(pj, vv[pp].x, o[rr][pp][0]);
+          o[rr][pp][1] = fmaf(pj, vv[pp].y, o[rr][pp][1]);
+        }
+      }
+    }
+  }
+
+  // Write the rows: normalised bf16 output, or the split's partial state.
+#pragma unroll
+  for (int rr = 0; rr < R; ++rr) {
+    const int row = row0 + warp * R + rr;
+    if (row >= a.rows) continue;
+    if (L.n_splits == 1) {
+      const float inv = l[rr] > 0.f ? 1.0f / l[rr] : 0.f;
+#pragma unroll
+      for (int pp = 0; pp < T::kPairs; ++pp) {
+        const int d = 64 * pp + 2 * lane;
+        if (d < a.hd)
+          *reinterpret_cast<__nv_bfloat162*>(a.out + std::int64_t(row) * a.ldo + h * a.hd + d) =
+              __floats2bfloat162_rn(o[rr][pp][0] * inv, o[rr][pp][1] * inv);
+      }
+    } else {
+      const std::int64_t cell = (std::int64_t(split) * a.rows + row) * a.n_heads + h;
+#pragma unroll
+      for (int pp = 0; pp < T::kPairs; ++pp) {
+        const int d = 64 * pp + 2 * lane;
+        *reinterpret_cast<float2*>(L.part_o + cell * HD + d) = make_float2(o[rr][pp][0], o[rr][pp][1]);
+      }
+      if (lane == 0) *reinterpret_cast<float2*>(L.part_ml + cell * 2) = make_float2(m[rr], l[rr]);
+    }
+  }
+}
+
+/// Merges the splits' partial states: one thread per (row, head, output dim).
+template <class T>
+__global__ void attention_combine_kernel(AttnLaunch L) {
+  constexpr int HD = T::kHeadDim;
+  const AttnArgs& a = L.a;
+  const std::int64_t n = std::int64_t(a.rows) * a.n_heads * a.hd;
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += std::int64_t(gridDim.x) * blockDim.x) {
+    const int d = int(i % a.hd);
+    const std::int64_t rh = i / a.hd;  // row * n_heads + head
+    const int h = int(rh % a.n_heads), row = int(rh / a.n_heads);
+    float mx = -INFINITY;
+    for (int s = 0; s < L.n_splits; ++s) mx = fmaxf(mx, L.part_ml[((std::int64_t(s) * a.rows) * a.n_heads + rh) * 2]);
+    float num = 0.f, den = 0.f;
+    for (int s = 0; s < L.n_splits; ++s) {
+      const std::int64_t cell = std::int64_t(s) * a.rows * a.n_heads + rh;
+      const float ms = L.part_ml[cell * 2], ls = L.part_ml[cell * 2 + 1];
+      if (ms == -INFINITY) continue;
+      const float w = exp2f(ms - mx);
+      den += ls * w;
+      num += L.part_o[cell * HD + d] * w;
+    }
+    a.out[std::int64_t(row) * a.ldo + h * a.hd + d] = __float2bfloat16_rn(den > 0.f ? num / den : 0.f);
+  }
+}
+
+// ------------------------------------------------------------------ scores of the last row
+
+/// Launch shape of the scores pass (kernels are templates so the header has no ODR issue).
+struct ScoresTraits {
+  static constexpr int kThreads = 256;
+};
+
+/// logits[h][j] = (q_last,h . k_j) * scale for j < n_vis (natural units, like the CPU: the scores
+/// pass uses expf, whose denormal results match std::exp, so near-zero scores tie the same way).
+/// One warp per key.
+template <class T>
+__global__ void last_row_logits_kernel(AttnArgs a, float scale, int n_vis, float* __restrict__ logits) {
+  extern __shared__ float sq_all[];  // [n_heads * hd]
+  const int d_all = a.n_heads * a.hd, kvd = a.n_kv_heads * a.hd, group = a.n_heads / a.n_kv_heads;
+  const bf16* q = a.q + std::int64_t(a.rows - 1) * a.ldq;
+  for (int i = threadIdx.x; i < d_all; i += blockDim.x) sq_all[i] = __bfloat162float(q[i]);
+  __syncthreads();
+  const int lane = threadIdx.x & 31;
+  const int j = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
+  if (j >= n_vis) return;
+  const bf16* k = a.k_cache + a.kv_slots[j] * kvd;
+  for (int h = 0; h < a.n_heads; ++h) {
+    const int kh = h / group;
+    float acc = 0.f;
+    for (int d = 2 * lane; d < a.hd; d += 64) {
+      const float2 kv = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(k + kh * a.hd + d));
+      acc = fmaf(sq_all[h * a.hd + d], kv.x, fmaf(sq_all[h * a.hd + d + 1], kv.y, acc));
+    }
+    acc = warp_sum(acc);
+    if (lane == 0) logits[std::int64_t(h) * n_vis + j] = acc * scale;
+  }
+}
+
+/// Per head: ml[h] = (max_j logits[h][j], 1 / sum_j exp(logits - max)). One block per head.
+template <class T>
+__global__ void last_row_softmax_stats_kernel(const float* __restrict__ logits, int n_vis, float2* __restrict__ ml) {
+  const float* s = logits + std::int64_t(blockIdx.x) * n_vis;
+  __shared__ float red[32];
+  float mx = -INFINITY;
+  for (int j = threadIdx.x; j < n_vis; j += blockDim.x) mx = fmaxf(mx, s[j]);
+  mx = warp_max(mx);
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = mx;
+  __syncthreads();
+  mx = -INFINITY;
+  for (int w = 0; w < int(blockDim.x >> 5); ++w) mx = fmaxf(mx, red[w]);
+  float sum = 0.f;
+  for (int j = threadIdx.x; j < n_vis; j += blockDim.x) sum += expf(s[j] - mx);
+  sum = block_sum(sum);
+  if (threadIdx.x == 0) ml[blockIdx.x] = make_float2(mx, 1.0f / sum);
+}
+
+/// scores[j] = mean_h softmax_h(j) for j < n_vis; 0 for the entries after the last query.
+template <class T>
+__global__ void last_row_mean_kernel(const float* __restrict__ logits, const float2* __restrict__ ml, int n_heads,
+                                     int n_vis, int n_kv, float* __restrict__ scores) {
+  const int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= n_kv) return;
+  float acc = 0.f;
+  if (j < n_vis)
+    for (int h = 0; h < n_heads; ++h) {
+      const float2 st = ml[h];
+      acc += expf(logits[std::int64_t(h) * n_vis + j] - st.x) * st.y;
+    }
+  scores[j] = acc / float(n_heads);
+}
+
+template <int HD>
+void launch_attention(const AttnLaunch& L, cudaStream_t stream) {
+  using T = AttnTraits<HD>;
+  const dim3 grid((L.a.rows + T::kBlockRows - 1) / T::kBlockRows, L.a.n_heads, L.n_splits);
+  attention_kernel<T><<<grid, T::kWarps * 32, 0, stream>>>(L);
+  LAZYLLM_CUDA_CHECK_LAUNCH();
+  if (L.n_splits > 1) {
+    const std::int64_t n = std::int64_t(L.a.rows) * L.a.n_heads * L.a.hd;
+    attention_combine_kernel<T><<<unsigned(std::min<std::int64_t>((n + 255) / 256, 65535)), 256, 0, stream>>>(L);
+    LAZYLLM_CUDA_CHECK_LAUNCH();
+  }
+}
+
+}  // namespace detail
+
+/// Attention over a token set; owns the split-over-keys and scores workspaces. Move-only.
+class Attention {
+ public:
+  /// Set once per device (number of multiprocessors, used to size the key split).
+  void init(int sm_count) { sm_count_ = std::max(1, sm_count); }
+
+  /// out = causal softmax(q k^T / sqrt(hd)) v. `force_splits` > 0 fixes the number of key
+  /// splits (tests); 0 chooses: split only when the query blocks alone cannot fill the GPU.
+  void run(const AttnArgs& a, cudaStream_t stream, int force_splits = 0) {
+    if (a.rows <= 0) return;
+    if (a.hd <= 0 || a.hd > 128 || a.hd % 2 != 0)
+      throw InvalidArgument("CudaBackend attention: head_dim " + std::to_string(a.hd) +
+                            " is not supported (even values up to 128)");
+    detail::AttnLaunch L;
+    L.a = a;
+    L.scale_log2 = float(1.4426950408889634 / std::sqrt(double(a.hd)));
+    constexpr int BK = 64, BR = 16;
+    const int q_blocks = (a.rows + BR - 1) / BR * a.n_heads;
+    const int tiles = (a.n_kv + BK - 1) / BK;
+    int splits = 1;
+    if (force_splits > 0)
+      splits = force_splits;
+    else if (q_blocks < sm_count_ && tiles > 4)
+      splits = std::min(tiles / 2, (2 * sm_count_ + q_blocks - 1) / q_blocks);
+    splits = std::max(1, std::min(splits, tiles));
+    L.keys_per_split = (tiles + splits - 1) / splits * BK;
+    L.n_splits = (a.n_kv + L.keys_per_split - 1) / L.keys_per_split;
+    if (L.n_splits < 1) L.n_splits = 1;
+    const int HD = a.hd <= 64 ? 64 : 128;
+    if (L.n_splits > 1) {
+      const std::size_t cells = std::size_t(L.n_splits) * std::size_t(a.rows) * std::size_t(a.n_heads);
+      part_o_.reserve(cells * std::size_t(HD), "attention split workspace");
+      part_ml_.reserve(cells * 2, "attention split workspace");
+      L.part_o = part_o_.get();
+      L.part_ml = part_ml_.get();
+    }
+    last_splits_ = L.n_splits;
+    if (HD == 64)
+      detail::launch_attention<64>(L, stream);
+    else
+      detail::launch_attention<128>(L, stream);
+  }
+
+  /// scores_dev[j] (j < n_kv) = softmax attention of the last query row to entry j, averaged
+  /// over the query heads; entries after the last row's position get 0. `n_vis` = number of
+  /// kv_pos <= q_pos[rows-1] (the caller knows it on the host).
+  void last_row_scores(const AttnArgs& a, int n_vis, float* scores_dev, cudaStream_t stream) {
+    if (a.n_kv <= 0) return;
+    const float scale = 1.0f / std::sqrt(float(a.hd));  // as CpuBackend computes it
+    logits_.reserve(std::size_t(std::max(n_vis, 1)) * std::size_t(a.n_heads), "attention scores workspace");
+    ml_.reserve(std::size_t(a.n_heads), "attention scores workspace");
+    if (n_vis > 0) {
+      constexpr int th = detail::ScoresTraits::kThreads;
+      const std::size_t smem = std::size_t(a.n_heads) * std::size_t(a.hd) * sizeof(float);
+      if (smem > 48 * 1024) {
+        LAZYLLM_CUDA_CHECK(cudaFuncSetAttribute(detail::last_row_logits_kernel<detail::ScoresTraits>,
+                                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+      }
+      detail::last_row_logits_kernel<detail::ScoresTraits><<<unsigned((n_vis + th / 32 - 1) / (th / 32)), th, smem, stream>>>(
+          a, scale, n_vis, logits_.get());
+      LAZYLLM_CUDA_CHECK_LAUNCH();
+      detail::last_row_softmax_stats_kernel<detail::ScoresTraits><<<a.n_heads, 256, 0, stream>>>(logits_.get(), n_vis, ml_.get());
+      LAZYLLM_CUDA_CHECK_LAUNCH();
+    }
+    detail::last_row_mean_kernel<detail::ScoresTraits><<<unsigned((a.n_kv + 255) / 256), 256, 0, stream>>>(logits_.get(), ml_.get(),
+                                                                                     a.n_heads, n_vis, a.n_kv, scores_dev);
+    LAZYLLM_CUDA_CHECK_LAUNCH();
+  }
+
+  int last_splits() const { return last_splits_; }
+
+ private:
+  int sm_count_ = 132;
+  int last_splits_ = 1;
+  DeviceBuffer<float> part_o_, part_ml_, logits_;
+  DeviceBuffer<float2> ml_;
+};
+
+}  // namespace lazyllm::cuda

@@ -1,0 +1,435 @@
+// SPDX-License-Identifier: MIT
+// The CUDA backend: bf16 weights and GEMM activations, fp32 accumulation and fp32 residual
+// stream, everything on one user-given stream. Satisfies AttentionBackend, so
+// Pipeline<Config, Policy, Layout, CudaBackend> works unchanged.
+//
+// Layering: CudaBackend (this file: weights, storage, index uploads, the order of a layer)
+//   -> Gemm (gemm.cuh, cuBLASLt) / Attention (attention.cuh) / detail::launch_* (kernels.cuh)
+//   -> kernels templated on traits structs -> warp/block helpers (common.cuh).
+#pragma once
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lazyllm/backend/attention_backend.hpp"
+#include "lazyllm/backend/cuda/attention.cuh"
+#include "lazyllm/backend/cuda/common.cuh"
+#include "lazyllm/backend/cuda/gemm.cuh"
+#include "lazyllm/backend/cuda/kernels.cuh"
+#include "lazyllm/detail/error.hpp"
+#include "lazyllm/detail/parallel.hpp"
+#include "lazyllm/model/weights.hpp"
+
+namespace lazyllm {
+
+class CudaBackend {
+ public:
+  /// rows x dim fp32 activations (the residual stream) in device memory. Default-constructible
+  /// and movable so the pipeline can keep and swap them; capacity only grows.
+  struct Activations {
+    int rows = 0;
+    int dim = 0;
+    cuda::DeviceBuffer<float> buf;
+    void resize(int r, int d) {
+      rows = r;
+      dim = d;
+      buf.reserve(std::size_t(std::max(r, 1)) * std::size_t(d), "activations");
+    }
+    float* data() { return buf.get(); }
+    const float* data() const { return buf.get(); }
+    float* row(int r) { return buf.get() + std::size_t(r) * std::size_t(dim); }
+    const float* row(int r) const { return buf.get() + std::size_t(r) * std::size_t(dim); }
+    /// Copies to the host (synchronous; for tests and debugging).
+    std::vector<float> to_host() const {
+      std::vector<float> h(std::size_t(rows) * std::size_t(dim));
+      if (!h.empty()) LAZYLLM_CUDA_CHECK(cudaMemcpy(h.data(), buf.get(), h.size() * sizeof(float), cudaMemcpyDeviceToHost));
+      return h;
+    }
+    /// Copies host rows in (synchronous; for tests).
+    void from_host(std::span<const float> h, int r, int d) {
+      resize(r, d);
+      if (!h.empty()) LAZYLLM_CUDA_CHECK(cudaMemcpy(buf.get(), h.data(), h.size() * sizeof(float), cudaMemcpyHostToDevice));
+    }
+  };
+
+  /// Uploads the weights as bf16 (fused QKV [(d + 2 kvd), d] and gate/up [2 hid, d]) on `stream`.
+  /// Throws Error when no GPU is present or the model does not fit in free device memory.
+  explicit CudaBackend(const ModelWeights& w, cudaStream_t stream = nullptr) : config_(w.config), stream_(stream) {
+    config_.validate();
+    const auto& c = config_;
+    if (int(w.layers.size()) != c.n_layers)
+      throw ConfigError("CudaBackend: weights have " + std::to_string(w.layers.size()) + " layers, config says " +
+                        std::to_string(c.n_layers));
+    if (c.dim % 8 != 0 || c.kv_dim() % 8 != 0)
+      throw ConfigError("CudaBackend: dim (" + std::to_string(c.dim) + ") and kv_dim (" + std::to_string(c.kv_dim()) +
+                        ") must be multiples of 8");
+    if (c.head_dim() > 128)
+      throw ConfigError("CudaBackend: head_dim " + std::to_string(c.head_dim()) + " is not supported (at most 128)");
+    const int dev = cuda::detail::require_device();
+    cudaDeviceProp prop{};
+    LAZYLLM_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+    attn_.init(prop.multiProcessorCount);
+
+    hid_ = (c.hidden_dim + 7) / 8 * 8;  // padded with zero weights: 16-byte aligned rows everywhere
+    const std::int64_t d = c.dim, kvd = c.kv_dim(), v = c.vocab_size, hid = hid_;
+    const std::int64_t per_layer = (d + 2 * kvd) * d + d * d + 2 * hid * d + d * hid;
+    const std::int64_t n_bf16 = v * d * (c.tied_embeddings ? 1 : 2) + c.n_layers * per_layer;
+    const std::uint64_t need = std::uint64_t(n_bf16) * 2 + std::uint64_t(c.n_layers * 2 + 1) * d * 4 +
+                               std::uint64_t(c.max_seq_len) * (c.head_dim() / 2) * 8 + cuda::Gemm::kWorkspaceBytes;
+    const std::uint64_t free_b = cuda::detail::free_device_bytes();
+    if (need > free_b)
+      throw Error("CudaBackend: the model needs " + cuda::detail::format_bytes(need) + " of GPU memory for its bf16 weights, " +
+                  cuda::detail::format_bytes(free_b) + " are free on device " + std::to_string(dev) + " (" + prop.name + ")");
+
+    gemm_.init();
+    weights_.reset(std::size_t(n_bf16), "bf16 weights");
+    norms_.reset(std::size_t(c.n_layers * 2 + 1) * std::size_t(d), "norm weights");
+
+    // Upload: each tensor is converted to bf16 on the host (one tensor at a time, so the host
+    // never holds a second copy of the model) and copied to its place; padding stays zero.
+    LAZYLLM_CUDA_CHECK(cudaMemset(weights_.get(), 0, weights_.bytes()));
+    std::vector<std::uint16_t> host;
+    std::int64_t at = 0;
+    auto put = [&](const float* src, std::int64_t out_rows, std::int64_t in, std::int64_t dst_ld) {
+      // `out_rows` rows of `in` values into a region with row stride dst_ld, at offset `at`
+      host.assign(std::size_t(out_rows * dst_ld), 0);
+      detail::parallel_for(out_rows, in, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t r = b; r < e; ++r)
+          for (std::int64_t i = 0; i < in; ++i)
+            host[std::size_t(r * dst_ld + i)] = cuda::detail::float_to_bf16_bits(src[r * in + i]);
+      });
+      LAZYLLM_CUDA_CHECK(cudaMemcpy(weights_.get() + at, host.data(), host.size() * 2, cudaMemcpyHostToDevice));
+    };
+    const std::int64_t emb_at = at;
+    put(w.token_embedding, v, d, d);
+    at += v * d;
+    std::int64_t cls_at = emb_at;
+    if (!c.tied_embeddings) {
+      cls_at = at;
+      put(w.classifier, v, d, d);
+      at += v * d;
+    }
+    std::vector<LayerOffsets> offs;
+    for (const auto& lw : w.layers) {
+      LayerOffsets o;
+      o.qkv = at;
+      put(lw.wq, d, d, d);
+      at += d * d;
+      put(lw.wk, kvd, d, d);
+      at += kvd * d;
+      put(lw.wv, kvd, d, d);
+      at += kvd * d;
+      o.wo = at;
+      put(lw.wo, d, d, d);
+      at += d * d;
+      o.gate_up = at;
+      put(lw.w1, c.hidden_dim, d, d);  // gate rows [0, hidden); rows up to hid_ stay zero
+      at += hid * d;
+      put(lw.w3, c.hidden_dim, d, d);  // up rows [hid_, hid_ + hidden)
+      at += hid * d;
+      o.w2 = at;
+      put(lw.w2, d, c.hidden_dim, hid);  // [d, hid_], zero columns past hidden
+      at += d * hid;
+      offs.push_back(o);
+    }
+    host = {};
+    const cuda::bf16* base = weights_.get();
+    embedding_ = base + emb_at;
+    classifier_ = base + cls_at;
+    for (int l = 0; l < c.n_layers; ++l) {
+      Layer L;
+      L.qkv = base + offs[l].qkv;
+      L.wo = base + offs[l].wo;
+      L.gate_up = base + offs[l].gate_up;
+      L.w2 = base + offs[l].w2;
+      L.attn_norm = norms_.get() + std::size_t(2 * l) * d;
+      L.ffn_norm = norms_.get() + std::size_t(2 * l + 1) * d;
+      layers_.push_back(L);
+    }
+    final_norm_ = norms_.get() + std::size_t(2 * c.n_layers) * d;
+    std::vector<float> nh(std::size_t(c.n_layers * 2 + 1) * std::size_t(d));
+    for (int l = 0; l < c.n_layers; ++l) {
+      std::copy_n(w.layers[l].attn_norm, d, nh.data() + std::size_t(2 * l) * d);
+      std::copy_n(w.layers[l].ffn_norm, d, nh.data() + std::size_t(2 * l + 1) * d);
+    }
+    std::copy_n(w.final_norm, d, nh.data() + std::size_t(2 * c.n_layers) * d);
+    LAZYLLM_CUDA_CHECK(cudaMemcpy(norms_.get(), nh.data(), nh.size() * 4, cudaMemcpyHostToDevice));
+
+    const auto table = cuda::detail::rope_table(c.max_seq_len, c.head_dim(), c.rope_theta);
+    rope_.reset(table.size(), "RoPE table");
+    LAZYLLM_CUDA_CHECK(cudaMemcpy(rope_.get(), table.data(), table.size() * sizeof(float2), cudaMemcpyHostToDevice));
+    for (auto& s : staging_) s.done.create();
+  }
+
+  CudaBackend(CudaBackend&&) noexcept = default;
+  CudaBackend& operator=(CudaBackend&&) noexcept = default;
+  ~CudaBackend() {
+    if (weights_) (void)cudaStreamSynchronize(stream_);  // no queued work may outlive the buffers
+  }
+
+  const RuntimeConfig& config() const { return config_; }
+  static constexpr std::string_view name() { return "cuda"; }
+  /// The Aux Cache keeps the fp32 residual stream, so a revived token resumes exactly.
+  std::int64_t aux_bytes_per_token() const { return std::int64_t(config_.dim) * std::int64_t(sizeof(float)); }
+  void synchronize() { LAZYLLM_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  cudaStream_t stream() const { return stream_; }
+  cuda::Gemm& gemm() { return gemm_; }
+  cuda::Attention& attention() { return attn_; }
+
+  /// K and V storage (bf16, kv_slots x kv_dim each) and the Aux Cache (fp32, aux_slots x dim).
+  void allocate(std::int64_t kv_slots, std::int64_t aux_slots) {
+    synchronize();
+    k_.release();
+    v_.release();
+    aux_.release();
+    const std::uint64_t kvd = std::uint64_t(config_.kv_dim()), d = std::uint64_t(config_.dim);
+    const std::uint64_t need = 2 * std::uint64_t(kv_slots) * kvd * 2 + std::uint64_t(aux_slots) * d * 4;
+    const std::uint64_t free_b = cuda::detail::free_device_bytes();
+    if (need > free_b)
+      throw Error("CudaBackend: the KV cache (" + std::to_string(kv_slots) + " slots) and Aux Cache (" +
+                  std::to_string(aux_slots) + " slots) need " + cuda::detail::format_bytes(need) + ", only " +
+                  cuda::detail::format_bytes(free_b) + " are free on the GPU");
+    try {
+      k_.reset(std::size_t(kv_slots) * kvd, "K cache");
+      v_.reset(std::size_t(kv_slots) * kvd, "V cache");
+      aux_.reset(std::size_t(aux_slots) * d, "Aux Cache");
+    } catch (...) {
+      k_.release();
+      v_.release();
+      aux_.release();
+      throw;
+    }
+    if (k_) LAZYLLM_CUDA_CHECK(cudaMemsetAsync(k_.get(), 0, k_.bytes(), stream_));
+    if (v_) LAZYLLM_CUDA_CHECK(cudaMemsetAsync(v_.get(), 0, v_.bytes(), stream_));
+    if (aux_) LAZYLLM_CUDA_CHECK(cudaMemsetAsync(aux_.get(), 0, aux_.bytes(), stream_));
+    kv_slots_ = kv_slots;
+    aux_slots_ = aux_slots;
+  }
+
+  void embed(std::span<const std::int32_t> ids, Activations& x) {
+    const int n = int(ids.size()), d = config_.dim;
+    x.resize(n, d);
+    if (n == 0) return;
+    for (auto id : ids)
+      if (id < 0 || id >= config_.vocab_size)
+        throw InvalidArgument("CudaBackend::embed: token id " + std::to_string(id) + " is outside the vocabulary");
+    auto* dev = upload(ids);
+    cuda::detail::launch_embed(embedding_, reinterpret_cast<const std::int32_t*>(dev), n, d, x.data(), stream_);
+  }
+
+  void gather(const Activations& src, std::span<const std::int32_t> src_rows, std::span<const std::int64_t> aux_slots,
+              Activations& dst) {
+    const int n = int(src_rows.size()), d = config_.dim;
+    dst.resize(n, d);
+    if (n == 0) return;
+    auto dev = upload(src_rows, aux_slots);
+    cuda::detail::launch_gather_rows(src.data(), reinterpret_cast<const std::int32_t*>(dev.first), dev.second, aux_.get(),
+                                     n, d, dst.data(), stream_);
+  }
+
+  void store_aux(const Activations& x, std::span<const std::int32_t> rows, std::span<const std::int64_t> aux_slots) {
+    const int n = int(rows.size());
+    if (n == 0) return;
+    auto dev = upload(rows, aux_slots);
+    cuda::detail::launch_store_aux(x.data(), reinterpret_cast<const std::int32_t*>(dev.first), dev.second, n, config_.dim,
+                                   aux_.get(), stream_);
+  }
+
+  /// One decoder layer in place on x (see CpuBackend::layer for the formula).
+  void layer(const LayerCall& call, Activations& x, std::span<float> scores) {
+    const auto& c = config_;
+    const Layer& L = layers_.at(std::size_t(call.layer));
+    const int rows = x.rows, d = c.dim, kvd = c.kv_dim(), hd = c.head_dim(), n_kv = int(call.kv_pos.size());
+    if (rows == 0) return;
+    if (int(call.q_pos.size()) != rows || int(call.q_slots.size()) != rows || int(call.kv_slots.size()) != n_kv)
+      throw InvalidArgument("CudaBackend::layer: index arrays do not match the activations (" + std::to_string(rows) +
+                            " rows)");
+    reserve_scratch(rows);
+    const LayerIndices idx = upload_layer(call);
+
+    // Attention block.
+    cuda::detail::launch_rmsnorm(x.data(), nullptr, L.attn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
+    gemm_.run(xn_.get(), L.qkv, qkv_.get(), rows, d, d + 2 * kvd, stream_);
+    cuda::detail::RopeArgs ra;
+    ra.qkv = qkv_.get();
+    ra.ld = d + 2 * kvd;
+    ra.rows = rows;
+    ra.n_heads = c.n_heads;
+    ra.n_kv_heads = c.n_kv_heads;
+    ra.hd = hd;
+    ra.pos = idx.q_pos;
+    ra.slots = idx.q_slots;
+    ra.table = rope_.get();
+    ra.max_pos = c.max_seq_len;
+    ra.style = c.rope_style;
+    ra.k_cache = k_.get();
+    ra.v_cache = v_.get();
+    cuda::detail::launch_rope_store(ra, stream_);
+
+    cuda::AttnArgs aa;
+    aa.q = qkv_.get();
+    aa.ldq = d + 2 * kvd;
+    aa.k_cache = k_.get();
+    aa.v_cache = v_.get();
+    aa.kv_slots = idx.kv_slots;
+    aa.kv_pos = idx.kv_pos;
+    aa.q_pos = idx.q_pos;
+    aa.rows = rows;
+    aa.n_kv = n_kv;
+    aa.n_heads = c.n_heads;
+    aa.n_kv_heads = c.n_kv_heads;
+    aa.hd = hd;
+    aa.out = att_.get();
+    aa.ldo = d;
+    attn_.run(aa, stream_);
+    if (call.want_scores) {
+      if (scores.size() < std::size_t(n_kv))
+        throw InvalidArgument("CudaBackend::layer: scores span has " + std::to_string(scores.size()) + " entries, " +
+                              std::to_string(n_kv) + " needed");
+      const int n_vis =
+          int(std::upper_bound(call.kv_pos.begin(), call.kv_pos.end(), call.q_pos[std::size_t(rows - 1)]) - call.kv_pos.begin());
+      scores_dev_.reserve(std::size_t(n_kv), "scores");
+      attn_.last_row_scores(aa, n_vis, scores_dev_.get(), stream_);
+      scores_host_.reserve(std::size_t(n_kv));
+      LAZYLLM_CUDA_CHECK(cudaMemcpyAsync(scores_host_.get(), scores_dev_.get(), std::size_t(n_kv) * sizeof(float),
+                                         cudaMemcpyDeviceToHost, stream_));
+    }
+    gemm_.run(att_.get(), L.wo, o_.get(), rows, d, d, stream_);
+
+    // FFN block: x += o; xn = norm(x); x += W2 swiglu(W13 xn).
+    cuda::detail::launch_rmsnorm(x.data(), o_.get(), L.ffn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
+    gemm_.run(xn_.get(), L.gate_up, gu_.get(), rows, d, 2 * hid_, stream_);
+    cuda::detail::launch_swiglu(gu_.get(), rows, hid_, h_.get(), stream_);
+    gemm_.run(h_.get(), L.w2, o_.get(), rows, hid_, d, stream_);
+    cuda::detail::launch_residual_add(x.data(), o_.get(), std::int64_t(rows) * d, stream_);
+
+    if (call.want_scores) {
+      // The pipeline selects from the scores right after this call: wait for them here.
+      synchronize();
+      std::copy_n(scores_host_.get(), n_kv, scores.begin());
+    }
+  }
+
+  /// Final RMSNorm and classifier of one row, as host fp32 logits (valid until the next call).
+  std::span<const float> logits(const Activations& x, int row) {
+    const auto& c = config_;
+    if (row < 0 || row >= x.rows) throw InvalidArgument("CudaBackend::logits: row " + std::to_string(row) + " out of range");
+    reserve_scratch(1);
+    logits_dev_.reserve(std::size_t(c.vocab_size), "logits");
+    // The final norm must not modify x: rmsnorm without delta only reads it.
+    cuda::detail::launch_rmsnorm(const_cast<float*>(x.row(row)), nullptr, final_norm_, 1, c.dim, c.norm_eps, xn_.get(),
+                                 stream_);
+    gemm_.run(xn_.get(), classifier_, logits_dev_.get(), 1, c.dim, c.vocab_size, stream_);
+    logits_host_.reserve(std::size_t(c.vocab_size));
+    LAZYLLM_CUDA_CHECK(cudaMemcpyAsync(logits_host_.get(), logits_dev_.get(), std::size_t(c.vocab_size) * sizeof(float),
+                                       cudaMemcpyDeviceToHost, stream_));
+    synchronize();
+    return {logits_host_.get(), std::size_t(c.vocab_size)};
+  }
+
+  // ---- device views (tests, benchmarks) ----
+  const cuda::bf16* k_cache() const { return k_.get(); }
+  const cuda::bf16* v_cache() const { return v_.get(); }
+  const float* aux_cache() const { return aux_.get(); }
+  int padded_hidden() const { return hid_; }
+
+ private:
+  struct Layer {
+    const cuda::bf16 *qkv = nullptr, *wo = nullptr, *gate_up = nullptr, *w2 = nullptr;
+    const float *attn_norm = nullptr, *ffn_norm = nullptr;
+  };
+  struct LayerOffsets {
+    std::int64_t qkv = 0, wo = 0, gate_up = 0, w2 = 0;
+  };
+  struct LayerIndices {
+    const std::int32_t *q_pos = nullptr, *kv_pos = nullptr;
+    const std::int64_t *q_slots = nullptr, *kv_slots = nullptr;
+  };
+  /// Pinned host staging for index uploads, paired with a device buffer. Two of them alternate;
+  /// a slot's event marks when its last copy has run, so the host never overwrites bytes that a
+  /// queued cudaMemcpyAsync has not read yet.
+  struct Staging {
+    cuda::PinnedBuffer<std::int64_t> host;
+    cuda::DeviceBuffer<std::int64_t> dev;
+    cuda::Event done;
+  };
+
+  static std::size_t words_for(std::size_t bytes) { return (bytes + 15) / 16 * 2; }  // 16-byte aligned sections
+
+  /// Copies the spans, each 16-byte aligned, into the next staging slot and uploads them with one
+  /// cudaMemcpyAsync. Returns the device address of each span.
+  template <class... Spans>
+  std::array<const void*, sizeof...(Spans)> upload_all(const Spans&... spans) {
+    std::size_t words = 0;
+    ((words += words_for(spans.size_bytes())), ...);
+    Staging& s = staging_[next_staging_];
+    next_staging_ = (next_staging_ + 1) % staging_.size();
+    LAZYLLM_CUDA_CHECK(cudaEventSynchronize(s.done.get()));  // its previous copy has been read
+    if (words > s.host.size()) {
+      s.host.reserve(words);
+      s.dev.reserve(s.host.size(), "index staging");
+    }
+    std::array<const void*, sizeof...(Spans)> out{};
+    std::size_t at = 0, k = 0;
+    auto one = [&](const auto& sp) {
+      if (sp.size_bytes()) std::memcpy(s.host.get() + at, sp.data(), sp.size_bytes());
+      out[k++] = s.dev.get() + at;
+      at += words_for(sp.size_bytes());
+    };
+    (one(spans), ...);
+    if (at) LAZYLLM_CUDA_CHECK(cudaMemcpyAsync(s.dev.get(), s.host.get(), at * 8, cudaMemcpyHostToDevice, stream_));
+    LAZYLLM_CUDA_CHECK(cudaEventRecord(s.done.get(), stream_));
+    return out;
+  }
+  const void* upload(std::span<const std::int32_t> a) { return upload_all(a)[0]; }
+  std::pair<const void*, const std::int64_t*> upload(std::span<const std::int32_t> a, std::span<const std::int64_t> b) {
+    const auto p = upload_all(a, b);
+    return {p[0], static_cast<const std::int64_t*>(p[1])};
+  }
+  LayerIndices upload_layer(const LayerCall& call) {
+    const auto p = upload_all(call.q_pos, call.kv_pos, call.q_slots, call.kv_slots);
+    return {static_cast<const std::int32_t*>(p[0]), static_cast<const std::int32_t*>(p[1]),
+            static_cast<const std::int64_t*>(p[2]), static_cast<const std::int64_t*>(p[3])};
+  }
+
+  void reserve_scratch(int rows) {
+    const auto& c = config_;
+    const std::size_t r = std::size_t(rows), d = std::size_t(c.dim), kvd = std::size_t(c.kv_dim());
+    xn_.reserve(r * d, "layer scratch");
+    qkv_.reserve(r * (d + 2 * kvd), "layer scratch");
+    att_.reserve(r * d, "layer scratch");
+    o_.reserve(r * d, "layer scratch");
+    gu_.reserve(r * 2 * std::size_t(hid_), "layer scratch");
+    h_.reserve(r * std::size_t(hid_), "layer scratch");
+  }
+
+  RuntimeConfig config_;
+  cudaStream_t stream_ = nullptr;
+  int hid_ = 0;
+  cuda::Gemm gemm_;
+  cuda::Attention attn_;
+  cuda::DeviceBuffer<cuda::bf16> weights_;
+  cuda::DeviceBuffer<float> norms_;
+  cuda::DeviceBuffer<float2> rope_;
+  const cuda::bf16* embedding_ = nullptr;
+  const cuda::bf16* classifier_ = nullptr;
+  const float* final_norm_ = nullptr;
+  std::vector<Layer> layers_;
+  cuda::DeviceBuffer<cuda::bf16> k_, v_;
+  cuda::DeviceBuffer<float> aux_;
+  std::int64_t kv_slots_ = 0, aux_slots_ = 0;
+  cuda::DeviceBuffer<cuda::bf16> xn_, qkv_, att_, o_, gu_, h_;
+  cuda::DeviceBuffer<float> scores_dev_, logits_dev_;
+  cuda::PinnedBuffer<float> scores_host_, logits_host_;
+  std::array<Staging, 2> staging_;
+  std::size_t next_staging_ = 0;
+};
+
+static_assert(AttentionBackend<CudaBackend>);
+
+}  // namespace lazyllm

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: MIT
+// cuBLASLt bf16 GEMM for the linear layers: y[rows, out] = x[rows, in] * W^T with W row-major
+// [out, in] (the checkpoint layout), fp32 accumulation (CUBLAS_COMPUTE_32F), output bf16 or fp32.
+// The heuristic's algorithm and the descriptors are cached per (rows, in, out, output type).
+#pragma once
+#include <cublasLt.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <tuple>
+
+#include "lazyllm/backend/cuda/common.cuh"
+
+namespace lazyllm::cuda {
+
+namespace detail {
+
+template <class T>
+struct CudaType;
+template <>
+struct CudaType<bf16> {
+  static constexpr cudaDataType_t value = CUDA_R_16BF;
+};
+template <>
+struct CudaType<float> {
+  static constexpr cudaDataType_t value = CUDA_R_32F;
+};
+
+/// One cached problem shape: descriptors plus the algorithm the heuristic chose.
+struct GemmPlan {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  GemmPlan() = default;
+  GemmPlan(const GemmPlan&) = delete;
+  GemmPlan& operator=(const GemmPlan&) = delete;
+  ~GemmPlan() {
+    if (a) cublasLtMatrixLayoutDestroy(a);
+    if (b) cublasLtMatrixLayoutDestroy(b);
+    if (d) cublasLtMatrixLayoutDestroy(d);
+    if (op) cublasLtMatmulDescDestroy(op);
+  }
+};
+
+}  // namespace detail
+
+/// Owns the cuBLASLt handle, the workspace and the plan cache. Move-only.
+class Gemm {
+ public:
+  static constexpr std::size_t kWorkspaceBytes = std::size_t(32) << 20;
+
+  Gemm() = default;
+  /// Creates the handle and the workspace (call with a device present).
+  void init() {
+    if (handle_) return;
+    cublasLtHandle_t h = nullptr;
+    LAZYLLM_CUBLAS_CHECK(cublasLtCreate(&h));
+    handle_.reset(h);
+    workspace_.reset(kWorkspaceBytes, "cuBLASLt workspace");
+  }
+
+  /// y[rows, out] = x[rows, in] * w[out, in]^T on `stream`. x, w bf16 row-major; y is OutT
+  /// (bf16 or float) row-major with leading dimension `ldy` (0 = out).
+  template <class OutT>
+  void run(const bf16* x, const bf16* w, OutT* y, int rows, int in, int out, cudaStream_t stream, int ldy = 0) {
+    if (rows <= 0) return;
+    if (ldy == 0) ldy = out;
+    const detail::GemmPlan& p = plan(rows, in, out, ldy, detail::CudaType<OutT>::value);
+    const float alpha = 1.0f, beta = 0.0f;
+    // Column-major view: D[out, rows] = op(A)[out, in] * B[in, rows], A = W^T stored [in, out].
+    LAZYLLM_CUBLAS_CHECK(cublasLtMatmul(handle_.get(), p.op, &alpha, w, p.a, x, p.b, &beta, y, p.d, y, p.d, &p.algo,
+                                        workspace_.get(), workspace_.bytes(), stream));
+  }
+
+  std::size_t cached_plans() const { return plans_.size(); }
+
+ private:
+  struct HandleDeleter {
+    void operator()(cublasLtHandle_t h) const { cublasLtDestroy(h); }
+  };
+  using Key = std::tuple<int, int, int, int, int>;
+
+  const detail::GemmPlan& plan(int rows, int in, int out, int ldy, cudaDataType_t dtype) {
+    const Key key{rows, in, out, ldy, int(dtype)};
+    if (auto it = plans_.find(key); it != plans_.end()) return *it->second;
+    auto p = std::make_unique<detail::GemmPlan>();
+    LAZYLLM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    LAZYLLM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    LAZYLLM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    LAZYLLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, in, out, in));
+    LAZYLLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, in, rows, in));
+    LAZYLLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->d, dtype, out, rows, ldy));
+
+    cublasLtMatmulPreference_t pref = nullptr;
+    LAZYLLM_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    std::unique_ptr<std::remove_pointer_t<cublasLtMatmulPreference_t>, decltype(&cublasLtMatmulPreferenceDestroy)>
+        pref_guard(pref, &cublasLtMatmulPreferenceDestroy);
+    const std::uint64_t ws = workspace_.bytes();
+    LAZYLLM_CUBLAS_CHECK(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    LAZYLLM_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_.get(), p->op, p->a, p->b, p->d, p->d, pref, 1, &result,
+                                                        &found));
+    if (found == 0)
+      throw Error("CudaBackend: cuBLASLt found no bf16 GEMM algorithm for rows=" + std::to_string(rows) +
+                  " in=" + std::to_string(in) + " out=" + std::to_string(out));
+    p->algo = result.algo;
+    return *plans_.emplace(key, std::move(p)).first->second;
+  }
+
+  std::unique_ptr<std::remove_pointer_t<cublasLtHandle_t>, HandleDeleter> handle_;
+  DeviceBuffer<std::uint8_t> workspace_;
+  std::map<Key, std::unique_ptr<detail::GemmPlan>> plans_;
+};
+
+}  // namespace lazyllm::cuda

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: MIT
+// The memory-bound kernels of a decoder layer: embedding gather, RMSNorm (optionally fused with
+// the residual add), RoPE fused with the K/V scatter into cache slots, SwiGLU, the residual add,
+// and the row gathers of the Aux Cache. Each kernel is templated on a small traits struct and
+// has a host launcher (detail::launch_*) that checks the launch.
+//
+// Conventions: the residual stream (Activations) is fp32 rows x dim; inputs and outputs of the
+// GEMMs are bf16; row widths are multiples of 8 so that every thread moves 16 bytes of bf16.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "lazyllm/backend/cuda/common.cuh"
+#include "lazyllm/config/model_config.hpp"
+
+namespace lazyllm::cuda {
+
+/// Element types of the default (and only) instantiation: bf16 storage, fp32 residual stream.
+struct Bf16Traits {
+  using store_t = bf16;      // weights, GEMM inputs/outputs, K/V cache
+  using residual_t = float;  // the residual stream (Activations) and the Aux Cache
+  static constexpr int kVec = 8;           // elements per thread per access (16 bytes of bf16)
+  static constexpr int kNormThreads = 256;  // threads per row in RMSNorm
+};
+
+namespace detail {
+
+// ------------------------------------------------------------------ embedding
+
+/// x[r, :] = table[ids[r], :] (bf16 table, fp32 residual rows).
+template <class T>
+__global__ void embed_kernel(const bf16* __restrict__ table, const std::int32_t* __restrict__ ids, int rows, int dim,
+                             float* __restrict__ x) {
+  const int chunks = dim / T::kVec;
+  const std::int64_t n = std::int64_t(rows) * chunks;
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += std::int64_t(gridDim.x) * blockDim.x) {
+    const int r = int(i / chunks), c = int(i % chunks);
+    const Bf16x8 v = reinterpret_cast<const Bf16x8*>(table + std::int64_t(ids[r]) * dim)[c];
+    float f[8];
+    unpack8(v, f);
+    float4* out = reinterpret_cast<float4*>(x + std::int64_t(r) * dim + c * 8);
+    out[0] = make_float4(f[0], f[1], f[2], f[3]);
+    out[1] = make_float4(f[4], f[5], f[6], f[7]);
+  }
+}
+
+// ------------------------------------------------------------------ RMSNorm
+
+__device__ __forceinline__ void load8(const float* p, float (&f)[8]) {
+  const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+  f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+}
+__device__ __forceinline__ void store8(float* p, const float (&f)[8]) {
+  reinterpret_cast<float4*>(p)[0] = make_float4(f[0], f[1], f[2], f[3]);
+  reinterpret_cast<float4*>(p)[1] = make_float4(f[4], f[5], f[6], f[7]);
+}
+
+/// One block per row. When kAdd: x += delta first (the residual add, written back to x).
+/// Then out = bf16(x / sqrt(mean(x^2) + eps) * w).
+template <class T, bool kAdd>
+__global__ void __launch_bounds__(T::kNormThreads) rmsnorm_kernel(float* __restrict__ x, const bf16* __restrict__ delta,
+                                                                  const float* __restrict__ w, int dim, float eps,
+                                                                  bf16* __restrict__ out) {
+  const std::int64_t row = blockIdx.x;
+  float* xr = x + row * dim;
+  float ss = 0.0f;
+  for (int c = threadIdx.x; c < dim / 8; c += blockDim.x) {
+    float f[8];
+    load8(xr + c * 8, f);
+    if constexpr (kAdd) {
+      float d[8];
+      unpack8(reinterpret_cast<const Bf16x8*>(delta + row * dim)[c], d);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) f[i] += d[i];
+      store8(xr + c * 8, f);
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) ss += f[i] * f[i];
+  }
+  const float scale = rsqrtf(block_sum(ss) / float(dim) + eps);
+  for (int c = threadIdx.x; c < dim / 8; c += blockDim.x) {
+    float f[8], g[8];
+    load8(xr + c * 8, f);
+    load8(w + c * 8, g);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) f[i] = f[i] * scale * g[i];
+    reinterpret_cast<Bf16x8*>(out + row * dim)[c] = pack8(f);
+  }
+}
+
+/// x += delta (fp32 residual += bf16 GEMM output).
+template <class T>
+__global__ void residual_add_kernel(float* __restrict__ x, const bf16* __restrict__ delta, std::int64_t n8) {
+  for (std::int64_t c = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; c < n8;
+       c += std::int64_t(gridDim.x) * blockDim.x) {
+    float f[8], d[8];
+    load8(x + c * 8, f);
+    unpack8(reinterpret_cast<const Bf16x8*>(delta)[c], d);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) f[i] += d[i];
+    store8(x + c * 8, f);
+  }
+}
+
+// ------------------------------------------------------------------ RoPE + K/V scatter
+
+struct RopeArgs {
+  bf16* qkv = nullptr;  // [rows, ld]: q (n_heads*hd) | k (n_kv_heads*hd) | v (n_kv_heads*hd)
+  int ld = 0, rows = 0, n_heads = 0, n_kv_heads = 0, hd = 0;
+  const std::int32_t* pos = nullptr;   // [rows] original positions
+  const std::int64_t* slots = nullptr; // [rows] K/V slots
+  const float2* table = nullptr;       // [max_pos, hd/2] (cos, sin)
+  int max_pos = 0;
+  RopeStyle style = RopeStyle::Interleaved;
+  bf16* k_cache = nullptr;  // [slots, kvd]
+  bf16* v_cache = nullptr;
+};
+
+/// One block per row: rotates the q heads in place, rotates the k heads into the K cache slot,
+/// copies v into the V cache slot. Rotation in fp32 with the host-computed (cos, sin) table,
+/// the same values the CPU reference computes.
+template <class T>
+__global__ void rope_store_kernel(RopeArgs a) {
+  const int r = blockIdx.x;
+  const int half = a.hd / 2, kvd = a.n_kv_heads * a.hd, d = a.n_heads * a.hd;
+  int p = a.pos[r];
+  p = p < 0 ? 0 : (p >= a.max_pos ? a.max_pos - 1 : p);  // the pipeline keeps p < max_seq_len
+  const float2* cs = a.table + std::int64_t(p) * half;
+  bf16* row = a.qkv + std::int64_t(r) * a.ld;
+  const std::int64_t slot = a.slots[r];
+  bf16* kdst = a.k_cache + slot * kvd;
+  const int pairs = (a.n_heads + a.n_kv_heads) * half;
+  for (int j = threadIdx.x; j < pairs; j += blockDim.x) {
+    const int head = j / half, i = j % half;
+    const int ia = a.style == RopeStyle::Interleaved ? 2 * i : i;
+    const int ib = a.style == RopeStyle::Interleaved ? 2 * i + 1 : i + half;
+    bf16* src = row + head * a.hd;  // q heads, then k heads (contiguous)
+    const float x0 = __bfloat162float(src[ia]), x1 = __bfloat162float(src[ib]);
+    const float2 c = cs[i];
+    const bf16 y0 = __float2bfloat16_rn(x0 * c.x - x1 * c.y), y1 = __float2bfloat16_rn(x0 * c.y + x1 * c.x);
+    if (head < a.n_heads) {
+      src[ia] = y0;
+      src[ib] = y1;
+    } else {
+      bf16* dst = kdst + (head - a.n_heads) * a.hd;
+      dst[ia] = y0;
+      dst[ib] = y1;
+    }
+  }
+  const Bf16x8* vsrc = reinterpret_cast<const Bf16x8*>(row + d + kvd);
+  Bf16x8* vdst = reinterpret_cast<Bf16x8*>(a.v_cache + slot * kvd);
+  for (int c = threadIdx.x; c < kvd / 8; c += blockDim.x) vdst[c] = vsrc[c];
+}
+
+// ------------------------------------------------------------------ SwiGLU
+
+/// h[r, i] = silu(gu[r, i]) * gu[r, hid + i]  (gate | up from the fused gate/up GEMM).
+template <class T>
+__global__ void swiglu_kernel(const bf16* __restrict__ gu, int rows, int hid, bf16* __restrict__ h) {
+  const int chunks = hid / 8;
+  const std::int64_t n = std::int64_t(rows) * chunks;
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += std::int64_t(gridDim.x) * blockDim.x) {
+    const std::int64_t r = i / chunks;
+    const int c = int(i % chunks);
+    const bf16* g = gu + r * 2 * hid;
+    float fg[8], fu[8];
+    unpack8(reinterpret_cast<const Bf16x8*>(g)[c], fg);
+    unpack8(reinterpret_cast<const Bf16x8*>(g + hid)[c], fu);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) fg[k] = fg[k] / (1.0f + __expf(-fg[k])) * fu[k];
+    reinterpret_cast<Bf16x8*>(h + r * hid)[c] = pack8(fg);
+  }
+}
+
+// ------------------------------------------------------------------ row gathers (Aux Cache)
+
+/// dst[i] = src_rows[i] >= 0 ? src[src_rows[i]] : aux[aux_slots[i]]   (fp32 rows of `dim`).
+template <class T>
+__global__ void gather_rows_kernel(const float* __restrict__ src, const std::int32_t* __restrict__ src_rows,
+                                   const std::int64_t* __restrict__ aux_slots, const float* __restrict__ aux, int n,
+                                   int dim, float* __restrict__ dst) {
+  const int chunks = dim / 4;
+  const std::int64_t total = std::int64_t(n) * chunks;
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += std::int64_t(gridDim.x) * blockDim.x) {
+    const int r = int(i / chunks), c = int(i % chunks);
+    const std::int32_t s = src_rows[r];
+    const float* from = s >= 0 ? src + std::int64_t(s) * dim : aux + aux_slots[r] * dim;
+    reinterpret_cast<float4*>(dst + std::int64_t(r) * dim)[c] = reinterpret_cast<const float4*>(from)[c];
+  }
+}
+
+/// aux[aux_slots[i]] = x[rows[i]].
+template <class T>
+__global__ void store_aux_kernel(const float* __restrict__ x, const std::int32_t* __restrict__ rows,
+                                 const std::int64_t* __restrict__ aux_slots, int n, int dim, float* __restrict__ aux) {
+  const int chunks = dim / 4;
+  const std::int64_t total = std::int64_t(n) * chunks;
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += std::int64_t(gridDim.x) * blockDim.x) {
+    const int r = int(i / chunks), c = int(i % chunks);
+    reinterpret_cast<float4*>(aux + aux_slots[r] * dim)[c] =
+        reinterpret_cast<const float4*>(x + std::int64_t(rows[r]) * dim)[c];
+  }
+}
+
+// ------------------------------------------------------------------ host launchers
+
+inline unsigned grid_for(std::int64_t n, int threads) {
+  const std::int64_t b = (n + threads - 1) / threads;
+  return unsigned(b < 65535 * 8 ? (b > 0 ? b : 1) : 65535 * 8);
+}
+
+inline void launch_embed(const bf16* table, const std::int32_t* ids, int rows, int dim, float* x, cudaStream_t s) {
+  if (rows <= 0) return;
+  embed_kernel<Bf16Traits><<<grid_for(std::int64_t(rows) * dim / 8, 256), 256, 0, s>>>(table, ids, rows, dim, x);
+  LAZYLLM_CUDA_CHECK_LAUNCH();
+}
+
+/// out = rmsnorm(x (+= delta when delta != nullptr)) * w.
+inline void launch_rmsnorm(float* x, const bf16* delta, const float* w, int rows, int dim, float eps, bf16* out,
+                           cudaStream_t s) {
+  if (rows <= 0) return;
+  constexpr int th = Bf16Traits::kNormThreads;
+  if (delta)
+    rmsnorm_kernel<Bf16Traits, true><<<rows, th, 0, s>>>(x, delta, w, dim, eps, out);
+  else
+    rmsnorm_kernel<Bf16Traits, false><<<rows, th, 0, s>>>(x, nullptr, w, dim, eps, out);
+  LAZYLLM_CUDA_CHECK_LAUNCH();
+}
+
+inline void launch_residual_add(float* x, const bf16* delta, std::int64_t n, cudaStream_t s) {
+  if (n <= 0) return;
+  residual_add_kernel<Bf16Traits><<<grid_for(n / 8, 256), 256, 0, s>>>(x, delta, n / 8);
+  LAZYLLM_CUDA_CHECK_LAUNCH();
+}
+
+inline void launch_rope_store(const RopeArgs& a, cudaStream_t s) {
+  if (a.rows <= 0) return;
+  rope_store_kernel<Bf16Traits><<<a.rows, 128, 0, s>>>(a);
+  LAZYLLM_CUDA_CHECK_LAUNCH();
+}
+
+inline void launch_swiglu(const bf16* gu, int rows, int hid, bf16* h, cudaStream_t s) {
+  if (rows <= 0) return;
+  swiglu_kernel<Bf16Traits><<<grid_for(std::int64_t(rows) * hid / 8, 256), 256, 0, s>>>(gu, rows, hid, h);
+  LAZYLLM_CUDA_CHECK_LAUNCH();
+}
+
+inline void launch_gather_rows(const float* src, const std::int32_t* src_rows, const std::int64_t* aux_slots,
+                               const float* aux, int n, int dim, float* dst, cudaStream_t s) {
+  if (n <= 0) return;
+  gather_rows_kernel<Bf16Traits>
+      <<<grid_for(std::int64_t(n) * dim / 4, 256), 256, 0, s>>>(src, src_rows, aux_slots, aux, n, dim, dst);
+  LAZYLLM_CUDA_CHECK_LAUNCH();
+}
+
+inline void launch_store_aux(const float* x, const std::int32_t* rows, const std::int64_t* aux_slots, int n, int dim,
+                             float* aux, cudaStream_t s) {
+  if (n <= 0) return;
+  store_aux_kernel<Bf16Traits><<<grid_for(std::int64_t(n) * dim / 4, 256), 256, 0, s>>>(x, rows, aux_slots, n, dim, aux);
+  LAZYLLM_CUDA_CHECK_LAUNCH();
+}
+
+/// The RoPE (cos, sin) table for positions [0, max_pos), computed exactly as cpu::rope does.
+inline std::vector<float2> rope_table(int max_pos, int head_dim, float theta) {
+  const int half = head_dim / 2;
+  std::vector<float2> t(std::size_t(max_pos) * std::size_t(half));
+  for (int i = 0; i < half; ++i) {
+    const double freq = std::pow(double(theta), -2.0 * i / head_dim);
+    for (int p = 0; p < max_pos; ++p) {
+      const double angle = double(p) * freq;
+      t[std::size_t(p) * half + i] = make_float2(float(std::cos(angle)), float(std::sin(angle)));
+    }
+  }
+  return t;
+}
+
+}  // namespace detail
+}  // namespace lazyllm::cuda

@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: MIT
+// Umbrella header: the whole host-side library (the CUDA backend has its own header).
+#pragma once
+#include "lazyllm/backend/attention_backend.hpp"
+#include "lazyllm/backend/cpu/cpu_backend.hpp"
+#include "lazyllm/cache/cache_layout.hpp"
+#include "lazyllm/cache/contiguous.hpp"
+#include "lazyllm/cache/paged.hpp"
+#include "lazyllm/config/llama2.hpp"
+#include "lazyllm/config/model_config.hpp"
+#include "lazyllm/io/load.hpp"
+#include "lazyllm/model/sampler.hpp"
+#include "lazyllm/model/weights.hpp"
+#include "lazyllm/pipeline.hpp"
+#include "lazyllm/policy/dense.hpp"
+#include "lazyllm/policy/lazy.hpp"
+#include "lazyllm/policy/pruning_policy.hpp"
+#include "lazyllm/policy/random_drop.hpp"
+#include "lazyllm/policy/schedule.hpp"
+#include "lazyllm/policy/static.hpp"
+#include "lazyllm/stats.hpp"

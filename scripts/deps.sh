@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build needs (idempotent; quiet when everything is there).
+set -euo pipefail
+pkgs=(cmake g++ make doctest-dev nlohmann-json3-dev libsentencepiece-dev)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  echo "lazyllm: installing ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds everything (CUDA translation units too when nvcc is found: compile only, no GPU needed)
+# and runs every CPU test, then checks that an out-of-tree project can consume the installed
+# package. GPU tests: `ctest --test-dir build -L gpu` on a machine with a GPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+BUILD=${BUILD:-build}
+JOBS=${JOBS:-$(nproc)}
+t0=$(date +%s)
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$PWD/$BUILD/install" >/dev/null
+cmake --build "$BUILD" -j "$JOBS"
+echo "lazyllm: build took $(( $(date +%s) - t0 )) s" >&2
+ctest --test-dir "$BUILD" -LE gpu --output-on-failure -j "$JOBS"
+# The installed package, consumed three ways: find_package, add_subdirectory, FetchContent.
+cmake --install "$BUILD" >/dev/null
+for mode in find_package add_subdirectory fetchcontent; do
+  cmake -S tests/consumer -B "$BUILD/consumer-$mode" -DMODE=$mode -DLAZYLLM_SOURCE="$PWD" \
+        -DCMAKE_PREFIX_PATH="$PWD/$BUILD/install" -DLAZYLLM_CUDA=OFF >/dev/null
+  cmake --build "$BUILD/consumer-$mode" -j "$JOBS" >/dev/null
+  "$BUILD/consumer-$mode/consumer"
+done
+echo "lazyllm: all CPU tests and package checks passed" >&2

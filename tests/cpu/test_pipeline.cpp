@@ -1,0 +1,245 @@
+// The pipeline on the CPU reference backend: dense against a naive forward, and the LazyLLM
+// semantics (exact dense equivalence, pruning, nesting, Aux Cache, revival).
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "lazyllm/backend/cpu/cpu_backend.hpp"
+#include "lazyllm/cache/contiguous.hpp"
+#include "lazyllm/cache/paged.hpp"
+#include "lazyllm/config/llama2.hpp"
+#include "lazyllm/model/sampler.hpp"
+#include "lazyllm/pipeline.hpp"
+#include "lazyllm/policy/dense.hpp"
+#include "lazyllm/policy/lazy.hpp"
+#include "lazyllm/policy/random_drop.hpp"
+#include "lazyllm/policy/static.hpp"
+#include "naive_forward.hpp"
+#include "random_model.hpp"
+#include "test_util.hpp"
+
+using namespace lazyllm;
+using test::random_model;
+using test::small_config;
+
+template <class Policy, class Layout = ContiguousLayout>
+using CpuPipe = Pipeline<RuntimeConfig, Policy, Layout, CpuBackend>;
+
+namespace {
+
+std::vector<std::int32_t> prompt_of(int n, unsigned seed, int vocab) {
+  std::vector<std::int32_t> p{1};
+  std::uint32_t s = seed;
+  while (int(p.size()) < n) {
+    s = s * 1664525u + 1013904223u;
+    p.push_back(3 + std::int32_t((s >> 8) % std::uint32_t(vocab - 3)));
+  }
+  return p;
+}
+
+double max_rel_err(std::span<const float> a, std::span<const float> b) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) num = std::max(num, std::abs(double(a[i]) - b[i])), den = std::max(den, std::abs(double(b[i])));
+  return num / std::max(den, 1e-30);
+}
+
+// The invariant of DESIGN §1.5: a token has an Aux entry at layer l exactly when it has layer-(l-1)
+// K/V but no layer-l K/V, and K/V caches nest.
+template <class P, class L>
+void check_cache_invariants(const P& pipe, const L& layout, int n_layers, bool aux_layer(int)) {
+  for (int p = 0; p < pipe.n_past(); ++p) {
+    CHECK(layout.kv_slot(0, p) >= 0);  // layer 0 computes every token
+    for (int l = 1; l < n_layers; ++l) {
+      const bool has = layout.kv_slot(l, p) >= 0, below = layout.kv_slot(l - 1, p) >= 0;
+      CHECK((!has || below));  // nesting
+      if (aux_layer(l)) CHECK((layout.aux_slot(l, p) >= 0) == (below && !has));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("dense prefill and decode match the naive full-recompute forward") {
+  for (auto rope : {RopeStyle::Interleaved, RopeStyle::RotateHalf})
+    for (int kvh : {4, 2, 1}) {  // MHA, GQA, MQA
+      CAPTURE(kvh);
+      const auto w = random_model(small_config(rope, kvh), 7u + unsigned(kvh));
+      const auto ids = prompt_of(20, 3, w.config.vocab_size);
+      const auto ref = test::naive_forward(w, std::vector<int>(ids.begin(), ids.end()));
+      CpuPipe<policy::Dense> pipe(CpuBackend{w});
+      // prefill of 12 tokens, then 8 decode steps teacher-forced with the prompt
+      auto logits = pipe.prefill(std::span(ids).first(12));
+      CHECK(max_rel_err(logits, ref.logits[11]) < 1e-5);
+      for (int i = 12; i < 20; ++i) {
+        logits = pipe.decode(ids[i]);
+        CHECK(max_rel_err(logits, ref.logits[i]) < 1e-5);
+      }
+    }
+}
+
+TEST_CASE("the two RoPE forms give the same model when q/k rows are permuted (HF <-> Meta)") {
+  auto meta = random_model(small_config(RopeStyle::Interleaved, 2), 11);
+  // Build the HF form: per head, row j < hd/2 takes Meta row 2j, row j >= hd/2 takes 2(j-hd/2)+1.
+  ModelWeights hf = meta;
+  hf.config.rope_style = RopeStyle::RotateHalf;
+  const int d = meta.config.dim, hd = meta.config.head_dim();
+  auto permute = [&](const float* src, int heads) {
+    auto buf = std::make_shared<std::vector<float>>(std::size_t(heads) * hd * d);
+    for (int h = 0; h < heads; ++h)
+      for (int j = 0; j < hd; ++j) {
+        const int from = j < hd / 2 ? 2 * j : 2 * (j - hd / 2) + 1;
+        std::copy_n(src + std::size_t(h * hd + from) * d, d, buf->data() + std::size_t(h * hd + j) * d);
+      }
+    hf.storage.push_back(buf);
+    return buf->data();
+  };
+  for (int l = 0; l < meta.config.n_layers; ++l) {
+    hf.layers[l].wq = permute(meta.layers[l].wq, meta.config.n_heads);
+    hf.layers[l].wk = permute(meta.layers[l].wk, meta.config.n_kv_heads);
+  }
+  const auto ids = prompt_of(16, 5, meta.config.vocab_size);
+  CpuPipe<policy::Dense> a(CpuBackend{meta}), b(CpuBackend{hf});
+  const auto la = a.prefill(ids);
+  const std::vector<float> va(la.begin(), la.end());
+  CHECK(max_rel_err(b.prefill(ids), va) < 1e-5);
+}
+
+TEST_CASE("a prompt in two parts (chat turns) equals the prompt at once") {
+  const auto w = random_model(small_config(), 3);
+  const auto ids = prompt_of(30, 9, w.config.vocab_size);
+  CpuPipe<policy::Dense> one(CpuBackend{w}), two(CpuBackend{w});
+  const auto l1 = one.prefill(ids);
+  const std::vector<float> v1(l1.begin(), l1.end());
+  two.prefill(std::span(ids).first(17));
+  const auto l2 = two.prefill(std::span(ids).subspan(17));
+  CHECK(std::equal(v1.begin(), v1.end(), l2.begin()));
+}
+
+TEST_CASE("empty and all-zero schedules reproduce dense exactly (logits and ids)") {
+  const auto w = random_model(small_config(), 5);
+  const auto ids = prompt_of(40, 2, w.config.vocab_size);
+  auto run = [&](auto pol) {
+    CpuPipe<decltype(pol)> pipe(CpuBackend{w}, pol);
+    std::vector<float> all;
+    auto lg = pipe.prefill(ids);
+    for (int i = 0; i < 12; ++i) {
+      all.insert(all.end(), lg.begin(), lg.end());
+      lg = pipe.decode(argmax(lg));
+    }
+    return all;
+  };
+  const auto dense = run(policy::Dense{});
+  CHECK(run(policy::Lazy{}) == dense);
+  CHECK(run(policy::Lazy(Schedule::parse("1:0,2:0,3:0"))) == dense);
+  CHECK(run(policy::Static(Schedule::parse("2:0"))) == dense);
+}
+
+TEST_CASE("lazy prefill equals a naive pruned forward: same kept sets, same logits") {
+  for (auto sched : {"1:0.5", "1:0.3,2:0.5,3:0.7", "2:0.9"}) {
+    CAPTURE(sched);
+    const auto w = random_model(small_config(RopeStyle::RotateHalf, 2), 21, 0.3f);
+    const auto ids = prompt_of(48, 4, w.config.vocab_size);
+    const Schedule s = Schedule::parse(sched);
+    const auto ref = test::naive_forward(w, std::vector<int>(ids.begin(), ids.end()), s, false);
+    CpuPipe<policy::Lazy> pipe(CpuBackend{w}, policy::Lazy(s));
+    const auto logits = pipe.prefill(ids);
+    CHECK(max_rel_err(logits, ref.logits[0]) < 1e-4);
+    const auto& st = pipe.stats().steps.at(0);
+    for (int l = 0; l < w.config.n_layers; ++l) CHECK(st.selected[l] == int(ref.kept[l].size()));
+    CHECK(pipe.stats().prefill_fraction() < 1.0);
+  }
+}
+
+TEST_CASE("lazy decode: sets nest, counts follow the percentile, Aux Cache invariant, revivals") {
+  const auto w = random_model(small_config(), 8, 0.3f);
+  const auto ids = prompt_of(50, 6, w.config.vocab_size);
+  const Schedule s = Schedule::parse("1:0.5,2:0.5,3:0.5");
+  CpuPipe<policy::Lazy> pipe(CpuBackend{w}, policy::Lazy(s));
+  auto lg = pipe.prefill(ids);
+  auto is_aux = [](int l) { return l >= 1; };
+  check_cache_invariants(pipe, pipe.layout(), 4, is_aux);
+  for (int i = 0; i < 30; ++i) {
+    lg = pipe.decode(argmax(lg));
+    check_cache_invariants(pipe, pipe.layout(), 4, is_aux);
+  }
+  const auto& stats = pipe.stats();
+  std::vector<std::int64_t> per_layer(4, 0);
+  for (const auto& st : stats.steps) {
+    CHECK(st.selected[0] == st.context);  // layer 0 sees the whole context
+    for (int l = 0; l < 4; ++l) {
+      per_layer[l] += st.computed[l];
+      CHECK(st.computed[l] <= st.selected[l]);
+      CHECK(st.computed[l] >= 1);  // the newest token is computed at every layer
+      if (l > 0) {
+        CHECK(st.selected[l] <= st.selected[l - 1]);
+        CHECK(st.selected[l] >= int(detail::percentile_keep_count(std::size_t(st.selected[l - 1]), 0.5f)));
+      }
+    }
+  }
+  // Each token is computed at most once per layer over the whole run.
+  for (int l = 0; l < 4; ++l) CHECK(per_layer[l] <= pipe.n_past());
+  CHECK(per_layer[0] == pipe.n_past());
+  CHECK(stats.total_revivals() > 0);  // pruned tokens came back
+  CHECK(stats.aux_peak_entries > 0);
+  CHECK(stats.aux_peak_bytes == stats.aux_peak_entries * w.config.dim * 4);
+  CHECK(stats.total_token_layers() < stats.total_dense_token_layers() + 0);
+}
+
+TEST_CASE("static never revives; random keeps the nominal counts and is seeded") {
+  const auto w = random_model(small_config(), 8, 0.3f);
+  const auto ids = prompt_of(40, 6, w.config.vocab_size);
+  const Schedule s = Schedule::parse("1:0.5,3:0.5");
+  CpuPipe<policy::Static> st(CpuBackend{w}, policy::Static(s));
+  auto lg = st.prefill(ids);
+  for (int i = 0; i < 10; ++i) lg = st.decode(argmax(lg));
+  CHECK(st.stats().total_revivals() == 0);
+  const auto& pre = st.stats().steps[0];
+  for (std::size_t k = 1; k < st.stats().steps.size(); ++k) {
+    const auto& d = st.stats().steps[k];
+    CHECK(d.selected[1] == pre.selected[1] + int(k));  // kept prompt tokens + generated ones
+    CHECK(d.token_layers() == 4);                      // only the new token is computed
+  }
+
+  auto run_random = [&](std::uint64_t seed) {
+    CpuPipe<policy::RandomDrop> r(CpuBackend{w}, policy::RandomDrop(s, seed));
+    auto l = r.prefill(ids);
+    return std::pair{std::vector<float>(l.begin(), l.end()), r.stats().steps[0].selected};
+  };
+  const auto a = run_random(1), b = run_random(1), c = run_random(2);
+  CHECK(a.first == b.first);
+  CHECK(a.first != c.first);
+  CHECK(a.second == std::vector<int>{40, 20, 20, 10});
+}
+
+TEST_CASE("paged and contiguous layouts give identical results") {
+  const auto w = random_model(small_config(), 13, 0.3f);
+  const auto ids = prompt_of(45, 1, w.config.vocab_size);
+  const policy::Lazy pol(Schedule::parse("1:0.4,3:0.6"));
+  CpuPipe<policy::Lazy> a(CpuBackend{w}, pol);
+  CpuPipe<policy::Lazy, PagedLayout<8>> b(CpuBackend{w}, pol);
+  auto la = a.prefill(ids);
+  auto lb = b.prefill(ids);
+  for (int i = 0; i < 15; ++i) {
+    REQUIRE(std::equal(la.begin(), la.end(), lb.begin()));
+    const auto next = argmax(la);
+    la = a.decode(next);
+    lb = b.decode(next);
+  }
+  CHECK(b.layout().blocks_in_use() <= 4 * ((60 + 7) / 8));
+  // A pool too small for the sequence is a clear error, not a corruption.
+  using Small = CpuPipe<policy::Dense, PagedLayout<8>>;
+  Small small(CpuBackend{w}, {}, PagedLayout<8>(3));
+  CHECK_THROWS_WITH_AS(small.prefill(ids), doctest::Contains("all 3 blocks of 8 tokens are in use"), Error);
+}
+
+TEST_CASE("bad input: prompt longer than the context, token outside the vocabulary, shape mismatch") {
+  const auto w = random_model(small_config(), 1);
+  CpuPipe<policy::Dense> pipe(CpuBackend{w}, {}, {}, 16);
+  const auto ids = prompt_of(17, 1, w.config.vocab_size);
+  CHECK_THROWS_WITH_AS(pipe.prefill(ids), doctest::Contains("does not fit the context of 16"), InvalidArgument);
+  const std::vector<std::int32_t> bad{1, 64};
+  CHECK_THROWS_WITH_AS(pipe.prefill(bad), doctest::Contains("outside the vocabulary"), InvalidArgument);
+  using Wrong = Pipeline<config::Stories260K, policy::Dense, ContiguousLayout, CpuBackend>;
+  CHECK_THROWS_WITH_AS(Wrong(CpuBackend{w}), doctest::Contains("does not match"), ConfigError);
+  CHECK_THROWS_AS(CpuPipe<policy::Lazy>(CpuBackend{w}, policy::Lazy(Schedule::parse("4:0.5"))), InvalidArgument);
+}

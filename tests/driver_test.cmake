@@ -1,0 +1,100 @@
+# Runs lazyllm-llama2 as a user would: exit codes, messages, and the greedy ids of stories260K
+# against the independent PyTorch reference (tests/fixtures/stories260K.json).
+# Variables: DRIVER, MODELS, FIXTURES, WORK.
+file(MAKE_DIRECTORY ${WORK})
+set(failures 0)
+
+function(expect_run name expected_rc expected_regex)
+  execute_process(COMMAND ${DRIVER} ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL expected_rc)
+    message(SEND_ERROR "[${name}] exit code ${rc}, expected ${expected_rc}\nstdout: ${out}\nstderr: ${err}")
+  elseif(NOT "${out}${err}" MATCHES "${expected_regex}")
+    message(SEND_ERROR "[${name}] output does not match '${expected_regex}'\nstdout: ${out}\nstderr: ${err}")
+  else()
+    message(STATUS "[${name}] ok")
+  endif()
+  set(LAST_STDOUT "${out}" PARENT_SCOPE)
+  set(LAST_STDERR "${err}" PARENT_SCOPE)
+endfunction()
+
+# Usage errors: exit code 2 with a clear message.
+expect_run(unknown-flag 2 "unknown option '--bogus'" --bogus)
+expect_run(missing-value 2 "-n needs a value" -n)
+expect_run(bad-number 2 "-n: 'x' is not a non-negative integer" -n x)
+expect_run(bad-ids 2 "--prompt-ids: 'a' is not a token id" --prompt-ids 1,a)
+expect_run(bad-policy 2 "--policy 'fast' is not one of" --policy fast)
+expect_run(bad-backend 2 "--backend 'tpu' is not available" --backend tpu)
+if(NOT HAS_CUDA)
+  expect_run(no-cuda-build 1 "this build has no CUDA backend" --backend cuda --prompt-ids 1)
+endif()
+set(MODEL ${MODELS}/stories260K.bin)
+if(HAS_CUDA AND EXISTS ${MODEL})
+  # On a machine without a GPU the CUDA backend refuses clearly; with one it must run.
+  execute_process(COMMAND ${DRIVER} -m ${MODEL} --backend cuda --prompt-ids 1 -n 8 --print-ids
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT ((rc EQUAL 1 AND err MATCHES "no CUDA GPU is available") OR (rc EQUAL 0 AND out MATCHES "^[0-9]+( [0-9]+)*\n$")))
+    message(SEND_ERROR "[cuda-backend] rc=${rc}\nstdout: ${out}\nstderr: ${err}")
+  else()
+    message(STATUS "[cuda-backend] ok (rc ${rc})")
+  endif()
+endif()
+expect_run(missing-file 1 "no-such-model.bin.*(no such file|No such file)" -m ${WORK}/no-such-model.bin --prompt-ids 1)
+
+if(NOT EXISTS ${MODEL})
+  message(STATUS "SKIPPED model checks: ${MODEL} not found (../shared absent)")
+  return()
+endif()
+
+expect_run(bad-schedule 2 "--schedule: schedule layers must be strictly increasing" -m ${MODEL} --policy lazy --schedule 2:0.3,1:0.5)
+expect_run(schedule-too-deep 2 "--schedule: schedule layer 5 is not below the model's 5 layers" -m ${MODEL} --policy lazy --schedule 5:0.5)
+expect_run(bad-percentile 2 "not in \\[0, 1\\)" -m ${MODEL} --policy lazy --schedule 2:1.5)
+expect_run(id-outside-vocab 2 "token id 512 is outside the vocabulary" -m ${MODEL} --prompt-ids 1,512)
+string(REPEAT "7," 512 long_prompt)
+expect_run(prompt-too-long 2 "prompt of 513 tokens does not fit the context of 512" -m ${MODEL} --prompt-ids ${long_prompt}1)
+expect_run(ctx-too-long 2 "prompt of 20 tokens does not fit the context of 16" -m ${MODEL} -c 16 --prompt-ids 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20)
+
+# Greedy ids must equal the independent PyTorch implementation, for every fixture case.
+file(READ ${FIXTURES}/stories260K.json fx)
+string(JSON n_cases LENGTH "${fx}" cases)
+math(EXPR last "${n_cases} - 1")
+foreach(i RANGE ${last})
+  string(JSON prompt_json GET "${fx}" cases ${i} prompt)
+  string(JSON n GET "${fx}" cases ${i} n)
+  string(JSON greedy_json GET "${fx}" cases ${i} greedy)
+  string(REGEX REPLACE "[][ \n]" "" prompt "${prompt_json}")
+  string(REGEX REPLACE "[][\n]" "" greedy "${greedy_json}")
+  string(REGEX REPLACE " *, *" " " greedy "${greedy}")
+  string(STRIP "${greedy}" greedy)
+  expect_run(greedy-case-${i} 0 "prefill .* ms" -m ${MODEL} --prompt-ids ${prompt} -n ${n} --temp 0 --print-ids --backend cpu)
+  string(STRIP "${LAST_STDOUT}" got)
+  if(NOT got STREQUAL greedy)
+    message(SEND_ERROR "[greedy-case-${i}] ids differ from the PyTorch reference\n  got:      ${got}\n  expected: ${greedy}")
+  endif()
+endforeach()
+
+# Timing footer, pruning flags, stats file, compare mode.
+expect_run(footer 0 "load: [0-9.]+ ms.*prompt 1 tokens, prefill [0-9.]+ ms.*generated 8 tokens, [0-9.]+ ms/token"
+           -m ${MODEL} --prompt-ids 1 -n 8)
+set(prompt_ids 1)
+foreach(k RANGE 2 120)
+  math(EXPR id "(${k} * 37) % 500 + 3")
+  string(APPEND prompt_ids ",${id}")
+endforeach()
+expect_run(lazy-stats 0 "token-layers computed [0-9.]+% of dense in prefill"
+           -m ${MODEL} --prompt-ids ${prompt_ids} -n 8 --policy lazy --schedule 1:0.5,3:0.5 --stats ${WORK}/stats.json)
+file(READ ${WORK}/stats.json st)
+string(JSON sched GET "${st}" schedule)
+string(JSON sel1 GET "${st}" steps 0 selected 1)
+string(JSON sel3 GET "${st}" steps 0 selected 3)
+string(JSON frac GET "${st}" prefill_fraction)
+# 120 tokens at p = 0.5 keep the 60 at or above the threshold, plus the last token if it fell below.
+math(EXPR sel3_min "${sel1} - ${sel1} / 2")
+math(EXPR sel3_max "${sel3_min} + 1")
+if(NOT sched STREQUAL "1:0.5,3:0.5" OR sel1 LESS 60 OR sel1 GREATER 61 OR sel3 LESS sel3_min OR sel3 GREATER sel3_max
+   OR NOT frac LESS 1)
+  message(SEND_ERROR "[lazy-stats] unexpected stats: schedule=${sched} |S_1|=${sel1} |S_3|=${sel3} fraction=${frac}")
+endif()
+expect_run(compare 0 "compare: schedule .* TTFT dense [0-9.]+ ms, lazy [0-9.]+ ms, speedup [0-9.]+x \\| first [0-9]+ of [0-9]+ generated tokens agree"
+           -m ${MODEL} --prompt-ids ${prompt_ids} -n 8 --compare --schedule aggressive)
+expect_run(random-static 0 "static" -m ${MODEL} --prompt-ids ${prompt_ids} -n 4 --policy static --schedule default)
+expect_run(random-drop 0 "random" -m ${MODEL} --prompt-ids ${prompt_ids} -n 4 --policy random --schedule default --seed 3)

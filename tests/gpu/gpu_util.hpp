@@ -1,0 +1,122 @@
+// Helpers shared by the GPU tests: device detection (never at static-init time), host<->device
+// copies, bf16 rounding of host data, the normalised error, a llama2.c loader for stories260K.
+#pragma once
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "lazyllm/io/llama2c.hpp"
+#include "lazyllm/backend/cuda/common.cuh"
+#include "lazyllm/model/weights.hpp"
+#include "test_util.hpp"
+
+namespace lazyllm::test {
+
+/// True when a CUDA device is visible; otherwise prints why the caller skips.
+inline bool have_gpu() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+    (void)cudaGetLastError();
+    MESSAGE("SKIPPED: no CUDA device");
+    return false;
+  }
+  return true;
+}
+
+/// max|a - b| / max|b| over the elements: the normalised error every test bounds.
+inline double norm_err(std::span<const float> a, std::span<const float> b) {
+  REQUIRE(a.size() == b.size());
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    num = std::max(num, std::abs(double(a[i]) - double(b[i])));
+    den = std::max(den, std::abs(double(b[i])));
+  }
+  return num / std::max(den, 1e-30);
+}
+
+inline std::vector<float> randn(std::size_t n, unsigned seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
+
+/// The values as the GPU sees them after a round trip through bf16.
+inline std::vector<float> round_bf16(std::vector<float> v) {
+  for (auto& x : v) x = cuda::detail::round_bf16(x);
+  return v;
+}
+
+inline std::vector<std::uint16_t> to_bf16_bits(std::span<const float> v) {
+  std::vector<std::uint16_t> b(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) b[i] = cuda::detail::float_to_bf16_bits(v[i]);
+  return b;
+}
+
+template <class T>
+cuda::DeviceBuffer<T> to_device(std::span<const T> h) {
+  cuda::DeviceBuffer<T> d(std::max<std::size_t>(h.size(), 1));
+  if (!h.empty()) LAZYLLM_CUDA_CHECK(cudaMemcpy(d.get(), h.data(), h.size_bytes(), cudaMemcpyHostToDevice));
+  return d;
+}
+template <class T>
+cuda::DeviceBuffer<T> to_device(const std::vector<T>& h) {
+  return to_device(std::span<const T>(h));
+}
+
+/// fp32 host values uploaded as bf16.
+inline cuda::DeviceBuffer<cuda::bf16> to_device_bf16(std::span<const float> h) {
+  const auto bits = to_bf16_bits(h);
+  cuda::DeviceBuffer<cuda::bf16> d(std::max<std::size_t>(h.size(), 1));
+  LAZYLLM_CUDA_CHECK(cudaMemcpy(d.get(), bits.data(), bits.size() * 2, cudaMemcpyHostToDevice));
+  return d;
+}
+
+template <class T>
+std::vector<T> to_host(const T* d, std::size_t n) {
+  std::vector<T> h(n);
+  if (n) LAZYLLM_CUDA_CHECK(cudaMemcpy(h.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost));
+  return h;
+}
+inline std::vector<float> bf16_to_host(const cuda::bf16* d, std::size_t n) {
+  const auto bits = to_host(reinterpret_cast<const std::uint16_t*>(d), n);
+  std::vector<float> f(n);
+  for (std::size_t i = 0; i < n; ++i) f[i] = cuda::detail::bf16_bits_to_float(bits[i]);
+  return f;
+}
+
+/// Up to `k` row indices of [0, n) spread evenly, always with the first and the last.
+inline std::vector<int> sample_rows(int n, int k) {
+  std::vector<int> r;
+  if (n <= k) {
+    for (int i = 0; i < n; ++i) r.push_back(i);
+    return r;
+  }
+  for (int i = 0; i < k; ++i) r.push_back(int(std::int64_t(i) * (n - 1) / (k - 1)));
+  r.erase(std::unique(r.begin(), r.end()), r.end());
+  return r;
+}
+
+
+inline std::vector<std::int32_t> prompt_of(int n, unsigned seed, int vocab) {
+  std::vector<std::int32_t> p{1};
+  std::uint32_t s = seed;
+  while (int(p.size()) < n) {
+    s = s * 1664525u + 1013904223u;
+    p.push_back(3 + std::int32_t((s >> 8) % std::uint32_t(vocab - 3)));
+  }
+  return p;
+}
+
+}  // namespace lazyllm::test

@@ -1,0 +1,212 @@
+// Attention over a (pruned) token set through cache slots, and the last-row scores pass, against
+// a CPU reference written like CpuBackend::layer's attention (cpu::dot, cpu::softmax).
+#include <numeric>
+
+#include "gpu_util.hpp"
+#include "lazyllm/backend/cpu/ops.hpp"
+#include "lazyllm/backend/cuda/attention.cuh"
+
+using namespace lazyllm;
+using namespace lazyllm::test;
+
+namespace {
+
+// Bounds (normalised error):
+constexpr double kOutBound = 2e-2;     // attention output: bf16 inputs (identical), bf16 output, exp2 vs exp
+constexpr double kScoresBound = 1e-3;  // scores: fp32 throughout on identical bf16 inputs
+
+struct Case {
+  int hd, n_heads, n_kv_heads;
+  int n_kv;        // |S_l|
+  int rows;        // computed rows (C_l), the last always the newest token
+  bool gaps;       // positions with gaps (a pruned set) rather than 0..n-1
+  int force_splits = 0;
+};
+
+void run_case(const Case& cs, cuda::Attention& attn) {
+  CAPTURE(cs.hd);
+  CAPTURE(cs.n_heads);
+  CAPTURE(cs.n_kv_heads);
+  CAPTURE(cs.n_kv);
+  CAPTURE(cs.rows);
+  CAPTURE(cs.force_splits);
+  const int hd = cs.hd, H = cs.n_heads, KH = cs.n_kv_heads, d = H * hd, kvd = KH * hd, group = H / KH;
+  const int n = cs.n_kv, rows = cs.rows;
+  std::mt19937 rng(unsigned(n * 31 + rows));
+  // S_l positions (ascending) and C_l = a subset with the last entry.
+  std::vector<std::int32_t> kv_pos(n);
+  int p = 0;
+  for (int j = 0; j < n; ++j) {
+    kv_pos[j] = p;
+    p += cs.gaps ? 1 + int(rng() % 3) : 1;
+  }
+  std::vector<int> pick(n);
+  std::iota(pick.begin(), pick.end(), 0);
+  std::shuffle(pick.begin(), pick.end() - 1, rng);
+  std::vector<int> qi(pick.end() - rows, pick.end());
+  std::sort(qi.begin(), qi.end());
+  REQUIRE(qi.back() == n - 1);
+  std::vector<std::int32_t> q_pos(rows);
+  for (int r = 0; r < rows; ++r) q_pos[r] = kv_pos[qi[r]];
+  // slots: a permutation of a larger pool
+  const int n_slots = n + 64;
+  std::vector<std::int64_t> perm(n_slots);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng);
+  std::vector<std::int64_t> kv_slots(perm.begin(), perm.begin() + n);
+
+  const int ldq = d + 2 * kvd;  // q inside a fused qkv row, as in the backend
+  const auto q = round_bf16(randn(std::size_t(rows) * ldq, 1u + unsigned(n), 1.0f));
+  const auto K = round_bf16(randn(std::size_t(n_slots) * kvd, 2u + unsigned(n), 1.0f));
+  const auto V = round_bf16(randn(std::size_t(n_slots) * kvd, 3u + unsigned(n), 1.0f));
+  auto dq = to_device_bf16(q);
+  auto dK = to_device_bf16(K);
+  auto dV = to_device_bf16(V);
+  auto dslots = to_device(kv_slots);
+  auto dkvpos = to_device(kv_pos);
+  auto dqpos = to_device(q_pos);
+  cuda::DeviceBuffer<cuda::bf16> out(std::size_t(rows) * d);
+  cuda::DeviceBuffer<float> scores{std::size_t(n)};
+
+  cuda::AttnArgs a;
+  a.q = dq.get();
+  a.ldq = ldq;
+  a.k_cache = dK.get();
+  a.v_cache = dV.get();
+  a.kv_slots = dslots.get();
+  a.kv_pos = dkvpos.get();
+  a.q_pos = dqpos.get();
+  a.rows = rows;
+  a.n_kv = n;
+  a.n_heads = H;
+  a.n_kv_heads = KH;
+  a.hd = hd;
+  a.out = out.get();
+  a.ldo = d;
+  attn.run(a, nullptr, cs.force_splits);
+  const int n_vis_last = int(std::upper_bound(kv_pos.begin(), kv_pos.end(), q_pos.back()) - kv_pos.begin());
+  attn.last_row_scores(a, n_vis_last, scores.get(), nullptr);
+  LAZYLLM_CUDA_CHECK(cudaDeviceSynchronize());
+  MESSAGE("n_kv=" << n << " rows=" << rows << " hd=" << hd << " heads=" << H << "/" << KH
+                  << " splits=" << attn.last_splits());
+  const auto got = bf16_to_host(out.get(), std::size_t(rows) * d);
+  const auto got_scores = to_host(scores.get(), std::size_t(n));
+
+  // CPU reference for sampled rows.
+  const float scale = 1.0f / std::sqrt(float(hd));
+  double err = 0;
+  std::vector<double> mean(std::size_t(n), 0.0);
+  for (int r : sample_rows(rows, 8)) {
+    const int n_vis = int(std::upper_bound(kv_pos.begin(), kv_pos.end(), q_pos[r]) - kv_pos.begin());
+    std::vector<float> ref(std::size_t(d), 0.0f), pr(static_cast<std::size_t>(n_vis));
+    for (int h = 0; h < H; ++h) {
+      const int kh = h / group;
+      const float* qh = q.data() + std::size_t(r) * ldq + std::size_t(h) * hd;
+      for (int j = 0; j < n_vis; ++j) pr[j] = cpu::dot(qh, K.data() + kv_slots[j] * kvd + kh * hd, hd) * scale;
+      cpu::softmax(pr.data(), n_vis);
+      for (int j = 0; j < n_vis; ++j) {
+        const float* vj = V.data() + kv_slots[j] * kvd + kh * hd;
+        for (int i = 0; i < hd; ++i) ref[std::size_t(h) * hd + i] += pr[j] * vj[i];
+        if (r == rows - 1) mean[std::size_t(j)] += pr[j] / H;
+      }
+    }
+    err = std::max(err, norm_err(std::span(got).subspan(std::size_t(r) * d, std::size_t(d)), ref));
+  }
+  CHECK(err < kOutBound);
+  std::vector<float> ref_scores(mean.begin(), mean.end());
+  CHECK(norm_err(got_scores, ref_scores) < kScoresBound);
+  const double total = std::accumulate(got_scores.begin(), got_scores.end(), 0.0);
+  CHECK(std::abs(total - 1.0) < 1e-4);
+}
+
+}  // namespace
+
+TEST_CASE("attention: prefill lengths 1..8192, head_dim 64/128, MHA and GQA, vs CPU") {
+  if (!have_gpu()) return;
+  cuda::Attention attn;
+  attn.init(132);
+  for (int n : {1, 7, 129, 1000, 4096, 8192}) {
+    run_case({128, 32, 32, n, n, false}, attn);  // Llama-2-7B heads
+    run_case({64, 16, 4, n, n, true}, attn);     // GQA, head_dim 64, positions with gaps
+  }
+}
+
+TEST_CASE("attention: pruned sets (C_l a strict subset of S_l), decode, split over keys") {
+  if (!have_gpu()) return;
+  cuda::Attention attn;
+  attn.init(132);
+  run_case({128, 32, 8, 1000, 300, true}, attn);   // revived + new rows among cached keys
+  run_case({64, 32, 32, 4096, 129, true}, attn);
+  run_case({128, 32, 32, 8192, 1, false}, attn);   // decode: automatic split over keys
+  run_case({64, 16, 4, 8192, 1, true}, attn);
+  run_case({128, 32, 8, 4096, 3, true}, attn);     // few rows: split
+  run_case({128, 32, 32, 1000, 129, true, 4}, attn);  // forced split with full blocks of rows
+  run_case({64, 8, 2, 129, 129, false, 3}, attn);
+}
+
+TEST_CASE("attention: small head dims (padded to 64) as in stories260K") {
+  if (!have_gpu()) return;
+  cuda::Attention attn;
+  attn.init(132);
+  run_case({8, 8, 4, 129, 129, false}, attn);
+  run_case({8, 4, 1, 60, 20, true}, attn);
+  run_case({8, 8, 4, 500, 1, true}, attn);
+  run_case({96, 4, 2, 300, 300, false}, attn);  // an odd size in the 128 variant
+}
+
+TEST_CASE("attention: timing at Llama-2-7B heads (informational, no bound)") {
+  if (!have_gpu()) return;
+  cuda::Attention attn;
+  attn.init(132);
+  for (int n : {1024, 4096, 8192}) {
+    const int H = 32, hd = 128, d = H * hd;
+    cuda::DeviceBuffer<cuda::bf16> q(std::size_t(n) * d), K(std::size_t(n) * d), V(std::size_t(n) * d),
+        out(std::size_t(n) * d);
+    LAZYLLM_CUDA_CHECK(cudaMemset(q.get(), 0, q.bytes()));
+    LAZYLLM_CUDA_CHECK(cudaMemset(K.get(), 0, K.bytes()));
+    LAZYLLM_CUDA_CHECK(cudaMemset(V.get(), 0, V.bytes()));
+    std::vector<std::int32_t> pos(n);
+    std::vector<std::int64_t> slots(n);
+    std::iota(pos.begin(), pos.end(), 0);
+    std::iota(slots.begin(), slots.end(), 0);
+    auto dpos = to_device(pos);
+    auto dslots = to_device(slots);
+    cuda::AttnArgs a;
+    a.q = q.get();
+    a.ldq = d;
+    a.k_cache = K.get();
+    a.v_cache = V.get();
+    a.kv_slots = dslots.get();
+    a.kv_pos = dpos.get();
+    a.q_pos = dpos.get();
+    a.rows = n;
+    a.n_kv = n;
+    a.n_heads = H;
+    a.n_kv_heads = H;
+    a.hd = hd;
+    a.out = out.get();
+    a.ldo = d;
+    cudaEvent_t e0, e1;
+    LAZYLLM_CUDA_CHECK(cudaEventCreate(&e0));
+    LAZYLLM_CUDA_CHECK(cudaEventCreate(&e1));
+    auto time_it = [&](int reps) {
+      attn.run(a, nullptr);
+      LAZYLLM_CUDA_CHECK(cudaEventRecord(e0));
+      for (int i = 0; i < reps; ++i) attn.run(a, nullptr);
+      LAZYLLM_CUDA_CHECK(cudaEventRecord(e1));
+      LAZYLLM_CUDA_CHECK(cudaEventSynchronize(e1));
+      float ms = 0;
+      LAZYLLM_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+      return ms / reps;
+    };
+    const float prefill = time_it(5);
+    const double flops = 4.0 * H * hd * (double(n) * n / 2);
+    a.rows = 1;
+    a.q_pos = dpos.get() + (n - 1);
+    const float decode = time_it(20);
+    MESSAGE("attention 32x128 n=" << n << ": causal prefill " << prefill << " ms (" << flops / prefill / 1e9
+                                  << " TFLOP/s), decode row " << decode << " ms (splits " << attn.last_splits() << ")");
+    LAZYLLM_CUDA_CHECK(cudaEventDestroy(e0));
+    LAZYLLM_CUDA_CHECK(cudaEventDestroy(e1));
+  }
+}

@@ -1,0 +1,229 @@
+// Each CUDA kernel against the CPU reference operator (lazyllm::cpu), at Llama-2-7B shapes.
+// Inputs are rounded to bf16 on the host first, so the reference sees exactly what the GPU sees;
+// what remains is accumulation order and the bf16 rounding of outputs.
+#include <numeric>
+
+#include "gpu_util.hpp"
+#include "lazyllm/backend/cpu/ops.hpp"
+#include "lazyllm/backend/cuda/gemm.cuh"
+#include "lazyllm/backend/cuda/kernels.cuh"
+
+using namespace lazyllm;
+using namespace lazyllm::test;
+namespace cd = lazyllm::cuda::detail;
+
+namespace {
+// Bounds (normalised error max|a-b| / max|b|):
+constexpr double kBf16Out = 1e-2;    // a bf16 output: one rounding (2^-9 relative) plus fp32 order
+constexpr double kFp32Out = 1e-4;    // an fp32 output of fp32 arithmetic on identical inputs
+}  // namespace
+
+TEST_CASE("gemm: cuBLASLt bf16 (fp32 accumulate) vs cpu::matmul at Llama-2-7B shapes") {
+  if (!have_gpu()) return;
+  cuda::Gemm gemm;
+  gemm.init();
+  struct Shape {
+    int in, out;
+    const char* what;
+  };
+  // fused QKV, fused gate/up, down projection, a small classifier (fp32 output)
+  const Shape shapes[] = {{4096, 3 * 4096, "qkv"}, {4096, 2 * 11008, "gate_up"}, {11008, 4096, "w2"}};
+  for (const auto& s : shapes) {
+    const auto w = round_bf16(randn(std::size_t(s.out) * s.in, 1, 0.02f));
+    auto dw = to_device_bf16(w);
+    for (int rows : {1, 7, 129, 1000, 4096}) {
+      CAPTURE(s.what);
+      CAPTURE(rows);
+      const auto x = round_bf16(randn(std::size_t(rows) * s.in, unsigned(rows), 1.0f));
+      auto dx = to_device_bf16(x);
+      cuda::DeviceBuffer<cuda::bf16> dy(std::size_t(rows) * s.out);
+      gemm.run(dx.get(), dw.get(), dy.get(), rows, s.in, s.out, nullptr);
+      LAZYLLM_CUDA_CHECK(cudaDeviceSynchronize());
+      const auto y = bf16_to_host(dy.get(), std::size_t(rows) * s.out);
+      double err = 0;
+      for (int r : sample_rows(rows, 6)) {
+        std::vector<float> ref(std::size_t(s.out));
+        cpu::matmul(ref.data(), x.data() + std::size_t(r) * s.in, w.data(), 1, s.in, s.out);
+        err = std::max(err, norm_err(std::span(y).subspan(std::size_t(r) * s.out, std::size_t(s.out)), ref));
+      }
+      CHECK(err < kBf16Out);
+    }
+  }
+  // fp32 output (the classifier path), 1 row.
+  {
+    const int in = 4096, out = 1024;
+    const auto w = round_bf16(randn(std::size_t(out) * in, 3, 0.02f));
+    const auto x = round_bf16(randn(std::size_t(in), 4));
+    auto dw = to_device_bf16(w);
+    auto dx = to_device_bf16(x);
+    cuda::DeviceBuffer<float> dy(out);
+    gemm.run(dx.get(), dw.get(), dy.get(), 1, in, out, nullptr);
+    const auto y = to_host(dy.get(), out);
+    std::vector<float> ref(out);
+    cpu::matmul(ref.data(), x.data(), w.data(), 1, in, out);
+    CHECK(norm_err(y, ref) < kFp32Out);
+  }
+  CHECK(gemm.cached_plans() == 3 * 5 + 1);
+}
+
+TEST_CASE("rmsnorm (plain and fused with the residual add) vs cpu::rmsnorm") {
+  if (!have_gpu()) return;
+  for (int dim : {64, 4096}) {
+    for (int rows : {1, 7, 129, 1000, 4096}) {
+      CAPTURE(dim);
+      CAPTURE(rows);
+      const auto x = randn(std::size_t(rows) * dim, 5, 2.0f);
+      const auto delta = round_bf16(randn(std::size_t(rows) * dim, 6, 0.5f));
+      const auto w = randn(std::size_t(dim), 7, 0.1f);
+      std::vector<float> wn(w);
+      for (auto& v : wn) v += 1.0f;
+      auto dx = to_device(x);
+      auto ddelta = to_device_bf16(delta);
+      auto dw = to_device(wn);
+      cuda::DeviceBuffer<cuda::bf16> out(std::size_t(rows) * dim);
+      // plain
+      cd::launch_rmsnorm(dx.get(), nullptr, dw.get(), rows, dim, 1e-5f, out.get(), nullptr);
+      auto got = bf16_to_host(out.get(), std::size_t(rows) * dim);
+      std::vector<float> ref(std::size_t(rows) * dim);
+      for (int r = 0; r < rows; ++r)
+        cpu::rmsnorm(ref.data() + std::size_t(r) * dim, x.data() + std::size_t(r) * dim, wn.data(), dim, 1e-5f);
+      CHECK(norm_err(got, ref) < kBf16Out);
+      // fused: x += delta, then norm
+      cd::launch_rmsnorm(dx.get(), ddelta.get(), dw.get(), rows, dim, 1e-5f, out.get(), nullptr);
+      got = bf16_to_host(out.get(), std::size_t(rows) * dim);
+      const auto xs = to_host(dx.get(), std::size_t(rows) * dim);
+      std::vector<float> sum(x);
+      for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += delta[i];
+      CHECK(norm_err(xs, sum) == 0.0);  // the residual add is one exact fp32 add, like the CPU's
+      for (int r = 0; r < rows; ++r)
+        cpu::rmsnorm(ref.data() + std::size_t(r) * dim, sum.data() + std::size_t(r) * dim, wn.data(), dim, 1e-5f);
+      CHECK(norm_err(got, ref) < kBf16Out);
+    }
+  }
+}
+
+TEST_CASE("rope (both styles, original positions) + K/V scatter into slots vs cpu::rope") {
+  if (!have_gpu()) return;
+  for (auto style : {RopeStyle::Interleaved, RopeStyle::RotateHalf})
+    for (int hd : {64, 128})
+      for (int rows : {1, 7, 129, 1000, 4096}) {
+        CAPTURE(hd);
+        CAPTURE(rows);
+        CAPTURE(int(style));
+        const int n_heads = 4096 / hd, n_kv = n_heads / 4, d = n_heads * hd, kvd = n_kv * hd, ld = d + 2 * kvd;
+        const int max_pos = 4096, n_slots = 5000;
+        const auto qkv = round_bf16(randn(std::size_t(rows) * ld, 11, 1.0f));
+        // ascending positions with gaps (a pruned set), slots a permutation
+        std::vector<std::int32_t> pos(rows);
+        std::vector<std::int64_t> slots(rows);
+        std::mt19937 rng{unsigned(rows)};
+        std::vector<std::int64_t> perm(n_slots);
+        std::iota(perm.begin(), perm.end(), 0);
+        std::shuffle(perm.begin(), perm.end(), rng);
+        for (int r = 0; r < rows; ++r) {
+          pos[r] = std::int32_t(std::int64_t(r) * (max_pos - 1) / std::max(rows - 1, 1));
+          slots[r] = perm[std::size_t(r)];
+        }
+        auto dqkv = to_device_bf16(qkv);
+        auto dpos = to_device(pos);
+        auto dslots = to_device(slots);
+        const auto table = cd::rope_table(max_pos, hd, 10000.0f);
+        auto dtable = to_device(table);
+        cuda::DeviceBuffer<cuda::bf16> K(std::size_t(n_slots) * kvd), V(std::size_t(n_slots) * kvd);
+        cd::RopeArgs a;
+        a.qkv = dqkv.get();
+        a.ld = ld;
+        a.rows = rows;
+        a.n_heads = n_heads;
+        a.n_kv_heads = n_kv;
+        a.hd = hd;
+        a.pos = dpos.get();
+        a.slots = dslots.get();
+        a.table = dtable.get();
+        a.max_pos = max_pos;
+        a.style = style;
+        a.k_cache = K.get();
+        a.v_cache = V.get();
+        cd::launch_rope_store(a, nullptr);
+        const auto got_qkv = bf16_to_host(dqkv.get(), std::size_t(rows) * ld);
+        const auto got_k = bf16_to_host(K.get(), std::size_t(n_slots) * kvd);
+        const auto got_v = bf16_to_host(V.get(), std::size_t(n_slots) * kvd);
+        double eq = 0, ek = 0, ev = 0;
+        for (int r : sample_rows(rows, 16)) {
+          std::vector<float> q(qkv.begin() + std::ptrdiff_t(r) * ld, qkv.begin() + std::ptrdiff_t(r) * ld + d);
+          std::vector<float> k(qkv.begin() + std::ptrdiff_t(r) * ld + d, qkv.begin() + std::ptrdiff_t(r) * ld + d + kvd);
+          std::vector<float> v(qkv.begin() + std::ptrdiff_t(r) * ld + d + kvd, qkv.begin() + std::ptrdiff_t(r + 1) * ld);
+          for (int h = 0; h < n_heads; ++h) cpu::rope(q.data() + h * hd, hd, pos[r], 10000.0f, style);
+          for (int h = 0; h < n_kv; ++h) cpu::rope(k.data() + h * hd, hd, pos[r], 10000.0f, style);
+          eq = std::max(eq, norm_err(std::span(got_qkv).subspan(std::size_t(r) * ld, std::size_t(d)), q));
+          ek = std::max(ek, norm_err(std::span(got_k).subspan(std::size_t(slots[r]) * kvd, std::size_t(kvd)), k));
+          ev = std::max(ev, norm_err(std::span(got_v).subspan(std::size_t(slots[r]) * kvd, std::size_t(kvd)), v));
+        }
+        CHECK(eq < kBf16Out);
+        CHECK(ek < kBf16Out);
+        CHECK(ev == 0.0);  // V is copied
+      }
+}
+
+TEST_CASE("swiglu vs cpu::swiglu (hidden 11008) and the residual add") {
+  if (!have_gpu()) return;
+  const int hid = 11008;
+  for (int rows : {1, 7, 129, 1000}) {
+    CAPTURE(rows);
+    const auto gu = round_bf16(randn(std::size_t(rows) * 2 * hid, 21, 2.0f));
+    auto dgu = to_device_bf16(gu);
+    cuda::DeviceBuffer<cuda::bf16> h(std::size_t(rows) * hid);
+    cd::launch_swiglu(dgu.get(), rows, hid, h.get(), nullptr);
+    const auto got = bf16_to_host(h.get(), std::size_t(rows) * hid);
+    std::vector<float> ref(std::size_t(rows) * hid);
+    for (int r = 0; r < rows; ++r) {
+      std::copy_n(gu.data() + std::size_t(r) * 2 * hid, hid, ref.data() + std::size_t(r) * hid);
+      cpu::swiglu(ref.data() + std::size_t(r) * hid, gu.data() + std::size_t(r) * 2 * hid + hid, hid);
+    }
+    CHECK(norm_err(got, ref) < kBf16Out);
+  }
+  const std::int64_t n = 7 * 4096;
+  const auto x = randn(std::size_t(n), 1), dl = round_bf16(randn(std::size_t(n), 2));
+  auto dx = to_device(x);
+  auto ddl = to_device_bf16(dl);
+  cd::launch_residual_add(dx.get(), ddl.get(), n, nullptr);
+  const auto got = to_host(dx.get(), std::size_t(n));
+  std::vector<float> ref(x);
+  for (std::size_t i = 0; i < ref.size(); ++i) ref[i] += dl[i];
+  CHECK(norm_err(got, ref) == 0.0);
+}
+
+TEST_CASE("embedding gather, row gather with Aux Cache entries (-1), store_aux are exact") {
+  if (!have_gpu()) return;
+  const int vocab = 1024, dim = 4096;
+  const auto table = round_bf16(randn(std::size_t(vocab) * dim, 31));
+  auto dtable = to_device_bf16(table);
+  const std::vector<std::int32_t> ids{1, 1023, 5, 0, 77, 5, 512};
+  auto dids = to_device(ids);
+  cuda::DeviceBuffer<float> x(ids.size() * dim);
+  cd::launch_embed(dtable.get(), dids.get(), int(ids.size()), dim, x.get(), nullptr);
+  const auto got = to_host(x.get(), ids.size() * dim);
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    CHECK(std::equal(got.begin() + std::ptrdiff_t(i * dim), got.begin() + std::ptrdiff_t((i + 1) * dim),
+                     table.begin() + std::ptrdiff_t(ids[i]) * dim));
+
+  // store rows 2 and 5 into aux slots 9 and 3, then gather [row 6, aux 9, row 0, aux 3]
+  const int aux_slots = 12;
+  cuda::DeviceBuffer<float> aux(std::size_t(aux_slots) * dim);
+  const std::vector<std::int32_t> rows{2, 5};
+  const std::vector<std::int64_t> slots{9, 3};
+  auto drows = to_device(rows);
+  auto dslots = to_device(slots);
+  cd::launch_store_aux(x.get(), drows.get(), dslots.get(), 2, dim, aux.get(), nullptr);
+  const std::vector<std::int32_t> src{6, -1, 0, -1};
+  const std::vector<std::int64_t> from_aux{-1, 9, -1, 3};
+  auto dsrc = to_device(src);
+  auto dfrom = to_device(from_aux);
+  cuda::DeviceBuffer<float> y(src.size() * dim);
+  cd::launch_gather_rows(x.get(), dsrc.get(), dfrom.get(), aux.get(), int(src.size()), dim, y.get(), nullptr);
+  const auto gy = to_host(y.get(), src.size() * dim);
+  const int expect_row[] = {6, 2, 0, 5};
+  for (int i = 0; i < 4; ++i)
+    CHECK(std::equal(gy.begin() + std::ptrdiff_t(i) * dim, gy.begin() + std::ptrdiff_t(i + 1) * dim,
+                     got.begin() + std::ptrdiff_t(expect_row[i]) * dim));
+}
