@@ -40,6 +40,20 @@ if(HAS_CUDA AND EXISTS ${MODEL})
 endif()
 expect_run(missing-file 1 "no-such-model.bin.*(no such file|No such file)" -m ${WORK}/no-such-model.bin --prompt-ids 1)
 
+# Text prompts: usage errors (no model needed; all are refused before the model loads).
+get_filename_component(PROMPTS ${FIXTURES}/../data/prompts ABSOLUTE)
+set(TOK512 ${PROMPTS}/tok512.bin)  # a made-up 512-piece llama2.c tokenizer (see its README.md)
+expect_run(two-prompt-sources 2 "-p, -f and --prompt-ids are alternatives: give one prompt source \\(got 2\\)"
+           -p hello --prompt-ids 1)
+expect_run(three-prompt-sources 2 "give one prompt source \\(got 3\\)" -p a -f ${PROMPTS}/story.txt --prompt-ids 1)
+expect_run(system-without-chat 2 "--system needs --chat" -z ${TOK512} -p hello --system "Be kind.")
+expect_run(chat-without-text 2 "--chat needs a text prompt \\(-p or -f\\)" --chat --prompt-ids 1)
+expect_run(text-without-tokenizer 2 "a text prompt \\(-p or -f\\) needs a tokenizer: give -z" -m ${WORK}/no-such-model.bin -p hello)
+expect_run(missing-tokenizer 1 "no-such-tokenizer.model: file not found" -z ${WORK}/no-such-tokenizer.model -p hello)
+expect_run(bad-tokenizer-ext 1 "unknown tokenizer format '.txt'" -z ${PROMPTS}/story.txt -p hello)
+expect_run(missing-prompt-file 1 "-f .*no-such-prompt.txt: cannot open the prompt file \\((No such file|no such file)"
+           -z ${TOK512} -f ${WORK}/no-such-prompt.txt)
+
 if(NOT EXISTS ${MODEL})
   message(STATUS "SKIPPED model checks: ${MODEL} not found (../shared absent)")
   return()
@@ -98,3 +112,140 @@ expect_run(compare 0 "compare: schedule .* TTFT dense [0-9.]+ ms, lazy [0-9.]+ m
            -m ${MODEL} --prompt-ids ${prompt_ids} -n 8 --compare --schedule aggressive)
 expect_run(random-static 0 "static" -m ${MODEL} --prompt-ids ${prompt_ids} -n 4 --policy static --schedule default)
 expect_run(random-drop 0 "random" -m ${MODEL} --prompt-ids ${prompt_ids} -n 4 --policy random --schedule default --seed 3)
+
+# ---------------------------------------------------------------- text in, text out
+# No tokenizer here has Llama 2's 32000 pieces AND a model with that vocabulary, so: the real
+# Llama 2 tokenizers must be refused for stories260K (vocab 512), and the positive checks use
+# tests/data/prompts/tok512.bin, whose 512 pieces fit stories260K (the decoded text is nonsense).
+foreach(real tokenizer.bin tokenizer.model)
+  if(NOT EXISTS ${MODELS}/${real})
+    message(STATUS "SKIPPED [vocab-mismatch-${real}]: ${MODELS}/${real} not found")
+    continue()
+  endif()
+  execute_process(COMMAND ${DRIVER} -m ${MODEL} -z ${MODELS}/${real} -p "Hello world"
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc EQUAL 2 AND err MATCHES "the tokenizer's vocabulary \\(32000 pieces, [^)]*${real}\\) does not match the model's \\(512\\)")
+    message(STATUS "[vocab-mismatch-${real}] ok")
+  elseif(real STREQUAL "tokenizer.model" AND rc EQUAL 1 AND err MATCHES "built without SentencePiece")
+    message(STATUS "[vocab-mismatch-${real}] ok (this build has no SentencePiece: refused as such)")
+  else()
+    message(SEND_ERROR "[vocab-mismatch-${real}] rc=${rc}\nstdout: ${out}\nstderr: ${err}")
+  endif()
+endforeach()
+
+# -p: encoded with BOS; the text streams to stdout and ends with one newline; --json has it all.
+expect_run(text-prompt 0 "tokenizer: .*tok512.bin \\(512 pieces\\).*prompt: [0-9]+ tokens \\(text\\)"
+           -m ${MODEL} -z ${TOK512} -p "Once upon a time" -n 24 --backend cpu --json ${WORK}/text.json)
+set(streamed "${LAST_STDOUT}")
+file(READ ${WORK}/text.json js)
+string(JSON j_source GET "${js}" prompt source)
+string(JSON j_text GET "${js}" prompt text)
+string(JSON j_ntok GET "${js}" prompt_tokens)
+string(JSON j_bos GET "${js}" prompt ids 0)
+string(JSON j_gen_n GET "${js}" run generated_tokens)
+string(JSON j_gen_text GET "${js}" run text)
+string(JSON j_tok GET "${js}" tokenizer)
+string(JSON j_vocab GET "${js}" config vocab_size)
+string(JSON j_backend GET "${js}" backend)
+string(JSON j_policy GET "${js}" policy)
+string(JSON j_sched GET "${js}" schedule)
+foreach(key load_ms run.prefill_ms run.prefill_tok_s run.ttft_ms run.decode_ms_per_token run.decode_tok_s
+            run.stats.prefill_fraction run.stats.steps)
+  string(REPLACE "." ";" path "${key}")
+  string(JSON v ERROR_VARIABLE jerr GET "${js}" ${path})
+  if(jerr)
+    message(SEND_ERROR "[text-json] missing ${key}: ${jerr}")
+  endif()
+endforeach()
+if(NOT j_source STREQUAL "text" OR NOT j_text STREQUAL "Once upon a time" OR NOT j_bos EQUAL 1 OR j_ntok LESS 2
+   OR j_gen_n LESS 1 OR NOT j_tok MATCHES "tok512.bin$" OR NOT j_vocab EQUAL 512 OR NOT j_backend STREQUAL "cpu"
+   OR NOT j_policy STREQUAL "dense")
+  message(SEND_ERROR "[text-json] unexpected: source=${j_source} text='${j_text}' ids[0]=${j_bos} tokens=${j_ntok} "
+                     "generated=${j_gen_n} tokenizer=${j_tok} vocab=${j_vocab} backend=${j_backend} policy=${j_policy}")
+endif()
+if(NOT streamed STREQUAL "${j_gen_text}\n" OR j_gen_text STREQUAL "")
+  message(SEND_ERROR "[text-stream] stdout is not the generated text plus a newline\n  stdout: '${streamed}'\n  json:   '${j_gen_text}'")
+endif()
+# The text prompt is exactly its token ids: same generation through --prompt-ids.
+string(JSON n_ids LENGTH "${js}" prompt ids)
+math(EXPR last_id "${n_ids} - 1")
+set(ids_csv "")
+foreach(k RANGE ${last_id})
+  string(JSON id GET "${js}" prompt ids ${k})
+  list(APPEND ids_csv ${id})
+endforeach()
+list(JOIN ids_csv "," ids_csv)
+expect_run(text-print-ids 0 "prompt: ${n_ids} tokens" -m ${MODEL} -z ${TOK512} -p "Once upon a time" -n 24 --backend cpu --print-ids)
+set(text_ids "${LAST_STDOUT}")
+expect_run(text-as-ids 0 "prefill" -m ${MODEL} --prompt-ids ${ids_csv} -n 24 --backend cpu --print-ids)
+if(NOT text_ids MATCHES "^[0-9]+( [0-9]+)*\n$" OR NOT text_ids STREQUAL LAST_STDOUT)
+  message(SEND_ERROR "[text-print-ids] -p with --print-ids: '${text_ids}', --prompt-ids ${ids_csv}: '${LAST_STDOUT}'")
+endif()
+
+expect_run(text-too-long 2 "prompt of [0-9]+ tokens does not fit the context of 4 tokens"
+           -m ${MODEL} -z ${TOK512} -c 4 -p "Once upon a time, Tim went to the park.")
+
+# -f FILE and -f - (stdin): the same prompt (one trailing newline dropped) gives the same output.
+expect_run(prompt-file 0 "prompt: [0-9]+ tokens \\(text\\)" -m ${MODEL} -z ${TOK512} -f ${PROMPTS}/story.txt -n 16 --backend cpu --print-ids)
+set(from_file "${LAST_STDOUT}")
+expect_run(prompt-as-p 0 "prefill" -m ${MODEL} -z ${TOK512} -p "Once upon a time, Tim went to the park with his dog." -n 16 --backend cpu --print-ids)
+if(NOT from_file STREQUAL LAST_STDOUT)
+  message(SEND_ERROR "[prompt-file] -f story.txt gave '${from_file}', -p with its text '${LAST_STDOUT}'")
+endif()
+execute_process(COMMAND ${DRIVER} -m ${MODEL} -z ${TOK512} -f - -n 16 --backend cpu --print-ids
+                INPUT_FILE ${PROMPTS}/story.txt RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0 OR NOT out STREQUAL from_file)
+  message(SEND_ERROR "[prompt-stdin] rc=${rc}, stdout '${out}' (expected '${from_file}')\nstderr: ${err}")
+else()
+  message(STATUS "[prompt-stdin] ok")
+endif()
+
+# --chat / --system: the Llama 2 chat template around the user text.
+expect_run(chat 0 "prompt: [0-9]+ tokens \\(chat\\)" -m ${MODEL} -z ${TOK512} --chat --system "Be brief." -p "Tell a story."
+           -n 8 --backend cpu --json ${WORK}/chat.json)
+file(READ ${WORK}/chat.json js)
+string(JSON c_source GET "${js}" prompt source)
+string(JSON c_system GET "${js}" prompt system)
+string(JSON c_ntok GET "${js}" prompt tokens)
+if(NOT c_source STREQUAL "chat" OR NOT c_system STREQUAL "Be brief." OR c_ntok LESS 20)
+  message(SEND_ERROR "[chat] unexpected prompt in --json: source=${c_source} system='${c_system}' tokens=${c_ntok}")
+endif()
+expect_run(chat-no-system 0 "prompt: [0-9]+ tokens \\(chat\\)" -m ${MODEL} -z ${TOK512} --chat -p "Hi" -n 4 --backend cpu)
+
+# --compare with --json: both runs and the comparison; the chosen run streams, dense goes to stderr.
+expect_run(compare-json 0 "\\[dense\\] text: .*compare: schedule" -m ${MODEL} -z ${TOK512} -p "Once upon a time" -n 8
+           --compare --schedule aggressive --backend cpu --json ${WORK}/compare.json)
+file(READ ${WORK}/compare.json js)
+string(JSON k_policy GET "${js}" run policy)
+string(JSON k_dense GET "${js}" dense policy)
+string(JSON k_speed GET "${js}" comparison ttft_speedup)
+string(JSON k_agree GET "${js}" comparison agreeing_prefix)
+string(JSON k_text GET "${js}" run text)
+if(NOT k_policy STREQUAL "lazy" OR NOT k_dense STREQUAL "dense" OR NOT k_speed GREATER 0 OR k_agree LESS 0
+   OR NOT LAST_STDOUT STREQUAL "${k_text}\n")
+  message(SEND_ERROR "[compare-json] run=${k_policy} dense=${k_dense} speedup=${k_speed} agree=${k_agree} "
+                     "stdout='${LAST_STDOUT}' text='${k_text}'")
+endif()
+# --prompt-ids with a tokenizer: ids in, text out.
+expect_run(ids-in-text-out 0 "tokenizer: " -m ${MODEL} -z ${TOK512} --prompt-ids 1 -n 8 --backend cpu)
+if(NOT LAST_STDOUT MATCHES "\n$" OR LAST_STDOUT STREQUAL "\n")
+  message(SEND_ERROR "[ids-in-text-out] stdout: '${LAST_STDOUT}'")
+endif()
+
+# An HF directory: tokenizer.model beside config.json is found without -z (here it is Llama 2's,
+# so it must be found, and refused for hf_tiny's 256-piece vocabulary); without one, -p is refused.
+set(HF ${FIXTURES}/../data/hf_tiny)
+expect_run(hf-no-tokenizer 2 "needs a tokenizer" -m ${HF} -p hello)
+if(EXISTS ${MODELS}/tokenizer.model)
+  file(REMOVE_RECURSE ${WORK}/hf_tok)
+  file(COPY ${HF}/config.json ${HF}/model.safetensors ${MODELS}/tokenizer.model DESTINATION ${WORK}/hf_tok)
+  execute_process(COMMAND ${DRIVER} -m ${WORK}/hf_tok -p hello RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if((rc EQUAL 2 AND err MATCHES "vocabulary \\(32000 pieces, .*hf_tok/tokenizer.model\\) does not match the model's \\(256\\)")
+     OR (rc EQUAL 1 AND err MATCHES "hf_tok/tokenizer.model.*built without SentencePiece"))
+    message(STATUS "[hf-tokenizer-found] ok")
+  else()
+    message(SEND_ERROR "[hf-tokenizer-found] rc=${rc}\nstdout: ${out}\nstderr: ${err}")
+  endif()
+  # With --prompt-ids the mismatched tokenizer is only a warning: ids out, as before.
+  expect_run(hf-tokenizer-ids 0 "warning: ignoring .*tokenizer.model" -m ${WORK}/hf_tok --prompt-ids 1,17,33 -n 4 --print-ids)
+endif()

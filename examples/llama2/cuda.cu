@@ -12,8 +12,8 @@ bool cuda_device_available() {
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
 }
 
-RunResult run_policy_cuda(const ModelWeights& w, const AnyPolicy& p, const Options& o) {
-  return std::visit([&](const auto& pol) { return generate(CudaBackend(w), pol, o); }, p);
+RunResult run_policy_cuda(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks) {
+  return std::visit([&](const auto& pol) { return generate(CudaBackend(w), pol, o, hooks); }, p);
 }
 
 }  // namespace lazyllm::driver

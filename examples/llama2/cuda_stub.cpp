@@ -6,7 +6,7 @@ namespace lazyllm::driver {
 
 bool cuda_device_available() { return false; }
 
-RunResult run_policy_cuda(const ModelWeights&, const AnyPolicy&, const Options&) {
+RunResult run_policy_cuda(const ModelWeights&, const AnyPolicy&, const Options&, const Hooks&) {
   throw Error("--backend cuda: this build has no CUDA backend (configure with LAZYLLM_CUDA=ON and nvcc)");
 }
 

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
-// lazyllm-llama2: run a Llama 2 checkpoint with LazyLLM pruning. Token IDs in, token IDs out.
-// Usage: lazyllm-llama2 -h
+// lazyllm-llama2: run a Llama 2 checkpoint with LazyLLM pruning. Text or token ids in, text or
+// token ids out. Usage: lazyllm-llama2 -h
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -14,6 +16,8 @@
 
 #include "driver.hpp"
 #include "lazyllm/lazyllm.hpp"
+#include "lazyllm/text/chat.hpp"
+#include "lazyllm/text/tokenizer.hpp"
 
 namespace {
 
@@ -24,7 +28,14 @@ const char* kUsage = R"(usage: lazyllm-llama2 [options]
 
   -m PATH               llama2.c .bin file or Hugging Face model directory
                         (default: the built-in demo model, which also turns on --compare)
+  -z PATH               tokenizer: SentencePiece .model or llama2.c tokenizer.bin (default:
+                        tokenizer.model beside config.json for a Hugging Face directory)
+  -p TEXT               text prompt, encoded with BOS (needs a tokenizer)
+  -f FILE               text prompt read from FILE (- = stdin; one trailing newline dropped)
   --prompt-ids IDS      comma-separated token ids, used as given (default: 1 = BOS)
+                        (-p, -f and --prompt-ids are alternatives: give at most one)
+  --chat                wrap the text prompt in the Llama 2 chat template as the user message
+  --system TEXT         the chat's system prompt (needs --chat)
   -n N                  tokens to generate (default 64); stops early at BOS (1) or EOS (2)
   -c N                  context size (default: the model's)
   --temp T              temperature, 0 = greedy (default 0)
@@ -38,9 +49,12 @@ const char* kUsage = R"(usage: lazyllm-llama2 [options]
                         none | gentle | default | aggressive (default: default)
   --compare             run dense and the chosen policy (lazy if dense) on the same prompt
   --stats FILE.json     write the run's pruning statistics as JSON
-  --print-ids           print the generated ids on one line of stdout
+  --json FILE           write the whole run as JSON (config, prompt, ids, text, timings, stats;
+                        with --compare both runs and the comparison)
+  --print-ids           print the generated ids on one line of stdout (instead of the text)
   -h, --help            this text
-Everything but --print-ids output goes to stderr. Exit codes: 0 ok, 1 runtime error, 2 usage error.
+With a tokenizer the generated text streams to stdout as it is produced; --print-ids prints the
+ids instead. Everything else goes to stderr. Exit codes: 0 ok, 1 runtime error, 2 usage error.
 )";
 
 std::vector<std::int32_t> parse_ids(const std::string& s) {
@@ -86,7 +100,13 @@ Options parse_args(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       std::exit(0);
     } else if (a == "-m" || a == "--model") o.model = value();
-    else if (a == "--prompt-ids") { o.prompt = parse_ids(value()); o.prompt_given = true; }
+    else if (a == "--prompt-ids") { o.prompt = parse_ids(value()); ++o.prompt_sources; }
+    else if (a == "-p" || a == "--prompt") { o.prompt_text = value(); o.text_given = true; ++o.prompt_sources; }
+    else if (a == "-f" || a == "--file") { o.prompt_file = value(); o.text_given = true; ++o.prompt_sources; }
+    else if (a == "-z" || a == "--tokenizer") o.tokenizer = value();
+    else if (a == "--chat") o.chat = true;
+    else if (a == "--system") { o.system = value(); o.system_given = true; }
+    else if (a == "--json") o.json_file = value();
     else if (a == "-n") o.n_predict = parse_number<int>(a, value());
     else if (a == "-c") o.n_ctx = parse_number<int>(a, value());
     else if (a == "--temp") o.sampler.temperature = parse_number<float>(a, value());
@@ -102,6 +122,12 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--compare") o.compare = true;
     else throw UsageError("unknown option '" + a + "' (see -h)");
   }
+  o.prompt_given = o.prompt_sources > 0;
+  if (o.prompt_sources > 1)
+    throw UsageError("-p, -f and --prompt-ids are alternatives: give one prompt source (got " +
+                     std::to_string(o.prompt_sources) + ")");
+  if (o.system_given && !o.chat) throw UsageError("--system needs --chat");
+  if (o.chat && !o.text_given) throw UsageError("--chat needs a text prompt (-p or -f)");
   if (o.backend != "cpu" && o.backend != "cuda" && o.backend != "auto")
     throw UsageError("--backend '" + o.backend + "' is not available (cpu, cuda or auto)");
   if (o.backend == "auto") o.backend = cuda_device_available() ? "cuda" : "cpu";
@@ -132,18 +158,24 @@ Schedule make_schedule(const std::string& text, int n_layers) {
   }
 }
 
-RunResult run_policy(const ModelWeights& w, const AnyPolicy& p, const Options& o) {
-  if (o.backend == "cuda") return run_policy_cuda(w, p, o);
-  return std::visit([&](const auto& pol) { return generate(CpuBackend{w}, pol, o); }, p);
+RunResult run_policy(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks = {}) {
+  if (o.backend == "cuda") return run_policy_cuda(w, p, o, hooks);
+  return std::visit([&](const auto& pol) { return generate(CpuBackend{w}, pol, o, hooks); }, p);
 }
 
-void print_footer(const char* label, const RunResult& r, std::size_t n_prompt) {
+double decode_ms_per_token(const RunResult& r) {
   const auto steps = r.stats.steps.size();
+  return steps > 1 ? r.decode_ms / double(steps - 1) : 0.0;
+}
+
+double per_second(double n, double ms) { return ms > 0 ? 1000.0 * n / ms : 0.0; }
+
+void print_footer(const char* label, const RunResult& r, std::size_t n_prompt) {
   std::fprintf(stderr,
-               "%s: prompt %zu tokens, prefill %.2f ms (%.1f tok/s) | generated %zu tokens, %.3f ms/token | "
+               "%s: prompt %zu tokens, prefill %.2f ms (%.1f tok/s), TTFT %.2f ms | generated %zu tokens, %.3f ms/token | "
                "token-layers computed %.1f%% of dense in prefill, %.1f%% overall, %lld revivals\n",
-               label, n_prompt, r.prefill_ms, r.prefill_ms > 0 ? 1000.0 * double(n_prompt) / r.prefill_ms : 0.0,
-               r.ids.size(), steps > 1 ? r.decode_ms / double(steps - 1) : 0.0, 100.0 * r.stats.prefill_fraction(),
+               label, n_prompt, r.prefill_ms, per_second(double(n_prompt), r.prefill_ms), r.ttft_ms,
+               r.ids.size(), decode_ms_per_token(r), 100.0 * r.stats.prefill_fraction(),
                r.stats.total_dense_token_layers()
                    ? 100.0 * double(r.stats.total_token_layers()) / double(r.stats.total_dense_token_layers())
                    : 100.0,
@@ -159,14 +191,132 @@ std::string join(const std::vector<std::int32_t>& v) {
   return s;
 }
 
+/// The HF directory `model` names (itself, or the folder of its config.json / safetensors), else "".
+std::filesystem::path hf_directory(const std::filesystem::path& model) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(model, ec)) return model;
+  const auto name = model.filename().string();
+  if (model.extension() == ".safetensors" || name == "config.json" || name == "model.safetensors.index.json")
+    return model.parent_path().empty() ? std::filesystem::path(".") : model.parent_path();
+  return {};
+}
+
+/// -f: the file's bytes (stdin for "-"), one trailing newline ("\n" or "\r\n") dropped.
+std::string read_prompt_file(const std::string& path) {
+  std::string text;
+  if (path == "-") {
+    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    if (std::cin.bad()) throw Error("-f -: cannot read the prompt from stdin");
+  } else {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw Error("-f " + path + ": cannot open the prompt file (" + std::strerror(errno) + ")");
+    text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    if (f.bad()) throw Error("-f " + path + ": cannot read the prompt file");
+  }
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (!text.empty() && text.back() == '\r') text.pop_back();
+  return text;
+}
+
+/// The text of `ids` generated after `prev` (what the stream printed).
+std::string continuation_text(const Tokenizer& tok, std::int32_t prev, const std::vector<std::int32_t>& ids) {
+  std::string s;
+  for (auto id : ids) {
+    s += tok.decode(prev, id);
+    prev = id;
+  }
+  return s;
+}
+
+nlohmann::json run_json(const std::string& policy, const RunResult& r, std::size_t n_prompt,
+                        const std::optional<Tokenizer>& tok, std::int32_t prev) {
+  nlohmann::json j;
+  j["policy"] = policy;
+  j["generated"] = r.ids;
+  j["generated_tokens"] = r.ids.size();
+  j["text"] = tok ? nlohmann::json(continuation_text(*tok, prev, r.ids)) : nlohmann::json(nullptr);
+  j["prefill_ms"] = r.prefill_ms;
+  j["prefill_tok_s"] = per_second(double(n_prompt), r.prefill_ms);
+  j["ttft_ms"] = r.ttft_ms;
+  j["decode_ms"] = r.decode_ms;
+  j["decode_ms_per_token"] = decode_ms_per_token(r);
+  j["decode_tok_s"] = per_second(1.0, decode_ms_per_token(r));
+  j["stats"] = to_json(r.stats);
+  return j;
+}
+
+nlohmann::json config_json(const RuntimeConfig& c) {
+  return {{"dim", c.dim},
+          {"hidden_dim", c.hidden_dim},
+          {"n_layers", c.n_layers},
+          {"n_heads", c.n_heads},
+          {"n_kv_heads", c.n_kv_heads},
+          {"vocab_size", c.vocab_size},
+          {"max_seq_len", c.max_seq_len},
+          {"norm_eps", c.norm_eps},
+          {"rope_theta", c.rope_theta},
+          {"rope_style", to_string(c.rope_style)},
+          {"tied_embeddings", c.tied_embeddings},
+          {"n_params", c.n_params()}};
+}
+
 int run(int argc, char** argv) {
   Options o = parse_args(argc, argv);
+
+  // Tokenizer: -z, else tokenizer.model beside an HF checkpoint's config.json.
+  std::string tok_path = o.tokenizer;
+  bool tok_auto = false;
+  if (tok_path.empty()) {
+    const auto dir = hf_directory(o.model);
+    std::error_code ec;
+    if (!dir.empty() && std::filesystem::is_regular_file(dir / "tokenizer.model", ec)) {
+      tok_path = (dir / "tokenizer.model").string();
+      tok_auto = true;
+    }
+  }
+  if (o.text_given && tok_path.empty())
+    throw UsageError("a text prompt (-p or -f) needs a tokenizer: give -z tokenizer.model (SentencePiece) or "
+                     "-z tokenizer.bin (llama2.c), or use --prompt-ids");
+  if (!o.prompt_file.empty()) o.prompt_text = read_prompt_file(o.prompt_file);
+  std::optional<Tokenizer> tok;
+  if (!tok_path.empty()) {
+    try {
+      tok = load_tokenizer(tok_path);
+    } catch (const Error& e) {
+      if (!tok_auto || o.text_given) throw;
+      std::fprintf(stderr, "warning: ignoring %s (%s); output stays token ids\n", tok_path.c_str(), e.what());
+    }
+  }
+
   const auto t_load = Clock::now();
   const ModelWeights w = load_model(o.model);
   const double load_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_load).count();
   std::fprintf(stderr, "model: %s (%s, %.2fM params, %s)\nload: %.2f ms\n", o.model.c_str(),
                [&] { std::ostringstream s; s << w.config; return s.str(); }().c_str(),
                double(w.config.n_params()) / 1e6, w.source_dtype.c_str(), load_ms);
+  if (tok && tok->vocab_size() != w.config.vocab_size) {
+    const std::string msg = "the tokenizer's vocabulary (" + std::to_string(tok->vocab_size()) + " pieces, " +
+                            tok_path + ") does not match the model's (" + std::to_string(w.config.vocab_size) +
+                            "); use the tokenizer the model was trained with";
+    if (!tok_auto || o.text_given) throw UsageError(msg);
+    std::fprintf(stderr, "warning: ignoring %s: %s\n", tok_path.c_str(), msg.c_str());
+    tok.reset();
+  }
+  if (tok) std::fprintf(stderr, "tokenizer: %s (%d pieces)\n", tok_path.c_str(), tok->vocab_size());
+  std::string prompt_kind = o.prompt_given ? "ids" : "default";
+  if (o.text_given) {
+    if (o.chat) {
+      std::vector<ChatMessage> msgs;
+      if (o.system_given) msgs.push_back({"system", o.system});
+      msgs.push_back({"user", o.prompt_text});
+      o.prompt = llama2_chat_tokens(*tok, msgs);
+      prompt_kind = "chat";
+    } else {
+      o.prompt = tok->encode(o.prompt_text, true);
+      prompt_kind = "text";
+    }
+    std::fprintf(stderr, "prompt: %zu tokens (%s)\n", o.prompt.size(), prompt_kind.c_str());
+  }
   const int ctx = o.n_ctx ? o.n_ctx : w.config.max_seq_len;
   if (std::int64_t(o.prompt.size()) > ctx)
     throw UsageError("prompt of " + std::to_string(o.prompt.size()) + " tokens does not fit the context of " +
@@ -189,23 +339,46 @@ int run(int argc, char** argv) {
     o.prompt.insert(o.prompt.end(), made.ids.begin(), made.ids.end());
     std::fprintf(stderr, "demo: prompt = BOS + the model's own %zu-token greedy continuation; then %d tokens with dense and with lazy\n",
                  made.ids.size(), o.n_predict);
+    prompt_kind = "demo";
   }
+  // Streaming: the chosen run's text goes to stdout piece by piece (unless --print-ids).
+  const std::int32_t last_prompt_id = o.prompt.empty() ? 1 : o.prompt.back();
+  const bool stream = tok && !o.print_ids;
+  Hooks hooks;
+  hooks.progress = true;
+  std::int32_t stream_prev = last_prompt_id;
+  if (stream)
+    hooks.on_token = [&](std::int32_t id) {
+      const std::string piece = tok->decode(stream_prev, id);
+      stream_prev = id;
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    };
   if (o.compare) run_policy(w, policy::Dense{}, o);  // warm-up, so both timed runs start equal
   RunResult dense;
   if (o.compare) {
-    dense = run_policy(w, policy::Dense{}, o);
+    Hooks dense_hooks;  // progress only: the chosen policy's run is the one that streams
+    dense_hooks.progress = true;
+    dense = run_policy(w, policy::Dense{}, o, dense_hooks);
     std::fprintf(stderr, "[dense] ids: %s\n", join(dense.ids).c_str());
+    if (tok) std::fprintf(stderr, "[dense] text: %s\n", continuation_text(*tok, last_prompt_id, dense.ids).c_str());
     print_footer("dense", dense, o.prompt.size());
+    if (stream) std::fprintf(stderr, "[%s] text on stdout:\n", chosen.c_str());
   }
-  const RunResult r = run_policy(w, pol, o);
+  const RunResult r = run_policy(w, pol, o, hooks);
+  if (stream) {
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+  }
   if (o.compare) std::fprintf(stderr, "[%s] ids: %s\n", chosen.c_str(), join(r.ids).c_str());
   print_footer(chosen.c_str(), r, o.prompt.size());
+  std::size_t agree = 0;
+  while (agree < r.ids.size() && agree < dense.ids.size() && r.ids[agree] == dense.ids[agree]) ++agree;
+  const double speedup = r.prefill_ms > 0 ? dense.prefill_ms / r.prefill_ms : 0.0;
   if (o.compare) {
-    std::size_t agree = 0;
-    while (agree < r.ids.size() && agree < dense.ids.size() && r.ids[agree] == dense.ids[agree]) ++agree;
     std::fprintf(stderr, "compare: schedule %s | TTFT dense %.2f ms, %s %.2f ms, speedup %.2fx | first %zu of %zu generated tokens agree\n",
-                 schedule.to_string().c_str(), dense.prefill_ms, chosen.c_str(), r.prefill_ms,
-                 r.prefill_ms > 0 ? dense.prefill_ms / r.prefill_ms : 0.0, agree, std::max(r.ids.size(), dense.ids.size()));
+                 schedule.to_string().c_str(), dense.prefill_ms, chosen.c_str(), r.prefill_ms, speedup, agree,
+                 std::max(r.ids.size(), dense.ids.size()));
   }
   if (!o.stats_file.empty()) {
     nlohmann::json j = to_json(r.stats);
@@ -217,6 +390,41 @@ int run(int argc, char** argv) {
     j["decode_ms"] = r.decode_ms;
     std::ofstream f(o.stats_file);
     if (!(f << j.dump(2) << '\n')) throw Error("cannot write --stats file " + o.stats_file);
+  }
+  if (!o.json_file.empty()) {
+    nlohmann::json j;
+    j["model"] = o.model;
+    j["source_dtype"] = w.source_dtype;
+    j["config"] = config_json(w.config);
+    j["backend"] = o.backend;
+    j["policy"] = chosen;
+    j["schedule"] = schedule.to_string();
+    j["compare"] = o.compare;
+    j["n_ctx"] = ctx;
+    j["n_predict"] = o.n_predict;
+    j["sampler"] = {{"temperature", o.sampler.temperature}, {"top_k", o.sampler.top_k}, {"top_p", o.sampler.top_p},
+                    {"repeat_penalty", o.sampler.repeat_penalty}, {"seed", o.sampler.seed}};
+    j["tokenizer"] = tok ? nlohmann::json(tok_path) : nlohmann::json(nullptr);
+    nlohmann::json prompt = {{"source", prompt_kind}, {"tokens", o.prompt.size()}, {"ids", o.prompt}};
+    if (o.text_given) prompt["text"] = o.prompt_text;
+    if (o.chat) prompt["system"] = o.system_given ? nlohmann::json(o.system) : nlohmann::json(nullptr);
+    j["prompt"] = prompt;
+    j["prompt_tokens"] = o.prompt.size();
+    j["load_ms"] = load_ms;
+    j["run"] = run_json(chosen, r, o.prompt.size(), tok, last_prompt_id);
+    if (o.compare) {
+      j["dense"] = run_json("dense", dense, o.prompt.size(), tok, last_prompt_id);
+      j["comparison"] = {{"ttft_dense_ms", dense.prefill_ms},
+                         {"ttft_ms", r.prefill_ms},
+                         {"ttft_speedup", speedup},
+                         {"agreeing_prefix", agree},
+                         {"generated_max", std::max(r.ids.size(), dense.ids.size())},
+                         {"prefill_fraction", r.stats.prefill_fraction()}};
+    }
+    std::ofstream f(o.json_file);
+    // Generated text may hold a partial UTF-8 sequence: replace it rather than fail the dump.
+    if (!(f << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n'))
+      throw Error("cannot write --json file " + o.json_file);
   }
   if (o.print_ids) std::printf("%s\n", join(r.ids).c_str());
   return 0;
