@@ -83,20 +83,13 @@ void run_case(const Case& cs, cuda::Attention& attn) {
   a.hd = hd;
   a.out = out.get();
   a.ldo = d;
-  attn.run(a, nullptr, cs.force_splits);
-  const int n_vis_last = int(std::upper_bound(kv_pos.begin(), kv_pos.end(), q_pos.back()) - kv_pos.begin());
-  attn.last_row_scores(a, n_vis_last, scores.get(), nullptr);
-  LAZYLLM_CUDA_CHECK(cudaDeviceSynchronize());
-  MESSAGE("n_kv=" << n << " rows=" << rows << " hd=" << hd << " heads=" << H << "/" << KH
-                  << " splits=" << attn.last_splits());
-  const auto got = bf16_to_host(out.get(), std::size_t(rows) * d);
-  const auto got_scores = to_host(scores.get(), std::size_t(n));
-
-  // CPU reference for sampled rows.
+  // CPU reference for sampled rows (every row of a 64-row block of the tensor-core kernel has a
+  // different warp / fragment position, so sample generously).
   const float scale = 1.0f / std::sqrt(float(hd));
-  double err = 0;
+  const std::vector<int> rows_checked = sample_rows(rows, 24);
+  std::vector<std::vector<float>> refs;
   std::vector<double> mean(std::size_t(n), 0.0);
-  for (int r : sample_rows(rows, 8)) {
+  for (int r : rows_checked) {
     const int n_vis = int(std::upper_bound(kv_pos.begin(), kv_pos.end(), q_pos[r]) - kv_pos.begin());
     std::vector<float> ref(std::size_t(d), 0.0f), pr(static_cast<std::size_t>(n_vis));
     for (int h = 0; h < H; ++h) {
@@ -110,9 +103,42 @@ void run_case(const Case& cs, cuda::Attention& attn) {
         if (r == rows - 1) mean[std::size_t(j)] += pr[j] / H;
       }
     }
-    err = std::max(err, norm_err(std::span(got).subspan(std::size_t(r) * d, std::size_t(d)), ref));
+    refs.push_back(std::move(ref));
   }
-  CHECK(err < kOutBound);
+
+  // Every kernel that can take this case: the CUDA-core kernel (with the case's split), and, where
+  // head_dim is 64/128 and no split is forced, the tensor-core kernel and (few rows) the decode one.
+  using Kn = cuda::Attention::Kernel;
+  std::vector<Kn> kernels{Kn::CudaCore};
+  if ((hd == 64 || hd == 128) && cs.force_splits == 0) {
+    kernels.push_back(Kn::TensorCore);
+    if (rows <= cuda::Attention::kDecodeMaxRows) kernels.push_back(Kn::Decode);
+  }
+  for (const auto kernel : kernels) {
+    const bool tc = kernel == Kn::TensorCore, dec = kernel == Kn::Decode;
+    const char* kname = tc ? "tensor-core" : dec ? "decode" : "cuda-core";
+    CAPTURE(kname);
+    LAZYLLM_CUDA_CHECK(cudaMemset(out.get(), 0xff, out.bytes()));  // NaN pattern: unwritten rows fail
+    attn.run(a, nullptr, cs.force_splits, kernel);
+    LAZYLLM_CUDA_CHECK(cudaDeviceSynchronize());
+    CHECK(attn.last_tensor_core() == tc);
+    CHECK(attn.last_decode() == dec);
+    const auto got = bf16_to_host(out.get(), std::size_t(rows) * d);
+    double err = 0;
+    for (std::size_t i = 0; i < rows_checked.size(); ++i)
+      err = std::max(err, norm_err(std::span(got).subspan(std::size_t(rows_checked[i]) * d, std::size_t(d)), refs[i]));
+    bool finite = true;
+    for (float v : got) finite = finite && std::isfinite(v);
+    MESSAGE("n_kv=" << n << " rows=" << rows << " hd=" << hd << " heads=" << H << "/" << KH << " kernel="
+                    << std::string(kname) << " splits=" << attn.last_splits() << " err=" << err);
+    CHECK(finite);
+    CHECK(err < kOutBound);
+  }
+
+  const int n_vis_last = int(std::upper_bound(kv_pos.begin(), kv_pos.end(), q_pos.back()) - kv_pos.begin());
+  attn.last_row_scores(a, n_vis_last, scores.get(), nullptr);
+  LAZYLLM_CUDA_CHECK(cudaDeviceSynchronize());
+  const auto got_scores = to_host(scores.get(), std::size_t(n));
   std::vector<float> ref_scores(mean.begin(), mean.end());
   CHECK(norm_err(got_scores, ref_scores) < kScoresBound);
   const double total = std::accumulate(got_scores.begin(), got_scores.end(), 0.0);
@@ -140,6 +166,9 @@ TEST_CASE("attention: pruned sets (C_l a strict subset of S_l), decode, split ov
   run_case({128, 32, 32, 8192, 1, false}, attn);   // decode: automatic split over keys
   run_case({64, 16, 4, 8192, 1, true}, attn);
   run_case({128, 32, 8, 4096, 3, true}, attn);     // few rows: split
+  run_case({128, 32, 32, 4097, 2, false}, attn);   // decode kernel, 2 rows, odd length
+  run_case({128, 32, 32, 200, 4, true}, attn);     // decode kernel at its row limit
+  run_case({64, 8, 8, 5, 2, true}, attn);          // fewer keys than one pass
   run_case({128, 32, 32, 1000, 129, true, 4}, attn);  // forced split with full blocks of rows
   run_case({64, 8, 2, 129, 129, false, 3}, attn);
 }
@@ -189,10 +218,10 @@ TEST_CASE("attention: timing at Llama-2-7B heads (informational, no bound)") {
     cudaEvent_t e0, e1;
     LAZYLLM_CUDA_CHECK(cudaEventCreate(&e0));
     LAZYLLM_CUDA_CHECK(cudaEventCreate(&e1));
-    auto time_it = [&](int reps) {
-      attn.run(a, nullptr);
+    auto time_it = [&](int reps, cuda::Attention::Kernel k = cuda::Attention::Kernel::Auto) {
+      attn.run(a, nullptr, 0, k);
       LAZYLLM_CUDA_CHECK(cudaEventRecord(e0));
-      for (int i = 0; i < reps; ++i) attn.run(a, nullptr);
+      for (int i = 0; i < reps; ++i) attn.run(a, nullptr, 0, k);
       LAZYLLM_CUDA_CHECK(cudaEventRecord(e1));
       LAZYLLM_CUDA_CHECK(cudaEventSynchronize(e1));
       float ms = 0;
@@ -200,12 +229,16 @@ TEST_CASE("attention: timing at Llama-2-7B heads (informational, no bound)") {
       return ms / reps;
     };
     const float prefill = time_it(5);
+    const bool tc = attn.last_tensor_core();
     const double flops = 4.0 * H * hd * (double(n) * n / 2);
     a.rows = 1;
     a.q_pos = dpos.get() + (n - 1);
+    const float decode_cc = time_it(20, cuda::Attention::Kernel::CudaCore);
     const float decode = time_it(20);
     MESSAGE("attention 32x128 n=" << n << ": causal prefill " << prefill << " ms (" << flops / prefill / 1e9
-                                  << " TFLOP/s), decode row " << decode << " ms (splits " << attn.last_splits() << ")");
+                                  << " TFLOP/s, " << std::string(tc ? "tensor-core" : "cuda-core") << "), decode row " << decode << " ms (splits " << attn.last_splits() << ", "
+                                  << std::string(attn.last_decode() ? "decode kernel" : "cuda-core") << "; cuda-core kernel "
+                                  << decode_cc << " ms)");
     LAZYLLM_CUDA_CHECK(cudaEventDestroy(e0));
     LAZYLLM_CUDA_CHECK(cudaEventDestroy(e1));
   }

@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "lazyllm/backend/cuda/attention_mma.cuh"
 #include "lazyllm/backend/cuda/common.cuh"
 
 namespace lazyllm::cuda {
@@ -265,6 +266,154 @@ __global__ void attention_combine_kernel(AttnLaunch L) {
   }
 }
 
+// ------------------------------------------------------------------ decode (few rows)
+
+/// Decode-shaped attention: at most R query rows (R = 1 for a plain decode step) against many
+/// keys. Bandwidth-bound, so the keys are spread thin: grid (query head, split), each of the 4
+/// warps walks its keys 32 at a time. Lane = key for the loads (the K and V rows of 32 keys in
+/// flight at once, 16-byte loads) and for q.k; V goes through shared memory so that lane = output
+/// dims for p.v. The warps' states merge in shared memory, the splits in attention_combine_kernel.
+template <int HD, int R>
+struct DecodeTraits {
+  static_assert(HD == 64 || HD == 128, "DecodeTraits: head dim 64 or 128");
+  static constexpr int kHeadDim = HD;
+  static constexpr int kRows = R;
+  static constexpr int kWarps = 4;
+  static constexpr int kKeysPerPass = kWarps * 32;
+  static constexpr int kDimsPerLane = HD / 32;
+  static constexpr int kVStride = HD + 8;  // bf16 per staged V row (16-byte pad: conflict-free row writes)
+};
+
+template <class T>
+__global__ void __launch_bounds__(T::kWarps * 32) decode_attention_kernel(AttnLaunch L) {
+  constexpr int HD = T::kHeadDim, R = T::kRows, W = T::kWarps, DL = T::kDimsPerLane;
+  const AttnArgs& a = L.a;
+  __shared__ __align__(16) float sq[R][HD];
+  __shared__ int s_nvis[R];
+  __shared__ float s_ml[W][R][2];
+  __shared__ __align__(16) float s_o[W][R][HD];
+  __shared__ __align__(16) bf16 sv[W][32][T::kVStride];  // each warp's V rows of its current 32 keys
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int h = blockIdx.x, split = blockIdx.y, kh = h / (a.n_heads / a.n_kv_heads);
+  const std::int64_t kvd = std::int64_t(a.n_kv_heads) * HD;
+  for (int i = tid; i < R * HD; i += W * 32) {
+    const int r = i / HD, d = i % HD;
+    sq[r][d] = r < a.rows ? __bfloat162float(a.q[std::int64_t(r) * a.ldq + h * HD + d]) : 0.f;
+  }
+  if (tid < R) s_nvis[tid] = tid < a.rows ? count_le(a.kv_pos, a.n_kv, a.q_pos[tid]) : 0;
+  __syncthreads();
+  int nv[R], hi = 0;
+#pragma unroll
+  for (int r = 0; r < R; ++r) hi = max(hi, nv[r] = s_nvis[r]);
+  const int lo = split * L.keys_per_split;
+  const int end = min(hi, lo + L.keys_per_split);
+
+  float m[R], l[R], o[R][DL];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    m[r] = -INFINITY;
+    l[r] = 0.f;
+#pragma unroll
+    for (int e = 0; e < DL; ++e) o[r][e] = 0.f;
+  }
+  bf16* my_v = &sv[warp][0][0];
+  for (int base = lo + warp * 32; base < end; base += T::kKeysPerPass) {
+    const int key = base + lane;
+    const bool valid = key < end;
+    const std::int64_t slot = valid ? a.kv_slots[key] : 0;
+    // Lane = key: the K and V rows of this lane's key, all loads in flight together.
+    Bf16x8 kr[HD / 8], vr[HD / 8];
+    const std::int64_t off = slot * kvd + std::int64_t(kh) * HD;
+#pragma unroll
+    for (int c = 0; c < HD / 8; ++c) {
+      kr[c] = valid ? *reinterpret_cast<const Bf16x8*>(a.k_cache + off + c * 8) : Bf16x8{};
+      vr[c] = valid ? *reinterpret_cast<const Bf16x8*>(a.v_cache + off + c * 8) : Bf16x8{};
+    }
+    __syncwarp();  // the previous pass has finished reading this warp's V rows
+#pragma unroll
+    for (int c = 0; c < HD / 8; ++c) *reinterpret_cast<Bf16x8*>(my_v + lane * T::kVStride + c * 8) = vr[c];
+    float s[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) s[r] = 0.f;
+#pragma unroll
+    for (int c = 0; c < HD / 8; ++c) {
+      float kf[8];
+      unpack8(kr[c], kf);
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int e = 0; e < 8; ++e) s[r] = fmaf(sq[r][c * 8 + e], kf[e], s[r]);
+    }
+    const int n_here = min(32, end - base);
+    float p[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const float sv_ = (valid && key < nv[r]) ? s[r] * L.scale_log2 : -INFINITY;
+      const float m_new = fmaxf(m[r], warp_max(sv_));
+      const float m_use = m_new == -INFINITY ? 0.f : m_new;
+      const float alpha = exp2f(m[r] - m_use);
+      p[r] = exp2f(sv_ - m_use);
+      l[r] = l[r] * alpha + warp_sum(p[r]);
+      m[r] = m_new;
+#pragma unroll
+      for (int e = 0; e < DL; ++e) o[r][e] *= alpha;
+    }
+    __syncwarp();  // V rows are in shared memory
+    // Lane = output dims: o += p_j v_j over the pass's keys.
+#pragma unroll 4
+    for (int j = 0; j < n_here; ++j) {
+      const bf16* v = my_v + j * T::kVStride + lane * DL;
+      float vf[DL];
+      if constexpr (DL == 4) {
+        const uint2 raw = *reinterpret_cast<const uint2*>(v);
+        const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.x));
+        const float2 y = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.y));
+        vf[0] = x.x, vf[1] = x.y, vf[2] = y.x, vf[3] = y.y;
+      } else {
+        const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(v));
+        vf[0] = x.x, vf[1] = x.y;
+      }
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const float pj = __shfl_sync(0xffffffffu, p[r], j);
+#pragma unroll
+        for (int e = 0; e < DL; ++e) o[r][e] = fmaf(pj, vf[e], o[r][e]);
+      }
+    }
+  }
+  // Merge the warps.
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    if (lane == 0) s_ml[warp][r][0] = m[r], s_ml[warp][r][1] = l[r];
+#pragma unroll
+    for (int e = 0; e < DL; ++e) s_o[warp][r][lane * DL + e] = o[r][e];
+  }
+  __syncthreads();
+  for (int i = tid; i < R * HD; i += W * 32) {
+    const int r = i / HD, d = i % HD;
+    if (r >= a.rows) continue;
+    float mx = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < W; ++w) mx = fmaxf(mx, s_ml[w][r][0]);
+    float lsum = 0.f, osum = 0.f;
+#pragma unroll
+    for (int w = 0; w < W; ++w) {
+      if (s_ml[w][r][0] == -INFINITY) continue;
+      const float f = exp2f(s_ml[w][r][0] - mx);
+      lsum += s_ml[w][r][1] * f;
+      osum += s_o[w][r][d] * f;
+    }
+    if (L.n_splits == 1) {
+      a.out[std::int64_t(r) * a.ldo + h * HD + d] = __float2bfloat16_rn(lsum > 0.f ? osum / lsum : 0.f);
+    } else {
+      const std::int64_t cell = (std::int64_t(split) * a.rows + r) * a.n_heads + h;
+      L.part_o[cell * HD + d] = osum;
+      if (d == 0) *reinterpret_cast<float2*>(L.part_ml + cell * 2) = make_float2(mx, lsum);
+    }
+  }
+}
+
 // ------------------------------------------------------------------ scores of the last row
 
 /// Launch shape of the scores pass (kernels are templates so the header has no ODR issue).
@@ -344,6 +493,18 @@ void launch_attention(const AttnLaunch& L, cudaStream_t stream) {
   }
 }
 
+template <int HD, int R>
+void launch_decode_attention(const AttnLaunch& L, cudaStream_t stream) {
+  using T = DecodeTraits<HD, R>;
+  decode_attention_kernel<T><<<dim3(unsigned(L.a.n_heads), unsigned(L.n_splits)), T::kWarps * 32, 0, stream>>>(L);
+  LAZYLLM_CUDA_CHECK_LAUNCH();
+  if (L.n_splits > 1) {
+    const std::int64_t n = std::int64_t(L.a.rows) * L.a.n_heads * L.a.hd;
+    attention_combine_kernel<AttnTraits<HD>><<<unsigned(std::min<std::int64_t>((n + 255) / 256, 65535)), 256, 0, stream>>>(L);
+    LAZYLLM_CUDA_CHECK_LAUNCH();
+  }
+}
+
 }  // namespace detail
 
 /// Attention over a token set; owns the split-over-keys and scores workspaces. Move-only.
@@ -352,13 +513,68 @@ class Attention {
   /// Set once per device (number of multiprocessors, used to size the key split).
   void init(int sm_count) { sm_count_ = std::max(1, sm_count); }
 
+  /// Which kernel run() uses: the tensor-core prefill kernel, the decode kernel (at most
+  /// kDecodeMaxRows rows), or the general CUDA-core kernel (any shape; splits over keys).
+  enum class Kernel { Auto, TensorCore, Decode, CudaCore };
+  static constexpr int kDecodeMaxRows = 4;
+  /// Row count from which Auto takes the tensor-core kernel (head_dim 64 or 128): below it the
+  /// CUDA-core kernel, which can split over keys, keeps decode-sized calls fast.
+  static constexpr int kTensorCoreMinRows = 64;
+
   /// out = causal softmax(q k^T / sqrt(hd)) v. `force_splits` > 0 fixes the number of key
-  /// splits (tests); 0 chooses: split only when the query blocks alone cannot fill the GPU.
-  void run(const AttnArgs& a, cudaStream_t stream, int force_splits = 0) {
+  /// splits of the CUDA-core kernel (tests; implies Kernel::CudaCore); 0 chooses.
+  void run(const AttnArgs& a, cudaStream_t stream, int force_splits = 0, Kernel kernel = Kernel::Auto) {
     if (a.rows <= 0) return;
     if (a.hd <= 0 || a.hd > 128 || a.hd % 2 != 0)
       throw InvalidArgument("CudaBackend attention: head_dim " + std::to_string(a.hd) +
                             " is not supported (even values up to 128)");
+    const bool tc_ok = (a.hd == 64 || a.hd == 128) && force_splits <= 0;
+    if (kernel == Kernel::TensorCore && !tc_ok)
+      throw InvalidArgument("CudaBackend attention: the tensor-core kernel needs head_dim 64 or 128 and no forced split");
+    if (tc_ok && (kernel == Kernel::TensorCore || (kernel == Kernel::Auto && a.rows >= kTensorCoreMinRows))) {
+      detail::MmaAttnLaunch M{a.q,     a.ldq,        a.k_cache, a.v_cache, a.kv_slots, a.kv_pos, a.q_pos,
+                              a.rows,  a.n_kv,       a.n_heads, a.n_kv_heads, a.out,   a.ldo,
+                              float(1.4426950408889634 / std::sqrt(double(a.hd)))};
+      last_splits_ = 1;
+      last_tensor_core_ = true;
+      last_decode_ = false;
+      if (a.hd == 64)
+        detail::launch_mma_attention<64>(M, stream);
+      else
+        detail::launch_mma_attention<128>(M, stream);
+      return;
+    }
+    last_tensor_core_ = false;
+    const bool dec_ok = (a.hd == 64 || a.hd == 128) && force_splits <= 0 && a.rows <= kDecodeMaxRows;
+    if (kernel == Kernel::Decode && !dec_ok)
+      throw InvalidArgument("CudaBackend attention: the decode kernel needs head_dim 64 or 128, at most " +
+                            std::to_string(kDecodeMaxRows) + " rows and no forced split");
+    last_decode_ = false;
+    if (dec_ok && (kernel == Kernel::Decode || kernel == Kernel::Auto)) {
+      detail::AttnLaunch L;
+      L.a = a;
+      L.scale_log2 = float(1.4426950408889634 / std::sqrt(double(a.hd)));
+      // Enough (head, split) blocks to cover the GPU a few times, each split >= one pass of keys.
+      constexpr int kPass = 128;
+      const int passes = std::max(1, (a.n_kv + kPass - 1) / kPass);
+      int splits = std::min(passes, std::max(1, (4 * sm_count_ + a.n_heads - 1) / a.n_heads));
+      L.keys_per_split = (passes + splits - 1) / splits * kPass;
+      L.n_splits = std::max(1, (a.n_kv + L.keys_per_split - 1) / L.keys_per_split);
+      if (L.n_splits > 1) {
+        const std::size_t cells = std::size_t(L.n_splits) * std::size_t(a.rows) * std::size_t(a.n_heads);
+        part_o_.reserve(cells * std::size_t(a.hd), "attention split workspace");
+        part_ml_.reserve(cells * 2, "attention split workspace");
+        L.part_o = part_o_.get();
+        L.part_ml = part_ml_.get();
+      }
+      last_splits_ = L.n_splits;
+      last_decode_ = true;
+      if (a.hd == 64)
+        a.rows == 1 ? detail::launch_decode_attention<64, 1>(L, stream) : detail::launch_decode_attention<64, 4>(L, stream);
+      else
+        a.rows == 1 ? detail::launch_decode_attention<128, 1>(L, stream) : detail::launch_decode_attention<128, 4>(L, stream);
+      return;
+    }
     detail::AttnLaunch L;
     L.a = a;
     L.scale_log2 = float(1.4426950408889634 / std::sqrt(double(a.hd)));
@@ -416,10 +632,16 @@ class Attention {
   }
 
   int last_splits() const { return last_splits_; }
+  /// Whether the last run() used the tensor-core kernel.
+  bool last_tensor_core() const { return last_tensor_core_; }
+  /// Whether the last run() used the decode kernel.
+  bool last_decode() const { return last_decode_; }
 
  private:
   int sm_count_ = 132;
   int last_splits_ = 1;
+  bool last_tensor_core_ = false;
+  bool last_decode_ = false;
   DeviceBuffer<float> part_o_, part_ml_, logits_;
   DeviceBuffer<float2> ml_;
 };

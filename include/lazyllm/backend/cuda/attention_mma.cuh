@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: MIT
+// Tensor-core causal prefill attention over a compacted token set (sm_80+: mma.sync m16n8k16 bf16,
+// ldmatrix, cp.async). FlashAttention-2 structure: a block owns kBlockRows query rows of one head
+// (16 per warp), walks the visible keys in tiles of kKeys double-buffered in shared memory, keeps
+// the online-softmax state (m, l) and the output accumulator in registers, and never forms the
+// n x n score matrix. K/V rows are fetched through the cache index (kv_slots), so contiguous and
+// paged layouts both work. Masking uses visible-key counts: query row r sees the first
+// count(kv_pos <= q_pos[r]) entries of the set (the set and the rows are position-ordered).
+//
+// Used by Attention::run for prefill-sized row counts with head_dim exactly 64 or 128; decode and
+// other head dims go to the CUDA-core kernel in attention.cuh (which also splits over keys).
+#pragma once
+#include <cstdint>
+
+#include "lazyllm/backend/cuda/common.cuh"
+
+namespace lazyllm::cuda {
+
+/// Tile shape of the tensor-core prefill kernel for head dim HD.
+template <int HD>
+struct MmaAttnTraits {
+  static_assert(HD == 64 || HD == 128, "MmaAttnTraits: the tensor-core attention supports head_dim 64 and 128");
+  static constexpr int kHeadDim = HD;
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kBlockRows = 16 * kWarps;  // one m16 tile per warp
+  static constexpr int kKeys = 64;                // keys per tile (8 n8 tiles for S, 4 k16 chunks for PV)
+  static constexpr int kStride = HD + 8;          // bf16 per smem row: 16-byte pad, conflict-free ldmatrix
+  static constexpr int kTileElems = kKeys * kStride;
+  static constexpr int kSmemBytes = (kBlockRows * kStride + 4 * kTileElems) * 2;  // Q + 2 stages of K and V
+};
+
+namespace detail {
+
+__device__ __forceinline__ std::uint32_t smem_addr(const void* p) {
+  return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
+}
+
+/// 16-byte async copy global -> shared; zero-fills when !valid.
+__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool valid) {
+  const int n = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(smem)), "l"(gmem), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(std::uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+/// d += a * b for one m16n8k16 tile (bf16 inputs, fp32 accumulators).
+__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
+                                               std::uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ std::uint32_t pack_bf16x2(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const std::uint32_t*>(&v);
+}
+
+/// Launch parameters of the tensor-core kernel (the args plus the base-2 softmax scale).
+struct MmaAttnLaunch {
+  const bf16* q;
+  int ldq;
+  const bf16* k_cache;
+  const bf16* v_cache;
+  const std::int64_t* kv_slots;
+  const std::int32_t* kv_pos;
+  const std::int32_t* q_pos;
+  int rows, n_kv, n_heads, n_kv_heads;
+  bf16* out;
+  int ldo;
+  float scale_log2;
+};
+
+/// Number of entries of kv_pos (ascending, n) that are <= p.
+__device__ __forceinline__ int mma_count_le(const std::int32_t* kv_pos, int n, std::int32_t p) {
+  int lo = 0, hi = n;
+  while (lo < hi) {
+    const int mid = (lo + hi) >> 1;
+    if (kv_pos[mid] <= p)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+template <class T>
+__global__ void __launch_bounds__(T::kThreads, 2) mma_attention_kernel(MmaAttnLaunch L) {
+  constexpr int HD = T::kHeadDim, BR = T::kBlockRows, BK = T::kKeys, S = T::kStride, NT = T::kThreads;
+  constexpr int CH = HD / 8;  // 16-byte chunks per row
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16* sq = reinterpret_cast<bf16*>(smem_raw);
+  bf16* sk = sq + BR * S;              // [2][BK][S]
+  bf16* sv = sk + 2 * T::kTileElems;   // [2][BK][S]
+  __shared__ int s_nvis[BR];
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  // Heavier (later) row blocks first: causal work grows with the row index.
+  const int row0 = (gridDim.x - 1 - blockIdx.x) * BR;
+  const int h = blockIdx.y, kh = h / (L.n_heads / L.n_kv_heads);
+  const std::int64_t kvd = std::int64_t(L.n_kv_heads) * HD;
+
+  // Q tile (zero rows past the end) and each row's visible-key count.
+  for (int i = tid; i < BR * CH; i += NT) {
+    const int r = i / CH, c = i % CH, row = row0 + r;
+    const bool ok = row < L.rows;
+    cp_async_16(sq + r * S + c * 8, L.q + std::int64_t(ok ? row : 0) * L.ldq + h * HD + c * 8, ok);
+  }
+  cp_async_commit();
+  if (tid < BR) {
+    const int row = row0 + tid;
+    s_nvis[tid] = row < L.rows ? mma_count_le(L.kv_pos, L.n_kv, L.q_pos[row]) : 0;
+  }
+  __syncthreads();
+  int hi = 0;
+  for (int r = BR - 1; r >= 0; --r)
+    if (s_nvis[r] > 0) {
+      hi = s_nvis[r];  // ascending: the last valid row sees the most
+      break;
+    }
+  const int nv0 = s_nvis[warp * 16 + g], nv1 = s_nvis[warp * 16 + g + 8];
+  // Warp-uniform bounds (mma.sync needs the whole warp): keys below warp_lo are visible to every
+  // row of the warp, none at or past warp_max to any.
+  int warp_lo = s_nvis[warp * 16], warp_max = 0;
+  for (int r = 0; r < 16; ++r) {
+    warp_max = max(warp_max, s_nvis[warp * 16 + r]);
+    warp_lo = min(warp_lo, s_nvis[warp * 16 + r]);
+  }
+
+  auto load_tile = [&](int stage, int t0) {
+    bf16* dk = sk + stage * T::kTileElems;
+    bf16* dv = sv + stage * T::kTileElems;
+    for (int i = tid; i < BK * CH; i += NT) {
+      const int j = i / CH, c = i % CH, key = t0 + j;
+      const bool ok = key < hi;
+      const std::int64_t off = (ok ? L.kv_slots[key] : 0) * kvd + std::int64_t(kh) * HD + c * 8;
+      cp_async_16(dk + j * S + c * 8, L.k_cache + off, ok);
+      cp_async_16(dv + j * S + c * 8, L.v_cache + off, ok);
+    }
+    cp_async_commit();
+  };
+
+  const int n_tiles = (hi + BK - 1) / BK;
+  if (n_tiles > 0) load_tile(0, 0);
+
+  // Q fragments (A operand) for the warp's 16 rows: HD/16 k-chunks.
+  if (n_tiles > 0)
+    cp_async_wait<1>();  // the Q group (older than the first tile's) has landed
+  else
+    cp_async_wait<0>();
+  __syncthreads();
+  std::uint32_t qf[HD / 16][4];
+  {
+    const int r = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; ++kk) ldmatrix_x4(qf[kk], sq + r * S + kk * 16 + (lane >> 4) * 8);
+  }
+
+  float o[HD / 8][4];
+#pragma unroll
+  for (int i = 0; i < HD / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+
+  for (int it = 0; it < n_tiles; ++it) {
+    const int t0 = it * BK, stage = it & 1;
+    if (it + 1 < n_tiles) {
+      load_tile(stage ^ 1, t0 + BK);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    if (t0 < warp_max) {
+      const bf16* ck = sk + stage * T::kTileElems;
+      const bf16* cv = sv + stage * T::kTileElems;
+      // S = Q K^T for the warp's 16 rows x 64 keys.
+      float s[BK / 8][4];
+#pragma unroll
+      for (int nb = 0; nb < BK / 8; ++nb) s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.f;
+#pragma unroll
+      for (int nb = 0; nb < BK / 8; ++nb) {
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk += 2) {
+          std::uint32_t b[4];
+          ldmatrix_x4(b, ck + (nb * 8 + (lane & 7)) * S + kk * 16 + (lane >> 3) * 8);
+          mma_bf16_16816(s[nb], qf[kk], b[0], b[1]);
+          mma_bf16_16816(s[nb], qf[kk + 1], b[2], b[3]);
+        }
+      }
+      // Mask (only where the tile crosses a row's visible count) and scale into base 2.
+      const bool full = t0 + BK <= warp_lo;
+#pragma unroll
+      for (int nb = 0; nb < BK / 8; ++nb) {
+        const int key = t0 + nb * 8 + 2 * t;
+        s[nb][0] = (full || key < nv0) ? s[nb][0] * L.scale_log2 : -INFINITY;
+        s[nb][1] = (full || key + 1 < nv0) ? s[nb][1] * L.scale_log2 : -INFINITY;
+        s[nb][2] = (full || key < nv1) ? s[nb][2] * L.scale_log2 : -INFINITY;
+        s[nb][3] = (full || key + 1 < nv1) ? s[nb][3] * L.scale_log2 : -INFINITY;
+      }
+      // Online softmax: rows g (values 0,1) and g+8 (values 2,3); a row spans the quad.
+      float mx0 = m0, mx1 = m1;
+#pragma unroll
+      for (int nb = 0; nb < BK / 8; ++nb) {
+        mx0 = fmaxf(mx0, fmaxf(s[nb][0], s[nb][1]));
+        mx1 = fmaxf(mx1, fmaxf(s[nb][2], s[nb][3]));
+      }
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+      const float u0 = mx0 == -INFINITY ? 0.f : mx0, u1 = mx1 == -INFINITY ? 0.f : mx1;
+      const float a0 = exp2f(m0 - u0), a1 = exp2f(m1 - u1);
+      m0 = mx0;
+      m1 = mx1;
+      float rs0 = 0.f, rs1 = 0.f;
+      std::uint32_t pf[BK / 16][4];  // P as A fragments, one per k16 chunk of keys
+#pragma unroll
+      for (int nb = 0; nb < BK / 8; ++nb) {
+        const float p0 = exp2f(s[nb][0] - u0), p1 = exp2f(s[nb][1] - u0);
+        const float p2 = exp2f(s[nb][2] - u1), p3 = exp2f(s[nb][3] - u1);
+        rs0 += p0 + p1;
+        rs1 += p2 + p3;
+        pf[nb / 2][(nb & 1) * 2 + 0] = pack_bf16x2(p0, p1);
+        pf[nb / 2][(nb & 1) * 2 + 1] = pack_bf16x2(p2, p3);
+      }
+      l0 = l0 * a0 + rs0;  // per-thread partial sums; reduced over the quad at the end
+      l1 = l1 * a1 + rs1;
+#pragma unroll
+      for (int i = 0; i < HD / 8; ++i) {
+        o[i][0] *= a0;
+        o[i][1] *= a0;
+        o[i][2] *= a1;
+        o[i][3] *= a1;
+      }
+      // O += P V. Skip k16 chunks no row of the warp can see.
+#pragma unroll
+      for (int kc = 0; kc < BK / 16; ++kc) {
+        if (t0 + kc * 16 >= warp_max) break;
+#pragma unroll
+        for (int dn = 0; dn < HD / 8; dn += 2) {
+          std::uint32_t b[4];
+          ldmatrix_x4_trans(b, cv + (kc * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S + dn * 8 + (lane >> 4) * 8);
+          mma_bf16_16816(o[dn], pf[kc], b[0], b[1]);
+          mma_bf16_16816(o[dn + 1], pf[kc], b[2], b[3]);
+        }
+      }
+    }
+    __syncthreads();  // this stage is consumed before the next iteration refills it
+  }
+
+  // Normalise and write bf16.
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  const float i0 = l0 > 0.f ? 1.f / l0 : 0.f, i1 = l1 > 0.f ? 1.f / l1 : 0.f;
+  const int r0 = row0 + warp * 16 + g, r1 = r0 + 8;
+#pragma unroll
+  for (int dn = 0; dn < HD / 8; ++dn) {
+    const int d = h * HD + dn * 8 + 2 * t;
+    if (r0 < L.rows)
+      *reinterpret_cast<__nv_bfloat162*>(L.out + std::int64_t(r0) * L.ldo + d) =
+          __floats2bfloat162_rn(o[dn][0] * i0, o[dn][1] * i0);
+    if (r1 < L.rows)
+      *reinterpret_cast<__nv_bfloat162*>(L.out + std::int64_t(r1) * L.ldo + d) =
+          __floats2bfloat162_rn(o[dn][2] * i1, o[dn][3] * i1);
+  }
+}
+
+template <int HD>
+void launch_mma_attention(const MmaAttnLaunch& L, cudaStream_t stream) {
+  using T = MmaAttnTraits<HD>;
+  // Over 48 KiB of dynamic shared memory needs the opt-in (cheap; set on every launch so that it
+  // holds on whichever device is current).
+  LAZYLLM_CUDA_CHECK(
+      cudaFuncSetAttribute(mma_attention_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
+  const dim3 grid(unsigned((L.rows + T::kBlockRows - 1) / T::kBlockRows), unsigned(L.n_heads));
+  mma_attention_kernel<T><<<grid, T::kThreads, T::kSmemBytes, stream>>>(L);
+  LAZYLLM_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace detail
+}  // namespace lazyllm::cuda
