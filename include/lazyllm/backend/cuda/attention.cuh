@@ -270,9 +270,10 @@ __global__ void attention_combine_kernel(AttnLaunch L) {
 
 /// Decode-shaped attention: at most R query rows (R = 1 for a plain decode step) against many
 /// keys. Bandwidth-bound, so the keys are spread thin: grid (query head, split), each of the 4
-/// warps walks its keys 32 at a time. Lane = key for the loads (the K and V rows of 32 keys in
-/// flight at once, 16-byte loads) and for q.k; V goes through shared memory so that lane = output
-/// dims for p.v. The warps' states merge in shared memory, the splits in attention_combine_kernel.
+/// warps walks its keys 32 at a time: the K and V rows of its 32 keys go to shared memory by
+/// coalesced 16-byte cp.async (all in flight at once, through the slot index), then lane = key
+/// for q.k and lane = output dims for p.v. The warps' states merge in shared memory, the splits
+/// in attention_combine_kernel.
 template <int HD, int R>
 struct DecodeTraits {
   static_assert(HD == 64 || HD == 128, "DecodeTraits: head dim 64 or 128");
@@ -281,20 +282,24 @@ struct DecodeTraits {
   static constexpr int kWarps = 4;
   static constexpr int kKeysPerPass = kWarps * 32;
   static constexpr int kDimsPerLane = HD / 32;
-  static constexpr int kVStride = HD + 8;  // bf16 per staged V row (16-byte pad: conflict-free row writes)
+  static constexpr int kVStride = HD + 8;  // bf16 per staged K/V row (16-byte pad: conflict-free lane-per-row reads)
+  static constexpr int kSmemBytes = 2 * kWarps * 32 * kVStride * 2;  // K and V rows of each warp's 32 keys
+  static_assert(kWarps * kRows * HD * 4 <= kSmemBytes, "DecodeTraits: the merge reuses the K/V region");
 };
 
 template <class T>
 __global__ void __launch_bounds__(T::kWarps * 32) decode_attention_kernel(AttnLaunch L) {
-  constexpr int HD = T::kHeadDim, R = T::kRows, W = T::kWarps, DL = T::kDimsPerLane;
+  constexpr int HD = T::kHeadDim, R = T::kRows, W = T::kWarps, DL = T::kDimsPerLane, S = T::kVStride;
+  constexpr int CH = HD / 8;  // 16-byte chunks per K/V row
   const AttnArgs& a = L.a;
   __shared__ __align__(16) float sq[R][HD];
   __shared__ int s_nvis[R];
   __shared__ float s_ml[W][R][2];
-  __shared__ __align__(16) float s_o[W][R][HD];
-  __shared__ __align__(16) bf16 sv[W][32][T::kVStride];  // each warp's V rows of its current 32 keys
+  extern __shared__ __align__(16) unsigned char decode_smem[];  // [K, V][W][32][S] bf16
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  bf16* sk = reinterpret_cast<bf16*>(decode_smem) + warp * 32 * S;
+  bf16* sv = reinterpret_cast<bf16*>(decode_smem) + (W + warp) * 32 * S;
   const int h = blockIdx.x, split = blockIdx.y, kh = h / (a.n_heads / a.n_kv_heads);
   const std::int64_t kvd = std::int64_t(a.n_kv_heads) * HD;
   for (int i = tid; i < R * HD; i += W * 32) {
@@ -317,29 +322,32 @@ __global__ void __launch_bounds__(T::kWarps * 32) decode_attention_kernel(AttnLa
 #pragma unroll
     for (int e = 0; e < DL; ++e) o[r][e] = 0.f;
   }
-  bf16* my_v = &sv[warp][0][0];
   for (int base = lo + warp * 32; base < end; base += T::kKeysPerPass) {
     const int key = base + lane;
     const bool valid = key < end;
     const std::int64_t slot = valid ? a.kv_slots[key] : 0;
-    // Lane = key: the K and V rows of this lane's key, all loads in flight together.
-    Bf16x8 kr[HD / 8], vr[HD / 8];
-    const std::int64_t off = slot * kvd + std::int64_t(kh) * HD;
+    __syncwarp();  // the previous pass has finished reading this warp's rows
+    // Coalesced async copies of the 32 keys' K and V rows (each instruction covers whole rows).
 #pragma unroll
-    for (int c = 0; c < HD / 8; ++c) {
-      kr[c] = valid ? *reinterpret_cast<const Bf16x8*>(a.k_cache + off + c * 8) : Bf16x8{};
-      vr[c] = valid ? *reinterpret_cast<const Bf16x8*>(a.v_cache + off + c * 8) : Bf16x8{};
+    for (int i = 0; i < CH; ++i) {
+      const int ci = i * 32 + lane, kl = ci / CH, c = ci % CH;
+      const std::int64_t sl = __shfl_sync(0xffffffffu, slot, kl);
+      const std::int64_t off = sl * kvd + std::int64_t(kh) * HD + c * 8;
+      const bool ok = base + kl < end;
+      cp_async_16(sk + kl * S + c * 8, a.k_cache + off, ok);
+      cp_async_16(sv + kl * S + c * 8, a.v_cache + off, ok);
     }
-    __syncwarp();  // the previous pass has finished reading this warp's V rows
-#pragma unroll
-    for (int c = 0; c < HD / 8; ++c) *reinterpret_cast<Bf16x8*>(my_v + lane * T::kVStride + c * 8) = vr[c];
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncwarp();
+    // Lane = key: q.k from shared memory.
     float s[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) s[r] = 0.f;
 #pragma unroll
-    for (int c = 0; c < HD / 8; ++c) {
+    for (int c = 0; c < CH; ++c) {
       float kf[8];
-      unpack8(kr[c], kf);
+      unpack8(*reinterpret_cast<const Bf16x8*>(sk + lane * S + c * 8), kf);
 #pragma unroll
       for (int r = 0; r < R; ++r)
 #pragma unroll
@@ -359,11 +367,10 @@ __global__ void __launch_bounds__(T::kWarps * 32) decode_attention_kernel(AttnLa
 #pragma unroll
       for (int e = 0; e < DL; ++e) o[r][e] *= alpha;
     }
-    __syncwarp();  // V rows are in shared memory
     // Lane = output dims: o += p_j v_j over the pass's keys.
 #pragma unroll 4
     for (int j = 0; j < n_here; ++j) {
-      const bf16* v = my_v + j * T::kVStride + lane * DL;
+      const bf16* v = sv + j * S + lane * DL;
       float vf[DL];
       if constexpr (DL == 4) {
         const uint2 raw = *reinterpret_cast<const uint2*>(v);
@@ -382,6 +389,8 @@ __global__ void __launch_bounds__(T::kWarps * 32) decode_attention_kernel(AttnLa
       }
     }
   }
+  __syncthreads();  // every warp is done with its rows: the region is reused for the merge
+  float (*s_o)[R][HD] = reinterpret_cast<float (*)[R][HD]>(decode_smem);  // [W][R][HD]
   // Merge the warps.
 #pragma unroll
   for (int r = 0; r < R; ++r) {
@@ -496,7 +505,9 @@ void launch_attention(const AttnLaunch& L, cudaStream_t stream) {
 template <int HD, int R>
 void launch_decode_attention(const AttnLaunch& L, cudaStream_t stream) {
   using T = DecodeTraits<HD, R>;
-  decode_attention_kernel<T><<<dim3(unsigned(L.a.n_heads), unsigned(L.n_splits)), T::kWarps * 32, 0, stream>>>(L);
+  LAZYLLM_CUDA_CHECK(
+      cudaFuncSetAttribute(decode_attention_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
+  decode_attention_kernel<T><<<dim3(unsigned(L.a.n_heads), unsigned(L.n_splits)), T::kWarps * 32, T::kSmemBytes, stream>>>(L);
   LAZYLLM_CUDA_CHECK_LAUNCH();
   if (L.n_splits > 1) {
     const std::int64_t n = std::int64_t(L.a.rows) * L.a.n_heads * L.a.hd;
