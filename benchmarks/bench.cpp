@@ -3,9 +3,16 @@
 // style, on the CPU reference or the CUDA backend (bench_cuda.cu).
 //   lazyllm-bench --synthetic tiny -p 128,256 -n 16 --policy dense,lazy --schedule aggressive -r 3 -o md
 //   lazyllm-bench --backend cuda --synthetic llama2-7b -p 2048,4096 -n 32 --schedule aggressive -o json
+//   lazyllm-bench --backend cuda --synthetic llama2-7b -p 4096 -n 0 --schedule 4:0.5,8:0.5,16:0.5 --floor --breakdown
+// Tests: pp<N> = prefill of N tokens (TTFT), tg<M>@d<N> = M decode steps after it (ms/token),
+// pp<N>+tg<M> = both (total time). Timing: CUDA events on the backend's stream (cuda), steady
+// clock (cpu).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <random>
@@ -34,7 +41,7 @@ std::vector<std::string> split(const std::string& s, char sep) {
 RuntimeConfig synthetic_config(const std::string& name) {
   RuntimeConfig c;
   c.vocab_size = 32000;
-  c.max_seq_len = 16384;
+  c.max_seq_len = 32768;  // RoPE table extended: 16k prompts plus generation fit
   c.rope_style = RopeStyle::RotateHalf;
   if (name == "llama2-7b") c.dim = 4096, c.hidden_dim = 11008, c.n_layers = 32, c.n_heads = 32, c.n_kv_heads = 32;
   else if (name == "llama2-13b") c.dim = 5120, c.hidden_dim = 13824, c.n_layers = 40, c.n_heads = 40, c.n_kv_heads = 40;
@@ -83,11 +90,243 @@ double stddev(const std::vector<double>& v) {
   return v.size() > 1 ? std::sqrt(s / double(v.size() - 1)) : 0.0;
 }
 
+std::string fmt(const char* f, double a) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, a);
+  return b;
+}
+std::string fmt2(const char* f, double a, double b2) {
+  char b[96];
+  std::snprintf(b, sizeof b, f, a, b2);
+  return b;
+}
+
+/// LAZYLLM_COMMIT from the environment, else `git rev-parse` in the source tree, else the commit
+/// CMake saw at configure time, else "unknown".
+std::string git_commit() {
+  if (const char* e = std::getenv("LAZYLLM_COMMIT"); e && *e) return e;
+#ifdef LAZYLLM_SOURCE_DIR
+  std::string c = shell_first_line(std::string("git -C '") + LAZYLLM_SOURCE_DIR + "' rev-parse --short=12 HEAD");
+  if (!c.empty()) {
+    if (!shell_first_line(std::string("git -C '") + LAZYLLM_SOURCE_DIR + "' status --porcelain -uno").empty()) c += "-dirty";
+    return c;
+  }
+#endif
+#ifdef LAZYLLM_GIT_COMMIT
+  if (std::string(LAZYLLM_GIT_COMMIT).size()) return std::string(LAZYLLM_GIT_COMMIT) + " (configure time)";
+#endif
+  return "unknown";
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return b;
+}
+
+/// A derived table row (llama-bench style): one of pp / tg / pp+tg of a Measurement.
+struct Row {
+  const Measurement* m = nullptr;
+  std::string test;
+  enum Kind { PP, TG, PPTG } kind = PP;
+  double ttft = 0, ttft_sd = 0;   // pp, pp+tg
+  double mspt = 0, mspt_sd = 0;   // tg, pp+tg
+  double total = 0, total_sd = 0; // the quantity compared with dense: TTFT, ms/token, total ms
+  double tps = 0;
+  double fraction = 1.0;
+  double speedup = 0;  // vs dense of the same test (0 = no dense run)
+  double floor = 0;    // pp only
+};
+
+std::vector<Row> derive_rows(const std::vector<Measurement>& ms) {
+  std::vector<Row> rows;
+  for (const auto& m : ms) {
+    Row pp;
+    pp.m = &m;
+    pp.kind = Row::PP;
+    pp.test = "pp" + std::to_string(m.n_prompt);
+    pp.ttft = pp.total = mean(m.ttft_ms);
+    pp.ttft_sd = pp.total_sd = stddev(m.ttft_ms);
+    pp.tps = pp.ttft > 0 ? 1000.0 * m.n_prompt / pp.ttft : 0;
+    pp.fraction = m.prefill_fraction();
+    pp.floor = mean(m.floor_ms);
+    rows.push_back(pp);
+    if (m.n_gen == 0 || m.decode_ms.empty()) continue;
+    Row tg;
+    tg.m = &m;
+    tg.kind = Row::TG;
+    tg.test = "tg" + std::to_string(m.n_gen) + "@d" + std::to_string(m.n_prompt);
+    tg.mspt = tg.total = mean(m.decode_ms);
+    tg.mspt_sd = tg.total_sd = stddev(m.decode_ms);
+    tg.tps = tg.mspt > 0 ? 1000.0 / tg.mspt : 0;
+    tg.fraction = m.decode_fraction();
+    rows.push_back(tg);
+    Row both;
+    both.m = &m;
+    both.kind = Row::PPTG;
+    both.test = "pp" + std::to_string(m.n_prompt) + "+tg" + std::to_string(m.n_gen);
+    std::vector<double> tot;
+    for (std::size_t r = 0; r < m.ttft_ms.size() && r < m.decode_ms.size(); ++r)
+      tot.push_back(m.ttft_ms[r] + m.n_gen * m.decode_ms[r]);
+    both.ttft = pp.ttft, both.ttft_sd = pp.ttft_sd, both.mspt = tg.mspt, both.mspt_sd = tg.mspt_sd;
+    both.total = mean(tot);
+    both.total_sd = stddev(tot);
+    both.tps = both.total > 0 ? 1000.0 * (m.n_prompt + m.n_gen) / both.total : 0;
+    both.fraction = m.total_fraction();
+    rows.push_back(both);
+  }
+  for (auto& r : rows)
+    for (const auto& d : rows)
+      if (d.m->policy == "dense" && d.test == r.test && r.total > 0) r.speedup = d.total / r.total;
+  return rows;
+}
+
+struct Report {
+  std::string model, backend, command;
+  std::int64_t params = 0;
+  nlohmann::json env;
+  std::vector<Measurement> ms;
+  bool floor = false, breakdown = false;
+};
+
+void print_md(const Report& rep) {
+  const auto rows = derive_rows(rep.ms);
+  const std::string params = fmt("%.2f B", double(rep.params) / 1e9);
+  std::printf("| model | params | backend | policy | schedule | test | TTFT ms | ms/token | t/s | token-layers %% | "
+              "speedup vs dense |%s\n|---|---|---|---|---|---|---:|---:|---:|---:|---:|%s\n",
+              rep.floor ? " GEMM floor ms | TTFT / floor |" : "", rep.floor ? "---:|---:|" : "");
+  for (const auto& r : rows) {
+    const std::string ttft = r.kind == Row::TG ? "-" : fmt2("%.2f ± %.2f", r.ttft, r.ttft_sd);
+    const std::string mspt = r.kind == Row::PP ? "-" : fmt2("%.3f ± %.3f", r.mspt, r.mspt_sd);
+    std::string extra;
+    if (rep.floor)
+      extra = r.kind == Row::PP && r.floor > 0 ? " " + fmt("%.2f", r.floor) + " | " + fmt("%.3f", r.ttft / r.floor) + " |"
+                                              : " - | - |";
+    std::printf("| %s | %s | %s | %s | %s | %s | %s | %s | %.1f | %.1f | %s |%s\n", rep.model.c_str(), params.c_str(),
+                rep.backend.c_str(), r.m->policy.c_str(), r.m->schedule.c_str(), r.test.c_str(), ttft.c_str(),
+                mspt.c_str(), r.tps, 100.0 * r.fraction, r.speedup > 0 ? fmt("%.2fx", r.speedup).c_str() : "-",
+                extra.c_str());
+  }
+  if (!rep.breakdown) return;
+  std::printf("\nPrefill time per op class (ms per prefill; CUDA events at op boundaries, one profiled pass set "
+              "after the timed repetitions):\n\n| policy | schedule | test | profiled TTFT |");
+  for (auto c : kBreakdownClasses) std::printf(" %.*s |", int(c.size()), c.data());
+  std::printf("\n|---|---|---|---:|");
+  for (std::size_t i = 0; i < kBreakdownClasses.size(); ++i) std::printf("---:|");
+  std::printf("\n");
+  for (const auto& m : rep.ms) {
+    const auto& b = m.breakdown;
+    if (b.ms.empty()) continue;
+    std::printf("| %s | %s | pp%d | %.2f |", m.policy.c_str(), m.schedule.c_str(), m.n_prompt, b.ttft_ms);
+    for (std::size_t c = 0; c < kBreakdownClasses.size(); ++c)
+      std::printf(" %.2f (%.0f%%) |", b.total(c), b.ttft_ms > 0 ? 100.0 * b.total(c) / b.ttft_ms : 0.0);
+    std::printf("\n");
+  }
+  for (const auto& m : rep.ms) {
+    const auto& b = m.breakdown;
+    if (b.ms.empty()) continue;
+    std::printf("\nPer layer, %s %s pp%d (ms; |C_l| = tokens computed):\n\n| layer | tokens |", m.policy.c_str(),
+                m.schedule.c_str(), m.n_prompt);
+    for (auto c : kBreakdownClasses) std::printf(" %.*s |", int(c.size()), c.data());
+    std::printf(" total |\n|---:|---:|");
+    for (std::size_t i = 0; i <= kBreakdownClasses.size(); ++i) std::printf("---:|");
+    std::printf("\n");
+    for (std::size_t bkt = 0; bkt < b.ms.size(); ++bkt) {
+      const int l = int(bkt) - 1;
+      double tot = 0;
+      for (double v : b.ms[bkt]) tot += v;
+      if (l < 0)
+        std::printf("| outside | - |");
+      else
+        std::printf("| %d | %d |", l, std::size_t(l) < m.computed.size() ? m.computed[std::size_t(l)] : 0);
+      for (double v : b.ms[bkt]) std::printf(" %.3f |", v);
+      std::printf(" %.3f |\n", tot);
+    }
+  }
+}
+
+void print_csv(const Report& rep) {
+  std::printf("model,params,backend,policy,schedule,test,n_prompt,n_gen,reps,ttft_ms,ttft_sd_ms,ms_per_token,"
+              "ms_per_token_sd,total_ms,tokens_per_s,token_layers_pct,speedup_vs_dense,floor_ms,ttft_over_floor\n");
+  auto opt = [](bool have, double v, const char* f) { return have ? fmt(f, v) : std::string(); };
+  for (const auto& r : derive_rows(rep.ms)) {
+    const bool has_pp = r.kind != Row::TG, has_tg = r.kind != Row::PP, has_floor = r.kind == Row::PP && r.floor > 0;
+    // Schedules contain commas: quote the field.
+    std::printf("%s,%lld,%s,%s,\"%s\",%s,%d,%d,%zu,%s,%s,%s,%s,%.4f,%.3f,%.3f,%s,%s,%s\n", rep.model.c_str(),
+                static_cast<long long>(rep.params), rep.backend.c_str(), r.m->policy.c_str(), r.m->schedule.c_str(),
+                r.test.c_str(), r.m->n_prompt, r.kind == Row::PP ? 0 : r.m->n_gen, r.m->ttft_ms.size(),
+                opt(has_pp, r.ttft, "%.4f").c_str(), opt(has_pp, r.ttft_sd, "%.4f").c_str(),
+                opt(has_tg, r.mspt, "%.4f").c_str(), opt(has_tg, r.mspt_sd, "%.4f").c_str(), r.total, r.tps,
+                100.0 * r.fraction, opt(r.speedup > 0, r.speedup, "%.4f").c_str(), opt(has_floor, r.floor, "%.4f").c_str(),
+                opt(has_floor, r.ttft / r.floor, "%.4f").c_str());
+  }
+}
+
+nlohmann::json to_json(const Breakdown& b) {
+  nlohmann::json classes = nlohmann::json::array(), layers = nlohmann::json::array(), totals = nlohmann::json::object();
+  for (auto c : kBreakdownClasses) classes.push_back(std::string(c));
+  for (std::size_t c = 0; c < kBreakdownClasses.size(); ++c) totals[std::string(kBreakdownClasses[c])] = b.total(c);
+  for (std::size_t i = 1; i < b.ms.size(); ++i) layers.push_back(b.ms[i]);
+  return {{"classes", classes},       {"passes", b.passes},          {"ttft_ms", b.ttft_ms},
+          {"totals_ms", totals},      {"outside_layers_ms", b.ms[0]}, {"per_layer_ms", layers}};
+}
+
+void print_json(const Report& rep) {
+  nlohmann::json j;
+  j["schema"] = "lazyllm-bench/1";
+  j["peer"] = "lazyllm";
+  j["model"] = rep.model;
+  j["params"] = rep.params;
+  j["backend"] = rep.backend;
+  j["command"] = rep.command;
+  j["env"] = rep.env;
+  j["measurements"] = nlohmann::json::array();
+  for (const auto& m : rep.ms) {
+    nlohmann::json e = {{"policy", m.policy},
+                        {"schedule", m.schedule},
+                        {"n_prompt", m.n_prompt},
+                        {"n_gen", m.n_gen},
+                        {"ttft_ms", m.ttft_ms},
+                        {"ttft_ms_mean", mean(m.ttft_ms)},
+                        {"ttft_ms_sd", stddev(m.ttft_ms)},
+                        {"decode_ms_per_token", m.decode_ms},
+                        {"decode_ms_per_token_mean", mean(m.decode_ms)},
+                        {"prefill_token_layer_fraction", m.prefill_fraction()},
+                        {"decode_token_layer_fraction", m.decode_fraction()},
+                        {"computed_per_layer", m.computed},
+                        {"sm_clock_mhz", m.sm_clock_mhz}};
+    if (!m.floor_ms.empty()) {
+      e["floor_ms"] = m.floor_ms;
+      e["floor_ms_mean"] = mean(m.floor_ms);
+      e["ttft_over_floor"] = mean(m.ttft_ms) / mean(m.floor_ms);
+    }
+    if (!m.breakdown.ms.empty()) e["breakdown"] = to_json(m.breakdown);
+    j["measurements"].push_back(e);
+  }
+  j["rows"] = nlohmann::json::array();
+  for (const auto& r : derive_rows(rep.ms)) {
+    nlohmann::json e = {{"policy", r.m->policy}, {"schedule", r.m->schedule}, {"test", r.test},
+                        {"total_ms", r.total},   {"total_ms_sd", r.total_sd},  {"tokens_per_s", r.tps},
+                        {"token_layer_fraction", r.fraction}};
+    if (r.kind != Row::TG) e["ttft_ms"] = r.ttft;
+    if (r.kind != Row::PP) e["ms_per_token"] = r.mspt;
+    if (r.speedup > 0) e["speedup_vs_dense"] = r.speedup;
+    if (r.kind == Row::PP && r.floor > 0) e["ttft_over_floor"] = r.ttft / r.floor;
+    j["rows"].push_back(e);
+  }
+  std::cout << j.dump(2) << '\n';
+}
+
 }  // namespace
 
 namespace lazyllm::bench {
-std::vector<Row> run_cpu(const ModelWeights& w, const AnyPolicy& p, const Plan& plan) {
-  return std::visit([&](const auto& pol) { return run_policy(CpuBackend{w}, pol, plan); }, p);
+std::vector<Measurement> run_cpu(const ModelWeights& w, const std::vector<AnyPolicy>& pols, const Plan& plan) {
+  CpuBackend backend(w);
+  HostTimer timer;
+  return run_policies(backend, pols, plan, timer);
 }
 }  // namespace lazyllm::bench
 
@@ -96,6 +335,20 @@ int main(int argc, char** argv) {
     std::string shape = "tiny", prompts = "128,256", policies = "dense,lazy", out = "md", backend = "cpu";
     std::vector<std::string> schedules;
     Plan plan;
+    std::string command = "lazyllm-bench";
+    for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
+    auto to_int = [](const std::string& opt, const std::string& v, int lo) {
+      std::size_t used = 0;
+      int x = 0;
+      try {
+        x = std::stoi(v, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != v.size() || v.empty() || x < lo)
+        throw InvalidArgument(opt + ": '" + v + "' is not an integer >= " + std::to_string(lo));
+      return x;
+    };
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
       auto val = [&]() -> std::string {
@@ -104,62 +357,68 @@ int main(int argc, char** argv) {
       };
       if (a == "--synthetic") shape = val();
       else if (a == "-p") prompts = val();
-      else if (a == "-n") plan.n_gen = std::stoi(val());
-      else if (a == "-r") plan.reps = std::stoi(val());
+      else if (a == "-n") plan.n_gen = to_int(a, val(), 0);
+      else if (a == "-r") plan.reps = to_int(a, val(), 1);
       else if (a == "--policy") policies = val();
       else if (a == "--schedule") schedules.push_back(val());
       else if (a == "--backend") backend = val();
       else if (a == "-o") out = val();
       else if (a == "--progress") plan.progress = true;
+      else if (a == "--floor") plan.floor = true;
+      else if (a == "--breakdown") plan.breakdown = true;
       else if (a == "-h" || a == "--help") {
         std::puts("usage: lazyllm-bench [--backend cpu|cuda] [--synthetic tiny|llama2-7b|llama2-13b] [-p 128,256]\n"
                   "                     [-n 16] [-r 3] [--policy dense,lazy,static,random] [--schedule S]...\n"
-                  "                     [-o md|json] [--progress]");
+                  "                     [-o md|json|csv] [--progress] [--floor] [--breakdown]\n"
+                  "  --schedule S   a preset (gentle, default, aggressive) or LAYER:PERCENTILE,... ; repeatable\n"
+                  "  --floor        (cuda) also time the model's cuBLASLt GEMMs alone for the same per-layer token\n"
+                  "                 counts, and report TTFT / floor\n"
+                  "  --breakdown    (cuda) prefill time per op class and layer (one more set of profiled prefills)\n"
+                  "  LAZYLLM_COMMIT in the environment overrides the commit recorded in the JSON");
         return 0;
       } else throw InvalidArgument("unknown option '" + a + "'");
     }
     if (backend != "cpu" && backend != "cuda") throw InvalidArgument("--backend must be cpu or cuda");
+    if (out != "md" && out != "json" && out != "csv") throw InvalidArgument("-o must be md, json or csv");
+    if ((plan.floor || plan.breakdown) && backend != "cuda")
+      throw InvalidArgument("--floor and --breakdown time CUDA work: they need --backend cuda");
     if (schedules.empty()) schedules.push_back("aggressive");
-    for (const auto& ps : split(prompts, ',')) plan.prompts.push_back(std::stoi(ps));
+    for (const auto& ps : split(prompts, ',')) plan.prompts.push_back(to_int("-p", ps, 1));
+    if (plan.prompts.empty()) throw InvalidArgument("-p: no prompt lengths");
     const RuntimeConfig c = synthetic_config(shape);
+    std::vector<AnyPolicy> pols;
+    for (const auto& pname : split(policies, ',')) {
+      for (const auto& sname : pname == "dense" ? std::vector<std::string>{"none"} : schedules) {
+        const Schedule s = sname.find(':') == std::string::npos ? policy::preset_schedule(sname, c.n_layers) : Schedule::parse(sname);
+        s.validate_for(c.n_layers);
+        pols.push_back(make_policy(pname, s));
+      }
+    }
     std::fprintf(stderr, "lazyllm-bench: synthetic %s (%.2fB params), backend %s\n", shape.c_str(),
                  double(c.n_params()) / 1e9, backend.c_str());
     const auto t0 = Clock::now();
     const ModelWeights w = synthetic_weights(c, 1);
     std::fprintf(stderr, "  weights generated in %.1f s\n", std::chrono::duration<double>(Clock::now() - t0).count());
-    std::vector<Row> rows;
-    for (const auto& pname : split(policies, ',')) {
-      for (const auto& sname : pname == "dense" ? std::vector<std::string>{"none"} : schedules) {
-        const Schedule s = sname.find(':') == std::string::npos ? policy::preset_schedule(sname, c.n_layers) : Schedule::parse(sname);
-        const AnyPolicy pol = make_policy(pname, s);
-        auto r = backend == "cuda" ? run_cuda(w, pol, plan) : run_cpu(w, pol, plan);
-        rows.insert(rows.end(), r.begin(), r.end());
-      }
-    }
-    if (out == "json") {
-      nlohmann::json j;
-      j["model"] = shape;
-      j["params"] = c.n_params();
-      j["backend"] = backend;
-      j["device"] = backend == "cuda" ? device_name() : std::string("cpu x") + std::to_string(detail::cpu_threads());
-      for (const auto& r : rows)
-        j["results"].push_back({{"policy", r.policy}, {"schedule", r.schedule}, {"test", r.test}, {"ms", r.ms},
-                                {"mean_ms", mean(r.ms)}, {"sd_ms", stddev(r.ms)}, {"token_layer_fraction", r.fraction}});
-      std::cout << j.dump(2) << '\n';
-    } else {
-      std::printf("| model | backend | policy | schedule | test | ms (mean ± sd) | t/s | token-layers %% | speedup vs dense |\n"
-                  "|---|---|---|---|---|---|---|---|---|\n");
-      for (const auto& r : rows) {
-        double dense = 0;
-        for (const auto& d : rows)
-          if (d.policy == "dense" && d.test == r.test) dense = mean(d.ms);
-        const bool is_pp = r.test.rfind("pp", 0) == 0;
-        const double tokens = is_pp ? std::stod(r.test.substr(2)) : 1.0;
-        std::printf("| %s | %s | %s | %s | %s | %.2f ± %.2f | %.1f | %.1f | %.2fx |\n", shape.c_str(), backend.c_str(),
-                    r.policy.c_str(), r.schedule.c_str(), r.test.c_str(), mean(r.ms), stddev(r.ms),
-                    1000.0 * tokens / mean(r.ms), 100.0 * r.fraction, dense > 0 ? dense / mean(r.ms) : 0.0);
-      }
-    }
+    Report rep;
+    rep.model = shape;
+    rep.params = c.n_params();
+    rep.backend = backend;
+    rep.command = command;
+    rep.floor = plan.floor;
+    rep.breakdown = plan.breakdown;
+    rep.ms = backend == "cuda" ? run_cuda(w, pols, plan) : run_cpu(w, pols, plan);
+    rep.env = {{"date", utc_now()},
+               {"commit", git_commit()},
+               {"host_threads", detail::cpu_threads()},
+               {"compiler", __VERSION__},
+               {"reps", plan.reps},
+               {"warmup", 1},
+               {"timing", backend == "cuda" ? "cudaEvent on the backend stream: prompt in -> first logits on the host"
+                                            : "steady_clock: prompt in -> first logits"}};
+    if (backend == "cuda") rep.env["gpu"] = cuda_device_info();
+    if (out == "json") print_json(rep);
+    else if (out == "csv") print_csv(rep);
+    else print_md(rep);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lazyllm-bench: error: %s\n", e.what());

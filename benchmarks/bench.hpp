@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: MIT
 // The benchmark loop shared by the CPU (bench.cpp) and CUDA (bench_cuda.cu) translation units.
 #pragma once
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "lazyllm/cache/contiguous.hpp"
 #include "lazyllm/model/sampler.hpp"
@@ -35,59 +39,153 @@ struct Plan {
   int n_gen = 16;
   int reps = 3;
   bool progress = false;
+  bool floor = false;      // --floor: time the model's GEMMs alone for the same token counts
+  bool breakdown = false;  // --breakdown: per-op-class, per-layer times of the prefill
 };
 
-struct Row {
-  std::string policy, schedule, test;
-  std::vector<double> ms;  // per repetition: TTFT (pp) or ms per generated token (tg)
-  double fraction = 1.0;   // token-layers computed / dense
+/// The op classes of --breakdown, in the order of lazyllm::cuda::OpClass (profiler.cuh; checked
+/// there by a static_assert in bench_cuda.cu).
+inline constexpr std::array<std::string_view, 7> kBreakdownClasses{"gemm",   "attention", "scores", "select",
+                                                                   "gather", "norm",      "other"};
+
+struct Breakdown {
+  /// ms per prefill, [bucket][class]: bucket 0 = outside the layers (embedding, final norm,
+  /// classifier), bucket 1 + l = layer l. Empty when not measured.
+  std::vector<std::array<double, kBreakdownClasses.size()>> ms;
+  int passes = 0;
+  double ttft_ms = 0;  // mean TTFT of the profiled prefills (the sum of ms)
+  double total(std::size_t cls) const {
+    double s = 0;
+    for (const auto& r : ms) s += r[cls];
+    return s;
+  }
 };
 
-/// One pipeline (weights uploaded once) per policy; every prompt length is run after a warm-up,
-/// `reps` times, resetting the sequence in between. TTFT = prompt in -> first logits on the host.
-template <class Backend, class Policy>
-std::vector<Row> run_policy(Backend backend, const Policy& pol, const Plan& plan) {
+/// One policy at one prompt length: `reps` prefills (each followed by n_gen decode steps).
+struct Measurement {
+  std::string policy, schedule;
+  int n_prompt = 0, n_gen = 0;
+  std::vector<double> ttft_ms;    // per repetition: prompt in -> first logits out
+  std::vector<double> decode_ms;  // per repetition: ms per generated token
+  // Token-layers (from the last repetition's RunStats).
+  std::int64_t prefill_tl = 0, prefill_dense_tl = 0, total_tl = 0, total_dense_tl = 0;
+  std::vector<int> computed;     // |C_l| per layer of the prefill
+  std::vector<double> floor_ms;  // GEMM floor per repetition (empty: not measured)
+  Breakdown breakdown;
+  double sm_clock_mhz = 0;  // SM clock read right after the repetitions (0 = unknown)
+
+  double prefill_fraction() const { return prefill_dense_tl ? double(prefill_tl) / double(prefill_dense_tl) : 1.0; }
+  double decode_fraction() const {
+    const auto d = total_dense_tl - prefill_dense_tl;
+    return d ? double(total_tl - prefill_tl) / double(d) : 1.0;
+  }
+  double total_fraction() const { return total_dense_tl ? double(total_tl) / double(total_dense_tl) : 1.0; }
+};
+
+/// The same pseudo-random prompt for every policy and backend (and the Python peers' seed-free
+/// equivalent does not matter: timing does not depend on token ids).
+inline std::vector<std::int32_t> make_prompt(int n, int vocab) {
+  std::vector<std::int32_t> prompt(static_cast<std::size_t>(n));
+  std::uint32_t s = 12345;
+  for (auto& t : prompt) t = 3 + std::int32_t((s = s * 1664525u + 1013904223u) >> 8) % (vocab - 3);
+  return prompt;
+}
+
+/// The first line a shell command prints ("" when it fails); for the commit and nvidia-smi.
+inline std::string shell_first_line(const std::string& cmd) {
+  std::string out;
+  if (FILE* p = popen((cmd + " 2>/dev/null").c_str(), "r")) {
+    char buf[512];
+    if (std::fgets(buf, sizeof buf, p)) out = buf;
+    pclose(p);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+/// Host wall-clock timing (CPU backend); the CUDA runner has its own with CUDA events.
+struct HostTimer {
+  Clock::time_point t0{};
+  template <class Pipe>
+  void start(Pipe&) {
+    t0 = Clock::now();
+  }
+  template <class Pipe>
+  double stop(Pipe&) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  }
+  template <class Pipe>
+  void after_prompt(Pipe&, const std::vector<std::int32_t>&, const Plan&, Measurement&) {}
+};
+
+/// One pipeline per policy over `backend` (weights uploaded once for all policies: the backend is
+/// moved into the pipeline and back out). Every prompt length runs one warm-up, then `reps`
+/// repetitions, resetting the sequence in between. `ext` times (start/stop around the prefill and
+/// around the decode loop) and adds the extras after the repetitions (after_prompt).
+template <class Backend, class Policy, class Ext>
+std::vector<Measurement> run_policy(Backend& backend, const Policy& pol, const Plan& plan, Ext& ext) {
   int max_p = 0;
   for (int p : plan.prompts) max_p = std::max(max_p, p);
   Pipeline<RuntimeConfig, Policy, ContiguousLayout, Backend> pipe(std::move(backend), pol, {}, max_p + plan.n_gen + 1);
-  std::vector<Row> rows;
+  std::vector<Measurement> out;
   std::string sched = "none";
   if constexpr (requires { pol.schedule(); }) sched = pol.schedule().to_string();
-  for (int n_prompt : plan.prompts) {
-    std::vector<std::int32_t> prompt(static_cast<std::size_t>(n_prompt));
-    std::uint32_t s = 12345;
-    for (auto& t : prompt) t = 3 + std::int32_t((s = s * 1664525u + 1013904223u) >> 8) % (pipe.config().vocab_size - 3);
-    Row pp{std::string(pol.name()), sched, "pp" + std::to_string(n_prompt), {}, 1.0};
-    Row tg{std::string(pol.name()), sched, "tg" + std::to_string(plan.n_gen) + "@pp" + std::to_string(n_prompt), {}, 1.0};
-    for (int r = -1; r < plan.reps; ++r) {  // r = -1 warms up
-      pipe.reset();
-      auto t0 = Clock::now();
-      auto logits = pipe.prefill(prompt);
-      const double ttft = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-      t0 = Clock::now();
-      for (int i = 0; i < plan.n_gen; ++i) logits = pipe.decode(argmax(logits));
-      const double dec = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-      if (plan.progress)
-        std::fprintf(stderr, "  %s %s pp%d rep %d: TTFT %.2f ms, %.3f ms/token\n", pp.policy.c_str(), sched.c_str(),
-                     n_prompt, r, ttft, plan.n_gen ? dec / plan.n_gen : 0.0);
-      if (r < 0) continue;
-      pp.ms.push_back(ttft);
-      if (plan.n_gen) tg.ms.push_back(dec / plan.n_gen);
+  if (sched.empty()) sched = "none";
+  try {
+    for (int n_prompt : plan.prompts) {
+      const auto prompt = make_prompt(n_prompt, pipe.config().vocab_size);
+      Measurement m;
+      m.policy = std::string(pol.name());
+      m.schedule = sched;
+      m.n_prompt = n_prompt;
+      m.n_gen = plan.n_gen;
+      for (int r = -1; r < plan.reps; ++r) {  // r = -1 warms up
+        pipe.reset();
+        ext.start(pipe);
+        auto logits = pipe.prefill(prompt);
+        const double ttft = ext.stop(pipe);
+        ext.start(pipe);
+        for (int i = 0; i < plan.n_gen; ++i) logits = pipe.decode(argmax(logits));
+        const double dec = plan.n_gen ? ext.stop(pipe) / plan.n_gen : 0.0;
+        if (plan.progress)
+          std::fprintf(stderr, "  %s %s pp%d rep %d: TTFT %.2f ms, %.3f ms/token\n", m.policy.c_str(), sched.c_str(),
+                       n_prompt, r, ttft, dec);
+        if (r < 0) continue;
+        m.ttft_ms.push_back(ttft);
+        if (plan.n_gen) m.decode_ms.push_back(dec);
+      }
       const auto& st = pipe.stats();
-      pp.fraction = st.prefill_fraction();
-      tg.fraction = st.total_dense_token_layers() ? double(st.total_token_layers() - st.prefill_token_layers()) /
-                                                        double(st.total_dense_token_layers() - st.prefill_dense_token_layers())
-                                                  : 1.0;
+      m.prefill_tl = st.prefill_token_layers();
+      m.prefill_dense_tl = st.prefill_dense_token_layers();
+      m.total_tl = st.total_token_layers();
+      m.total_dense_tl = st.total_dense_token_layers();
+      if (!st.steps.empty()) m.computed = st.steps.front().computed;
+      ext.after_prompt(pipe, prompt, plan, m);
+      out.push_back(std::move(m));
     }
-    rows.push_back(pp);
-    if (plan.n_gen) rows.push_back(tg);
+  } catch (...) {
+    backend = std::move(pipe.backend());
+    throw;
   }
-  return rows;
+  backend = std::move(pipe.backend());
+  return out;
 }
 
-std::vector<Row> run_cpu(const ModelWeights& w, const AnyPolicy& p, const Plan& plan);
+template <class Backend, class Ext>
+std::vector<Measurement> run_policies(Backend& backend, const std::vector<AnyPolicy>& pols, const Plan& plan, Ext& ext) {
+  std::vector<Measurement> all;
+  for (const auto& p : pols) {
+    auto m = std::visit([&](const auto& pol) { return run_policy(backend, pol, plan, ext); }, p);
+    all.insert(all.end(), std::make_move_iterator(m.begin()), std::make_move_iterator(m.end()));
+  }
+  return all;
+}
+
+std::vector<Measurement> run_cpu(const ModelWeights& w, const std::vector<AnyPolicy>& pols, const Plan& plan);
 /// bench_cuda.cu, or a stub that throws when the build has no CUDA.
-std::vector<Row> run_cuda(const ModelWeights& w, const AnyPolicy& p, const Plan& plan);
-std::string device_name();
+std::vector<Measurement> run_cuda(const ModelWeights& w, const std::vector<AnyPolicy>& pols, const Plan& plan);
+/// GPU name, SM count, clocks, driver / runtime / cuBLASLt versions (bench_cuda.cu; the stub
+/// returns {"gpu": "none"}).
+nlohmann::json cuda_device_info();
 
 }  // namespace lazyllm::bench

@@ -2,8 +2,8 @@
 #include "bench.hpp"
 
 namespace lazyllm::bench {
-std::vector<Row> run_cuda(const ModelWeights&, const AnyPolicy&, const Plan&) {
+std::vector<Measurement> run_cuda(const ModelWeights&, const std::vector<AnyPolicy>&, const Plan&) {
   throw Error("--backend cuda: this build has no CUDA backend");
 }
-std::string device_name() { return "none"; }
+nlohmann::json cuda_device_info() { return {{"gpu", "none"}}; }
 }  // namespace lazyllm::bench

@@ -249,3 +249,177 @@ if(EXISTS ${MODELS}/tokenizer.model)
   # With --prompt-ids the mismatched tokenizer is only a warning: ids out, as before.
   expect_run(hf-tokenizer-ids 0 "warning: ignoring .*tokenizer.model" -m ${WORK}/hf_tok --prompt-ids 1,17,33 -n 4 --print-ids)
 endif()
+
+# ---------------------------------------------------------------- more flags and error paths
+expect_run(help 0 "usage: lazyllm-llama2.*--interactive.*--no-mem-check" -h)
+expect_run(ctx-exceeds-model 2 "-c 1024 exceeds the model's context of 512" -m ${MODEL} -c 1024 --prompt-ids 1)
+expect_run(bad-top-p 2 "top-p must be in \\(0, 1\\]" -m ${MODEL} --top-p 1.5 --prompt-ids 1)
+expect_run(bad-repeat-penalty 2 "repeat penalty must be > 0" -m ${MODEL} --repeat-penalty 0 --prompt-ids 1)
+# Sampling: the same seed gives the same ids; the settings are echoed in --json.
+foreach(k 1 2)
+  expect_run(sampling-${k} 0 "generated [0-9]+ tokens" -m ${MODEL} --prompt-ids 1,400,30 -n 16 --temp 0.9 --top-k 40
+             --top-p 0.9 --repeat-penalty 1.1 --seed 7 --print-ids --json ${WORK}/sampling.json)
+  set(sampled_${k} "${LAST_STDOUT}")
+endforeach()
+file(READ ${WORK}/sampling.json js)
+string(JSON s_temp GET "${js}" sampler temperature)
+string(JSON s_topk GET "${js}" sampler top_k)
+string(JSON s_seed GET "${js}" sampler seed)
+if(NOT sampled_1 STREQUAL sampled_2 OR NOT sampled_1 MATCHES "^[0-9]+( [0-9]+)*\n$" OR NOT s_topk EQUAL 40
+   OR NOT s_seed EQUAL 7 OR s_temp LESS 0.89 OR s_temp GREATER 0.91)
+  message(SEND_ERROR "[sampling] '${sampled_1}' vs '${sampled_2}', sampler temp=${s_temp} top_k=${s_topk} seed=${s_seed}")
+endif()
+
+# Timing footer: load, prompt eval ms and tok/s, TTFT, eval ms/token and tok/s, memory; and in --json.
+expect_run(footer-full 0 "dense: load [0-9.]+ ms \\| prompt 3 tokens, prefill [0-9.]+ ms \\([0-9.]+ tok/s\\), TTFT [0-9.]+ ms \\| generated 8 tokens, [0-9.]+ ms/token \\([0-9.]+ tok/s\\) \\|.*\\| memory: RSS [0-9.]+ [KMG]iB \\(peak [0-9.]+ [KMG]iB\\)"
+           -m ${MODEL} --prompt-ids 1,400,30 -n 8 --backend cpu --json ${WORK}/footer.json)
+file(READ ${WORK}/footer.json js)
+foreach(key load_ms run.load_ms run.prefill_ms run.prefill_tok_s run.ttft_ms run.decode_ms_per_token run.decode_tok_s
+            run.memory.rss_bytes run.memory.rss_peak_bytes memory_check.host.total_bytes)
+  string(REPLACE "." ";" path "${key}")
+  string(JSON v ERROR_VARIABLE jerr GET "${js}" ${path})
+  if(jerr OR NOT v GREATER 0)
+    message(SEND_ERROR "[footer-json] ${key} missing or not positive: '${v}' ${jerr}")
+  endif()
+endforeach()
+
+# Per-layer prefill progress: --progress forces it; stderr is no terminal here, so plain lines.
+expect_run(progress 0 "prefill: 3 tokens \\.\\.\\.\nprefill: layer 1/5, 3 tokens, [0-9.]+ ms\n(prefill: layer [2-4]/5, 3 tokens, [0-9.]+ ms\n)+prefill: layer 5/5, 3 tokens, [0-9.]+ ms\nprefill: 3 tokens in [0-9.]+ ms"
+           -m ${MODEL} --prompt-ids 1,400,30 -n 2 --progress)
+if(LAST_STDERR MATCHES "\r")
+  message(SEND_ERROR "[progress] a carriage return on a stderr that is not a terminal")
+endif()
+expect_run(no-progress-short 0 "prefill" -m ${MODEL} --prompt-ids 1,400,30 -n 2)
+if(LAST_STDERR MATCHES "prefill: layer")
+  message(SEND_ERROR "[no-progress-short] per-layer progress for a 3-token prompt without --progress")
+endif()
+
+# Memory check before loading. stories260K by hand: fp32 weights = 4 * n_params = 4 * (512*64 +
+# 5*(2*64 + 2*64*64 + 2*64*32 + 3*64*172) + 64) = 1040128 B = 1015.8 KiB; K+V for -c 512 =
+# 2 * 5 layers * 512 * kv_dim 32 * 4 B = 640.0 KiB; the Aux Cache of 2 pruned-into layers
+# (1:0.5,3:0.5) = 2 * 512 * dim 64 * 4 B = 256.0 KiB. LAZYLLM_AVAILABLE_MEMORY overrides MemAvailable.
+execute_process(COMMAND ${CMAKE_COMMAND} -E env LAZYLLM_AVAILABLE_MEMORY=2M ${DRIVER} -m ${MODEL} --prompt-ids 1
+                --policy lazy --schedule 1:0.5,3:0.5 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 1 AND err MATCHES "error: not enough memory: .*stories260K.bin with -c 512 needs weights 1015.8 KiB \\(fp32\\) \\+ KV cache 640.0 KiB \\+ Aux Cache 256.0 KiB \\+ activations/workspace ~[0-9.]+ [KM]iB = [0-9.]+ MiB of RAM, but 2.0 MiB is available \\(LAZYLLM_AVAILABLE_MEMORY\\).*--no-mem-check"
+   AND NOT err MATCHES "model: ")
+  message(STATUS "[mem-check-fails] ok")
+else()
+  message(SEND_ERROR "[mem-check-fails] rc=${rc} (expected 1, refused before loading)\nstderr: ${err}")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} -E env LAZYLLM_AVAILABLE_MEMORY=2M ${DRIVER} -m ${MODEL} --prompt-ids 1 -n 2
+                --no-mem-check RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(SEND_ERROR "[mem-check-off] --no-mem-check: rc=${rc}\nstderr: ${err}")
+else()
+  message(STATUS "[mem-check-off] ok")
+endif()
+# A smaller context needs less: K+V for -c 64 = 80.0 KiB, and the run fits in the same 2 MiB.
+execute_process(COMMAND ${CMAKE_COMMAND} -E env LAZYLLM_AVAILABLE_MEMORY=2M ${DRIVER} -m ${MODEL} --prompt-ids 1 -n 2
+                -c 64 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0 OR NOT err MATCHES "memory: weights 1015.8 KiB \\(fp32\\) \\+ KV cache 80.0 KiB")
+  message(SEND_ERROR "[mem-check-small-ctx] rc=${rc}\nstderr: ${err}")
+else()
+  message(STATUS "[mem-check-small-ctx] ok")
+endif()
+
+# An HF directory with tokenizer.bin (and no tokenizer.model) beside config.json: found without
+# -z (tok512.bin has 512 pieces, hf_tiny 256, so it is found and refused as a mismatch).
+file(REMOVE_RECURSE ${WORK}/hf_tokbin)
+file(COPY ${HF}/config.json ${HF}/model.safetensors DESTINATION ${WORK}/hf_tokbin)
+file(COPY_FILE ${TOK512} ${WORK}/hf_tokbin/tokenizer.bin)
+expect_run(hf-tokenizer-bin 2 "vocabulary \\(512 pieces, [^)]*hf_tokbin/tokenizer.bin\\) does not match the model's \\(256\\)"
+           -m ${WORK}/hf_tokbin -p hello)
+
+# ---------------------------------------------------------------- -i, interactive chat
+expect_run(i-compare 2 "-i and --compare cannot be combined" -m ${MODEL} -z ${TOK512} -i --compare)
+expect_run(i-stdin-prompt 2 "-i reads its turns from stdin: -f - cannot be used" -m ${MODEL} -z ${TOK512} -i -f -)
+expect_run(i-prompt-ids 2 "-i takes text turns" -m ${MODEL} -z ${TOK512} -i --prompt-ids 1)
+expect_run(i-no-tokenizer 2 "-i needs a tokenizer" -m ${MODEL} -i)
+
+# Two chat turns on stdin: the second turn is EOS + BOS "[INST] ... [/INST]" appended to the
+# cache that holds turn 1 and its answer (Llama 2's multi-turn format), and only its own tokens
+# are prefilled.
+file(WRITE ${WORK}/turns.txt "Tell a story.\n\nAnd then?\n")
+execute_process(COMMAND ${DRIVER} -m ${MODEL} -z ${TOK512} -i --chat --system "Be brief." -n 6 --backend cpu
+                --json ${WORK}/interactive.json
+                INPUT_FILE ${WORK}/turns.txt RESULT_VARIABLE rc OUTPUT_VARIABLE i_out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0 OR NOT err MATCHES "turn 1: [0-9]+ tokens appended to the 0 already in the KV cache.*turn 2: [0-9]+ tokens appended to the [1-9][0-9]* already in the KV cache.*interactive: 2 turn")
+  message(SEND_ERROR "[interactive] rc=${rc}\nstdout: ${i_out}\nstderr: ${err}")
+endif()
+file(READ ${WORK}/interactive.json js)
+string(JSON n_turns LENGTH "${js}" turns)
+string(JSON t1_after GET "${js}" turns 0 cache_after)
+string(JSON t2_before GET "${js}" turns 1 cache_before)
+string(JSON t2_new GET "${js}" turns 1 prompt_tokens)
+string(JSON t2_ctx GET "${js}" turns 1 stats steps 0 context)
+string(JSON t2_step_new GET "${js}" turns 1 stats steps 0 new_tokens)
+string(JSON t1_first GET "${js}" turns 0 ids 0)
+string(JSON t2_first GET "${js}" turns 1 ids 0)
+string(JSON t2_second GET "${js}" turns 1 ids 1)
+string(JSON t1_text GET "${js}" turns 0 text)
+string(JSON t2_text GET "${js}" turns 1 text)
+string(JSON t2_user GET "${js}" turns 1 user)
+math(EXPR t2_expect_ctx "${t2_before} + ${t2_new}")
+if(NOT n_turns EQUAL 2 OR NOT t2_before EQUAL t1_after OR t2_before LESS 1 OR NOT t2_step_new EQUAL t2_new
+   OR NOT t2_ctx EQUAL t2_expect_ctx OR NOT t2_step_new LESS t2_ctx OR NOT t1_first EQUAL 1 OR NOT t2_first EQUAL 2
+   OR NOT t2_second EQUAL 1 OR NOT t2_user STREQUAL "And then?" OR NOT i_out STREQUAL "${t1_text}\n${t2_text}\n")
+  message(SEND_ERROR "[interactive-json] turns=${n_turns} cache: turn 1 after ${t1_after}, turn 2 before ${t2_before} "
+                     "+ ${t2_new} new (prefill step: ${t2_step_new} new, context ${t2_ctx}); ids: turn 1 starts ${t1_first}, "
+                     "turn 2 starts ${t2_first},${t2_second}; user '${t2_user}'; stdout '${i_out}'")
+else()
+  message(STATUS "[interactive-json] ok")
+endif()
+# Turn 2 after EOS is exactly the one-turn chat prompt of its text.
+expect_run(interactive-template 0 "prompt: [0-9]+ tokens \\(chat\\)" -m ${MODEL} -z ${TOK512} --chat -p "And then?" -n 1
+           --backend cpu --json ${WORK}/turn2.json)
+file(READ ${WORK}/turn2.json js2)
+macro(json_ids out doc)  # the ids array at the path ARGN of doc, comma-separated
+  string(JSON _n LENGTH "${${doc}}" ${ARGN})
+  math(EXPR _last "${_n} - 1")
+  set(${out} "")
+  foreach(_k RANGE ${_last})
+    string(JSON _id GET "${${doc}}" ${ARGN} ${_k})
+    list(APPEND ${out} ${_id})
+  endforeach()
+  list(JOIN ${out} "," ${out})
+endmacro()
+json_ids(one_turn js2 prompt ids)
+json_ids(t2_ids js turns 1 ids)
+if(NOT t2_ids STREQUAL "2,${one_turn}")
+  message(SEND_ERROR "[interactive-template] turn 2 ids ${t2_ids}, expected EOS (2) + ${one_turn}")
+endif()
+# The kept cache gives what a fresh prefill of the whole conversation gives (greedy, dense):
+# turn 1's ids + its answer + turn 2's ids, continued for 6 tokens, equals turn 2's answer.
+json_ids(t1_ids js turns 0 ids)
+json_ids(t1_gen js turns 0 generated)
+json_ids(t2_gen js turns 1 generated)
+string(REPLACE "," " " t2_gen "${t2_gen}")
+expect_run(interactive-vs-fresh 0 "prefill" -m ${MODEL} --prompt-ids ${t1_ids},${t1_gen},${t2_ids} -n 6 --backend cpu --print-ids)
+if(NOT LAST_STDOUT STREQUAL "${t2_gen}\n")
+  message(SEND_ERROR "[interactive-vs-fresh] fresh prefill gives '${LAST_STDOUT}', the interactive turn 2 gave '${t2_gen}'")
+endif()
+
+# -p is the first turn; without --chat later turns are raw text (no BOS).
+file(WRITE ${WORK}/turn.txt "the dog ran\n")
+execute_process(COMMAND ${DRIVER} -m ${MODEL} -z ${TOK512} -i -p "Once upon a time" -n 4 --backend cpu --print-ids
+                INPUT_FILE ${WORK}/turn.txt RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0 OR NOT out MATCHES "^[0-9]+( [0-9]+)*\n[0-9]+( [0-9]+)*\n$" OR NOT err MATCHES "turn 2: [0-9]+ tokens appended to the [1-9]")
+  message(SEND_ERROR "[interactive-plain] rc=${rc}\nstdout: ${out}\nstderr: ${err}")
+else()
+  message(STATUS "[interactive-plain] ok")
+endif()
+
+# The context fills up: a turn that does not fit is exit 2 with the numbers; earlier turns are
+# kept in --json with the error.
+file(WRITE ${WORK}/turns3.txt "Tell a story about a dog.\nAnd then what happened next?\nMore.\n")
+execute_process(COMMAND ${DRIVER} -m ${MODEL} -z ${TOK512} -i --chat -c 60 -n 8 --backend cpu --json ${WORK}/full.json
+                INPUT_FILE ${WORK}/turns3.txt RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+file(READ ${WORK}/full.json js)
+string(JSON f_turns LENGTH "${js}" turns)
+string(JSON f_error GET "${js}" error)
+if(NOT rc EQUAL 2 OR NOT err MATCHES "error: turn 2: [0-9]+ new tokens do not fit the context: [0-9]+ of its 60 tokens are used; start again with a larger -c"
+   OR NOT f_turns EQUAL 1 OR NOT f_error MATCHES "^turn 2: ")
+  message(SEND_ERROR "[interactive-context-full] rc=${rc} turns in json=${f_turns} error='${f_error}'\nstderr: ${err}")
+else()
+  message(STATUS "[interactive-context-full] ok")
+endif()

@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """The HF transformers peer: LlamaForCausalLM, bf16, sdpa attention, random weights of a Llama 2
-shape, batch 1. Prints JSON with the time-to-first-token (prompt in -> last logits) per prompt
-length and the decode time per token, measured with CUDA events after a warm-up.
+shape, batch 1. Writes the common JSON schema (benchmarks/peer/common.py) with the
+time-to-first-token (prompt ids on the GPU -> last token's logits and its argmax on the GPU) per
+prompt length and the decode time per token, measured with CUDA events after a warm-up.
 
-    python3 benchmarks/peer/hf_llama.py --shape llama2-7b --lengths 2048,4096 --reps 3 --gen 16
+    python3 benchmarks/peer/hf_llama.py --shape llama2-7b --lengths 2048,4096 --reps 3 --gen 16 -o hf.json
 """
-import argparse, json, statistics, sys, time
+import argparse, os, statistics, sys, time
 
 import torch
 import transformers
 from transformers import LlamaConfig, LlamaForCausalLM
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 
 SHAPES = {
     "llama2-7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32),
@@ -25,6 +29,7 @@ def main():
     ap.add_argument("--lengths", default="2048,4096")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--gen", type=int, default=16)
+    ap.add_argument("-o", "--out", default=None, help="JSON file (default: stdout)")
     a = ap.parse_args()
     lengths = [int(x) for x in a.lengths.split(",")]
     cfg = LlamaConfig(vocab_size=32000, max_position_embeddings=max(lengths) + a.gen + 8, rms_norm_eps=1e-5,
@@ -35,8 +40,7 @@ def main():
         model = LlamaForCausalLM(cfg).to(torch.bfloat16).eval()
     print(f"built in {time.time() - t0:.1f} s", file=sys.stderr)
     ev = lambda: torch.cuda.Event(enable_timing=True)
-    out = {"peer": "hf-transformers", "transformers": transformers.__version__, "torch": torch.__version__,
-           "device": torch.cuda.get_device_name(), "shape": a.shape, "attn": "sdpa", "dtype": "bf16", "results": []}
+    meas = []
     with torch.inference_mode():
         for n in lengths:
             ids = torch.randint(3, 32000, (1, n), device="cuda")
@@ -56,11 +60,16 @@ def main():
                     nxt = o.logits[:, -1].argmax(-1, keepdim=True)
                 e2.record(); torch.cuda.synchronize()
                 if r:
-                    ttft.append(s.elapsed_time(e)); tg.append(s2.elapsed_time(e2) / a.gen)
-            out["results"].append({"test": f"pp{n}", "ms": ttft, "mean_ms": statistics.mean(ttft),
-                                   "tg_ms_per_token": statistics.mean(tg)})
-            print(f"pp{n}: TTFT {statistics.mean(ttft):.2f} ms, decode {statistics.mean(tg):.2f} ms/token", file=sys.stderr)
-    json.dump(out, sys.stdout, indent=2)
+                    ttft.append(s.elapsed_time(e))
+                    if a.gen:
+                        tg.append(s2.elapsed_time(e2) / a.gen)
+            del o, past
+            torch.cuda.empty_cache()
+            meas.append(common.measurement("dense", "none", n, a.gen, ttft, tg, sm_clock_mhz=common.sm_clock_mhz()))
+            print(f"hf pp{n}: TTFT {statistics.mean(ttft):.2f} ms, decode "
+                  f"{statistics.mean(tg) if tg else 0.0:.2f} ms/token", file=sys.stderr)
+    env = common.env_info(torch, {"transformers": transformers.__version__, "attn": "sdpa", "dtype": "bf16"})
+    common.write_report("hf-transformers", a.shape, "hf-transformers-sdpa-bf16", env, meas, a.out)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,43 @@ bool cuda_device_available() {
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
 }
 
+bool cuda_memory_info(std::uint64_t& free_bytes, std::uint64_t& total_bytes) {
+  if (!cuda_device_available()) return false;
+  std::size_t f = 0, t = 0;
+  if (cudaMemGetInfo(&f, &t) != cudaSuccess) {
+    (void)cudaGetLastError();  // clear it: the backend reports its own errors
+    return false;
+  }
+  free_bytes = f;
+  total_bytes = t;
+  return true;
+}
+
+namespace {
+/// The hooks plus a probe that records the GPU's free and total memory at the end of each run.
+Hooks with_gpu_probe(const Hooks& hooks) {
+  Hooks h = hooks;
+  h.probe = [outer = hooks.probe](RunResult& r) {
+    std::uint64_t f = 0, t = 0;
+    if (cuda_memory_info(f, t)) {
+      r.gpu_free = std::int64_t(f);
+      r.gpu_total = std::int64_t(t);
+    }
+    if (outer) outer(r);
+  };
+  return h;
+}
+}  // namespace
+
 RunResult run_policy_cuda(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks) {
-  return std::visit([&](const auto& pol) { return generate(CudaBackend(w), pol, o, hooks); }, p);
+  const Hooks h = with_gpu_probe(hooks);
+  return std::visit([&](const auto& pol) { return generate(CudaBackend(w), pol, o, h); }, p);
+}
+
+ConversationEnd converse_cuda(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks,
+                              const Conversation& conv) {
+  const Hooks h = with_gpu_probe(hooks);
+  return std::visit([&](const auto& pol) { return converse(CudaBackend(w), pol, o, h, conv); }, p);
 }
 
 }  // namespace lazyllm::driver

@@ -4,10 +4,20 @@
 
 namespace lazyllm::driver {
 
+namespace {
+[[noreturn]] void no_cuda() {
+  throw Error("--backend cuda: this build has no CUDA backend (configure with LAZYLLM_CUDA=ON and nvcc)");
+}
+}  // namespace
+
 bool cuda_device_available() { return false; }
 
-RunResult run_policy_cuda(const ModelWeights&, const AnyPolicy&, const Options&, const Hooks&) {
-  throw Error("--backend cuda: this build has no CUDA backend (configure with LAZYLLM_CUDA=ON and nvcc)");
+bool cuda_memory_info(std::uint64_t&, std::uint64_t&) { return false; }
+
+RunResult run_policy_cuda(const ModelWeights&, const AnyPolicy&, const Options&, const Hooks&) { no_cuda(); }
+
+ConversationEnd converse_cuda(const ModelWeights&, const AnyPolicy&, const Options&, const Hooks&, const Conversation&) {
+  no_cuda();
 }
 
 }  // namespace lazyllm::driver

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <variant>
@@ -19,6 +21,7 @@
 #include "lazyllm/policy/lazy.hpp"
 #include "lazyllm/policy/random_drop.hpp"
 #include "lazyllm/policy/static.hpp"
+#include "memory.hpp"
 
 namespace lazyllm::driver {
 
@@ -53,6 +56,9 @@ struct Options {
   std::string system;       // --system TEXT
   bool system_given = false;
   std::string json_file;    // --json FILE
+  bool interactive = false;  // -i: turns from stdin, the KV cache kept across them
+  bool progress = false;     // --progress: per-layer prefill progress for every prompt
+  bool mem_check = true;     // off with --no-mem-check
 };
 
 using AnyPolicy = std::variant<policy::Dense, policy::Lazy, policy::Static, policy::RandomDrop>;
@@ -65,65 +71,191 @@ inline AnyPolicy make_policy(const std::string& name, const Schedule& s, std::ui
 }
 
 struct RunResult {
-  std::vector<std::int32_t> ids;
-  RunStats stats;
+  std::vector<std::int32_t> ids;  // generated (a stopping BOS/EOS is not included)
+  RunStats stats;                 // this run's (this turn's) steps only
   double prefill_ms = 0, decode_ms = 0;
   double ttft_ms = 0;  // prefill start to the first generated token sampled (0 when none)
+  int n_prompt = 0;      // tokens prefilled (in interactive mode: the turn's, plus the previous
+                         // answer's last token when it was sampled but not yet in the cache)
+  int cache_before = 0;  // tokens already in the KV cache when the run started (0 for one-shot)
+  int cache_after = 0;   // tokens in the KV cache at the end
+  bool stopped_eos = false;   // generation ended at BOS/EOS
+  bool context_full = false;  // generation ended because the context was full
+  HostMemoryUse host;                               // this process's RSS at the end of the run
+  std::int64_t gpu_free = -1, gpu_total = -1;       // cudaMemGetInfo at the end (CUDA backend)
 };
 
 /// What a run reports while it goes (kept out of Options so warm-up copies stay silent).
 struct Hooks {
   std::function<void(std::int32_t)> on_token;  // each generated id, as soon as it is sampled
-  bool progress = false;                       // "prefill: N tokens ..." on stderr for long prompts
+  bool progress = false;         // progress on stderr for long prefills (>= kPrefillProgressTokens)
+  bool progress_always = false;  // --progress: for every prefill
+  bool tty = false;              // stderr is a terminal: one \r-updated progress line
+  std::function<void(RunResult&)> probe;  // called at the end of each run, pipeline still alive
 };
 
-/// Prompts longer than this get a progress line on stderr around the prefill.
-inline constexpr std::size_t kPrefillProgressTokens = 512;
+/// Prompts at least this long get per-layer prefill progress on stderr.
+inline constexpr std::size_t kPrefillProgressTokens = 1024;
 
+inline double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+inline std::string does_not_fit(std::size_t n_new, int n_past, int n_ctx) {
+  if (n_past == 0)
+    return "prompt of " + std::to_string(n_new) + " tokens does not fit the context of " + std::to_string(n_ctx) +
+           " tokens";
+  return std::to_string(n_new) + " new tokens do not fit the context: " + std::to_string(n_past) + " of its " +
+         std::to_string(n_ctx) + " tokens are used; start again with a larger -c";
+}
+
+/// One sequence that grows over one or more runs (interactive turns): the pipeline, its KV and
+/// Aux Cache, and the sampler's history stay between turns.
+template <class Backend, class Policy>
+class Session {
+ public:
+  Session(Backend backend, Policy pol, const Options& o, const Hooks& hooks)
+      : pipe_(std::move(backend), std::move(pol), {}, o.n_ctx), hooks_(hooks), sampler_(o.sampler) {}
+
+  int n_past() const { return pipe_.n_past(); }
+  int n_ctx() const { return pipe_.n_ctx(); }
+  /// Tokens the next turn() prefills before its own: the previous answer's last token when it
+  /// was sampled but not decoded (the run stopped at -n).
+  std::size_t pending() const { return pending_.size(); }
+  bool fits(std::size_t n_new) const { return std::int64_t(n_past() + pending() + n_new) <= n_ctx(); }
+  const RunStats& stats() const { return pipe_.stats(); }
+
+  /// Appends `tokens` (after any pending token) to the sequence and generates up to n_predict.
+  RunResult turn(const std::vector<std::int32_t>& tokens, int n_predict) {
+    const RuntimeConfig& cfg = pipe_.config();
+    std::vector<std::int32_t> in = pending_;
+    in.insert(in.end(), tokens.begin(), tokens.end());
+    if (in.empty()) throw UsageError("nothing to process (an empty prompt)");
+    if (!fits(tokens.size())) throw UsageError(does_not_fit(in.size(), n_past(), n_ctx()));
+    for (auto id : in)
+      if (id < 0 || id >= cfg.vocab_size)
+        throw UsageError("--prompt-ids: token id " + std::to_string(id) + " is outside the vocabulary (0.." +
+                         std::to_string(cfg.vocab_size - 1) + ")");
+    pending_.clear();
+    RunResult r;
+    r.n_prompt = int(in.size());
+    r.cache_before = n_past();
+    const std::size_t first_step = pipe_.stats().steps.size();
+    history_.insert(history_.end(), in.begin(), in.end());
+
+    const bool progress = hooks_.progress && (hooks_.progress_always || in.size() >= kPrefillProgressTokens);
+    const auto t_start = Clock::now();
+    if (progress) {
+      std::fprintf(stderr, "prefill: %zu tokens ...\n", in.size());
+      std::fflush(stderr);
+      pipe_.on_layer([&](const LayerProgress& e) {
+        if (e.phase != Phase::Prefill) return;
+        pipe_.backend().synchronize();  // time the layer, not its launch
+        if (hooks_.tty)
+          std::fprintf(stderr, "\rprefill: layer %d/%d, %d tokens, %.1f ms", e.layer + 1, e.n_layers, e.new_tokens,
+                       ms_since(t_start));
+        else
+          std::fprintf(stderr, "prefill: layer %d/%d, %d tokens, %.2f ms\n", e.layer + 1, e.n_layers, e.new_tokens,
+                       ms_since(t_start));
+        std::fflush(stderr);
+      });
+    }
+    std::span<const float> logits;
+    try {
+      logits = pipe_.prefill(in);
+    } catch (...) {
+      pipe_.on_layer({});
+      throw;
+    }
+    r.prefill_ms = ms_since(t_start);
+    if (progress) {
+      pipe_.on_layer({});
+      if (hooks_.tty) std::fputc('\n', stderr);
+      std::fprintf(stderr, "prefill: %zu tokens in %.2f ms (%.1f tok/s)\n", in.size(), r.prefill_ms,
+                   r.prefill_ms > 0 ? 1000.0 * double(in.size()) / r.prefill_ms : 0.0);
+    }
+    const auto t0 = Clock::now();
+    for (int i = 0; i < n_predict; ++i) {
+      const std::int32_t next = sampler_.sample(logits, history_);
+      if (i == 0) r.ttft_ms = ms_since(t_start);
+      if (next == 1 || next == 2) {
+        r.stopped_eos = true;
+        break;
+      }
+      r.ids.push_back(next);
+      if (hooks_.on_token) hooks_.on_token(next);
+      history_.push_back(next);
+      if (pipe_.n_past() >= pipe_.n_ctx()) {
+        r.context_full = i + 1 < n_predict;
+        break;
+      }
+      if (i + 1 == n_predict) {
+        pending_.assign(1, next);  // sampled, not yet in the cache: the next turn prefills it
+        break;
+      }
+      logits = pipe_.decode(next);
+    }
+    r.decode_ms = ms_since(t0);
+    r.cache_after = n_past();
+    r.stats = pipe_.stats();
+    r.stats.steps.erase(r.stats.steps.begin(), r.stats.steps.begin() + std::ptrdiff_t(first_step));
+    r.host = host_memory_use();
+    if (hooks_.probe) hooks_.probe(r);
+    return r;
+  }
+
+ private:
+  Pipeline<RuntimeConfig, Policy, ContiguousLayout, Backend> pipe_;
+  Hooks hooks_;
+  Sampler sampler_;
+  std::vector<std::int32_t> history_, pending_;
+};
+
+/// One prompt, one answer.
 template <class Backend, class Policy>
 RunResult generate(Backend backend, Policy pol, const Options& o, const Hooks& hooks = {}) {
-  Pipeline<RuntimeConfig, Policy, ContiguousLayout, Backend> pipe(std::move(backend), std::move(pol), {}, o.n_ctx);
-  const RuntimeConfig& cfg = pipe.config();
-  if (std::int64_t(o.prompt.size()) + 0 > pipe.n_ctx())
-    throw UsageError("prompt of " + std::to_string(o.prompt.size()) + " tokens does not fit the context of " +
-                     std::to_string(pipe.n_ctx()) + " tokens");
-  for (auto id : o.prompt)
-    if (id >= cfg.vocab_size)
-      throw UsageError("--prompt-ids: token id " + std::to_string(id) + " is outside the vocabulary (0.." +
-                       std::to_string(cfg.vocab_size - 1) + ")");
-  Sampler sampler(o.sampler);
-  RunResult r;
-  const bool progress = hooks.progress && o.prompt.size() > kPrefillProgressTokens;
-  if (progress) {
-    std::fprintf(stderr, "prefill: %zu tokens ...\n", o.prompt.size());
-    std::fflush(stderr);
+  Session<Backend, Policy> s(std::move(backend), std::move(pol), o, hooks);
+  return s.turn(o.prompt, o.n_predict);
+}
+
+/// Interactive mode: where the turns come from and where they go.
+struct Conversation {
+  /// The tokens of turn `turn` (0-based), or nullopt at the end of the input.
+  std::function<std::optional<std::vector<std::int32_t>>(int turn)> next;
+  /// Called after each turn with its result.
+  std::function<void(int turn, const RunResult&)> done;
+};
+
+struct ConversationEnd {
+  RunStats stats;     // the whole session's steps
+  std::string error;  // non-empty when a turn did not fit the context (the session stops there)
+};
+
+/// Turns until the input ends or one does not fit; the KV cache is kept across turns, so each
+/// turn prefills only its own tokens.
+template <class Backend, class Policy>
+ConversationEnd converse(Backend backend, Policy pol, const Options& o, const Hooks& hooks, const Conversation& conv) {
+  Session<Backend, Policy> s(std::move(backend), std::move(pol), o, hooks);
+  ConversationEnd end;
+  for (int t = 0;; ++t) {
+    const auto tokens = conv.next(t);
+    if (!tokens) break;
+    if (!s.fits(tokens->size())) {
+      end.error = "turn " + std::to_string(t + 1) + ": " + does_not_fit(tokens->size() + s.pending(), s.n_past(), s.n_ctx());
+      break;
+    }
+    conv.done(t, s.turn(*tokens, o.n_predict));
   }
-  const auto t_start = Clock::now();
-  auto logits = pipe.prefill(o.prompt);
-  r.prefill_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_start).count();
-  if (progress)
-    std::fprintf(stderr, "prefill: %zu tokens in %.2f ms (%.1f tok/s)\n", o.prompt.size(), r.prefill_ms,
-                 r.prefill_ms > 0 ? 1000.0 * double(o.prompt.size()) / r.prefill_ms : 0.0);
-  std::vector<std::int32_t> history = o.prompt;
-  const auto t0 = Clock::now();
-  for (int i = 0; i < o.n_predict; ++i) {
-    const std::int32_t next = sampler.sample(logits, history);
-    if (i == 0) r.ttft_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_start).count();
-    if (next == 1 || next == 2) break;
-    r.ids.push_back(next);
-    if (hooks.on_token) hooks.on_token(next);
-    history.push_back(next);
-    if (i + 1 == o.n_predict || pipe.n_past() >= pipe.n_ctx()) break;
-    logits = pipe.decode(next);
-  }
-  r.decode_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-  r.stats = pipe.stats();
-  return r;
+  end.stats = s.stats();
+  return end;
 }
 
 /// Runs one policy on the CUDA backend (cuda.cu; throws a clear Error when the build has no CUDA).
 RunResult run_policy_cuda(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks = {});
+/// Interactive mode on the CUDA backend (cuda.cu).
+ConversationEnd converse_cuda(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks,
+                              const Conversation& conv);
 /// True when this build has the CUDA backend and a GPU is visible.
 bool cuda_device_available();
+/// cudaMemGetInfo of the current device; false when there is no CUDA build or no GPU.
+bool cuda_memory_info(std::uint64_t& free_bytes, std::uint64_t& total_bytes);
 
 }  // namespace lazyllm::driver

@@ -14,6 +14,8 @@
 #include <variant>
 #include <vector>
 
+#include <unistd.h>
+
 #include "driver.hpp"
 #include "lazyllm/lazyllm.hpp"
 #include "lazyllm/text/chat.hpp"
@@ -28,16 +30,21 @@ const char* kUsage = R"(usage: lazyllm-llama2 [options]
 
   -m PATH               llama2.c .bin file or Hugging Face model directory
                         (default: the built-in demo model, which also turns on --compare)
-  -z PATH               tokenizer: SentencePiece .model or llama2.c tokenizer.bin (default:
-                        tokenizer.model beside config.json for a Hugging Face directory)
+  -z PATH               tokenizer: SentencePiece .model or llama2.c tokenizer.bin (default for a
+                        Hugging Face directory: tokenizer.model beside config.json, else
+                        tokenizer.bin there)
   -p TEXT               text prompt, encoded with BOS (needs a tokenizer)
   -f FILE               text prompt read from FILE (- = stdin; one trailing newline dropped)
   --prompt-ids IDS      comma-separated token ids, used as given (default: 1 = BOS)
                         (-p, -f and --prompt-ids are alternatives: give at most one)
   --chat                wrap the text prompt in the Llama 2 chat template as the user message
   --system TEXT         the chat's system prompt (needs --chat)
+  -i, --interactive     chat on: read one turn per line of stdin until EOF, answer each; the
+                        KV cache is kept, so a turn prefills only its own tokens (-p/-f, if
+                        given, is the first turn; with --chat each turn is a [INST] message)
   -n N                  tokens to generate (default 64); stops early at BOS (1) or EOS (2)
-  -c N                  context size (default: the model's)
+  -c N                  context size (default: the model's); the memory check sizes the KV
+                        and Aux Cache for it
   --temp T              temperature, 0 = greedy (default 0)
   --top-k K, --top-p P  sampling filters (default off)
   --repeat-penalty R    penalise recently generated ids (default 1 = off)
@@ -52,9 +59,14 @@ const char* kUsage = R"(usage: lazyllm-llama2 [options]
   --json FILE           write the whole run as JSON (config, prompt, ids, text, timings, stats;
                         with --compare both runs and the comparison)
   --print-ids           print the generated ids on one line of stdout (instead of the text)
+  --progress            per-layer prefill progress on stderr for every prompt (default: only
+                        for prompts of 1024 tokens or more)
+  --no-mem-check        skip the check that weights + KV cache + Aux Cache + activations fit
+                        in free RAM (CPU) or GPU memory (CUDA) before loading
   -h, --help            this text
 With a tokenizer the generated text streams to stdout as it is produced; --print-ids prints the
-ids instead. Everything else goes to stderr. Exit codes: 0 ok, 1 runtime error, 2 usage error.
+ids instead. Everything else goes to stderr. Exit codes: 0 ok, 1 runtime error (including not
+enough memory), 2 usage error (including a prompt or turn that does not fit the context).
 )";
 
 std::vector<std::int32_t> parse_ids(const std::string& s) {
@@ -120,6 +132,9 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--stats") o.stats_file = value();
     else if (a == "--print-ids") o.print_ids = true;
     else if (a == "--compare") o.compare = true;
+    else if (a == "-i" || a == "--interactive") o.interactive = true;
+    else if (a == "--progress") o.progress = true;
+    else if (a == "--no-mem-check") o.mem_check = false;
     else throw UsageError("unknown option '" + a + "' (see -h)");
   }
   o.prompt_given = o.prompt_sources > 0;
@@ -127,7 +142,13 @@ Options parse_args(int argc, char** argv) {
     throw UsageError("-p, -f and --prompt-ids are alternatives: give one prompt source (got " +
                      std::to_string(o.prompt_sources) + ")");
   if (o.system_given && !o.chat) throw UsageError("--system needs --chat");
-  if (o.chat && !o.text_given) throw UsageError("--chat needs a text prompt (-p or -f)");
+  if (o.chat && !o.text_given && !o.interactive) throw UsageError("--chat needs a text prompt (-p or -f) or -i");
+  if (o.interactive) {
+    if (o.compare) throw UsageError("-i and --compare cannot be combined (compare one prompt with -p or -f)");
+    if (o.prompt_file == "-") throw UsageError("-i reads its turns from stdin: -f - cannot be used with it");
+    if (o.prompt_sources > 0 && !o.text_given)
+      throw UsageError("-i takes text turns: give the first turn with -p or -f, not --prompt-ids");
+  }
   if (o.backend != "cpu" && o.backend != "cuda" && o.backend != "auto")
     throw UsageError("--backend '" + o.backend + "' is not available (cpu, cuda or auto)");
   if (o.backend == "auto") o.backend = cuda_device_available() ? "cuda" : "cpu";
@@ -140,7 +161,7 @@ Options parse_args(int argc, char** argv) {
   }
   if (o.model.empty()) {
     o.model = LAZYLLM_DEFAULT_MODEL;
-    if (!o.prompt_given) o.compare = o.demo = true;  // the built-in demo
+    if (!o.prompt_given && !o.interactive) o.compare = o.demo = true;  // the built-in demo
   }
   if (o.policy == "dense" && o.schedule_given && !o.compare)
     throw UsageError("--schedule needs --policy lazy, static or random (or --compare)");
@@ -149,10 +170,7 @@ Options parse_args(int argc, char** argv) {
 
 Schedule make_schedule(const std::string& text, int n_layers) {
   try {
-    if (text.find(':') == std::string::npos) return policy::preset_schedule(text, n_layers);
-    Schedule s = Schedule::parse(text);
-    s.validate_for(n_layers);
-    return s;
+    return policy::schedule_from_string(text, n_layers);
   } catch (const InvalidArgument& e) {
     throw UsageError(std::string("--schedule: ") + e.what());
   }
@@ -163,6 +181,12 @@ RunResult run_policy(const ModelWeights& w, const AnyPolicy& p, const Options& o
   return std::visit([&](const auto& pol) { return generate(CpuBackend{w}, pol, o, hooks); }, p);
 }
 
+ConversationEnd run_conversation(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks,
+                                 const Conversation& conv) {
+  if (o.backend == "cuda") return converse_cuda(w, p, o, hooks, conv);
+  return std::visit([&](const auto& pol) { return converse(CpuBackend{w}, pol, o, hooks, conv); }, p);
+}
+
 double decode_ms_per_token(const RunResult& r) {
   const auto steps = r.stats.steps.size();
   return steps > 1 ? r.decode_ms / double(steps - 1) : 0.0;
@@ -170,16 +194,36 @@ double decode_ms_per_token(const RunResult& r) {
 
 double per_second(double n, double ms) { return ms > 0 ? 1000.0 * n / ms : 0.0; }
 
-void print_footer(const char* label, const RunResult& r, std::size_t n_prompt) {
+/// GPU memory: free before the first run (cudaMemGetInfo), to report what a run used.
+struct GpuBaseline {
+  bool known = false;
+  std::uint64_t free = 0, total = 0;
+};
+
+std::string memory_text(const RunResult& r, const GpuBaseline& gpu) {
+  std::string s = "memory: RSS " + (r.host.rss >= 0 ? format_bytes(std::uint64_t(r.host.rss)) : std::string("?")) +
+                  " (peak " + (r.host.rss_peak >= 0 ? format_bytes(std::uint64_t(r.host.rss_peak)) : std::string("?")) + ")";
+  if (r.gpu_free >= 0) {
+    const std::uint64_t in_use = std::uint64_t(r.gpu_total - r.gpu_free);
+    if (gpu.known && gpu.free >= std::uint64_t(r.gpu_free))
+      s += ", GPU " + format_bytes(gpu.free - std::uint64_t(r.gpu_free)) + " used by this run";
+    s += ", GPU " + format_bytes(in_use) + " of " + format_bytes(std::uint64_t(r.gpu_total)) + " in use";
+  }
+  return s;
+}
+
+void print_footer(const char* label, const RunResult& r, double load_ms, const GpuBaseline& gpu) {
+  const double ms_tok = decode_ms_per_token(r);
   std::fprintf(stderr,
-               "%s: prompt %zu tokens, prefill %.2f ms (%.1f tok/s), TTFT %.2f ms | generated %zu tokens, %.3f ms/token | "
-               "token-layers computed %.1f%% of dense in prefill, %.1f%% overall, %lld revivals\n",
-               label, n_prompt, r.prefill_ms, per_second(double(n_prompt), r.prefill_ms), r.ttft_ms,
-               r.ids.size(), decode_ms_per_token(r), 100.0 * r.stats.prefill_fraction(),
+               "%s: load %.2f ms | prompt %d tokens, prefill %.2f ms (%.1f tok/s), TTFT %.2f ms | generated %zu tokens, "
+               "%.3f ms/token (%.1f tok/s) | token-layers computed %.1f%% of dense in prefill, %.1f%% overall, "
+               "%lld revivals | %s\n",
+               label, load_ms, r.n_prompt, r.prefill_ms, per_second(double(r.n_prompt), r.prefill_ms), r.ttft_ms,
+               r.ids.size(), ms_tok, per_second(1.0, ms_tok), 100.0 * r.stats.prefill_fraction(),
                r.stats.total_dense_token_layers()
                    ? 100.0 * double(r.stats.total_token_layers()) / double(r.stats.total_dense_token_layers())
                    : 100.0,
-               static_cast<long long>(r.stats.total_revivals()));
+               static_cast<long long>(r.stats.total_revivals()), memory_text(r, gpu).c_str());
 }
 
 std::string join(const std::vector<std::int32_t>& v) {
@@ -228,19 +272,35 @@ std::string continuation_text(const Tokenizer& tok, std::int32_t prev, const std
   return s;
 }
 
-nlohmann::json run_json(const std::string& policy, const RunResult& r, std::size_t n_prompt,
-                        const std::optional<Tokenizer>& tok, std::int32_t prev) {
+nlohmann::json memory_json(const RunResult& r, const GpuBaseline& gpu) {
+  auto or_null = [](std::int64_t v) { return v >= 0 ? nlohmann::json(v) : nlohmann::json(nullptr); };
+  nlohmann::json j = {{"rss_bytes", or_null(r.host.rss)}, {"rss_peak_bytes", or_null(r.host.rss_peak)}};
+  j["gpu_total_bytes"] = or_null(r.gpu_total);
+  j["gpu_in_use_bytes"] = r.gpu_free >= 0 ? nlohmann::json(r.gpu_total - r.gpu_free) : nlohmann::json(nullptr);
+  j["gpu_used_bytes"] = (r.gpu_free >= 0 && gpu.known && gpu.free >= std::uint64_t(r.gpu_free))
+                            ? nlohmann::json(gpu.free - std::uint64_t(r.gpu_free))
+                            : nlohmann::json(nullptr);
+  return j;
+}
+
+nlohmann::json run_json(const std::string& policy, const RunResult& r, const std::optional<Tokenizer>& tok,
+                        std::int32_t prev, double load_ms, const GpuBaseline& gpu) {
   nlohmann::json j;
   j["policy"] = policy;
   j["generated"] = r.ids;
   j["generated_tokens"] = r.ids.size();
   j["text"] = tok ? nlohmann::json(continuation_text(*tok, prev, r.ids)) : nlohmann::json(nullptr);
+  j["stopped_eos"] = r.stopped_eos;
+  j["context_full"] = r.context_full;
+  j["load_ms"] = load_ms;
+  j["prompt_tokens"] = r.n_prompt;
   j["prefill_ms"] = r.prefill_ms;
-  j["prefill_tok_s"] = per_second(double(n_prompt), r.prefill_ms);
+  j["prefill_tok_s"] = per_second(double(r.n_prompt), r.prefill_ms);
   j["ttft_ms"] = r.ttft_ms;
   j["decode_ms"] = r.decode_ms;
   j["decode_ms_per_token"] = decode_ms_per_token(r);
   j["decode_tok_s"] = per_second(1.0, decode_ms_per_token(r));
+  j["memory"] = memory_json(r, gpu);
   j["stats"] = to_json(r.stats);
   return j;
 }
@@ -260,33 +320,120 @@ nlohmann::json config_json(const RuntimeConfig& c) {
           {"n_params", c.n_params()}};
 }
 
+int count_aux_layers(const AnyPolicy& p, int n_layers) {
+  return std::visit(
+      [&](const auto& pol) {
+        int n = 0;
+        for (int l = 1; l < n_layers; ++l) n += pol.prunes_into(l) ? 1 : 0;
+        return n;
+      },
+      p);
+}
+
+nlohmann::json need_json(const MemoryNeed& m, std::optional<std::uint64_t> available, const std::string& source) {
+  return {{"weights_bytes", m.weights},   {"weights_dtype", m.weights_note},
+          {"kv_cache_bytes", m.kv_cache}, {"aux_cache_bytes", m.aux_cache},
+          {"activations_bytes", m.activations}, {"total_bytes", m.total()},
+          {"available_bytes", available ? nlohmann::json(*available) : nlohmann::json(nullptr)},
+          {"available_source", source}};
+}
+
+/// Before loading: the weights, KV cache, Aux Cache and activations for the requested context
+/// must fit in available RAM (and, for CUDA, in free GPU memory). Throws Error with the numbers.
+/// Returns what was checked (for --json); null when the model's shape could not be read (the
+/// loader then reports the file's problem).
+nlohmann::json check_memory(const Options& o, const std::string& chosen) {
+  const auto cfg = peek_config(o.model);
+  if (!cfg) return nullptr;
+  const int ctx = o.n_ctx ? std::min(o.n_ctx, cfg->max_seq_len) : cfg->max_seq_len;
+  const AnyPolicy pol = make_policy(chosen, make_schedule(o.schedule, cfg->n_layers), o.sampler.seed);
+  const int aux_layers = count_aux_layers(pol, cfg->n_layers);
+  const bool cuda = o.backend == "cuda";
+  nlohmann::json j = {{"n_ctx", ctx}, {"aux_layers", aux_layers}, {"enforced", o.mem_check}};
+
+  auto fail = [&](const MemoryNeed& need, std::uint64_t available, const std::string& source) {
+    throw Error("not enough memory: " + o.model + " with -c " + std::to_string(ctx) + " needs " + need.breakdown() +
+                " of " + need.where + ", but " + format_bytes(available) + " is available (" + source +
+                "); use a smaller -c or a smaller model" +
+                std::string(!cuda && cuda_device_available() ? ", try --backend cuda" : "") +
+                ", or pass --no-mem-check to try anyway");
+  };
+  std::string host_source;
+  const auto host_avail = host_available(&host_source);
+  const MemoryNeed host = host_need(*cfg, ctx, aux_layers, !cuda);
+  j["host"] = need_json(host, host_avail, host_source);
+  std::fprintf(stderr, "memory: %s of RAM needed, %s available\n", host.breakdown().c_str(),
+               host_avail ? format_bytes(*host_avail).c_str() : "unknown");
+  if (o.mem_check && host_avail && host.total() > *host_avail) fail(host, *host_avail, host_source);
+  if (cuda) {
+    std::uint64_t free_b = 0, total_b = 0;
+    std::string source = "cudaMemGetInfo";
+    bool known = cuda_memory_info(free_b, total_b);
+    if (const char* env = std::getenv("LAZYLLM_AVAILABLE_GPU_MEMORY"))
+      if (auto v = parse_bytes(env)) {
+        free_b = *v;
+        known = true;
+        source = "LAZYLLM_AVAILABLE_GPU_MEMORY";
+      }
+    const MemoryNeed gpu = gpu_need(*cfg, ctx, aux_layers);
+    j["gpu"] = need_json(gpu, known ? std::optional<std::uint64_t>(free_b) : std::nullopt, source);
+    std::fprintf(stderr, "memory: %s of GPU memory needed, %s free\n", gpu.breakdown().c_str(),
+                 known ? format_bytes(free_b).c_str() : "unknown");
+    if (o.mem_check && known && gpu.total() > free_b) fail(gpu, free_b, source);
+  }
+  return j;
+}
+
+/// The text of one interactive turn as token ids. With --chat: the Llama 2 multi-turn format,
+/// `<s>[INST] {user} [/INST] {answer} </s><s>[INST] {user} [/INST]`, where the answer is the
+/// model's own tokens (already in the KV cache), so a later turn adds EOS + BOS "[INST] u [/INST]".
+/// Without --chat: the raw text (BOS before the first turn only).
+std::vector<std::int32_t> turn_tokens(const Options& o, const Tokenizer& tok, int turn, const std::string& text) {
+  if (!o.chat) return tok.encode(text, turn == 0);
+  std::vector<ChatMessage> msgs;
+  if (turn == 0 && o.system_given) msgs.push_back({"system", o.system});
+  msgs.push_back({"user", text});
+  auto ids = llama2_chat_tokens(tok, msgs);
+  if (turn > 0) ids.insert(ids.begin(), tok.eos_id());
+  return ids;
+}
+
 int run(int argc, char** argv) {
   Options o = parse_args(argc, argv);
 
-  // Tokenizer: -z, else tokenizer.model beside an HF checkpoint's config.json.
+  // Tokenizer: -z, else tokenizer.model (or tokenizer.bin) beside an HF checkpoint's config.json.
   std::string tok_path = o.tokenizer;
   bool tok_auto = false;
   if (tok_path.empty()) {
     const auto dir = hf_directory(o.model);
     std::error_code ec;
-    if (!dir.empty() && std::filesystem::is_regular_file(dir / "tokenizer.model", ec)) {
-      tok_path = (dir / "tokenizer.model").string();
-      tok_auto = true;
-    }
+    for (const char* name : {"tokenizer.model", "tokenizer.bin"})
+      if (!dir.empty() && std::filesystem::is_regular_file(dir / name, ec)) {
+        tok_path = (dir / name).string();
+        tok_auto = true;
+        break;
+      }
   }
+  const bool needs_text = o.text_given || o.interactive;
   if (o.text_given && tok_path.empty())
     throw UsageError("a text prompt (-p or -f) needs a tokenizer: give -z tokenizer.model (SentencePiece) or "
                      "-z tokenizer.bin (llama2.c), or use --prompt-ids");
+  if (o.interactive && tok_path.empty())
+    throw UsageError("-i needs a tokenizer (its turns are text): give -z tokenizer.model (SentencePiece) or "
+                     "-z tokenizer.bin (llama2.c)");
   if (!o.prompt_file.empty()) o.prompt_text = read_prompt_file(o.prompt_file);
   std::optional<Tokenizer> tok;
   if (!tok_path.empty()) {
     try {
       tok = load_tokenizer(tok_path);
     } catch (const Error& e) {
-      if (!tok_auto || o.text_given) throw;
+      if (!tok_auto || needs_text) throw;
       std::fprintf(stderr, "warning: ignoring %s (%s); output stays token ids\n", tok_path.c_str(), e.what());
     }
   }
+
+  const std::string chosen = (o.compare && o.policy == "dense") ? "lazy" : o.policy;
+  const nlohmann::json mem_check = check_memory(o, chosen);
 
   const auto t_load = Clock::now();
   const ModelWeights w = load_model(o.model);
@@ -298,13 +445,13 @@ int run(int argc, char** argv) {
     const std::string msg = "the tokenizer's vocabulary (" + std::to_string(tok->vocab_size()) + " pieces, " +
                             tok_path + ") does not match the model's (" + std::to_string(w.config.vocab_size) +
                             "); use the tokenizer the model was trained with";
-    if (!tok_auto || o.text_given) throw UsageError(msg);
+    if (!tok_auto || needs_text) throw UsageError(msg);
     std::fprintf(stderr, "warning: ignoring %s: %s\n", tok_path.c_str(), msg.c_str());
     tok.reset();
   }
   if (tok) std::fprintf(stderr, "tokenizer: %s (%d pieces)\n", tok_path.c_str(), tok->vocab_size());
   std::string prompt_kind = o.prompt_given ? "ids" : "default";
-  if (o.text_given) {
+  if (o.text_given && !o.interactive) {
     if (o.chat) {
       std::vector<ChatMessage> msgs;
       if (o.system_given) msgs.push_back({"system", o.system});
@@ -318,7 +465,7 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "prompt: %zu tokens (%s)\n", o.prompt.size(), prompt_kind.c_str());
   }
   const int ctx = o.n_ctx ? o.n_ctx : w.config.max_seq_len;
-  if (std::int64_t(o.prompt.size()) > ctx)
+  if (!o.interactive && std::int64_t(o.prompt.size()) > ctx)
     throw UsageError("prompt of " + std::to_string(o.prompt.size()) + " tokens does not fit the context of " +
                      std::to_string(ctx) + " tokens");
   if (o.n_ctx > w.config.max_seq_len)
@@ -326,7 +473,6 @@ int run(int argc, char** argv) {
                      std::to_string(w.config.max_seq_len));
 
   const Schedule schedule = make_schedule(o.schedule, w.config.n_layers);
-  const std::string chosen = (o.compare && o.policy == "dense") ? "lazy" : o.policy;
   const AnyPolicy pol = make_policy(chosen, schedule, o.sampler.seed);
 
   if (o.demo) {
@@ -341,11 +487,16 @@ int run(int argc, char** argv) {
                  made.ids.size(), o.n_predict);
     prompt_kind = "demo";
   }
+  GpuBaseline gpu;
+  if (o.backend == "cuda") gpu.known = cuda_memory_info(gpu.free, gpu.total);
+
   // Streaming: the chosen run's text goes to stdout piece by piece (unless --print-ids).
-  const std::int32_t last_prompt_id = o.prompt.empty() ? 1 : o.prompt.back();
+  std::int32_t last_prompt_id = o.prompt.empty() ? 1 : o.prompt.back();
   const bool stream = tok && !o.print_ids;
   Hooks hooks;
   hooks.progress = true;
+  hooks.progress_always = o.progress;
+  hooks.tty = isatty(fileno(stderr)) != 0;
   std::int32_t stream_prev = last_prompt_id;
   if (stream)
     hooks.on_token = [&](std::int32_t id) {
@@ -354,15 +505,130 @@ int run(int argc, char** argv) {
       std::fwrite(piece.data(), 1, piece.size(), stdout);
       std::fflush(stdout);
     };
+
+  nlohmann::json j;  // --json
+  j["model"] = o.model;
+  j["source_dtype"] = w.source_dtype;
+  j["config"] = config_json(w.config);
+  j["backend"] = o.backend;
+  j["policy"] = chosen;
+  j["schedule"] = schedule.to_string();
+  j["compare"] = o.compare;
+  j["interactive"] = o.interactive;
+  j["n_ctx"] = ctx;
+  j["n_predict"] = o.n_predict;
+  j["sampler"] = {{"temperature", o.sampler.temperature}, {"top_k", o.sampler.top_k}, {"top_p", o.sampler.top_p},
+                  {"repeat_penalty", o.sampler.repeat_penalty}, {"seed", o.sampler.seed}};
+  j["tokenizer"] = tok ? nlohmann::json(tok_path) : nlohmann::json(nullptr);
+  j["load_ms"] = load_ms;
+  j["memory_check"] = mem_check;
+  auto write_json = [&] {
+    if (o.json_file.empty()) return;
+    std::ofstream f(o.json_file);
+    // Generated text may hold a partial UTF-8 sequence: replace it rather than fail the dump.
+    if (!(f << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n'))
+      throw Error("cannot write --json file " + o.json_file);
+  };
+  auto write_stats = [&](const RunStats& stats, std::size_t n_prompt, const std::vector<std::int32_t>& generated,
+                         double prefill_ms, double decode_ms) {
+    if (o.stats_file.empty()) return;
+    nlohmann::json s = to_json(stats);
+    s["model"] = o.model;
+    s["prompt_tokens"] = n_prompt;
+    s["generated"] = generated;
+    s["load_ms"] = load_ms;
+    s["prefill_ms"] = prefill_ms;
+    s["decode_ms"] = decode_ms;
+    std::ofstream f(o.stats_file);
+    if (!(f << s.dump(2) << '\n')) throw Error("cannot write --stats file " + o.stats_file);
+  };
+
+  if (o.interactive) {
+    const bool tty_in = isatty(fileno(stdin)) != 0;
+    nlohmann::json turns = nlohmann::json::array();
+    std::vector<std::string> user_text;
+    std::vector<std::vector<std::int32_t>> turn_ids;
+    std::vector<std::int32_t> all_generated;
+    double prefill_total = 0, decode_total = 0;
+    std::size_t prompt_total = 0;
+    if (tty_in)
+      std::fprintf(stderr, "interactive: one turn per line, end with Ctrl-D (EOF)%s\n",
+                   o.chat ? "; each turn is a Llama 2 [INST] message" : "");
+    Conversation conv;
+    conv.next = [&](int t) -> std::optional<std::vector<std::int32_t>> {
+      std::string text;
+      if (t == 0 && o.text_given) {
+        text = o.prompt_text;
+      } else {
+        std::string line;
+        for (;;) {
+          if (tty_in) {
+            std::fputs("> ", stderr);
+            std::fflush(stderr);
+          }
+          if (!std::getline(std::cin, line)) return std::nullopt;
+          if (!line.empty() && line.back() == '\r') line.pop_back();
+          if (!detail::strip_whitespace(line).empty()) break;
+        }
+        text = line;
+      }
+      auto ids = turn_tokens(o, *tok, t, text);
+      user_text.push_back(text);
+      turn_ids.push_back(ids);
+      stream_prev = ids.back();
+      return ids;
+    };
+    conv.done = [&](int t, const RunResult& r) {
+      if (stream) {
+        std::fputc('\n', stdout);
+        std::fflush(stdout);
+      }
+      if (o.print_ids) {
+        std::printf("%s\n", join(r.ids).c_str());
+        std::fflush(stdout);
+      }
+      const std::string label = "turn " + std::to_string(t + 1);
+      std::fprintf(stderr, "%s: %d tokens appended to the %d already in the KV cache (context %d of %d tokens)%s\n",
+                   label.c_str(), r.n_prompt, r.cache_before, r.cache_after, ctx,
+                   r.stopped_eos ? ", answer ended at EOS" : "");
+      print_footer(label.c_str(), r, load_ms, gpu);
+      if (r.context_full)
+        std::fprintf(stderr, "%s: the context is full (%d of %d tokens): the answer was cut off; start again with a "
+                             "larger -c to go on\n", label.c_str(), r.cache_after, ctx);
+      nlohmann::json tj = run_json(chosen, r, tok, turn_ids.back().back(), load_ms, gpu);
+      tj["turn"] = t + 1;
+      tj["user"] = user_text.back();
+      tj["ids"] = turn_ids.back();
+      tj["cache_before"] = r.cache_before;
+      tj["cache_after"] = r.cache_after;
+      turns.push_back(std::move(tj));
+      all_generated.insert(all_generated.end(), r.ids.begin(), r.ids.end());
+      prefill_total += r.prefill_ms;
+      decode_total += r.decode_ms;
+      prompt_total += std::size_t(r.n_prompt);
+    };
+    const ConversationEnd end = run_conversation(w, pol, o, hooks, conv);
+    std::fprintf(stderr, "interactive: %zu turn(s), %zu prompt tokens prefilled, %zu tokens generated\n", turns.size(),
+                 prompt_total, all_generated.size());
+    write_stats(end.stats, prompt_total, all_generated, prefill_total, decode_total);
+    j["prompt"] = {{"source", o.chat ? "chat" : "text"},
+                   {"system", o.system_given ? nlohmann::json(o.system) : nlohmann::json(nullptr)}};
+    j["turns"] = std::move(turns);
+    j["error"] = end.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(end.error);
+    write_json();
+    if (!end.error.empty()) throw UsageError(end.error);
+    return 0;
+  }
+
   if (o.compare) run_policy(w, policy::Dense{}, o);  // warm-up, so both timed runs start equal
   RunResult dense;
   if (o.compare) {
-    Hooks dense_hooks;  // progress only: the chosen policy's run is the one that streams
-    dense_hooks.progress = true;
+    Hooks dense_hooks = hooks;  // progress only: the chosen policy's run is the one that streams
+    dense_hooks.on_token = {};
     dense = run_policy(w, policy::Dense{}, o, dense_hooks);
     std::fprintf(stderr, "[dense] ids: %s\n", join(dense.ids).c_str());
     if (tok) std::fprintf(stderr, "[dense] text: %s\n", continuation_text(*tok, last_prompt_id, dense.ids).c_str());
-    print_footer("dense", dense, o.prompt.size());
+    print_footer("dense", dense, load_ms, gpu);
     if (stream) std::fprintf(stderr, "[%s] text on stdout:\n", chosen.c_str());
   }
   const RunResult r = run_policy(w, pol, o, hooks);
@@ -371,7 +637,7 @@ int run(int argc, char** argv) {
     std::fflush(stdout);
   }
   if (o.compare) std::fprintf(stderr, "[%s] ids: %s\n", chosen.c_str(), join(r.ids).c_str());
-  print_footer(chosen.c_str(), r, o.prompt.size());
+  print_footer(chosen.c_str(), r, load_ms, gpu);
   std::size_t agree = 0;
   while (agree < r.ids.size() && agree < dense.ids.size() && r.ids[agree] == dense.ids[agree]) ++agree;
   const double speedup = r.prefill_ms > 0 ? dense.prefill_ms / r.prefill_ms : 0.0;
@@ -380,52 +646,23 @@ int run(int argc, char** argv) {
                  schedule.to_string().c_str(), dense.prefill_ms, chosen.c_str(), r.prefill_ms, speedup, agree,
                  std::max(r.ids.size(), dense.ids.size()));
   }
-  if (!o.stats_file.empty()) {
-    nlohmann::json j = to_json(r.stats);
-    j["model"] = o.model;
-    j["prompt_tokens"] = o.prompt.size();
-    j["generated"] = r.ids;
-    j["load_ms"] = load_ms;
-    j["prefill_ms"] = r.prefill_ms;
-    j["decode_ms"] = r.decode_ms;
-    std::ofstream f(o.stats_file);
-    if (!(f << j.dump(2) << '\n')) throw Error("cannot write --stats file " + o.stats_file);
+  write_stats(r.stats, o.prompt.size(), r.ids, r.prefill_ms, r.decode_ms);
+  nlohmann::json prompt = {{"source", prompt_kind}, {"tokens", o.prompt.size()}, {"ids", o.prompt}};
+  if (o.text_given) prompt["text"] = o.prompt_text;
+  if (o.chat) prompt["system"] = o.system_given ? nlohmann::json(o.system) : nlohmann::json(nullptr);
+  j["prompt"] = prompt;
+  j["prompt_tokens"] = o.prompt.size();
+  j["run"] = run_json(chosen, r, tok, last_prompt_id, load_ms, gpu);
+  if (o.compare) {
+    j["dense"] = run_json("dense", dense, tok, last_prompt_id, load_ms, gpu);
+    j["comparison"] = {{"ttft_dense_ms", dense.prefill_ms},
+                       {"ttft_ms", r.prefill_ms},
+                       {"ttft_speedup", speedup},
+                       {"agreeing_prefix", agree},
+                       {"generated_max", std::max(r.ids.size(), dense.ids.size())},
+                       {"prefill_fraction", r.stats.prefill_fraction()}};
   }
-  if (!o.json_file.empty()) {
-    nlohmann::json j;
-    j["model"] = o.model;
-    j["source_dtype"] = w.source_dtype;
-    j["config"] = config_json(w.config);
-    j["backend"] = o.backend;
-    j["policy"] = chosen;
-    j["schedule"] = schedule.to_string();
-    j["compare"] = o.compare;
-    j["n_ctx"] = ctx;
-    j["n_predict"] = o.n_predict;
-    j["sampler"] = {{"temperature", o.sampler.temperature}, {"top_k", o.sampler.top_k}, {"top_p", o.sampler.top_p},
-                    {"repeat_penalty", o.sampler.repeat_penalty}, {"seed", o.sampler.seed}};
-    j["tokenizer"] = tok ? nlohmann::json(tok_path) : nlohmann::json(nullptr);
-    nlohmann::json prompt = {{"source", prompt_kind}, {"tokens", o.prompt.size()}, {"ids", o.prompt}};
-    if (o.text_given) prompt["text"] = o.prompt_text;
-    if (o.chat) prompt["system"] = o.system_given ? nlohmann::json(o.system) : nlohmann::json(nullptr);
-    j["prompt"] = prompt;
-    j["prompt_tokens"] = o.prompt.size();
-    j["load_ms"] = load_ms;
-    j["run"] = run_json(chosen, r, o.prompt.size(), tok, last_prompt_id);
-    if (o.compare) {
-      j["dense"] = run_json("dense", dense, o.prompt.size(), tok, last_prompt_id);
-      j["comparison"] = {{"ttft_dense_ms", dense.prefill_ms},
-                         {"ttft_ms", r.prefill_ms},
-                         {"ttft_speedup", speedup},
-                         {"agreeing_prefix", agree},
-                         {"generated_max", std::max(r.ids.size(), dense.ids.size())},
-                         {"prefill_fraction", r.stats.prefill_fraction()}};
-    }
-    std::ofstream f(o.json_file);
-    // Generated text may hold a partial UTF-8 sequence: replace it rather than fail the dump.
-    if (!(f << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n'))
-      throw Error("cannot write --json file " + o.json_file);
-  }
+  write_json();
   if (o.print_ids) std::printf("%s\n", join(r.ids).c_str());
   return 0;
 }

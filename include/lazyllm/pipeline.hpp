@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <numeric>
 #include <span>
 #include <sstream>
@@ -29,6 +30,15 @@ constexpr bool check_config() {
   return true;
 }
 }  // namespace detail
+
+/// What Pipeline::on_layer() reports after each layer of a step (e.g. for prefill progress).
+struct LayerProgress {
+  int layer = 0;       // the layer just issued to the backend (0-based)
+  int n_layers = 0;
+  Phase phase = Phase::Prefill;
+  int new_tokens = 0;  // tokens appended by this step
+  int computed = 0;    // |C_l|: tokens this layer computed
+};
 
 /// One sequence through a Llama-architecture model with LazyLLM pruning.
 ///
@@ -73,6 +83,11 @@ class Pipeline {
   std::span<const float> prefill(std::span<const std::int32_t> tokens) { return step(tokens, Phase::Prefill); }
   /// Appends one generated token and returns the logits that follow it.
   std::span<const float> decode(std::int32_t token) { return step({&token, 1}, Phase::Decode); }
+
+  /// Calls `f` after each layer of every step, once the layer is issued to the backend (an
+  /// asynchronous backend may still be running it; call backend().synchronize() in `f` to wait).
+  /// Optional: an empty function (the default) costs one branch per layer.
+  void on_layer(std::function<void(const LayerProgress&)> f) { on_layer_ = std::move(f); }
 
   /// Forgets the sequence (KV and Aux Cache) and the statistics.
   void reset() {
@@ -180,6 +195,7 @@ class Pipeline {
       backend_.layer(call, x_, scores_);
       st.selected[std::size_t(l)] = int(sel_.size());
       st.computed[std::size_t(l)] = int(cur_c_.size());
+      if (on_layer_) on_layer_(LayerProgress{l, L, phase, int(tokens.size()), int(cur_c_.size())});
       std::swap(prev_c_, cur_c_);
       if (prune_next) select_into(l + 1, phase);
     }
@@ -229,6 +245,7 @@ class Pipeline {
   int n_ctx_ = 0;
   std::vector<std::int32_t> tokens_;
   RunStats stats_;
+  std::function<void(const LayerProgress&)> on_layer_;
   // Per-step scratch (kept to avoid reallocations).
   Activations x_{}, x_next_{};
   std::vector<std::int32_t> sel_, prev_c_, cur_c_, src_rows_, ids_, aux_rows_;

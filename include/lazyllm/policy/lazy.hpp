@@ -76,6 +76,15 @@ inline Schedule preset_schedule(std::string_view name, int n_layers) {
   return Schedule(std::move(out));
 }
 
+/// A schedule as users write it: a preset name (none, gentle, default, aggressive) or
+/// "LAYER:PERCENTILE,...", checked against a model of `n_layers`. Throws InvalidArgument.
+inline Schedule schedule_from_string(std::string_view text, int n_layers) {
+  if (text.find(':') == std::string_view::npos) return preset_schedule(text, n_layers);
+  Schedule s = Schedule::parse(text);
+  s.validate_for(n_layers);
+  return s;
+}
+
 /// Fraction of dense token-layers a schedule computes in prefill, ignoring ties (nominal).
 inline double nominal_token_layer_fraction(const Schedule& s, int n_layers) {
   double frac = 1.0, total = 0.0;

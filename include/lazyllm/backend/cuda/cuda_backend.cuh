@@ -21,6 +21,7 @@
 #include "lazyllm/backend/cuda/common.cuh"
 #include "lazyllm/backend/cuda/gemm.cuh"
 #include "lazyllm/backend/cuda/kernels.cuh"
+#include "lazyllm/backend/cuda/profiler.cuh"
 #include "lazyllm/detail/error.hpp"
 #include "lazyllm/detail/parallel.hpp"
 #include "lazyllm/model/weights.hpp"
@@ -180,6 +181,8 @@ class CudaBackend {
   cudaStream_t stream() const { return stream_; }
   cuda::Gemm& gemm() { return gemm_; }
   cuda::Attention& attention() { return attn_; }
+  /// Attaches a per-op-class timer (nullptr detaches; see profiler.cuh). Not owned.
+  void set_profiler(cuda::Profiler* p) { prof_ = {p, stream_, -1}; }
 
   /// K and V storage (bf16, kv_slots x kv_dim each) and the Aux Cache (fp32, aux_slots x dim).
   void allocate(std::int64_t kv_slots, std::int64_t aux_slots) {
@@ -218,6 +221,7 @@ class CudaBackend {
     for (auto id : ids)
       if (id < 0 || id >= config_.vocab_size)
         throw InvalidArgument("CudaBackend::embed: token id " + std::to_string(id) + " is outside the vocabulary");
+    prof_.mark(cuda::OpClass::Gather, -1);
     auto* dev = upload(ids);
     cuda::detail::launch_embed(embedding_, reinterpret_cast<const std::int32_t*>(dev), n, d, x.data(), stream_);
   }
@@ -227,6 +231,7 @@ class CudaBackend {
     const int n = int(src_rows.size()), d = config_.dim;
     dst.resize(n, d);
     if (n == 0) return;
+    prof_.mark(cuda::OpClass::Gather);
     auto dev = upload(src_rows, aux_slots);
     cuda::detail::launch_gather_rows(src.data(), reinterpret_cast<const std::int32_t*>(dev.first), dev.second, aux_.get(),
                                      n, d, dst.data(), stream_);
@@ -235,6 +240,7 @@ class CudaBackend {
   void store_aux(const Activations& x, std::span<const std::int32_t> rows, std::span<const std::int64_t> aux_slots) {
     const int n = int(rows.size());
     if (n == 0) return;
+    prof_.mark(cuda::OpClass::Gather);
     auto dev = upload(rows, aux_slots);
     cuda::detail::launch_store_aux(x.data(), reinterpret_cast<const std::int32_t*>(dev.first), dev.second, n, config_.dim,
                                    aux_.get(), stream_);
@@ -249,11 +255,14 @@ class CudaBackend {
     if (int(call.q_pos.size()) != rows || int(call.q_slots.size()) != rows || int(call.kv_slots.size()) != n_kv)
       throw InvalidArgument("CudaBackend::layer: index arrays do not match the activations (" + std::to_string(rows) +
                             " rows)");
+    prof_.mark(cuda::OpClass::Other, call.layer);
     reserve_scratch(rows);
     const LayerIndices idx = upload_layer(call);
 
     // Attention block.
+    prof_.mark(cuda::OpClass::Norm, call.layer);
     cuda::detail::launch_rmsnorm(x.data(), nullptr, L.attn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
+    prof_.mark(cuda::OpClass::Gemm, call.layer);
     gemm_.run(xn_.get(), L.qkv, qkv_.get(), rows, d, d + 2 * kvd, stream_);
     cuda::detail::RopeArgs ra;
     ra.qkv = qkv_.get();
@@ -269,6 +278,7 @@ class CudaBackend {
     ra.style = c.rope_style;
     ra.k_cache = k_.get();
     ra.v_cache = v_.get();
+    prof_.mark(cuda::OpClass::Norm, call.layer);
     cuda::detail::launch_rope_store(ra, stream_);
 
     cuda::AttnArgs aa;
@@ -286,6 +296,7 @@ class CudaBackend {
     aa.hd = hd;
     aa.out = att_.get();
     aa.ldo = d;
+    prof_.mark(cuda::OpClass::Attention, call.layer);
     attn_.run(aa, stream_);
     if (call.want_scores) {
       if (scores.size() < std::size_t(n_kv))
@@ -293,19 +304,26 @@ class CudaBackend {
                               std::to_string(n_kv) + " needed");
       const int n_vis =
           int(std::upper_bound(call.kv_pos.begin(), call.kv_pos.end(), call.q_pos[std::size_t(rows - 1)]) - call.kv_pos.begin());
+      prof_.mark(cuda::OpClass::Scores, call.layer);
       scores_dev_.reserve(std::size_t(n_kv), "scores");
       attn_.last_row_scores(aa, n_vis, scores_dev_.get(), stream_);
       scores_host_.reserve(std::size_t(n_kv));
       LAZYLLM_CUDA_CHECK(cudaMemcpyAsync(scores_host_.get(), scores_dev_.get(), std::size_t(n_kv) * sizeof(float),
                                          cudaMemcpyDeviceToHost, stream_));
     }
+    prof_.mark(cuda::OpClass::Gemm, call.layer);
     gemm_.run(att_.get(), L.wo, o_.get(), rows, d, d, stream_);
 
     // FFN block: x += o; xn = norm(x); x += W2 swiglu(W13 xn).
+    prof_.mark(cuda::OpClass::Norm, call.layer);
     cuda::detail::launch_rmsnorm(x.data(), o_.get(), L.ffn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
+    prof_.mark(cuda::OpClass::Gemm, call.layer);
     gemm_.run(xn_.get(), L.gate_up, gu_.get(), rows, d, 2 * hid_, stream_);
+    prof_.mark(cuda::OpClass::Norm, call.layer);
     cuda::detail::launch_swiglu(gu_.get(), rows, hid_, h_.get(), stream_);
+    prof_.mark(cuda::OpClass::Gemm, call.layer);
     gemm_.run(h_.get(), L.w2, o_.get(), rows, hid_, d, stream_);
+    prof_.mark(cuda::OpClass::Norm, call.layer);
     cuda::detail::launch_residual_add(x.data(), o_.get(), std::int64_t(rows) * d, stream_);
 
     if (call.want_scores) {
@@ -313,6 +331,7 @@ class CudaBackend {
       synchronize();
       std::copy_n(scores_host_.get(), n_kv, scores.begin());
     }
+    prof_.mark(call.want_scores ? cuda::OpClass::Select : cuda::OpClass::Other, call.layer);
   }
 
   /// Final RMSNorm and classifier of one row, as host fp32 logits (valid until the next call).
@@ -322,9 +341,12 @@ class CudaBackend {
     reserve_scratch(1);
     logits_dev_.reserve(std::size_t(c.vocab_size), "logits");
     // The final norm must not modify x: rmsnorm without delta only reads it.
+    prof_.mark(cuda::OpClass::Norm, -1);
     cuda::detail::launch_rmsnorm(const_cast<float*>(x.row(row)), nullptr, final_norm_, 1, c.dim, c.norm_eps, xn_.get(),
                                  stream_);
+    prof_.mark(cuda::OpClass::Gemm, -1);
     gemm_.run(xn_.get(), classifier_, logits_dev_.get(), 1, c.dim, c.vocab_size, stream_);
+    prof_.mark(cuda::OpClass::Other, -1);
     logits_host_.reserve(std::size_t(c.vocab_size));
     LAZYLLM_CUDA_CHECK(cudaMemcpyAsync(logits_host_.get(), logits_dev_.get(), std::size_t(c.vocab_size) * sizeof(float),
                                        cudaMemcpyDeviceToHost, stream_));
@@ -428,6 +450,7 @@ class CudaBackend {
   cuda::PinnedBuffer<float> scores_host_, logits_host_;
   std::array<Staging, 2> staging_;
   std::size_t next_staging_ = 0;
+  cuda::ProfileHook prof_;  // op-boundary marks (a null test unless a Profiler is attached)
 };
 
 static_assert(AttentionBackend<CudaBackend>);
