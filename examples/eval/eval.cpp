@@ -1,0 +1,470 @@
+// SPDX-License-Identifier: MIT
+// lazyllm-eval: score dense and pruned generation on LongBench-format JSONL (the project's
+// lazyllm_mdqa task, or real LongBench files). Usage: lazyllm-eval -h
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "eval_run.hpp"
+#include "lazyllm/eval/datasets.hpp"
+#include "lazyllm/eval/metrics.hpp"
+#include "lazyllm/io/load.hpp"
+#include "lazyllm/text/tokenizer.hpp"
+
+namespace {
+
+using namespace lazyllm;
+using namespace lazyllm::evalrun;
+
+const char* kUsage = R"(usage: lazyllm-eval -m MODEL --data FILE.jsonl [options]
+
+  -m PATH               llama2.c .bin file or Hugging Face model directory
+  -z PATH               tokenizer (.model or llama2.c .bin); default: tokenizer.model or
+                        tokenizer.bin in the model's directory
+  --data FILE           LongBench-format JSONL: input, context, answers, dataset, _id, all_classes
+  --dataset NAME        score every example as dataset NAME (default: each line's "dataset")
+  --limit N             only the first N examples
+  --policy LIST         comma-separated: dense, lazy, static, random (default dense,lazy)
+  --schedule SPEC       for lazy/static/random: LAYER:PERCENTILE,... or a preset (none, gentle,
+                        default, aggressive); repeat the flag or separate with ';' for several
+                        (default: default)
+  --seed S              RandomDrop's seed (default 0)
+  --backend NAME        cpu | cuda | auto (default auto: cuda when built and a GPU is present)
+  -c N                  context size (default: the model's); longer prompts are truncated in the
+                        middle (LongBench's way) to fit it together with the answer
+  --max-new N           tokens to generate (default: the dataset's LongBench length)
+  -o FILE               also write the markdown table to FILE
+  --json FILE           write everything as JSON (per policy/schedule and per example)
+  --progress            one line on stderr per example
+  -h, --help            this text
+Generation is greedy and stops at EOS, at max-new, or (short-answer datasets) at the first
+newline after some text. The table goes to stdout. Exit codes: 0 ok, 1 runtime error, 2 usage error.
+)";
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Options {
+  std::string model, tokenizer, data, dataset, table_file, json_file, backend = "auto";
+  std::vector<std::string> policies{"dense", "lazy"};
+  std::vector<std::string> schedules;
+  long long limit = -1;
+  int n_ctx = 0, max_new = 0;
+  std::uint64_t seed = 0;
+  bool progress = false;
+};
+
+long long parse_int(const std::string& flag, const std::string& v, long long min) {
+  char* end = nullptr;
+  errno = 0;
+  const long long d = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end || errno || d < min)
+    throw UsageError(flag + ": '" + v + "' is not an integer >= " + std::to_string(min));
+  return d;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  std::istringstream is(s);
+  while (std::getline(is, cur, sep))
+    if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+Options parse_args(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw UsageError(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "-h" || a == "--help") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else if (a == "-m" || a == "--model") o.model = value();
+    else if (a == "-z" || a == "--tokenizer") o.tokenizer = value();
+    else if (a == "--data") o.data = value();
+    else if (a == "--dataset") o.dataset = value();
+    else if (a == "--limit") o.limit = parse_int(a, value(), 0);
+    else if (a == "--policy") o.policies = split(value(), ',');
+    else if (a == "--schedule") {
+      for (auto& s : split(value(), ';')) o.schedules.push_back(s);
+    } else if (a == "--seed") o.seed = std::uint64_t(parse_int(a, value(), 0));
+    else if (a == "--backend") o.backend = value();
+    else if (a == "-c") o.n_ctx = int(parse_int(a, value(), 1));
+    else if (a == "--max-new") o.max_new = int(parse_int(a, value(), 1));
+    else if (a == "-o") o.table_file = value();
+    else if (a == "--json") o.json_file = value();
+    else if (a == "--progress") o.progress = true;
+    else throw UsageError("unknown option '" + a + "' (see -h)");
+  }
+  if (o.model.empty()) throw UsageError("-m MODEL is required");
+  if (o.data.empty()) throw UsageError("--data FILE.jsonl is required");
+  if (o.policies.empty()) throw UsageError("--policy: give at least one of dense, lazy, static, random");
+  std::vector<std::string> unique;  // each policy once, in the order given
+  for (const auto& p : o.policies)
+    if (std::find(unique.begin(), unique.end(), p) == unique.end()) unique.push_back(p);
+  o.policies = std::move(unique);
+  for (const auto& p : o.policies)
+    if (p != "dense" && p != "lazy" && p != "static" && p != "random")
+      throw UsageError("--policy '" + p + "' is not one of dense, lazy, static, random");
+  if (o.schedules.empty()) o.schedules = {"default"};
+  if (o.backend != "cpu" && o.backend != "cuda" && o.backend != "auto")
+    throw UsageError("--backend '" + o.backend + "' is not available (cpu, cuda or auto)");
+  if (o.backend == "auto") o.backend = cuda_available() ? "cuda" : "cpu";
+  if (!o.dataset.empty()) {
+    try {
+      eval::dataset_spec(o.dataset);
+    } catch (const InvalidArgument& e) {
+      throw UsageError(std::string("--dataset: ") + e.what());
+    }
+  }
+  return o;
+}
+
+struct Example {
+  std::string id, dataset, input, context;
+  std::vector<std::string> answers, all_classes;
+  const eval::DatasetSpec* spec = nullptr;
+  int prompt_tokens = 0;   // as built, before truncation
+  bool truncated = false;
+};
+
+std::vector<std::string> string_list(const nlohmann::json& j, const std::string& where, const char* field) {
+  std::vector<std::string> out;
+  if (j.is_null()) return out;
+  if (j.is_string()) return {j.get<std::string>()};
+  if (!j.is_array()) throw Error(where + ": \"" + field + "\" is not a list of strings");
+  for (const auto& v : j) {
+    if (!v.is_string()) throw Error(where + ": \"" + field + "\" is not a list of strings");
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+std::vector<Example> read_jsonl(const Options& o) {
+  std::ifstream f(o.data, std::ios::binary);
+  if (!f) throw Error("--data " + o.data + ": cannot open (" + std::strerror(errno) + ")");
+  std::vector<Example> out;
+  std::string line;
+  for (long long n = 1; std::getline(f, line); ++n) {
+    if (o.limit >= 0 && (long long)out.size() >= o.limit) break;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = o.data + ":" + std::to_string(n);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(where + ": not a JSON object (" + e.what() + ")");
+    }
+    if (!j.is_object()) throw Error(where + ": not a JSON object");
+    auto str = [&](const char* k, bool required) -> std::string {
+      if (!j.contains(k) || j[k].is_null()) {
+        if (required) throw Error(where + ": missing \"" + k + "\"");
+        return {};
+      }
+      if (!j[k].is_string()) throw Error(where + ": \"" + k + "\" is not a string");
+      return j[k].get<std::string>();
+    };
+    Example e;
+    e.context = str("context", true);
+    e.input = str("input", false);
+    e.id = j.contains("_id") && j["_id"].is_string() ? j["_id"].get<std::string>() : "line-" + std::to_string(n);
+    e.dataset = o.dataset.empty() ? str("dataset", true) : o.dataset;
+    if (!j.contains("answers")) throw Error(where + ": missing \"answers\"");
+    e.answers = string_list(j["answers"], where, "answers");
+    if (e.answers.empty()) throw Error(where + ": \"answers\" is empty");
+    if (j.contains("all_classes")) e.all_classes = string_list(j["all_classes"], where, "all_classes");
+    try {
+      e.spec = &eval::dataset_spec(e.dataset);
+    } catch (const InvalidArgument& err) {
+      throw UsageError(where + ": " + err.what());
+    }
+    if (e.spec->metric == eval::Metric::Classification && e.all_classes.empty())
+      throw Error(where + ": dataset " + e.dataset + " is scored by classification but the line has no \"all_classes\"");
+    out.push_back(std::move(e));
+  }
+  if (f.bad()) throw Error("--data " + o.data + ": read error");
+  if (out.empty()) throw Error("--data " + o.data + ": no examples");
+  return out;
+}
+
+/// The tokenizer path: -z, else tokenizer.model / tokenizer.bin in the model's directory.
+std::string find_tokenizer(const Options& o) {
+  if (!o.tokenizer.empty()) return o.tokenizer;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path m(o.model);
+  const fs::path dir = fs::is_directory(m, ec) ? m : m.parent_path();
+  for (const char* name : {"tokenizer.model", "tokenizer.bin"})
+    if (!dir.empty() && fs::is_regular_file(dir / name, ec)) return (dir / name).string();
+  throw UsageError("no tokenizer: give -z tokenizer.model or -z tokenizer.bin (none beside the model)");
+}
+
+/// The prediction text as LongBench scores it: surrounding whitespace dropped, and for
+/// short-answer datasets only the first line.
+std::string prediction_text(const std::string& raw, bool first_line) {
+  std::string s = raw;
+  const auto b = s.find_first_not_of(" \t\r\n");
+  s = b == std::string::npos ? std::string() : s.substr(b);
+  if (first_line) s = s.substr(0, s.find('\n'));
+  const auto e = s.find_last_not_of(" \t\r\n");
+  return e == std::string::npos ? std::string() : s.substr(0, e + 1);
+}
+
+struct Config {
+  std::string policy, schedule_text;
+  Schedule schedule;
+};
+
+struct Summary {
+  double score = 0, em = 0, ttft_ms = 0, prefill_ms = 0, fraction = 1, speedup = 0;
+  int n_em = 0;
+  std::map<std::string, std::pair<double, int>> per_dataset;  // sum of scores, count
+};
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+int run(int argc, char** argv) {
+  const Options o = parse_args(argc, argv);
+  std::vector<Example> examples = read_jsonl(o);
+  const std::string tok_path = find_tokenizer(o);
+  const Tokenizer tok = load_tokenizer(tok_path);
+  const ModelWeights w = load_model(o.model);
+  if (tok.vocab_size() != w.config.vocab_size)
+    throw UsageError("the tokenizer's vocabulary (" + std::to_string(tok.vocab_size()) + " pieces, " + tok_path +
+                     ") does not match the model's (" + std::to_string(w.config.vocab_size) + ")");
+  if (o.n_ctx > w.config.max_seq_len)
+    throw UsageError("-c " + std::to_string(o.n_ctx) + " exceeds the model's context of " +
+                     std::to_string(w.config.max_seq_len));
+  const int n_ctx = o.n_ctx ? o.n_ctx : w.config.max_seq_len;
+  std::fprintf(stderr, "model: %s (%d layers, context %d), tokenizer: %s, backend: %s\n", o.model.c_str(),
+               w.config.n_layers, n_ctx, tok_path.c_str(), o.backend.c_str());
+
+  // Configurations: dense once, every other policy with every schedule.
+  std::vector<Config> configs;
+  for (const auto& p : o.policies) {
+    if (p == "dense") {
+      configs.push_back({p, "none", Schedule{}});
+      continue;
+    }
+    for (const auto& s : o.schedules) {
+      try {
+        configs.push_back({p, s, policy::schedule_from_string(s, w.config.n_layers)});
+      } catch (const InvalidArgument& e) {
+        throw UsageError("--schedule '" + s + "': " + e.what());
+      }
+    }
+  }
+
+  // Prompts: the dataset's template, BOS + tokens, truncated in the middle to leave room for the answer.
+  std::vector<Prepared> prepared;
+  int n_truncated = 0;
+  for (auto& e : examples) {
+    Prepared p;
+    p.max_new = o.max_new ? o.max_new : e.spec->max_new_tokens;
+    p.stop_at_newline = e.spec->stop_at_newline;
+    p.ids = tok.encode(eval::build_prompt(*e.spec, e.context, e.input), true);
+    e.prompt_tokens = int(p.ids.size());
+    const int budget = n_ctx - p.max_new;
+    if (budget < 2)
+      throw UsageError("context of " + std::to_string(n_ctx) + " tokens leaves no room for a prompt and " +
+                       std::to_string(p.max_new) + " new tokens");
+    if (int(p.ids.size()) > budget) {
+      // LongBench keeps the first and the last half of the tokens (we cut token ids, BOS kept).
+      const std::size_t head = std::size_t(budget / 2), tail = std::size_t(budget) - head;
+      std::vector<std::int32_t> cut(p.ids.begin(), p.ids.begin() + std::ptrdiff_t(head));
+      cut.insert(cut.end(), p.ids.end() - std::ptrdiff_t(tail), p.ids.end());
+      p.ids = std::move(cut);
+      e.truncated = true;
+      ++n_truncated;
+    }
+    prepared.push_back(std::move(p));
+  }
+  if (n_truncated)
+    std::fprintf(stderr, "note: %d of %zu prompts are longer than the context allows (%d tokens minus the answer's); "
+                         "their middle was cut out, as LongBench does\n", n_truncated, examples.size(), n_ctx);
+
+  TokenClasses cls;
+  cls.newline.resize(std::size_t(tok.vocab_size()));
+  cls.text.resize(std::size_t(tok.vocab_size()));
+  for (std::int32_t id = 0; id < tok.vocab_size(); ++id) {
+    const std::string piece = tok.decode(0, id);
+    cls.newline[std::size_t(id)] = piece.find('\n') != std::string::npos;
+    cls.text[std::size_t(id)] = piece.find_first_not_of(" \t\r\n") != std::string::npos;
+  }
+
+  nlohmann::json runs = nlohmann::json::array();
+  std::vector<Summary> summaries;
+  double dense_ttft = -1;
+  for (const auto& c : configs) {
+    const AnyPolicy pol = c.policy == "lazy"     ? AnyPolicy(policy::Lazy(c.schedule))
+                          : c.policy == "static" ? AnyPolicy(policy::Static(c.schedule))
+                          : c.policy == "random" ? AnyPolicy(policy::RandomDrop(c.schedule, o.seed))
+                                                 : AnyPolicy(policy::Dense{});
+    const std::string label = c.policy == "dense" ? c.policy : c.policy + " " + c.schedule.to_string();
+    Progress progress;
+    if (o.progress)
+      progress = [&](std::size_t done) {
+        std::fprintf(stderr, "[%s] %zu/%zu\n", label.c_str(), done, prepared.size());
+        std::fflush(stderr);
+      };
+    const std::vector<ExampleResult> res =
+        o.backend == "cuda"
+            ? run_examples_cuda(w, pol, n_ctx, prepared, cls, progress)
+            : std::visit([&](const auto& p) { return run_examples(CpuBackend{w}, p, n_ctx, prepared, cls, progress); },
+                         pol);
+    Summary s;
+    std::int64_t tl = 0, dtl = 0;
+    nlohmann::json per = nlohmann::json::array();
+    for (std::size_t i = 0; i < res.size(); ++i) {
+      const Example& e = examples[i];
+      const std::string raw = tok.decode(res[i].ids);
+      const std::string pred = prediction_text(raw, e.spec->stop_at_newline);
+      const double sc = eval::score(*e.spec, pred, e.answers, e.all_classes);
+      s.score += sc;
+      auto& pd = s.per_dataset[e.dataset];
+      pd.first += sc;
+      pd.second += 1;
+      nlohmann::json ej = {{"_id", e.id},         {"dataset", e.dataset},
+                           {"prediction", pred},  {"raw", raw},
+                           {"score", sc},         {"ttft_ms", res[i].ttft_ms},
+                           {"prefill_ms", res[i].prefill_ms}, {"decode_ms", res[i].decode_ms},
+                           {"generated_tokens", res[i].ids.size()}, {"prompt_tokens", prepared[i].ids.size()},
+                           {"token_layers", res[i].token_layers}, {"dense_token_layers", res[i].dense_token_layers}};
+      if (e.spec->has_exact_match) {
+        const double em = eval::best_over(eval::exact_match, pred, e.answers);
+        s.em += em;
+        ++s.n_em;
+        ej["em"] = em;
+      } else {
+        ej["em"] = nullptr;
+      }
+      s.ttft_ms += res[i].ttft_ms;
+      s.prefill_ms += res[i].prefill_ms;
+      tl += res[i].token_layers;
+      dtl += res[i].dense_token_layers;
+      per.push_back(std::move(ej));
+    }
+    const double n = double(res.size());
+    s.score = 100.0 * s.score / n;
+    s.em = s.n_em ? 100.0 * s.em / double(s.n_em) : 0.0;
+    s.ttft_ms /= n;
+    s.prefill_ms /= n;
+    s.fraction = dtl ? double(tl) / double(dtl) : 1.0;
+    if (c.policy == "dense" && dense_ttft < 0) dense_ttft = s.ttft_ms;
+    nlohmann::json pdj = nlohmann::json::object();
+    for (const auto& [name, v] : s.per_dataset) pdj[name] = {{"score", 100.0 * v.first / v.second}, {"n", v.second}};
+    runs.push_back({{"policy", c.policy},
+                    {"schedule", c.policy == "dense" ? std::string("none") : c.schedule.to_string()},
+                    {"schedule_spec", c.schedule_text},
+                    {"score", s.score},
+                    {"em", s.n_em ? nlohmann::json(s.em) : nlohmann::json(nullptr)},
+                    {"ttft_ms", s.ttft_ms},
+                    {"prefill_ms", s.prefill_ms},
+                    {"token_layers_fraction", s.fraction},
+                    {"per_dataset", pdj},
+                    {"examples", per}});
+    summaries.push_back(s);
+    std::fprintf(stderr, "[%s] score %.2f, TTFT %.2f ms, token-layers %.1f%%\n", label.c_str(), s.score, s.ttft_ms,
+                 100.0 * s.fraction);
+  }
+  // Speedups against dense (when dense ran).
+  for (std::size_t k = 0; k < summaries.size(); ++k) {
+    auto& s = summaries[k];
+    s.speedup = dense_ttft > 0 && s.ttft_ms > 0 ? dense_ttft / s.ttft_ms : 0.0;
+    runs[k]["ttft_speedup"] = dense_ttft > 0 ? nlohmann::json(s.speedup) : nlohmann::json(nullptr);
+  }
+
+  std::map<std::string, int> dataset_counts;
+  for (const auto& e : examples) ++dataset_counts[e.dataset];
+  std::string datasets;
+  for (const auto& [name, count] : dataset_counts) {
+    if (!datasets.empty()) datasets += ", ";
+    datasets += name + " (" + std::to_string(count) + ")";
+  }
+  std::ostringstream table;
+  table << "Model " << o.model << ", " << examples.size() << " examples: " << datasets << "; backend " << o.backend
+        << ", context " << n_ctx << (n_truncated ? ", " + std::to_string(n_truncated) + " truncated" : std::string())
+        << ".\n\n";
+  table << "| policy | schedule | score | EM | TTFT ms | token-layers % | speedup |\n";
+  table << "|---|---|---:|---:|---:|---:|---:|\n";
+  for (std::size_t k = 0; k < configs.size(); ++k) {
+    const auto& c = configs[k];
+    const auto& s = summaries[k];
+    table << "| " << c.policy << " | " << (c.policy == "dense" ? std::string("-") : c.schedule.to_string()) << " | "
+          << fmt("%.2f", s.score) << " | " << (s.n_em ? fmt("%.2f", s.em) : std::string("-")) << " | "
+          << fmt("%.2f", s.ttft_ms) << " | " << fmt("%.1f", 100.0 * s.fraction) << " | "
+          << (dense_ttft > 0 ? fmt("%.2fx", s.speedup) : std::string("n/a")) << " |\n";
+  }
+  if (dense_ttft <= 0) table << "\n(speedup needs dense in --policy)\n";
+  std::fputs(table.str().c_str(), stdout);
+  std::fflush(stdout);
+  if (!o.table_file.empty()) {
+    std::ofstream f(o.table_file);
+    if (!(f << table.str())) throw Error("-o " + o.table_file + ": cannot write");
+  }
+  if (!o.json_file.empty()) {
+    nlohmann::json j;
+    j["model"] = o.model;
+    j["tokenizer"] = tok_path;
+    j["data"] = o.data;
+    j["backend"] = o.backend;
+    j["n_ctx"] = n_ctx;
+    j["n_layers"] = w.config.n_layers;
+    j["max_new"] = o.max_new ? nlohmann::json(o.max_new) : nlohmann::json("per dataset");
+    j["seed"] = o.seed;
+    j["n_examples"] = examples.size();
+    j["n_truncated"] = n_truncated;
+    nlohmann::json ex = nlohmann::json::array();
+    for (const auto& e : examples)
+      ex.push_back({{"_id", e.id},
+                    {"dataset", e.dataset},
+                    {"metric", eval::to_string(e.spec->metric)},
+                    {"input", e.input},
+                    {"answers", e.answers},
+                    {"prompt_tokens", e.prompt_tokens},
+                    {"truncated", e.truncated}});
+    j["examples"] = ex;
+    j["runs"] = runs;
+    std::ofstream f(o.json_file);
+    if (!(f << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n'))
+      throw Error("--json " + o.json_file + ": cannot write");
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "lazyllm-eval: error: %s\n", e.what());
+    return 2;
+  } catch (const lazyllm::InvalidArgument& e) {
+    std::fprintf(stderr, "lazyllm-eval: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lazyllm-eval: error: %s\n", e.what());
+    return 1;
+  }
+}

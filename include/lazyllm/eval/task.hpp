@@ -1,0 +1,404 @@
+// SPDX-License-Identifier: MIT
+// The synthetic multi-document QA task ("lazyllm_mdqa"): seeded generation of entity documents,
+// a question about one fact (or a two-document "friend" chain), the prompt template, and the
+// LongBench JSONL record. The one implementation shared by training (tools/train), the
+// evaluator (lazyllm-eval) and the driver's demo.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lazyllm/detail/error.hpp"
+#include "lazyllm/text/tokenizer.hpp"
+
+namespace lazyllm::eval {
+
+// ------------------------------------------------------------------ the prompt template
+
+/// The task's prompt template: the context (documents, each ending in "\n\n"), then the question.
+/// The model's target continuation is " " + answers[0], then EOS.
+inline constexpr std::string_view kMdqaTemplate = "{context}Question: {input}\nAnswer:";
+
+/// `tmpl` with every "{context}" and "{input}" replaced (single pass: replaced text is not rescanned).
+inline std::string fill_template(std::string_view tmpl, std::string_view context, std::string_view input) {
+  std::string out;
+  out.reserve(tmpl.size() + context.size() + input.size());
+  for (std::size_t i = 0; i < tmpl.size();) {
+    if (tmpl.substr(i, 9) == "{context}") {
+      out.append(context);
+      i += 9;
+    } else if (tmpl.substr(i, 7) == "{input}") {
+      out.append(input);
+      i += 7;
+    } else {
+      out.push_back(tmpl[i++]);
+    }
+  }
+  return out;
+}
+
+/// The full prompt of a task example: context + "Question: " + input + "\nAnswer:".
+inline std::string mdqa_prompt(std::string_view context, std::string_view input) {
+  return fill_template(kMdqaTemplate, context, input);
+}
+
+// ------------------------------------------------------------------ word lists
+
+namespace detail {
+
+// Fixed, closed lists (no name is also a city, job, colour or pet). Changing them changes every
+// generated file: the shipped model's tokenizer was built from them.
+inline constexpr std::string_view kFirstNames[] = {
+    "Mara",  "Ivo",    "Lena",   "Tomas",  "Nora",   "Elias", "Sofia",  "Jonas",  "Clara",  "Felix",  "Ada",
+    "Hugo",  "Ines",   "Oskar",  "Vera",   "Milan",  "Greta", "Anton",  "Lucia",  "Emil",   "Petra",  "Karl",
+    "Alma",  "Bruno",  "Dora",   "Viktor", "Elsa",   "Marek", "Rosa",   "Leon",   "Hanna",  "Pavel",  "Irene",
+    "Otto",  "Selma",  "Rafael", "Tilda",  "Simon",  "Edith", "Jakob",  "Livia",  "Arne",   "Olga",   "Mateo",
+    "Freya", "Bastian", "Kira",  "Lukas",  "Nadia",  "Theo",  "Yara",   "Gustav", "Helga",  "Dario",  "Mila",
+    "Sven",  "Carla",  "Rudolf", "Zora",   "Aron",   "Leni",  "Ennio",  "Wanda",  "Boris"};
+inline constexpr std::string_view kLastNames[] = {
+    "Keller",  "Brandt",   "Novak",    "Larsen",  "Moreau",    "Fischer", "Rossi",    "Holm",     "Weber",
+    "Costa",   "Lindqvist", "Horvat",  "Dietrich", "Romero",   "Sandberg", "Kowalski", "Berger",  "Marino",
+    "Nyberg",  "Vogel",    "Castillo", "Petrov",  "Hartmann",  "Janssen", "Ferrari",  "Lund",     "Schmid",
+    "Dvorak",  "Olsen",    "Bauer",    "Navarro", "Wolff",     "Ekstrom", "Kraus",    "Moretti",  "Falk",
+    "Varga",   "Richter",  "Lorenz",   "Quinn",   "Adler",     "Baxter",  "Carver",   "Dalton",   "Ellison",
+    "Fletcher", "Garner",  "Harlow",   "Ingram",  "Jarvis",    "Kendall", "Lambert",  "Mercer",   "Norris",
+    "Oakley",  "Prescott", "Ramsey",   "Sutton",  "Thorne",    "Underwood", "Vance",  "Whitaker", "Yates",
+    "Zeller"};
+inline constexpr std::string_view kCities[] = {
+    "Oslo",      "Lisbon",  "Vienna",   "Prague",   "Dublin",   "Madrid",   "Berlin",    "Paris",
+    "Rome",      "Athens",  "Warsaw",   "Budapest", "Helsinki", "Stockholm", "Copenhagen", "Amsterdam",
+    "Brussels",  "Zurich",  "Geneva",   "Munich",   "Hamburg",  "Naples",   "Porto",     "Seville",
+    "Valencia",  "Krakow",  "Riga",     "Tallinn",  "Vilnius",  "Bucharest", "Belgrade", "Zagreb",
+    "Ljubljana", "Bratislava", "Salzburg", "Lyon",  "Marseille", "Bordeaux", "Edinburgh", "Glasgow",
+    "Cardiff",   "Toronto", "Boston",   "Chicago",  "Denver",   "Seattle",  "Sydney",    "Melbourne",
+    "Auckland",  "Tokyo",   "Osaka",    "Seoul",    "Cairo",    "Nairobi",  "Lima",      "Quito",
+    "Santiago",  "Montreal"};
+inline constexpr std::string_view kJobs[] = {
+    "baker",       "teacher",   "nurse",      "pilot",      "farmer",     "lawyer",      "dentist",
+    "plumber",     "carpenter", "chemist",    "architect",  "journalist", "librarian",   "butcher",
+    "painter",     "sculptor",  "tailor",     "engineer",   "surgeon",    "pharmacist",  "electrician",
+    "gardener",    "fisherman", "mechanic",   "translator", "accountant", "photographer", "firefighter",
+    "veterinarian", "astronomer", "economist", "musician"};
+inline constexpr std::string_view kColours[] = {"red",    "blue",   "green",     "yellow",  "orange", "purple",
+                                                "pink",   "brown",  "black",     "white",   "grey",   "violet",
+                                                "indigo", "turquoise", "crimson", "beige",  "silver", "gold",
+                                                "maroon", "teal",   "olive",     "amber"};
+inline constexpr std::string_view kPets[] = {"dog",    "cat",      "parrot",  "rabbit", "hamster", "goldfish", "turtle",
+                                             "canary", "ferret",   "lizard",  "horse",  "pony",    "goat",     "snake",
+                                             "frog",   "iguana",   "owl",     "duck",   "pig",     "donkey",   "mouse",
+                                             "chinchilla", "hedgehog", "gecko", "alpaca", "crow"};
+inline constexpr int kFirstYear = 1940, kYears = 60;  // 1940 .. 1999
+
+template <class T, std::size_t N>
+constexpr std::size_t count_of(const T (&)[N]) {
+  return N;
+}
+
+/// splitmix64: the project's portable PRNG (std distributions differ between standard libraries).
+class Rng {
+ public:
+  explicit Rng(std::uint64_t seed) : state_(seed) {}
+  std::uint64_t next() {
+    std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  /// Uniform in [0, n) (the modulo bias is below 2^-40 for the small n used here).
+  std::size_t below(std::size_t n) { return std::size_t(next() % n); }
+  /// Uniform in [0, 1).
+  double unit() { return double(next() >> 11) * 0x1.0p-53; }
+
+ private:
+  std::uint64_t state_;
+};
+
+inline std::string_view article(std::string_view noun) {
+  return std::string_view("aeiou").find(noun.front()) != std::string_view::npos ? "an" : "a";
+}
+
+}  // namespace detail
+
+/// Number of distinct entity names (first x last).
+inline constexpr std::size_t kNameCount = detail::count_of(detail::kFirstNames) * detail::count_of(detail::kLastNames);
+
+/// Every word the generator can emit (names and fact values), for building a vocabulary.
+inline std::vector<std::string> vocabulary_words() {
+  std::vector<std::string> w;
+  for (auto s : detail::kFirstNames) w.emplace_back(s);
+  for (auto s : detail::kLastNames) w.emplace_back(s);
+  for (auto s : detail::kCities) w.emplace_back(s);
+  for (auto s : detail::kJobs) w.emplace_back(s);
+  for (auto s : detail::kColours) w.emplace_back(s);
+  for (auto s : detail::kPets) w.emplace_back(s);
+  for (int y = 0; y < detail::kYears; ++y) w.push_back(std::to_string(detail::kFirstYear + y));
+  return w;
+}
+
+// ------------------------------------------------------------------ entities and documents
+
+/// The facts a document states, in this order.
+enum class Attribute { City, Job, Colour, Year, Pet, Friend };
+inline constexpr int kAttributeCount = 6;
+
+/// One person: a unique name and one value per attribute.
+struct Entity {
+  std::string name;
+  std::string city, job, colour, year, pet, friend_name;
+
+  const std::string& value(Attribute a) const {
+    switch (a) {
+      case Attribute::City: return city;
+      case Attribute::Job: return job;
+      case Attribute::Colour: return colour;
+      case Attribute::Year: return year;
+      case Attribute::Pet: return pet;
+      case Attribute::Friend: break;
+    }
+    return friend_name;
+  }
+};
+
+/// "Document 3: Mara Keller\nMara Keller lives in Oslo. ... Mara Keller's friend is Ivo Brandt.\n\n"
+/// (`number` counts from 1).
+inline std::string render_document(const Entity& e, int number) {
+  const std::string& n = e.name;
+  std::string s = "Document " + std::to_string(number) + ": " + n + "\n";
+  s += n + " lives in " + e.city + ". ";
+  s += n + " works as " + std::string(detail::article(e.job)) + " " + e.job + ". ";
+  s += n + "'s favourite colour is " + e.colour + ". ";
+  s += n + " was born in " + e.year + ". ";
+  s += n + "'s pet is " + std::string(detail::article(e.pet)) + " " + e.pet + ". ";
+  s += n + "'s friend is " + e.friend_name + ".\n\n";
+  return s;
+}
+
+/// The question about attribute `a` of `name`.
+inline std::string single_question(Attribute a, const std::string& name) {
+  switch (a) {
+    case Attribute::City: return "Where does " + name + " live?";
+    case Attribute::Job: return "What is " + name + "'s job?";
+    case Attribute::Colour: return "What is " + name + "'s favourite colour?";
+    case Attribute::Year: return "In which year was " + name + " born?";
+    case Attribute::Pet: return "What is " + name + "'s pet?";
+    case Attribute::Friend: break;
+  }
+  return "Who is " + name + "'s friend?";
+}
+
+/// The question about attribute `a` (not Friend) of the friend of `name`.
+inline std::string twohop_question(Attribute a, const std::string& name) {
+  const std::string f = "the friend of " + name;
+  switch (a) {
+    case Attribute::City: return "Where does " + f + " live?";
+    case Attribute::Job: return "What is the job of " + f + "?";
+    case Attribute::Colour: return "What is the favourite colour of " + f + "?";
+    case Attribute::Year: return "In which year was " + f + " born?";
+    case Attribute::Pet: return "What is the pet of " + f + "?";
+    case Attribute::Friend: break;
+  }
+  throw InvalidArgument("twohop_question: the friend's friend is not a task question");
+}
+
+// ------------------------------------------------------------------ examples
+
+enum class Variant { Single, Twohop, Mixed };
+
+inline Variant parse_variant(std::string_view s) {
+  if (s == "single") return Variant::Single;
+  if (s == "twohop") return Variant::Twohop;
+  if (s == "mixed") return Variant::Mixed;
+  throw InvalidArgument("variant '" + std::string(s) + "' is not one of single, twohop, mixed");
+}
+
+inline constexpr std::string_view kDatasetSingle = "lazyllm_mdqa";
+inline constexpr std::string_view kDatasetTwohop = "lazyllm_mdqa_twohop";
+
+/// Counts the length of a full prompt (the text the model reads), in the unit of `length`.
+using LengthCounter = std::function<std::int64_t(std::string_view prompt)>;
+
+/// Tokens as the model reads the prompt: BOS + the tokenizer's encoding.
+inline LengthCounter token_counter(Tokenizer tok) {
+  return [tok = std::move(tok)](std::string_view p) { return std::int64_t(tok.encode(p, true).size()); };
+}
+
+/// Whitespace-separated words (the approximation used without a tokenizer: 1 word ~ 1 token).
+inline LengthCounter word_counter() {
+  return [](std::string_view p) {
+    std::int64_t n = 0;
+    bool in_word = false;
+    for (char c : p) {
+      const bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r';
+      if (!space && !in_word) ++n;
+      in_word = !space;
+    }
+    return n;
+  };
+}
+
+struct TaskOptions {
+  std::uint64_t seed = 0;
+  std::int64_t length = 1024;  // target prompt length (unit of the LengthCounter)
+  Variant variant = Variant::Single;
+};
+
+/// One generated example, in LongBench's terms plus where the evidence lies.
+struct TaskExample {
+  std::string id;       // "mdqa-<seed>-<index>"
+  std::string dataset;  // kDatasetSingle or kDatasetTwohop
+  std::string input;    // the question
+  std::string context;  // the documents, each ending in "\n\n"
+  std::vector<std::string> answers;
+  std::int64_t length = 0;  // of the full prompt, by the generator's counter
+  int n_docs = 0;
+  int answer_doc = 0;   // 0-based position of the document holding the answer
+  int subject_doc = 0;  // 0-based position of the questioned entity's document (== answer_doc for single)
+  Attribute attribute = Attribute::City;
+
+  std::string prompt() const { return mdqa_prompt(context, input); }
+};
+
+/// The generator. Example i depends only on (seed, i, length, variant, counter): a file of N
+/// examples is a prefix of a file of N + M with the same options.
+///
+/// Length: documents are added while the prompt stays within `length`; the result has the most
+/// documents whose prompt length is <= length by the counter's estimate (documents counted one by
+/// one), then the exact count of the whole prompt is taken and distractors are dropped while it
+/// exceeds `length`. So length <= target unless the required documents alone exceed it, and the
+/// shortfall is below about two documents' length. The answer document's position is uniform.
+class TaskGenerator {
+ public:
+  explicit TaskGenerator(TaskOptions opt, LengthCounter counter = word_counter())
+      : opt_(opt), count_(std::move(counter)) {
+    if (opt_.length < 1) throw InvalidArgument("task length must be positive");
+  }
+
+  const TaskOptions& options() const { return opt_; }
+
+  TaskExample example(std::uint64_t index) const {
+    detail::Rng rng(opt_.seed * 0xD1B54A32D192ED03ull ^ (index + 1) * 0x9E3779B97F4A7C15ull);
+    rng.next();
+    const bool twohop = opt_.variant == Variant::Twohop || (opt_.variant == Variant::Mixed && rng.below(2) == 1);
+    std::set<std::string> used;
+    auto fresh_name = [&] {
+      if (used.size() >= kNameCount) throw InvalidArgument("task: more documents than distinct names");
+      for (;;) {
+        std::string n = std::string(detail::kFirstNames[rng.below(detail::count_of(detail::kFirstNames))]) + " " +
+                        std::string(detail::kLastNames[rng.below(detail::count_of(detail::kLastNames))]);
+        if (used.insert(n).second) return n;
+      }
+    };
+    auto any_other_name = [&](const std::string& self) {
+      for (;;) {
+        std::string n = std::string(detail::kFirstNames[rng.below(detail::count_of(detail::kFirstNames))]) + " " +
+                        std::string(detail::kLastNames[rng.below(detail::count_of(detail::kLastNames))]);
+        if (n != self) return n;
+      }
+    };
+    auto make_entity = [&](std::string name) {
+      Entity e;
+      e.name = std::move(name);
+      e.city = detail::kCities[rng.below(detail::count_of(detail::kCities))];
+      e.job = detail::kJobs[rng.below(detail::count_of(detail::kJobs))];
+      e.colour = detail::kColours[rng.below(detail::count_of(detail::kColours))];
+      e.year = std::to_string(detail::kFirstYear + int(rng.below(detail::kYears)));
+      e.pet = detail::kPets[rng.below(detail::count_of(detail::kPets))];
+      e.friend_name = any_other_name(e.name);
+      return e;
+    };
+
+    TaskExample ex;
+    ex.id = "mdqa-" + std::to_string(opt_.seed) + "-" + std::to_string(index);
+    ex.dataset = std::string(twohop ? kDatasetTwohop : kDatasetSingle);
+    // Required documents: the subject, and for twohop the subject's friend.
+    std::vector<Entity> required;
+    required.push_back(make_entity(fresh_name()));
+    if (twohop) {
+      Entity f = make_entity(fresh_name());
+      if (f.friend_name == required[0].name) f.friend_name = any_other_name(f.name);
+      required[0].friend_name = f.name;
+      required.push_back(std::move(f));
+      ex.attribute = Attribute(rng.below(kAttributeCount - 1));  // not Friend
+      ex.input = twohop_question(ex.attribute, required[0].name);
+      ex.answers = {required[1].value(ex.attribute)};
+    } else {
+      ex.attribute = Attribute(rng.below(kAttributeCount));
+      ex.input = single_question(ex.attribute, required[0].name);
+      ex.answers = {required[0].value(ex.attribute)};
+    }
+    // Positions, as fractions of the final document count (known only at the end).
+    const double u_subject = rng.unit(), u_friend = rng.unit();
+
+    // Add distractors while the estimate stays within the target.
+    const std::int64_t empty = count_(std::string_view{});
+    auto doc_cost = [&](const Entity& e, int number) { return count_(render_document(e, number)) - empty; };
+    std::int64_t estimate = count_(mdqa_prompt("", ex.input));
+    for (const auto& e : required) estimate += doc_cost(e, 1);
+    std::vector<Entity> distractors;
+    while (used.size() < kNameCount) {
+      Entity d = make_entity(fresh_name());
+      const std::int64_t c = doc_cost(d, int(required.size() + distractors.size() + 1));
+      if (estimate + c > opt_.length) break;
+      estimate += c;
+      distractors.push_back(std::move(d));
+    }
+    // Exact length of the whole prompt; drop distractors while it is over the target.
+    for (;;) {
+      layout(ex, required, distractors, u_subject, u_friend);
+      ex.length = count_(ex.prompt());
+      if (ex.length <= opt_.length || distractors.empty()) break;
+      distractors.pop_back();
+    }
+    return ex;
+  }
+
+ private:
+  static void layout(TaskExample& ex, const std::vector<Entity>& required, const std::vector<Entity>& distractors,
+                     double u_subject, double u_friend) {
+    const int n = int(required.size() + distractors.size());
+    const int subject = std::min(n - 1, int(u_subject * n));
+    int friend_pos = -1;
+    if (required.size() == 2) {  // uniform over the other n - 1 positions
+      friend_pos = std::min(n - 2, int(u_friend * (n - 1)));
+      if (friend_pos >= subject) ++friend_pos;
+    }
+    ex.context.clear();
+    std::size_t next_distractor = 0;
+    for (int i = 0; i < n; ++i) {
+      const Entity& e = i == subject ? required[0] : i == friend_pos ? required[1] : distractors[next_distractor++];
+      ex.context += render_document(e, i + 1);
+    }
+    ex.n_docs = n;
+    ex.subject_doc = subject;
+    ex.answer_doc = friend_pos >= 0 ? friend_pos : subject;
+  }
+
+  TaskOptions opt_;
+  LengthCounter count_;
+};
+
+/// The LongBench JSONL record: input, context, answers, length, dataset, language, all_classes,
+/// _id; with `with_prompt` also "prompt" (the full templated text, so no one re-implements it).
+inline nlohmann::ordered_json to_json(const TaskExample& ex, bool with_prompt = false) {
+  nlohmann::ordered_json j;
+  j["input"] = ex.input;
+  j["context"] = ex.context;
+  j["answers"] = ex.answers;
+  j["length"] = ex.length;
+  j["dataset"] = ex.dataset;
+  j["language"] = "en";
+  j["all_classes"] = nullptr;
+  j["_id"] = ex.id;
+  if (with_prompt) j["prompt"] = ex.prompt();
+  return j;
+}
+
+}  // namespace lazyllm::eval

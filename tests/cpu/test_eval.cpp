@@ -1,0 +1,334 @@
+// SPDX-License-Identifier: MIT
+// The synthetic task generator (lazyllm/eval/task.hpp), the LongBench metrics and the dataset table.
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "lazyllm/eval/datasets.hpp"
+#include "lazyllm/eval/metrics.hpp"
+#include "lazyllm/eval/task.hpp"
+#include "lazyllm/text/tokenizer.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using namespace lazyllm::eval;
+
+// ------------------------------------------------------------------ independent task parsing
+
+struct ParsedDoc {
+  int number = 0;
+  std::string name;
+  std::vector<std::string> sentences;  // "Mara Keller lives in Oslo" (no final '.')
+};
+
+/// Splits a context into its documents by the "Document N: NAME\n...\n\n" format, written from
+/// the format's description (not from the generator's code).
+std::vector<ParsedDoc> parse_context(const std::string& ctx) {
+  std::vector<ParsedDoc> docs;
+  std::size_t pos = 0;
+  while (pos < ctx.size()) {
+    const std::size_t end = ctx.find("\n\n", pos);
+    REQUIRE(end != std::string::npos);
+    const std::string block = ctx.substr(pos, end - pos);
+    pos = end + 2;
+    const std::size_t nl = block.find('\n');
+    REQUIRE(nl != std::string::npos);
+    const std::string title = block.substr(0, nl);
+    REQUIRE(title.rfind("Document ", 0) == 0);
+    const std::size_t colon = title.find(": ");
+    REQUIRE(colon != std::string::npos);
+    ParsedDoc d;
+    d.number = std::stoi(title.substr(9, colon - 9));
+    d.name = title.substr(colon + 2);
+    std::string body = block.substr(nl + 1);
+    std::size_t s = 0;
+    while (s < body.size()) {
+      std::size_t dot = body.find(". ", s);
+      if (dot == std::string::npos) dot = body.size() - 1;  // the last sentence ends in '.'
+      d.sentences.push_back(body.substr(s, dot - s));
+      s = dot + 2;
+    }
+    docs.push_back(std::move(d));
+  }
+  return docs;
+}
+
+/// The answer to `question` read off the documents by string matching alone.
+std::string answer_from_docs(const std::vector<ParsedDoc>& docs, const std::string& question) {
+  auto doc_of = [&](const std::string& name) -> const ParsedDoc* {
+    for (const auto& d : docs)
+      if (d.name == name) return &d;
+    return nullptr;
+  };
+  auto fact = [&](const ParsedDoc& d, const std::string& prefix) -> std::string {
+    for (const auto& s : d.sentences)
+      if (s.rfind(prefix, 0) == 0) return s.substr(prefix.size());
+    return "<missing>";
+  };
+  auto strip_article = [](std::string v) {
+    for (const char* a : {"a ", "an "})
+      if (v.rfind(a, 0) == 0) return v.substr(std::string(a).size());
+    return v;
+  };
+  // What is asked about whom: (subject phrase, attribute key).
+  struct Pattern {
+    std::string before, after, key;
+  };
+  const std::vector<Pattern> patterns = {
+      {"Where does ", " live?", "city"},          {"What is the job of ", "?", "job"},
+      {"What is the favourite colour of ", "?", "colour"}, {"In which year was ", " born?", "year"},
+      {"What is the pet of ", "?", "pet"},        {"Who is ", "'s friend?", "friend"},
+      {"What is ", "'s favourite colour?", "colour"}, {"What is ", "'s job?", "job"},
+      {"What is ", "'s pet?", "pet"}};
+  for (const auto& p : patterns) {
+    if (question.rfind(p.before, 0) != 0 || question.size() < p.before.size() + p.after.size() ||
+        question.compare(question.size() - p.after.size(), p.after.size(), p.after) != 0)
+      continue;
+    std::string who = question.substr(p.before.size(), question.size() - p.before.size() - p.after.size());
+    const ParsedDoc* d = nullptr;
+    if (who.rfind("the friend of ", 0) == 0) {
+      const ParsedDoc* s = doc_of(who.substr(14));
+      REQUIRE_MESSAGE(s != nullptr, "no document about " << who.substr(14));
+      d = doc_of(fact(*s, s->name + "'s friend is "));
+      REQUIRE_MESSAGE(d != nullptr, "no document about the friend of " << who.substr(14));
+    } else {
+      d = doc_of(who);
+    }
+    if (d == nullptr) continue;  // e.g. "What is the job of X?" matched "What is X's ..." wrongly
+    const std::string& n = d->name;
+    if (p.key == "city") return fact(*d, n + " lives in ");
+    if (p.key == "job") return strip_article(fact(*d, n + " works as "));
+    if (p.key == "colour") return fact(*d, n + "'s favourite colour is ");
+    if (p.key == "year") return fact(*d, n + " was born in ");
+    if (p.key == "pet") return strip_article(fact(*d, n + "'s pet is "));
+    return fact(*d, n + "'s friend is ");
+  }
+  FAIL("question not understood: " << question);
+  return {};
+}
+
+std::int64_t count_words(const std::string& s) {
+  std::istringstream is(s);
+  std::int64_t n = 0;
+  for (std::string w; is >> w;) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("task: the same seed gives identical records, different seeds differ") {
+  for (Variant v : {Variant::Single, Variant::Twohop, Variant::Mixed}) {
+    const TaskGenerator a({7, 400, v}), b({7, 400, v}), c({8, 400, v});
+    int differ = 0;
+    for (std::uint64_t i = 0; i < 20; ++i) {
+      const auto ja = to_json(a.example(i), true).dump();
+      CHECK(ja == to_json(b.example(i), true).dump());
+      differ += ja != to_json(c.example(i), true).dump();
+    }
+    CHECK(differ == 20);
+  }
+  // Examples are independent of how many are generated: index i is the same in any run.
+  const TaskGenerator g({3, 300, Variant::Mixed});
+  CHECK(to_json(g.example(5)).dump() == to_json(TaskGenerator({3, 300, Variant::Mixed}).example(5)).dump());
+  // Different indices differ.
+  CHECK(g.example(0).context != g.example(1).context);
+}
+
+TEST_CASE("task: records have LongBench's fields, and the answer is in the documents") {
+  for (Variant v : {Variant::Single, Variant::Twohop, Variant::Mixed}) {
+    const TaskGenerator gen({11, 600, v});
+    int twohops = 0;
+    for (std::uint64_t i = 0; i < 60; ++i) {
+      const TaskExample ex = gen.example(i);
+      const auto j = to_json(ex, true);
+      for (const char* k : {"input", "context", "answers", "length", "dataset", "_id", "prompt"})
+        CHECK_MESSAGE(j.contains(k), "missing field " << k);
+      CHECK(j["answers"].is_array());
+      CHECK(j["length"].is_number_integer());
+      CHECK(j["prompt"].get<std::string>() == ex.context + "Question: " + ex.input + "\nAnswer:");
+      REQUIRE(ex.answers.size() == 1);
+      CHECK(!ex.answers[0].empty());
+
+      const auto docs = parse_context(ex.context);
+      REQUIRE(int(docs.size()) == ex.n_docs);
+      std::set<std::string> names;
+      for (std::size_t k = 0; k < docs.size(); ++k) {
+        CHECK(docs[k].number == int(k) + 1);
+        CHECK(docs[k].sentences.size() == 6);
+        names.insert(docs[k].name);
+      }
+      CHECK(names.size() == docs.size());  // entity names unique within an example
+      // The answer, read off the documents independently, is the recorded one.
+      CHECK_MESSAGE(answer_from_docs(docs, ex.input) == ex.answers[0], ex.input);
+      // It occurs in the answer document; the questioned entity has a document.
+      const ParsedDoc& ad = docs[std::size_t(ex.answer_doc)];
+      std::string ad_text;
+      for (const auto& s : ad.sentences) ad_text += s + ". ";
+      CHECK(ad_text.find(ex.answers[0]) != std::string::npos);
+      CHECK(ex.input.find(docs[std::size_t(ex.subject_doc)].name) != std::string::npos);
+      if (ex.dataset == kDatasetTwohop) {
+        ++twohops;
+        CHECK(ex.input.find("the friend of") != std::string::npos);
+        CHECK(ex.subject_doc != ex.answer_doc);  // needs two documents
+        const std::string subj = docs[std::size_t(ex.subject_doc)].name;
+        bool names_friend = false;
+        for (const auto& s : docs[std::size_t(ex.subject_doc)].sentences)
+          names_friend |= s == subj + "'s friend is " + ad.name;
+        CHECK(names_friend);
+      } else {
+        CHECK(ex.dataset == kDatasetSingle);
+        CHECK(ex.subject_doc == ex.answer_doc);
+      }
+    }
+    if (v == Variant::Single) CHECK(twohops == 0);
+    if (v == Variant::Twohop) CHECK(twohops == 60);
+    if (v == Variant::Mixed) CHECK((twohops > 15 && twohops < 45));  // ~30 of 60
+  }
+}
+
+TEST_CASE("task: the answer document's position spreads over the documents") {
+  const TaskGenerator gen({2, 800, Variant::Single});
+  double rel_sum = 0;
+  int first = 0, last = 0, n = 200;
+  for (int i = 0; i < n; ++i) {
+    const auto ex = gen.example(std::uint64_t(i));
+    REQUIRE(ex.n_docs >= 10);
+    rel_sum += (ex.answer_doc + 0.5) / ex.n_docs;
+    first += ex.answer_doc == 0;
+    last += ex.answer_doc == ex.n_docs - 1;
+  }
+  // Uniform: mean relative position 0.5 (sd of the mean ~0.02 for 200 draws), ends both reached.
+  CHECK(rel_sum / n == doctest::Approx(0.5).epsilon(0.2));
+  CHECK(first > 0);
+  CHECK(last > 0);
+}
+
+TEST_CASE("task: length in words without a tokenizer") {
+  for (std::int64_t target : {200, 1000, 4000}) {
+    const TaskGenerator gen({4, target, Variant::Mixed});
+    for (std::uint64_t i = 0; i < 10; ++i) {
+      const auto ex = gen.example(i);
+      CHECK(ex.length == count_words(ex.prompt()));  // independent count
+      // Documents are ~36 words: the prompt is within one document of the target.
+      CHECK(ex.length <= target);
+      CHECK(ex.length > target - 45);
+    }
+  }
+}
+
+TEST_CASE("task: length in tokens with a tokenizer") {
+  std::vector<std::filesystem::path> toks = {lazyllm::test::test_data() / "prompts" / "tok512.bin"};
+  if (lazyllm::test::have_shared("tokenizer.bin")) toks.push_back(lazyllm::test::shared_models() / "tokenizer.bin");
+#if LAZYLLM_WITH_SENTENCEPIECE
+  if (lazyllm::test::have_shared("tokenizer.model")) toks.push_back(lazyllm::test::shared_models() / "tokenizer.model");
+#endif
+  for (const auto& path : toks) {
+    CAPTURE(path.string());
+    const lazyllm::Tokenizer tok = lazyllm::load_tokenizer(path);
+    for (std::int64_t target : {512, 2048}) {
+      const TaskGenerator gen({9, target, Variant::Mixed}, token_counter(tok));
+      for (std::uint64_t i = 0; i < 4; ++i) {
+        const auto ex = gen.example(i);
+        // The recorded length is the prompt's token count with BOS, counted here directly.
+        CHECK(ex.length == std::int64_t(tok.encode(ex.prompt(), true).size()));
+        // Slack: at most two documents' tokens short of the target, never over it.
+        const auto docs = parse_context(ex.context);
+        const std::int64_t doc_tokens = std::int64_t(tok.encode(ex.context.substr(0, ex.context.find("\n\n") + 2), false).size());
+        CHECK(ex.length <= target);
+        CHECK(ex.length > target - 2 * doc_tokens - 4);
+        CHECK(int(docs.size()) == ex.n_docs);
+      }
+    }
+  }
+}
+
+TEST_CASE("task: the vocabulary lists are as large as the spec asks") {
+  CHECK(kNameCount >= 3600);
+  const auto words = vocabulary_words();
+  CHECK(words.size() >= 60 + 60 + 40 + 30 + 20 + 60 + 25);
+  // No word is both a name and a value (a question would be ambiguous to a reader).
+  std::set<std::string> seen;
+  for (const auto& w : words) CHECK_MESSAGE(seen.insert(w).second, "duplicate word " << w);
+}
+
+// ------------------------------------------------------------------ metrics (hand-computed)
+
+TEST_CASE("metrics: normalisation as LongBench does it") {
+  CHECK(normalize_answer("The  Cat, sat!") == "cat sat");
+  CHECK(normalize_answer("  An apple a day\n") == "apple day");
+  CHECK(normalize_answer("Theatre") == "theatre");  // articles only as whole words
+  CHECK(normalize_answer("U.S.A.") == "usa");
+  CHECK(normalize_answer("") == "");
+}
+
+TEST_CASE("metrics: QA F1 and exact match") {
+  // "cat sat" vs "cat sat down": 2 shared, P = 1, R = 2/3, F1 = 0.8.
+  CHECK(qa_f1("the cat sat", "a cat sat down") == doctest::Approx(0.8));
+  CHECK(qa_f1("Oslo", "oslo.") == doctest::Approx(1.0));
+  CHECK(qa_f1("Paris", "Oslo") == 0.0);
+  CHECK(qa_f1("", "Oslo") == 0.0);
+  // Bag of words with counts: "a a b" vs "a b b" -> shared {a, b} = 2, P = R = 2/3.
+  CHECK(qa_f1("x x y", "x y y") == doctest::Approx(2.0 / 3.0));
+  CHECK(exact_match("The Oslo!", "oslo") == 1.0);
+  CHECK(exact_match("Oslo city", "Oslo") == 0.0);
+  // Best over answers.
+  CHECK(best_over(qa_f1, "green", {"red", "green"}) == 1.0);
+  CHECK(best_over(qa_f1, "cat sat", {"dog", "cat sat down"}) == doctest::Approx(0.8));
+}
+
+TEST_CASE("metrics: Rouge-L") {
+  // LCS of "the cat sat on the mat" / "the cat lay on the mat" = 5 (the cat on the mat): P = R = 5/6.
+  CHECK(rouge_l("the cat sat on the mat", "the cat lay on the mat") == doctest::Approx(5.0 / 6.0));
+  // LCS("a b c d", "b d e") = 2: P = 2/4, R = 2/3, F = 2 * 0.5 * 0.667 / 1.1667 = 0.5714.
+  CHECK(rouge_l("a b c d", "b d e") == doctest::Approx(4.0 / 7.0));
+  CHECK(rouge_l("Hello, World!", "hello world") == doctest::Approx(1.0));
+  CHECK(rouge_l("x", "y") == 0.0);
+  CHECK(lcs_length({"a", "b", "c", "b", "d", "a", "b"}, {"b", "d", "c", "a", "b", "a"}) == 4);
+}
+
+TEST_CASE("metrics: classification, passage count, retrieval") {
+  const std::vector<std::string> classes = {"city", "capital city", "country"};
+  CHECK(classification_score("country", "country", classes) == 1.0);
+  CHECK(classification_score("country or city", "country", classes) == doctest::Approx(0.5));
+  // "city" is part of the true class "capital city": not counted against it.
+  CHECK(classification_score("capital city", "capital city", classes) == 1.0);
+  // The other way round it is: matched {city, capital city}, true "city" -> 1/2.
+  CHECK(classification_score("capital city", "city", classes) == doctest::Approx(0.5));
+  CHECK(classification_score("river", "city", classes) == 0.0);
+  CHECK(count_score("There are 5 paragraphs, not 6", "5") == doctest::Approx(0.5));
+  CHECK(count_score("five", "5") == 0.0);
+  CHECK(retrieval_score("Paragraph 12", "Paragraph 12") == 1.0);
+  CHECK(retrieval_score("Paragraph 3 or 12", "Paragraph 12") == doctest::Approx(0.5));
+  CHECK(retrieval_score("Paragraph 1", "Paragraph 12") == 0.0);
+}
+
+TEST_CASE("datasets: metric table, refusals, templates") {
+  CHECK(dataset_spec("hotpotqa").metric == Metric::QaF1);
+  CHECK(dataset_spec("hotpotqa_e").metric == Metric::QaF1);  // LongBench-E
+  CHECK(dataset_spec("gov_report").metric == Metric::RougeL);
+  CHECK(dataset_spec("trec").metric == Metric::Classification);
+  CHECK(dataset_spec("passage_count").metric == Metric::Count);
+  CHECK(dataset_spec("passage_retrieval_en").metric == Metric::Retrieval);
+  CHECK(dataset_spec("lazyllm_mdqa").metric == Metric::QaF1);
+  CHECK(dataset_spec("lazyllm_mdqa_twohop").has_exact_match);
+  CHECK_THROWS_WITH_AS(dataset_spec("lcc"), doctest::Contains("does not implement"), lazyllm::InvalidArgument);
+  CHECK_THROWS_WITH_AS(dataset_spec("repobench-p"), doctest::Contains("not supported"), lazyllm::InvalidArgument);
+  CHECK_THROWS_WITH_AS(dataset_spec("nosuch"), doctest::Contains("not known"), lazyllm::InvalidArgument);
+  for (auto name : dataset_names()) {
+    if (name == "lcc" || name == "repobench-p") continue;
+    const auto& s = dataset_spec(name);
+    CHECK(std::string_view(s.prompt_template).find("{context}") != std::string_view::npos);
+    CHECK(s.max_new_tokens > 0);
+  }
+  // Our task's template is task.hpp's.
+  CHECK(build_prompt(dataset_spec("lazyllm_mdqa"), "C\n\n", "Q?") == mdqa_prompt("C\n\n", "Q?"));
+  CHECK(mdqa_prompt("C\n\n", "Q?") == "C\n\nQuestion: Q?\nAnswer:");
+  CHECK(fill_template("[{input}|{context}|{input}]", "{input}", "x") == "[x|{input}|x]");
+  CHECK(score(dataset_spec("hotpotqa"), "the cat sat", {"dog", "a cat sat down"}) == doctest::Approx(0.8));
+  CHECK(score(dataset_spec("trec"), "country", {"country"}, {"city", "country"}) == 1.0);
+}

@@ -1,0 +1,566 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Trains lazyqa, the project's small long-context retrieval model (Llama 2 architecture), on
+lazyllm-make-task's synthetic multi-document QA, and exports it as a Hugging Face Llama directory
+(config.json + bf16 model.safetensors) plus the llama2.c tokenizer.bin it was trained with.
+
+Data: generated while training by worker processes that run lazyllm-make-task (the one
+implementation of the task and its prompt template) and tokenise its "prompt" field with
+make_tokenizer.py's encoder (checked here against the exact encoder, and in the repo against the
+C++ one). Training seeds count up from 1; held-out evaluation seeds start at 9,000,000.
+Curriculum: short prompts first, then longer ones, by fraction of the time budget. Loss: the
+answer tokens (" " + answer + EOS) plus ctx_weight x the mean loss of every other token.
+
+Evaluation: exact match on held-out prompts made with -z tokenizer.bin at 1k/2k/4k tokens, single
+and two-hop. Exact match is teacher-forced: greedy decoding gives exactly the target tokens iff
+the argmax at every answer position is the target token.
+
+Typical device command (see models/MODEL_CARD.md):
+  python3 tools/train/train.py --make-task build-train/examples/eval/lazyllm-make-task --out $OUT
+"""
+import argparse
+import collections
+import json
+import math
+import multiprocessing as mp
+import os
+import struct
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_tokenizer import EOS, Tokenizer  # noqa: E402
+
+WORDS_PER_TOKEN = 0.745  # generator words per token of this tokenizer (measured: ~1.34 tokens/word)
+EVAL_SEED = 9_000_000
+
+
+# ------------------------------------------------------------------------------------ data
+_W = {}
+
+
+def _init_worker(tok_path, exe):
+    _W["tok"] = Tokenizer.load(tok_path)
+    _W["exe"] = exe
+    torch.set_num_threads(1)
+    os.nice(5)  # the training process (which feeds the GPU) comes first
+
+
+def generate(exe, seed, count, length, variant, tok_path=None):
+    cmd = [exe, "--seed", str(seed), "--count", str(count), "--length", str(length), "--variant", variant,
+           "--emit-prompt"]
+    if tok_path:
+        cmd += ["-z", tok_path]
+    res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+
+
+def encode_example(tok, r):
+    """(ids, n_prompt): BOS + prompt, then " " + answers[0], then EOS."""
+    p = tok.encode_fast(r["prompt"], True)
+    a = tok.encode_words(" " + r["answers"][0])
+    return p + a + [EOS], len(p)
+
+
+def make_batch(spec):
+    """One padded batch from lazyllm-make-task: inputs (B, T) int32, targets (B, T) int16 (-1 =
+    ignore), answer mask (B, T) bool, plus the real lengths."""
+    seed, words, variant, count, z = spec
+    tok = _W["tok"]
+    recs = generate(_W["exe"], seed, count, words, variant, z)
+    return pack([encode_example(tok, r) for r in recs], [r["dataset"] for r in recs])
+
+
+def pack(examples, datasets=None, multiple=64):
+    T = max(len(ids) - 1 for ids, _ in examples)
+    T = (T + multiple - 1) // multiple * multiple
+    B = len(examples)
+    inp = np.zeros((B, T), np.int32)
+    tgt = np.full((B, T), -1, np.int16)
+    ans = np.zeros((B, T), np.bool_)
+    lens = []
+    for b, (ids, n_prompt) in enumerate(examples):
+        n = len(ids) - 1
+        inp[b, :n] = ids[:-1]
+        tgt[b, :n] = ids[1:]
+        ans[b, n_prompt - 1:n] = True
+        lens.append(n_prompt)
+    return {"inp": inp, "tgt": tgt, "ans": ans, "prompt_len": lens, "datasets": datasets}
+
+
+# ------------------------------------------------------------------------------------ model
+class RMSNorm(nn.Module):
+    def __init__(self, dim, eps):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x):
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * h.to(x.dtype)
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+def attention(q, k, v):
+    if hasattr(F, "scaled_dot_product_attention"):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    # torch < 2.0 (CPU smoke tests only)
+    T = q.shape[-2]
+    s = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    mask = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)
+    s = s.masked_fill(mask, float("-inf"))
+    return torch.softmax(s.float(), -1).to(v.dtype) @ v
+
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        d, hd = c["dim"], c["head_dim"]
+        self.n_heads, self.n_kv, self.hd = c["n_heads"], c["n_kv_heads"], hd
+        self.input_layernorm = RMSNorm(d, c["eps"])
+        self.q_proj = nn.Linear(d, self.n_heads * hd, bias=False)
+        self.k_proj = nn.Linear(d, self.n_kv * hd, bias=False)
+        self.v_proj = nn.Linear(d, self.n_kv * hd, bias=False)
+        self.o_proj = nn.Linear(self.n_heads * hd, d, bias=False)
+        self.post_attention_layernorm = RMSNorm(d, c["eps"])
+        self.gate_proj = nn.Linear(d, c["hidden"], bias=False)
+        self.up_proj = nn.Linear(d, c["hidden"], bias=False)
+        self.down_proj = nn.Linear(c["hidden"], d, bias=False)
+
+    def forward(self, x, cos, sin):
+        B, T, _ = x.shape
+        h = self.input_layernorm(x)
+        q = self.q_proj(h).view(B, T, self.n_heads, self.hd).transpose(1, 2)
+        k = self.k_proj(h).view(B, T, self.n_kv, self.hd).transpose(1, 2)
+        v = self.v_proj(h).view(B, T, self.n_kv, self.hd).transpose(1, 2)
+        cq, sq = cos.to(q.dtype), sin.to(q.dtype)
+        q = q * cq + rotate_half(q) * sq
+        k = k * cq + rotate_half(k) * sq
+        if self.n_kv != self.n_heads:  # GQA, HF layout: kv head j serves query heads j*r .. j*r+r-1
+            r = self.n_heads // self.n_kv
+            k = k.repeat_interleave(r, dim=1)
+            v = v.repeat_interleave(r, dim=1)
+        o = attention(q, k, v).transpose(1, 2).reshape(B, T, self.n_heads * self.hd)
+        x = x + self.o_proj(o)
+        h = self.post_attention_layernorm(x)
+        return x + self.down_proj(F.silu(self.gate_proj(h)) * self.up_proj(h))
+
+
+class Llama(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+        self.embed_tokens = nn.Embedding(c["vocab"], c["dim"])
+        self.layers = nn.ModuleList(Block(c) for _ in range(c["layers"]))
+        self.norm = RMSNorm(c["dim"], c["eps"])
+        hd = c["head_dim"]
+        inv = 1.0 / (c["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+        self.register_buffer("inv_freq", inv.float(), persistent=False)
+        std = 0.02
+        for n, p in self.named_parameters():
+            if p.dim() == 2:
+                s = std / math.sqrt(2 * c["layers"]) if n.endswith(("o_proj.weight", "down_proj.weight")) else std
+                nn.init.normal_(p, 0.0, s)
+
+    def forward(self, ids):
+        T = ids.shape[1]
+        pos = torch.arange(T, device=ids.device, dtype=torch.float32)
+        f = torch.outer(pos, self.inv_freq)
+        emb = torch.cat((f, f), -1)
+        cos, sin = emb.cos()[None, None], emb.sin()[None, None]
+        x = self.embed_tokens(ids)
+        for layer in self.layers:
+            x = layer(x, cos, sin)
+        return F.linear(self.norm(x), self.embed_tokens.weight)  # tied classifier
+
+
+def hf_state_dict(model):
+    out = {"model.embed_tokens.weight": model.embed_tokens.weight}
+    for i, l in enumerate(model.layers):
+        p = f"model.layers.{i}."
+        out[p + "input_layernorm.weight"] = l.input_layernorm.weight
+        for n in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            out[p + f"self_attn.{n}.weight"] = getattr(l, n).weight
+        out[p + "post_attention_layernorm.weight"] = l.post_attention_layernorm.weight
+        for n in ("gate_proj", "up_proj", "down_proj"):
+            out[p + f"mlp.{n}.weight"] = getattr(l, n).weight
+    out["model.norm.weight"] = model.norm.weight
+    return out
+
+
+def save_safetensors(path, tensors):
+    """bf16 safetensors (the format: u64 header size, JSON header, raw little-endian data)."""
+    header, blobs, off = {}, [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu", torch.bfloat16).contiguous()
+        b = t.view(torch.int16).numpy().astype("<i2").tobytes()
+        header[name] = {"dtype": "BF16", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    header["__metadata__"] = {"format": "pt"}
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def hf_config(c):
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": c["dim"],
+        "intermediate_size": c["hidden"],
+        "num_attention_heads": c["n_heads"],
+        "num_key_value_heads": c["n_kv_heads"],
+        "num_hidden_layers": c["layers"],
+        "head_dim": c["head_dim"],
+        "hidden_act": "silu",
+        "rms_norm_eps": c["eps"],
+        "rope_theta": c["rope_theta"],
+        "max_position_embeddings": c["max_pos"],
+        "vocab_size": c["vocab"],
+        "tie_word_embeddings": True,
+        "attention_bias": False,
+        "mlp_bias": False,
+        "initializer_range": 0.02,
+        "torch_dtype": "bfloat16",
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    }
+
+
+# ------------------------------------------------------------------------------------ eval
+@torch.no_grad()
+def exact_match(model, batches, device, autocast):
+    """Teacher-forced exact match per example; returns (#correct, #examples, mean prompt tokens)."""
+    model.eval()
+    ok = n = tokens = 0
+    for bt in batches:
+        inp = torch.from_numpy(bt["inp"]).to(device).long()
+        tgt = torch.from_numpy(bt["tgt"]).to(device).long()
+        ans = torch.from_numpy(bt["ans"]).to(device)
+        with autocast():
+            logits = model(inp)
+        pred = logits.argmax(-1)
+        wrong = ((pred != tgt) & ans).any(-1)
+        ok += int((~wrong).sum())
+        n += inp.shape[0]
+        tokens += sum(bt["prompt_len"])
+    model.train()
+    return ok, n, tokens / max(n, 1)
+
+
+def split_batches(examples, max_tokens):
+    out, cur = [], []
+    for e in sorted(examples, key=lambda e: len(e[0])):
+        if cur and len(e[0]) * (len(cur) + 1) > max_tokens:
+            out.append(pack(cur))
+            cur = []
+        cur.append(e)
+    if cur:
+        out.append(pack(cur))
+    return out
+
+
+# ------------------------------------------------------------------------------------ main
+# Curriculum stages: (target prompt lengths in tokens, p_twohop, single-hop train exact match that
+# moves on to the next stage, fraction of the time budget by which it moves on anyway).
+CURRICULA = {
+    # From one or two documents (the entity is then nearly given, only the relation must be
+    # looked up) to ~4.6k tokens, each stage held until the model retrieves at that length.
+    "progressive": [([64, 96, 128], 0.0, 0.7, 0.25), ([128, 192, 256, 384], 0.2, 0.7, 0.4),
+                    ([256, 512, 768, 1024], 0.4, 0.7, 0.55), ([512, 1024, 1536, 2048, 3072], 0.5, 0.7, 0.7),
+                    ([768, 1536, 2048, 3072, 3584, 4096, 4608], 0.5, 2.0, 1.0)],
+    # the first run's, by time alone (retrieval never emerged: see models/MODEL_CARD.md)
+    "v1": [([192, 256, 384, 512], 0.3, 2.0, 0.22), ([512, 768, 1024, 1536, 2048], 0.5, 2.0, 0.45),
+           ([768, 1536, 2048, 3072, 3584, 4096, 4608], 0.5, 2.0, 1.0)],
+    "short": [([64, 96, 128, 192], 0.2, 2.0, 1.0)],
+}
+
+
+class Curriculum:
+    def __init__(self, name):
+        self.stages, self.stage = CURRICULA[name], 0
+
+    def update(self, f, single_em):
+        """Moves on when the single-hop exact match of recent training batches reaches the
+        stage's threshold or its time is up; True when it moved."""
+        lengths, p2, em_to_pass, f_end = self.stages[self.stage]
+        if self.stage + 1 < len(self.stages) and (f >= f_end or (single_em is not None and single_em >= em_to_pass)):
+            self.stage += 1
+            return True
+        return False
+
+    def sample(self, rng):
+        lengths, p2, _, _ = self.stages[self.stage]
+        return int(rng.choice(lengths)), p2
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--make-task", required=True)
+    ap.add_argument("--tokenizer", default=os.path.join(here, "..", "..", "models", "lazyqa", "tokenizer.bin"))
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--train-seconds", type=float, default=450)
+    ap.add_argument("--deadline", type=float, default=1e9, help="stop training this many seconds after start")
+    ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=6)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--kv-heads", type=int, default=4)
+    ap.add_argument("--hidden", type=int, default=384)
+    ap.add_argument("--rope-theta", type=float, default=10000.0)
+    ap.add_argument("--max-pos", type=int, default=8192)
+    ap.add_argument("--tokens-per-batch", type=int, default=65536)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--min-lr-frac", type=float, default=0.05)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--wd", type=float, default=0.05)
+    ap.add_argument("--ctx-weight", type=float, default=0.25)
+    ap.add_argument("--workers", type=int, default=10)
+    ap.add_argument("--eval-workers", type=int, default=4)
+    ap.add_argument("--eval-count", type=int, default=200, help="held-out examples per (length, variant)")
+    ap.add_argument("--eval-lengths", default="1024,2048,4096")
+    ap.add_argument("--eval-at", default="0.3,0.5,0.75", help="fractions of the budget with a quick eval")
+    ap.add_argument("--lookahead", type=int, default=24)
+    ap.add_argument("--curriculum", default="progressive", choices=sorted(CURRICULA))
+    ap.add_argument("--smoke", action="store_true", help="tiny CPU-sized run for testing the script")
+    a = ap.parse_args()
+
+    os.makedirs(a.out, exist_ok=True)
+    tok = Tokenizer.load(a.tokenizer)
+    c = dict(vocab=tok.vocab_size, dim=a.dim, layers=a.layers, n_heads=a.heads, n_kv_heads=a.kv_heads,
+             head_dim=a.dim // a.heads, hidden=a.hidden, eps=1e-5, rope_theta=a.rope_theta, max_pos=a.max_pos)
+    assert c["head_dim"] * a.heads == a.dim and a.heads % a.kv_heads == 0
+    eval_lengths = [int(x) for x in a.eval_lengths.split(",")]
+    t_start = time.time()
+    log = {"config": c, "args": vars(a), "curve": [], "evals": [], "stages": []}
+
+    # Check the fast encoder against the exact one on a few prompts (they must agree).
+    for r in generate(a.make_task, 12345, 4, 600, "mixed") + generate(a.make_task, 12346, 2, 3000, "twohop"):
+        t = r["prompt"] + " " + r["answers"][0]
+        assert tok.encode(t, True) == tok.encode_fast(t, True), "fast encoder differs from the exact one"
+        ids, n_prompt = encode_example(tok, r)
+        assert ids[:-1] == tok.encode(t, True), "prompt + answer does not split at the answer"
+    print(f"tokenizer {a.tokenizer}: {tok.vocab_size} pieces; fast encoder == exact encoder", flush=True)
+
+    ctx = mp.get_context("fork")
+    pool = ctx.Pool(a.workers, initializer=_init_worker, initargs=(a.tokenizer, a.make_task))
+    epool = ctx.Pool(a.eval_workers, initializer=_init_worker, initargs=(a.tokenizer, a.make_task))
+    # Held-out sets, exact token lengths (-z), generated in the background: chunks of 25.
+    eval_jobs = {}
+    chunk = 25 if not a.smoke else a.eval_count
+    for L in eval_lengths:
+        for vi, variant in enumerate(("single", "twohop")):
+            jobs = []
+            for k in range(0, a.eval_count, chunk):
+                seed = EVAL_SEED + L * 10 + vi * 100000 + k // chunk
+                jobs.append(epool.apply_async(
+                    _eval_chunk, ((seed, min(chunk, a.eval_count - k), L, variant, a.tokenizer),)))
+            eval_jobs[(L, variant)] = (jobs, EVAL_SEED + L * 10 + vi * 100000)
+
+    device = torch.device(a.device)
+    torch.manual_seed(0)
+    model = Llama(c).to(device)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model: {json.dumps(c)}; {n_params} parameters ({n_params * 2 / 1e6:.2f} MB bf16)", flush=True)
+    decay = [p for p in model.parameters() if p.dim() == 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt_kw = dict(lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
+    if device.type == "cuda":
+        opt_kw["fused"] = True
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd}, {"params": no_decay, "weight_decay": 0.0}],
+                            **opt_kw)
+    use_bf16 = device.type == "cuda"
+
+    def autocast():
+        return torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else torch.autocast("cpu", enabled=False)
+
+    rng = np.random.default_rng(0)
+    cur = Curriculum(a.curriculum)
+    pending = collections.deque()
+    next_seed = [1]
+    t0 = [None]
+
+    def frac():
+        return 0.0 if t0[0] is None else (time.time() - t0[0]) / a.train_seconds
+
+    def submit():
+        tokens, p2 = cur.sample(rng)
+        variant = "twohop" if rng.random() < p2 else "single"
+        count = max(1, a.tokens_per_batch // tokens)
+        spec = (next_seed[0], max(16, int(tokens * WORDS_PER_TOKEN)), variant, count, None)
+        next_seed[0] += 1
+        pending.append((variant, pool.apply_async(make_batch, (spec,))))
+
+    def collect(L, variant, limit=None):
+        jobs, _ = eval_jobs[(L, variant)]
+        if limit is not None:
+            n_chunks = max(1, limit // chunk)
+            jobs = jobs[:n_chunks]
+        if not all(j.ready() for j in jobs) and limit is not None:
+            return None
+        ex = [e for j in jobs for e in j.get()]
+        return split_batches(ex, 32768 if not a.smoke else 4096)
+
+    def run_eval(tag, limit=None):
+        res = {}
+        for L in eval_lengths:
+            for variant in ("single", "twohop"):
+                bs = collect(L, variant, limit)
+                if bs is None:
+                    continue
+                ok, n, mean_len = exact_match(model, bs, device, autocast)
+                res[f"{L}/{variant}"] = {"correct": ok, "n": n, "acc": ok / n, "mean_prompt_tokens": mean_len}
+        line = "  ".join(f"{k} {v['acc'] * 100:5.1f}% ({v['correct']}/{v['n']}, {v['mean_prompt_tokens']:.0f} tok)"
+                         for k, v in res.items())
+        print(f"[eval {tag}] {line}", flush=True)
+        log["evals"].append({"tag": tag, "time": time.time() - t_start, "results": res})
+        return res
+
+    for _ in range(a.lookahead):
+        submit()
+    step, seen_tokens, last_print = 0, 0, 0.0
+    eval_at = sorted(float(x) for x in a.eval_at.split(",") if x)
+    acc_ans = collections.deque(maxlen=50)
+    em_single = collections.deque(maxlen=20)
+    loss_ans_hist, loss_ctx_hist = collections.deque(maxlen=50), collections.deque(maxlen=50)
+    print(f"setup {time.time() - t_start:.1f}s; training for {a.train_seconds:.0f}s", flush=True)
+    while True:
+        variant, job = pending.popleft()
+        bt = job.get()
+        submit()
+        if t0[0] is None:
+            t0[0] = time.time()
+        f = frac()
+        if f >= 1.0 or time.time() - t_start > a.deadline:
+            break
+        if cur.update(f, float(np.mean(em_single)) if len(em_single) >= 10 else None):
+            em_single.clear()
+            print(f"curriculum stage {cur.stage} at step {step}, t {time.time() - t0[0]:.1f}s: lengths "
+                  f"{cur.stages[cur.stage][0]}, p_twohop {cur.stages[cur.stage][1]}", flush=True)
+            log["stages"].append({"stage": cur.stage, "step": step, "time": round(time.time() - t0[0], 1)})
+        while eval_at and f >= eval_at[0]:
+            eval_at.pop(0)
+            run_eval(f"{f:.2f}", limit=64)
+        lr = a.lr * min(1.0, (step + 1) / a.warmup)
+        lr *= a.min_lr_frac + (1 - a.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(f, 1.0)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        inp = torch.from_numpy(bt["inp"]).to(device, non_blocking=True).long()
+        tgt = torch.from_numpy(bt["tgt"]).to(device, non_blocking=True).long()
+        ans = torch.from_numpy(bt["ans"]).to(device, non_blocking=True)
+        with autocast():
+            logits = model(inp)
+        ce = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), tgt.view(-1).clamp_min(0),
+                             reduction="none").view(tgt.shape)
+        valid = tgt >= 0
+        ctxm = valid & ~ans
+        loss_ans = (ce * ans).sum() / ans.sum()
+        loss_ctx = (ce * ctxm).sum() / ctxm.sum().clamp_min(1)
+        loss = loss_ans + a.ctx_weight * loss_ctx
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        seen_tokens += int(valid.sum())
+        if step % 10 == 0:
+            with torch.no_grad():
+                wrong = ((logits.argmax(-1) != tgt) & ans).any(-1)
+                acc_ans.append(float((~wrong).float().mean()))
+                if variant == "single":
+                    em_single.append(acc_ans[-1])
+            loss_ans_hist.append(float(loss_ans.detach()))
+            loss_ctx_hist.append(float(loss_ctx.detach()))
+        now = time.time()
+        if now - last_print > 10 and acc_ans:
+            last_print = now
+            el = now - t0[0]
+            rec = {"step": step, "time": round(el, 1), "frac": round(f, 3), "T": inp.shape[1], "B": inp.shape[0],
+                   "loss_answer": round(float(np.mean(loss_ans_hist)), 4),
+                   "loss_context": round(float(np.mean(loss_ctx_hist)), 4),
+                   "train_em": round(float(np.mean(acc_ans)), 3), "stage": cur.stage, "lr": lr,
+                   "tokens": seen_tokens}
+            log["curve"].append(rec)
+            print(f"step {step:6d} t {el:6.1f}s T {inp.shape[1]:5d} B {inp.shape[0]:4d} "
+                  f"loss_ans {rec['loss_answer']:.4f} loss_ctx {rec['loss_context']:.4f} "
+                  f"train_em {rec['train_em']:.3f} stage {cur.stage} lr {lr:.2e} {seen_tokens / el / 1e6:.2f} Mtok/s "
+                  f"queue {sum(j.ready() for _, j in pending)}/{len(pending)}", flush=True)
+    train_time = time.time() - t0[0]
+    pool.terminate()
+    log["steps"], log["train_seconds"], log["train_tokens"] = step, train_time, seen_tokens
+    print(f"trained {step} steps, {seen_tokens / 1e6:.1f}M tokens in {train_time:.1f}s", flush=True)
+
+    # Round to bf16 (the exported weights) and evaluate that model.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.to(torch.bfloat16).float())
+    final = run_eval("final (bf16 weights)")
+    log["final"] = final
+    epool.terminate()
+
+    out_dir = os.path.join(a.out, "lazyqa")
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "config.json"), "w") as fh:
+        json.dump(hf_config(c), fh, indent=2)
+        fh.write("\n")
+    save_safetensors(os.path.join(out_dir, "model.safetensors"), hf_state_dict(model))
+    with open(a.tokenizer, "rb") as src, open(os.path.join(out_dir, "tokenizer.bin"), "wb") as dst:
+        dst.write(src.read())
+
+    # Reference logits of one fixed short prompt, in fp32 from the bf16 weights.
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    model.eval()
+    ref = generate(a.make_task, 424242, 1, 200, "single")[0]
+    ids = tok.encode_fast(ref["prompt"], True)
+    with torch.no_grad():
+        x = torch.tensor([ids], device=device)
+        logits = model(x)[0, -1].float().cpu()
+        gen = []
+        for _ in range(8):
+            nxt = int(model(x)[0, -1].argmax())
+            gen.append(nxt)
+            if nxt == EOS:
+                break
+            x = torch.cat([x, torch.tensor([[nxt]], device=device)], 1)
+    refj = {"make_task": "--seed 424242 --count 1 --length 200 --variant single --emit-prompt",
+            "prompt": ref["prompt"], "answer": ref["answers"][0], "prompt_ids": ids,
+            "last_logits": [round(float(v), 6) for v in logits], "greedy_ids": gen,
+            "greedy_text": tok.decode(gen)}
+    with open(os.path.join(a.out, "reference_logits.json"), "w") as fh:
+        json.dump(refj, fh)
+    print(f"reference prompt answer {ref['answers'][0]!r}, greedy {tok.decode(gen)!r}", flush=True)
+    log["total_seconds"] = time.time() - t_start
+    with open(os.path.join(a.out, "train_log.json"), "w") as fh:
+        json.dump(log, fh, indent=1)
+    print(f"exported to {out_dir} ({os.path.getsize(os.path.join(out_dir, 'model.safetensors'))} bytes); "
+          f"total {log['total_seconds']:.0f}s", flush=True)
+
+
+def _eval_chunk(spec):
+    seed, count, L, variant, tok_path = spec
+    tok = _W["tok"]
+    recs = generate(_W["exe"], seed, count, L, variant, tok_path)
+    return [encode_example(tok, r) for r in recs]
+
+
+if __name__ == "__main__":
+    main()
