@@ -21,6 +21,7 @@
 #include "lazyllm/eval/metrics.hpp"
 #include "lazyllm/io/load.hpp"
 #include "lazyllm/text/tokenizer.hpp"
+#include "../common/cli.hpp"
 
 namespace {
 
@@ -52,9 +53,7 @@ Generation is greedy and stops at EOS, at max-new, or (short-answer datasets) at
 newline after some text. The table goes to stdout. Exit codes: 0 ok, 1 runtime error, 2 usage error.
 )";
 
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+using lazyllm::cli::UsageError;
 
 struct Options {
   std::string model, tokenizer, data, dataset, table_file, json_file, backend = "auto";
@@ -455,16 +454,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "lazyllm-eval: error: %s\n", e.what());
-    return 2;
-  } catch (const lazyllm::InvalidArgument& e) {
-    std::fprintf(stderr, "lazyllm-eval: error: %s\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "lazyllm-eval: error: %s\n", e.what());
-    return 1;
-  }
+  return lazyllm::cli::run_main("lazyllm-eval", [&] { return run(argc, argv); });
 }

@@ -10,6 +10,7 @@
 
 #include "lazyllm/eval/task.hpp"
 #include "lazyllm/text/tokenizer.hpp"
+#include "../common/cli.hpp"
 
 namespace {
 
@@ -31,9 +32,7 @@ Each prompt has the most documents whose length stays <= L (fewer than about two
 short of it); only when the required documents alone exceed L is a prompt longer (warned).
 )";
 
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+using lazyllm::cli::UsageError;
 
 long long parse_int(const std::string& flag, const std::string& v, long long min) {
   char* end = nullptr;
@@ -107,13 +106,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "lazyllm-make-task: error: %s\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "lazyllm-make-task: error: %s\n", e.what());
-    return 1;
-  }
+  return lazyllm::cli::run_main("lazyllm-make-task", [&] { return run(argc, argv); });
 }

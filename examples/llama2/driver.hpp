@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "../common/cli.hpp"
 #include "lazyllm/backend/cpu/cpu_backend.hpp"
 #include "lazyllm/cache/contiguous.hpp"
 #include "lazyllm/model/sampler.hpp"
@@ -27,9 +28,7 @@ namespace lazyllm::driver {
 
 using Clock = std::chrono::steady_clock;
 
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+using cli::UsageError;
 
 struct Options {
   std::string model;

@@ -670,16 +670,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "lazyllm-llama2: error: %s\n", e.what());
-    return 2;
-  } catch (const lazyllm::InvalidArgument& e) {
-    std::fprintf(stderr, "lazyllm-llama2: error: %s\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "lazyllm-llama2: error: %s\n", e.what());
-    return 1;
-  }
+  return lazyllm::cli::run_main("lazyllm-llama2", [&] { return run(argc, argv); });
 }

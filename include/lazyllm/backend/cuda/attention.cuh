@@ -62,19 +62,6 @@ struct AttnLaunch {
   float* part_ml = nullptr;  // [split][row][head][2]  (m in log2 units, l)
 };
 
-/// Number of entries of kv_pos (ascending, n) that are <= p.
-__device__ __forceinline__ int count_le(const std::int32_t* kv_pos, int n, std::int32_t p) {
-  int lo = 0, hi = n;
-  while (lo < hi) {
-    const int mid = (lo + hi) >> 1;
-    if (kv_pos[mid] <= p)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo;
-}
-
 template <class T>
 __global__ void __launch_bounds__(T::kWarps * 32) attention_kernel(AttnLaunch L) {
   constexpr int HD = T::kHeadDim, R = T::kRowsPerWarp, BR = T::kBlockRows, BK = T::kKeys, KS = T::kKStride;

@@ -88,19 +88,6 @@ struct MmaAttnLaunch {
   float scale_log2;
 };
 
-/// Number of entries of kv_pos (ascending, n) that are <= p.
-__device__ __forceinline__ int mma_count_le(const std::int32_t* kv_pos, int n, std::int32_t p) {
-  int lo = 0, hi = n;
-  while (lo < hi) {
-    const int mid = (lo + hi) >> 1;
-    if (kv_pos[mid] <= p)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo;
-}
-
 template <class T>
 __global__ void __launch_bounds__(T::kThreads, 2) mma_attention_kernel(MmaAttnLaunch L) {
   constexpr int HD = T::kHeadDim, BR = T::kBlockRows, BK = T::kKeys, S = T::kStride, NT = T::kThreads;
@@ -127,7 +114,7 @@ __global__ void __launch_bounds__(T::kThreads, 2) mma_attention_kernel(MmaAttnLa
   cp_async_commit();
   if (tid < BR) {
     const int row = row0 + tid;
-    s_nvis[tid] = row < L.rows ? mma_count_le(L.kv_pos, L.n_kv, L.q_pos[row]) : 0;
+    s_nvis[tid] = row < L.rows ? count_le(L.kv_pos, L.n_kv, L.q_pos[row]) : 0;
   }
   __syncthreads();
   int hi = 0;

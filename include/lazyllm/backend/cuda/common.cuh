@@ -267,6 +267,20 @@ __device__ __forceinline__ float block_sum(float v) {
 }
 
 /// 8 bf16 values as one 16-byte word.
+/// Number of entries of the ascending array kv_pos[0..n) that are <= p: the visible-key count of
+/// a query at position p over a position-ordered token set (binary search).
+__device__ __forceinline__ int count_le(const std::int32_t* kv_pos, int n, std::int32_t p) {
+  int lo = 0, hi = n;
+  while (lo < hi) {
+    const int mid = (lo + hi) >> 1;
+    if (kv_pos[mid] <= p)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
 struct alignas(16) Bf16x8 {
   __nv_bfloat162 h[4];
 };
