@@ -211,20 +211,32 @@ void print_md(const Report& rep) {
                 extra.c_str());
   }
   if (!rep.breakdown) return;
-  std::printf("\nPrefill time per op class (ms per prefill; CUDA events at op boundaries, one profiled pass set "
-              "after the timed repetitions):\n\n| policy | schedule | test | profiled TTFT |");
-  for (auto c : kBreakdownClasses) std::printf(" %.*s |", int(c.size()), c.data());
-  std::printf("\n|---|---|---|---:|");
-  for (std::size_t i = 0; i < kBreakdownClasses.size(); ++i) std::printf("---:|");
-  std::printf("\n");
-  for (const auto& m : rep.ms) {
-    const auto& b = m.breakdown;
-    if (b.ms.empty()) continue;
-    std::printf("| %s | %s | pp%d | %.2f |", m.policy.c_str(), m.schedule.c_str(), m.n_prompt, b.ttft_ms);
-    for (std::size_t c = 0; c < kBreakdownClasses.size(); ++c)
-      std::printf(" %.2f (%.0f%%) |", b.total(c), b.ttft_ms > 0 ? 100.0 * b.total(c) / b.ttft_ms : 0.0);
+  auto class_table = [&](const char* title, const char* time_col, bool decode) {
+    std::printf("\n%s\n\n| policy | schedule | test | %s |", title, time_col);
+    for (auto c : kBreakdownClasses) std::printf(" %.*s |", int(c.size()), c.data());
+    std::printf("\n|---|---|---|---:|");
+    for (std::size_t i = 0; i < kBreakdownClasses.size(); ++i) std::printf("---:|");
     std::printf("\n");
-  }
+    for (const auto& m : rep.ms) {
+      const auto& b = decode ? m.decode_breakdown : m.breakdown;
+      if (b.ms.empty()) continue;
+      const std::string test = decode ? "tg" + std::to_string(b.passes) + "@d" + std::to_string(m.n_prompt)
+                                      : "pp" + std::to_string(m.n_prompt);
+      std::printf("| %s | %s | %s | %.3f |", m.policy.c_str(), m.schedule.c_str(), test.c_str(), b.ttft_ms);
+      for (std::size_t c = 0; c < kBreakdownClasses.size(); ++c)
+        std::printf(" %.3f (%.0f%%) |", b.total(c), b.ttft_ms > 0 ? 100.0 * b.total(c) / b.ttft_ms : 0.0);
+      std::printf("\n");
+    }
+  };
+  class_table("Prefill time per op class (ms per prefill; CUDA events at op boundaries, one profiled pass set "
+              "after the timed repetitions):",
+              "profiled TTFT", false);
+  bool any_decode = false;
+  for (const auto& m : rep.ms) any_decode = any_decode || !m.decode_breakdown.ms.empty();
+  if (any_decode)
+    class_table("Decode time per op class (ms per token, after the prompt; the gaps between ops, e.g. the host "
+                "preparing a layer, fall in the class of the op that follows):",
+                "profiled ms/token", true);
   for (const auto& m : rep.ms) {
     const auto& b = m.breakdown;
     if (b.ms.empty()) continue;
@@ -304,6 +316,7 @@ void print_json(const Report& rep) {
       e["ttft_over_floor"] = mean(m.ttft_ms) / mean(m.floor_ms);
     }
     if (!m.breakdown.ms.empty()) e["breakdown"] = to_json(m.breakdown);
+    if (!m.decode_breakdown.ms.empty()) e["decode_breakdown"] = to_json(m.decode_breakdown);
     j["measurements"].push_back(e);
   }
   j["rows"] = nlohmann::json::array();

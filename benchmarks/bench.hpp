@@ -49,11 +49,11 @@ inline constexpr std::array<std::string_view, 7> kBreakdownClasses{"gemm",   "at
                                                                    "gather", "norm",      "other"};
 
 struct Breakdown {
-  /// ms per prefill, [bucket][class]: bucket 0 = outside the layers (embedding, final norm,
+  /// ms per pass (a prefill, or one decode step), [bucket][class]: bucket 0 = outside the layers (embedding, final norm,
   /// classifier), bucket 1 + l = layer l. Empty when not measured.
   std::vector<std::array<double, kBreakdownClasses.size()>> ms;
   int passes = 0;
-  double ttft_ms = 0;  // mean TTFT of the profiled prefills (the sum of ms)
+  double ttft_ms = 0;  // mean time of the profiled passes (the sum of ms)
   double total(std::size_t cls) const {
     double s = 0;
     for (const auto& r : ms) s += r[cls];
@@ -71,7 +71,8 @@ struct Measurement {
   std::int64_t prefill_tl = 0, prefill_dense_tl = 0, total_tl = 0, total_dense_tl = 0;
   std::vector<int> computed;     // |C_l| per layer of the prefill
   std::vector<double> floor_ms;  // GEMM floor per repetition (empty: not measured)
-  Breakdown breakdown;
+  Breakdown breakdown;         // --breakdown: per prefill
+  Breakdown decode_breakdown;  // --breakdown with -n > 0: per decode step after the prompt
   double sm_clock_mhz = 0;  // SM clock read right after the repetitions (0 = unknown)
 
   double prefill_fraction() const { return prefill_dense_tl ? double(prefill_tl) / double(prefill_dense_tl) : 1.0; }

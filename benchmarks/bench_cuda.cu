@@ -190,6 +190,30 @@ struct CudaExt {
       if (plan.progress)
         std::fprintf(stderr, "  %s %s pp%d: profiled TTFT %.2f ms (gemm %.2f)\n", m.policy.c_str(),
                      m.schedule.c_str(), m.n_prompt, bd.ttft_ms, bd.total(0));
+      if (plan.n_gen > 0) {  // decode steps after the prompt, one profiled pass each
+        cuda::Profiler dprof(c.n_layers);
+        be.set_profiler(nullptr);
+        pipe.reset();
+        auto logits = pipe.prefill(prompt);
+        be.set_profiler(&dprof);
+        for (int i = 0; i < plan.n_gen; ++i) {
+          const std::int32_t next = argmax(logits);
+          dprof.begin(s);
+          logits = pipe.decode(next);
+          dprof.end(s);
+        }
+        Breakdown& dd = m.decode_breakdown;
+        dd.passes = dprof.passes();
+        dd.ms.assign(std::size_t(c.n_layers + 1), {});
+        for (int l = -1; l < c.n_layers; ++l)
+          for (int k = 0; k < cuda::kOpClasses; ++k)
+            dd.ms[std::size_t(l + 1)][std::size_t(k)] = dprof.ms(l, cuda::OpClass(k)) / dprof.passes();
+        dd.ttft_ms = dprof.total() / dprof.passes();
+        if (plan.progress)
+          std::fprintf(stderr, "  %s %s tg%d@d%d: profiled %.3f ms/token (gemm %.3f, attention %.3f)\n",
+                       m.policy.c_str(), m.schedule.c_str(), plan.n_gen, m.n_prompt, dd.ttft_ms, dd.total(0),
+                       dd.total(1));
+      }
     }
   }
 };

@@ -9,6 +9,7 @@
 #pragma once
 #include <algorithm>
 #include <array>
+#include <concepts>
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -337,7 +338,33 @@ class CudaBackend {
   /// Final RMSNorm and classifier of one row, as host fp32 logits (valid until the next call).
   std::span<const float> logits(const Activations& x, int row) {
     const auto& c = config_;
-    if (row < 0 || row >= x.rows) throw InvalidArgument("CudaBackend::logits: row " + std::to_string(row) + " out of range");
+    (void)logits_device(x, row, "CudaBackend::logits");
+    logits_host_.reserve(std::size_t(c.vocab_size));
+    LAZYLLM_CUDA_CHECK(cudaMemcpyAsync(logits_host_.get(), logits_dev_.get(), std::size_t(c.vocab_size) * sizeof(float),
+                                       cudaMemcpyDeviceToHost, stream_));
+    synchronize();
+    return {logits_host_.get(), std::size_t(c.vocab_size)};
+  }
+
+  /// Final RMSNorm, classifier and device sampling of one row: with a cuda::DeviceSampler
+  /// (cuda/sampling.cuh, included separately: CUB declares namespace ::cuda, which would make
+  /// `cuda::` ambiguous in code that says `using namespace lazyllm`), the same id as
+  /// `Sampler(sampler.params()).sample(logits(x, row), recent)`, with only the id copied back.
+  /// `sampler` keeps the draw sequence (and its scratch) between calls.
+  template <class DeviceSamplerT>
+    requires requires(DeviceSamplerT& s, const float* l, cudaStream_t st, std::span<const std::int32_t> r) {
+      { s.sample(l, 1, st, r) } -> std::convertible_to<std::int32_t>;
+    }
+  std::int32_t sample(const Activations& x, int row, DeviceSamplerT& sampler, std::span<const std::int32_t> recent = {}) {
+    const float* l = logits_device(x, row, "CudaBackend::sample");
+    return sampler.sample(l, config_.vocab_size, stream_, recent);
+  }
+
+  /// Final RMSNorm and classifier of one row into a device buffer of vocab_size fp32 logits,
+  /// queued on stream() (not synchronised; valid until the next logits/sample call).
+  const float* logits_device(const Activations& x, int row, const char* who = "CudaBackend::logits_device") {
+    const auto& c = config_;
+    if (row < 0 || row >= x.rows) throw InvalidArgument(std::string(who) + ": row " + std::to_string(row) + " out of range");
     reserve_scratch(1);
     logits_dev_.reserve(std::size_t(c.vocab_size), "logits");
     // The final norm must not modify x: rmsnorm without delta only reads it.
@@ -347,11 +374,7 @@ class CudaBackend {
     prof_.mark(cuda::OpClass::Gemm, -1);
     gemm_.run(xn_.get(), classifier_, logits_dev_.get(), 1, c.dim, c.vocab_size, stream_);
     prof_.mark(cuda::OpClass::Other, -1);
-    logits_host_.reserve(std::size_t(c.vocab_size));
-    LAZYLLM_CUDA_CHECK(cudaMemcpyAsync(logits_host_.get(), logits_dev_.get(), std::size_t(c.vocab_size) * sizeof(float),
-                                       cudaMemcpyDeviceToHost, stream_));
-    synchronize();
-    return {logits_host_.get(), std::size_t(c.vocab_size)};
+    return logits_dev_.get();
   }
 
   // ---- device views (tests, benchmarks) ----
