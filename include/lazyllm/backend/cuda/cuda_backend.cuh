@@ -21,6 +21,7 @@
 #include "lazyllm/backend/cuda/attention.cuh"
 #include "lazyllm/backend/cuda/common.cuh"
 #include "lazyllm/backend/cuda/gemm.cuh"
+#include "lazyllm/backend/cuda/gemv.cuh"
 #include "lazyllm/backend/cuda/kernels.cuh"
 #include "lazyllm/backend/cuda/profiler.cuh"
 #include "lazyllm/detail/error.hpp"
@@ -260,11 +261,21 @@ class CudaBackend {
     reserve_scratch(rows);
     const LayerIndices idx = upload_layer(call);
 
+    // Few rows (decode): the GEMV path, with the norms, SwiGLU and residual adds folded into the
+    // linear layers (gemv.cuh). Otherwise cuBLASLt, with the residual adds as fp32 accumulation.
+    const bool few = rows <= cuda::kGemvMaxRows;
+
     // Attention block.
-    prof_.mark(cuda::OpClass::Norm, call.layer);
-    cuda::detail::launch_rmsnorm(x.data(), nullptr, L.attn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
-    prof_.mark(cuda::OpClass::Gemm, call.layer);
-    gemm_.run(xn_.get(), L.qkv, qkv_.get(), rows, d, d + 2 * kvd, stream_);
+    if (few) {
+      prof_.mark(cuda::OpClass::Gemm, call.layer);
+      cuda::gemv::run(cuda::gemv::RmsNormRows{x.data(), d, L.attn_norm, c.norm_eps}, L.qkv, d, d + 2 * kvd, rows,
+                 cuda::gemv::StoreBf16{qkv_.get(), d + 2 * kvd}, stream_);
+    } else {
+      prof_.mark(cuda::OpClass::Norm, call.layer);
+      cuda::detail::launch_rmsnorm(x.data(), L.attn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
+      prof_.mark(cuda::OpClass::Gemm, call.layer);
+      gemm_.run(xn_.get(), L.qkv, qkv_.get(), rows, d, d + 2 * kvd, stream_);
+    }
     cuda::detail::RopeArgs ra;
     ra.qkv = qkv_.get();
     ra.ld = d + 2 * kvd;
@@ -312,20 +323,24 @@ class CudaBackend {
       LAZYLLM_CUDA_CHECK(cudaMemcpyAsync(scores_host_.get(), scores_dev_.get(), std::size_t(n_kv) * sizeof(float),
                                          cudaMemcpyDeviceToHost, stream_));
     }
+    // x += Wo att; then the FFN block: x += W2 swiglu(W13 norm(x)).
     prof_.mark(cuda::OpClass::Gemm, call.layer);
-    gemm_.run(att_.get(), L.wo, o_.get(), rows, d, d, stream_);
-
-    // FFN block: x += o; xn = norm(x); x += W2 swiglu(W13 xn).
-    prof_.mark(cuda::OpClass::Norm, call.layer);
-    cuda::detail::launch_rmsnorm(x.data(), o_.get(), L.ffn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
-    prof_.mark(cuda::OpClass::Gemm, call.layer);
-    gemm_.run(xn_.get(), L.gate_up, gu_.get(), rows, d, 2 * hid_, stream_);
-    prof_.mark(cuda::OpClass::Norm, call.layer);
-    cuda::detail::launch_swiglu(gu_.get(), rows, hid_, h_.get(), stream_);
-    prof_.mark(cuda::OpClass::Gemm, call.layer);
-    gemm_.run(h_.get(), L.w2, o_.get(), rows, hid_, d, stream_);
-    prof_.mark(cuda::OpClass::Norm, call.layer);
-    cuda::detail::launch_residual_add(x.data(), o_.get(), std::int64_t(rows) * d, stream_);
+    if (few) {
+      cuda::gemv::run(cuda::gemv::Bf16Rows{att_.get(), d}, L.wo, d, d, rows, cuda::gemv::AddF32{x.data(), d}, stream_);
+      cuda::gemv::run(cuda::gemv::RmsNormRows{x.data(), d, L.ffn_norm, c.norm_eps}, L.gate_up, d, hid_, rows,
+                 cuda::gemv::SwiGlu{h_.get(), hid_, hid_}, stream_);
+      cuda::gemv::run(cuda::gemv::Bf16Rows{h_.get(), hid_}, L.w2, hid_, d, rows, cuda::gemv::AddF32{x.data(), d}, stream_);
+    } else {
+      gemm_.run(att_.get(), L.wo, x.data(), rows, d, d, stream_, 0, /*accumulate=*/true);
+      prof_.mark(cuda::OpClass::Norm, call.layer);
+      cuda::detail::launch_rmsnorm(x.data(), L.ffn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
+      prof_.mark(cuda::OpClass::Gemm, call.layer);
+      gemm_.run(xn_.get(), L.gate_up, gu_.get(), rows, d, 2 * hid_, stream_);
+      prof_.mark(cuda::OpClass::Norm, call.layer);
+      cuda::detail::launch_swiglu(gu_.get(), rows, hid_, h_.get(), stream_);
+      prof_.mark(cuda::OpClass::Gemm, call.layer);
+      gemm_.run(h_.get(), L.w2, x.data(), rows, hid_, d, stream_, 0, /*accumulate=*/true);
+    }
 
     if (call.want_scores) {
       // The pipeline selects from the scores right after this call: wait for them here.
@@ -367,12 +382,10 @@ class CudaBackend {
     if (row < 0 || row >= x.rows) throw InvalidArgument(std::string(who) + ": row " + std::to_string(row) + " out of range");
     reserve_scratch(1);
     logits_dev_.reserve(std::size_t(c.vocab_size), "logits");
-    // The final norm must not modify x: rmsnorm without delta only reads it.
-    prof_.mark(cuda::OpClass::Norm, -1);
-    cuda::detail::launch_rmsnorm(const_cast<float*>(x.row(row)), nullptr, final_norm_, 1, c.dim, c.norm_eps, xn_.get(),
-                                 stream_);
+    // Final norm (it only reads x) folded into the classifier GEMV.
     prof_.mark(cuda::OpClass::Gemm, -1);
-    gemm_.run(xn_.get(), classifier_, logits_dev_.get(), 1, c.dim, c.vocab_size, stream_);
+    cuda::gemv::run(cuda::gemv::RmsNormRows{x.row(row), c.dim, final_norm_, c.norm_eps}, classifier_, c.dim, c.vocab_size, 1,
+               cuda::gemv::StoreF32{logits_dev_.get(), c.vocab_size}, stream_);
     prof_.mark(cuda::OpClass::Other, -1);
     return logits_dev_.get();
   }
@@ -448,7 +461,6 @@ class CudaBackend {
     xn_.reserve(r * d, "layer scratch");
     qkv_.reserve(r * (d + 2 * kvd), "layer scratch");
     att_.reserve(r * d, "layer scratch");
-    o_.reserve(r * d, "layer scratch");
     gu_.reserve(r * 2 * std::size_t(hid_), "layer scratch");
     h_.reserve(r * std::size_t(hid_), "layer scratch");
   }
@@ -468,7 +480,7 @@ class CudaBackend {
   cuda::DeviceBuffer<cuda::bf16> k_, v_;
   cuda::DeviceBuffer<float> aux_;
   std::int64_t kv_slots_ = 0, aux_slots_ = 0;
-  cuda::DeviceBuffer<cuda::bf16> xn_, qkv_, att_, o_, gu_, h_;
+  cuda::DeviceBuffer<cuda::bf16> xn_, qkv_, att_, gu_, h_;
   cuda::DeviceBuffer<float> scores_dev_, logits_dev_;
   cuda::PinnedBuffer<float> scores_host_, logits_host_;
   std::array<Staging, 2> staging_;

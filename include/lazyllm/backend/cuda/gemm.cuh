@@ -60,14 +60,16 @@ class Gemm {
     workspace_.reset(kWorkspaceBytes, "cuBLASLt workspace");
   }
 
-  /// y[rows, out] = x[rows, in] * w[out, in]^T on `stream`. x, w bf16 row-major; y is OutT
-  /// (bf16 or float) row-major with leading dimension `ldy` (0 = out).
+  /// y[rows, out] = x[rows, in] * w[out, in]^T on `stream` (with `accumulate`: y += ...). x, w
+  /// bf16 row-major; y is OutT (bf16 or float) row-major with leading dimension `ldy` (0 = out).
+  /// The fp32 accumulate form is the residual add: x += W h without a bf16 round trip.
   template <class OutT>
-  void run(const bf16* x, const bf16* w, OutT* y, int rows, int in, int out, cudaStream_t stream, int ldy = 0) {
+  void run(const bf16* x, const bf16* w, OutT* y, int rows, int in, int out, cudaStream_t stream, int ldy = 0,
+           bool accumulate = false) {
     if (rows <= 0) return;
     if (ldy == 0) ldy = out;
     const detail::GemmPlan& p = plan(rows, in, out, ldy, detail::CudaType<OutT>::value);
-    const float alpha = 1.0f, beta = 0.0f;
+    const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     // Column-major view: D[out, rows] = op(A)[out, in] * B[in, rows], A = W^T stored [in, out].
     LAZYLLM_CUBLAS_CHECK(cublasLtMatmul(handle_.get(), p.op, &alpha, w, p.a, x, p.b, &beta, y, p.d, y, p.d, &p.algo,
                                         workspace_.get(), workspace_.bytes(), stream));

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The memory-bound kernels of a decoder layer: embedding gather, RMSNorm (optionally fused with
-// the residual add), RoPE fused with the K/V scatter into cache slots, SwiGLU, the residual add,
-// and the row gathers of the Aux Cache. Each kernel is templated on a small traits struct and
+// The memory-bound kernels of a decoder layer: embedding gather, RMSNorm, RoPE fused with the
+// K/V scatter into cache slots, SwiGLU, and the row gathers of the Aux Cache (the residual adds
+// are fp32 accumulation in the GEMMs, gemm.cuh / gemv.cuh). Each kernel is templated on a small traits struct and
 // has a host launcher (detail::launch_*) that checks the launch.
 //
 // Conventions: the residual stream (Activations) is fp32 rows x dim; inputs and outputs of the
@@ -52,30 +52,16 @@ __device__ __forceinline__ void load8(const float* p, float (&f)[8]) {
   const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
   f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
 }
-__device__ __forceinline__ void store8(float* p, const float (&f)[8]) {
-  reinterpret_cast<float4*>(p)[0] = make_float4(f[0], f[1], f[2], f[3]);
-  reinterpret_cast<float4*>(p)[1] = make_float4(f[4], f[5], f[6], f[7]);
-}
 
-/// One block per row. When kAdd: x += delta first (the residual add, written back to x).
-/// Then out = bf16(x / sqrt(mean(x^2) + eps) * w).
-template <class T, bool kAdd>
-__global__ void __launch_bounds__(T::kNormThreads) rmsnorm_kernel(float* __restrict__ x, const bf16* __restrict__ delta,
-                                                                  const float* __restrict__ w, int dim, float eps,
-                                                                  bf16* __restrict__ out) {
-  const std::int64_t row = blockIdx.x;
-  float* xr = x + row * dim;
+/// out = bf16(x / sqrt(mean(x^2) + eps) * w) for one row, by the whole block (every thread must
+/// call it). rmsnorm_kernel and gemv::RmsNormRows (gemv.cuh) both use it, so the GEMM and GEMV
+/// paths normalise identically (with the same block size).
+__device__ __forceinline__ void rmsnorm_row(const float* __restrict__ xr, const float* __restrict__ w, int dim, float eps,
+                                            bf16* __restrict__ out) {
   float ss = 0.0f;
   for (int c = threadIdx.x; c < dim / 8; c += blockDim.x) {
     float f[8];
     load8(xr + c * 8, f);
-    if constexpr (kAdd) {
-      float d[8];
-      unpack8(reinterpret_cast<const Bf16x8*>(delta + row * dim)[c], d);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) f[i] += d[i];
-      store8(xr + c * 8, f);
-    }
 #pragma unroll
     for (int i = 0; i < 8; ++i) ss += f[i] * f[i];
   }
@@ -86,22 +72,15 @@ __global__ void __launch_bounds__(T::kNormThreads) rmsnorm_kernel(float* __restr
     load8(w + c * 8, g);
 #pragma unroll
     for (int i = 0; i < 8; ++i) f[i] = f[i] * scale * g[i];
-    reinterpret_cast<Bf16x8*>(out + row * dim)[c] = pack8(f);
+    reinterpret_cast<Bf16x8*>(out)[c] = pack8(f);
   }
 }
 
-/// x += delta (fp32 residual += bf16 GEMM output).
+/// One block per row.
 template <class T>
-__global__ void residual_add_kernel(float* __restrict__ x, const bf16* __restrict__ delta, std::int64_t n8) {
-  for (std::int64_t c = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; c < n8;
-       c += std::int64_t(gridDim.x) * blockDim.x) {
-    float f[8], d[8];
-    load8(x + c * 8, f);
-    unpack8(reinterpret_cast<const Bf16x8*>(delta)[c], d);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) f[i] += d[i];
-    store8(x + c * 8, f);
-  }
+__global__ void __launch_bounds__(T::kNormThreads)
+    rmsnorm_kernel(const float* __restrict__ x, const float* __restrict__ w, int dim, float eps, bf16* __restrict__ out) {
+  rmsnorm_row(x + std::int64_t(blockIdx.x) * dim, w, dim, eps, out + std::int64_t(blockIdx.x) * dim);
 }
 
 // ------------------------------------------------------------------ RoPE + K/V scatter
@@ -221,20 +200,9 @@ inline void launch_embed(const bf16* table, const std::int32_t* ids, int rows, i
 }
 
 /// out = rmsnorm(x (+= delta when delta != nullptr)) * w.
-inline void launch_rmsnorm(float* x, const bf16* delta, const float* w, int rows, int dim, float eps, bf16* out,
-                           cudaStream_t s) {
+inline void launch_rmsnorm(const float* x, const float* w, int rows, int dim, float eps, bf16* out, cudaStream_t s) {
   if (rows <= 0) return;
-  constexpr int th = Bf16Traits::kNormThreads;
-  if (delta)
-    rmsnorm_kernel<Bf16Traits, true><<<rows, th, 0, s>>>(x, delta, w, dim, eps, out);
-  else
-    rmsnorm_kernel<Bf16Traits, false><<<rows, th, 0, s>>>(x, nullptr, w, dim, eps, out);
-  LAZYLLM_CUDA_CHECK_LAUNCH();
-}
-
-inline void launch_residual_add(float* x, const bf16* delta, std::int64_t n, cudaStream_t s) {
-  if (n <= 0) return;
-  residual_add_kernel<Bf16Traits><<<grid_for(n / 8, 256), 256, 0, s>>>(x, delta, n / 8);
+  rmsnorm_kernel<Bf16Traits><<<rows, Bf16Traits::kNormThreads, 0, s>>>(x, w, dim, eps, out);
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
