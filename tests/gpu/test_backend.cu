@@ -150,6 +150,20 @@ TEST_CASE("pipeline, Llama-2-7B-shaped model with 2 layers, vocab 1024: dense vs
   CHECK(worst < kLogitsBound);
 }
 
+TEST_CASE("warm_up: the same logits, bit for bit, with and without it") {
+  if (!have_gpu()) return;
+  const auto w = random_model(llama7b_like(2), 11, 0.02f);
+  const auto ids = prompt_of(36, 5, w.config.vocab_size);
+  CudaBackend warm{w};
+  warm.warm_up(32);
+  warm.warm_up(3);  // the GEMV sizes: nothing to do
+  GpuPipe<policy::Dense> a(CudaBackend{w}, {}, {}, 64), b(std::move(warm), {}, {}, 64);
+  const auto la = copy_of(a.prefill(std::span(ids).first(32)));
+  const auto lb = copy_of(b.prefill(std::span(ids).first(32)));
+  CHECK(la == lb);
+  for (int i = 32; i < 36; ++i) CHECK(copy_of(a.decode(ids[i])) == copy_of(b.decode(ids[i])));
+}
+
 // stories260K is a trained 260K-parameter model with a flat next-token distribution: in 19 of
 // the 64 greedy steps from [1] the CPU's top-2 logits are within 5% of the largest logit, and
 // rounding only its weights to bf16 in the fp32 CPU backend already changes the logits by up to
