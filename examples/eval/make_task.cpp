@@ -25,6 +25,8 @@ const char* kUsage = R"(usage: lazyllm-make-task [options]
   --variant V           single | twohop | mixed (default single)
   -z PATH               tokenizer that counts the length: SentencePiece .model or llama2.c .bin
   --emit-prompt         add a "prompt" field: the full templated prompt text
+  --questions K         (training) K - 1 answered practice questions about the context before
+                        the real one, written as "training_segments" (default 1: none)
   -o FILE               output file (default: stdout)
   -h, --help            this text
 One JSON object per line: input, context, answers, length, dataset, language, all_classes, _id.
@@ -71,6 +73,7 @@ int run(int argc, char** argv) {
       }
     } else if (a == "-z" || a == "--tokenizer") tok_path = value();
     else if (a == "--emit-prompt") emit_prompt = true;
+    else if (a == "--questions") opt.questions = int(parse_int(a, value(), 1));
     else if (a == "-o") out_path = value();
     else throw UsageError("unknown option '" + a + "' (see -h)");
   }

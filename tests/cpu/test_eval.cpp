@@ -191,6 +191,63 @@ TEST_CASE("task: records have LongBench's fields, and the answer is in the docum
   }
 }
 
+TEST_CASE("task: practice questions (training) are answered right and never give the answer away") {
+  for (Variant v : {Variant::Single, Variant::Twohop}) {
+    TaskOptions o{21, 700, v};
+    const TaskGenerator plain(o);
+    o.questions = 8;
+    const TaskGenerator practice(o);
+    for (std::uint64_t i = 0; i < 40; ++i) {
+      const TaskExample a = plain.example(i), b = practice.example(i);
+      // The option adds turns and changes nothing else.
+      CHECK(a.practice.empty());
+      CHECK(a.training_prompt() == a.prompt());
+      CHECK(to_json(a, true).dump() == to_json(plain.example(i), true).dump());
+      CHECK(!to_json(a, true).contains("training_segments"));
+      CHECK(b.context == a.context);
+      CHECK(b.input == a.input);
+      CHECK(b.answers == a.answers);
+      CHECK(b.prompt() == a.prompt());
+      REQUIRE(b.practice.size() == 7);
+      std::set<std::string> asked;
+      for (const auto& t : b.practice) CHECK_MESSAGE(asked.insert(t.input).second, "asked twice: " << t.input);
+      const auto docs = parse_context(b.context);
+      const std::string answer_name = docs[std::size_t(b.answer_doc)].name;
+      const std::string subject_name = docs[std::size_t(b.subject_doc)].name;
+      std::string turns;
+      for (const auto& t : b.practice) {
+        CHECK_MESSAGE(answer_from_docs(docs, t.input) == t.answer, t.input);
+        CHECK(t.input != b.input);
+        // Values of different attributes never coincide, so this is "the questioned fact".
+        CHECK_FALSE((t.input.find(answer_name) != std::string::npos && t.answer == b.answers[0]));
+        if (b.dataset == kDatasetTwohop) CHECK(t.input != "Who is " + subject_name + "'s friend?");  // half the chain
+        turns += "Question: " + t.input + "\nAnswer: " + t.answer + "\n\n";
+      }
+      CHECK(b.training_prompt() == b.context + turns + "Question: " + b.input + "\nAnswer:");
+      // The segments spell the training text; the supervised ones are the answers.
+      const auto j = to_json(b, true);
+      REQUIRE(j.contains("training_segments"));
+      std::string text;
+      int answers = 0;
+      for (const auto& seg : j["training_segments"]) {
+        text += seg["text"].get<std::string>();
+        const std::string kind = seg["kind"];
+        answers += kind == "practice_answer" || kind == "answer";
+      }
+      CHECK(text == b.training_prompt() + " " + b.answers[0]);
+      CHECK(answers == 8);
+      CHECK(j["training_segments"].back()["kind"] == "answer");
+      CHECK(j["prompt"] == b.prompt());
+    }
+  }
+  // A one-document context has 5 facts besides the asked one: that many turns, no repeats.
+  const TaskExample one = TaskGenerator({5, 60, Variant::Single, 20}).example(0);
+  CHECK(one.n_docs == 1);
+  CHECK(one.practice.size() == 5);
+  CHECK_THROWS_AS(TaskGenerator({1, 100, Variant::Single, 0}), lazyllm::InvalidArgument);
+  CHECK_THROWS_AS(TaskGenerator({1, 100, Variant::Single, kMaxQuestions + 1}), lazyllm::InvalidArgument);
+}
+
 TEST_CASE("task: the answer document's position spreads over the documents") {
   const TaskGenerator gen({2, 800, Variant::Single});
   double rel_sum = 0;

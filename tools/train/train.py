@@ -52,28 +52,48 @@ def _init_worker(tok_path, exe):
     os.nice(5)  # the training process (which feeds the GPU) comes first
 
 
-def generate(exe, seed, count, length, variant, tok_path=None):
+def generate(exe, seed, count, length, variant, tok_path=None, questions=1):
     cmd = [exe, "--seed", str(seed), "--count", str(count), "--length", str(length), "--variant", variant,
-           "--emit-prompt"]
+           "--emit-prompt", "--questions", str(questions)]
     if tok_path:
         cmd += ["-z", tok_path]
     res = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
 
 
+# Per-token roles (of a token as a prediction target).
+CTX, PRACTICE_ANSWER, ANSWER, IGNORE = 0, 1, 2, -1
+
+
 def encode_example(tok, r):
-    """(ids, n_prompt): BOS + prompt, then " " + answers[0], then EOS."""
-    p = tok.encode_fast(r["prompt"], True)
-    a = tok.encode_words(" " + r["answers"][0])
-    return p + a + [EOS], len(p)
+    """(ids, roles): BOS + prompt, then " " + answers[0], then EOS. With the generator's practice
+    turns ("training_segments", --questions K) the prompt holds K - 1 answered questions first;
+    their answers are supervised too, and the token after each of them is not a target (at
+    evaluation the answer is followed by EOS, in a practice turn by a newline)."""
+    segs = r.get("training_segments")
+    if segs is None:
+        segs = [{"text": r["prompt"], "kind": "prompt"}, {"text": " " + r["answers"][0], "kind": "answer"}]
+    ids, roles = [], []
+    after_practice = False
+    for k, seg in enumerate(segs):
+        part = tok.encode_fast(seg["text"], True) if k == 0 else tok.encode_words(seg["text"])
+        role = {"prompt": CTX, "practice_answer": PRACTICE_ANSWER, "answer": ANSWER}[seg["kind"]]
+        rs = [role] * len(part)
+        if after_practice and rs:
+            rs[0] = IGNORE
+        after_practice = role == PRACTICE_ANSWER
+        ids += part
+        roles += rs
+    return ids + [EOS], roles + [ANSWER]
 
 
 def make_batch(spec):
     """One padded batch from lazyllm-make-task: inputs (B, T) int32, targets (B, T) int16 (-1 =
-    ignore), answer mask (B, T) bool, plus the real lengths."""
-    seed, words, variant, count, z = spec
+    ignore), answer mask (every supervised answer) and final-answer mask (B, T) bool, plus the
+    real prompt lengths."""
+    seed, words, variant, count, z, questions = spec
     tok = _W["tok"]
-    recs = generate(_W["exe"], seed, count, words, variant, z)
+    recs = generate(_W["exe"], seed, count, words, variant, z, questions)
     return pack([encode_example(tok, r) for r in recs], [r["dataset"] for r in recs])
 
 
@@ -84,14 +104,17 @@ def pack(examples, datasets=None, multiple=64):
     inp = np.zeros((B, T), np.int32)
     tgt = np.full((B, T), -1, np.int16)
     ans = np.zeros((B, T), np.bool_)
+    fin = np.zeros((B, T), np.bool_)
     lens = []
-    for b, (ids, n_prompt) in enumerate(examples):
+    for b, (ids, roles) in enumerate(examples):
         n = len(ids) - 1
+        role = np.asarray(roles[1:], np.int8)
         inp[b, :n] = ids[:-1]
-        tgt[b, :n] = ids[1:]
-        ans[b, n_prompt - 1:n] = True
-        lens.append(n_prompt)
-    return {"inp": inp, "tgt": tgt, "ans": ans, "prompt_len": lens, "datasets": datasets}
+        tgt[b, :n] = np.where(role == IGNORE, -1, np.asarray(ids[1:]))
+        ans[b, :n] = (role == PRACTICE_ANSWER) | (role == ANSWER)
+        fin[b, :n] = role == ANSWER
+        lens.append(roles.index(ANSWER))
+    return {"inp": inp, "tgt": tgt, "ans": ans, "fin": fin, "prompt_len": lens, "datasets": datasets}
 
 
 # ------------------------------------------------------------------------------------ model
@@ -252,7 +275,7 @@ def exact_match(model, batches, device, autocast):
     for bt in batches:
         inp = torch.from_numpy(bt["inp"]).to(device).long()
         tgt = torch.from_numpy(bt["tgt"]).to(device).long()
-        ans = torch.from_numpy(bt["ans"]).to(device)
+        ans = torch.from_numpy(bt["fin"]).to(device)
         with autocast():
             logits = model(inp)
         pred = logits.argmax(-1)
@@ -278,10 +301,14 @@ def split_batches(examples, max_tokens):
 
 # ------------------------------------------------------------------------------------ main
 # Curriculum stages: (target prompt lengths in tokens, p_twohop, single-hop train exact match that
-# moves on to the next stage, fraction of the time budget by which it moves on anyway).
+# moves on to the next stage, fraction of the time budget by which it moves on anyway[, questions
+# per sequence: the real one plus practice turns, default 1]).
 CURRICULA = {
-    # From one or two documents (the entity is then nearly given, only the relation must be
-    # looked up) to ~4.6k tokens, each stage held until the model retrieves at that length.
+    # Many answered questions per context (each sequence gives K retrieval gradients instead of
+    # one) at 2-6 documents until entities are told apart, then longer prompts.
+    "practice": [([192, 256, 384, 512], 0.0, 0.85, 0.5, 8), ([512, 768, 1024, 1536], 0.3, 0.85, 0.7, 8),
+                 ([1024, 2048, 3072, 4096, 4608], 0.5, 2.0, 1.0, 4)],
+    # the second run's (v2), see models/MODEL_CARD.md
     "progressive": [([64, 96, 128], 0.0, 0.7, 0.25), ([128, 192, 256, 384], 0.2, 0.7, 0.4),
                     ([256, 512, 768, 1024], 0.4, 0.7, 0.55), ([512, 1024, 1536, 2048, 3072], 0.5, 0.7, 0.7),
                     ([768, 1536, 2048, 3072, 3584, 4096, 4608], 0.5, 2.0, 1.0)],
@@ -299,15 +326,15 @@ class Curriculum:
     def update(self, f, single_em):
         """Moves on when the single-hop exact match of recent training batches reaches the
         stage's threshold or its time is up; True when it moved."""
-        lengths, p2, em_to_pass, f_end = self.stages[self.stage]
+        lengths, p2, em_to_pass, f_end = self.stages[self.stage][:4]
         if self.stage + 1 < len(self.stages) and (f >= f_end or (single_em is not None and single_em >= em_to_pass)):
             self.stage += 1
             return True
         return False
 
     def sample(self, rng):
-        lengths, p2, _, _ = self.stages[self.stage]
-        return int(rng.choice(lengths)), p2
+        st = self.stages[self.stage]
+        return int(rng.choice(st[0])), st[1], (st[4] if len(st) > 4 else 1)
 
 
 def main():
@@ -321,8 +348,8 @@ def main():
     ap.add_argument("--deadline", type=float, default=1e9, help="stop training this many seconds after start")
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--layers", type=int, default=6)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--kv-heads", type=int, default=4)
+    ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--kv-heads", type=int, default=8)
     ap.add_argument("--hidden", type=int, default=384)
     ap.add_argument("--rope-theta", type=float, default=10000.0)
     ap.add_argument("--max-pos", type=int, default=8192)
@@ -338,7 +365,7 @@ def main():
     ap.add_argument("--eval-lengths", default="1024,2048,4096")
     ap.add_argument("--eval-at", default="0.3,0.5,0.75", help="fractions of the budget with a quick eval")
     ap.add_argument("--lookahead", type=int, default=24)
-    ap.add_argument("--curriculum", default="progressive", choices=sorted(CURRICULA))
+    ap.add_argument("--curriculum", default="practice", choices=sorted(CURRICULA))
     ap.add_argument("--smoke", action="store_true", help="tiny CPU-sized run for testing the script")
     a = ap.parse_args()
 
@@ -352,11 +379,14 @@ def main():
     log = {"config": c, "args": vars(a), "curve": [], "evals": [], "stages": []}
 
     # Check the fast encoder against the exact one on a few prompts (they must agree).
-    for r in generate(a.make_task, 12345, 4, 600, "mixed") + generate(a.make_task, 12346, 2, 3000, "twohop"):
-        t = r["prompt"] + " " + r["answers"][0]
+    for r in (generate(a.make_task, 12345, 4, 600, "mixed") + generate(a.make_task, 12346, 2, 3000, "twohop") +
+              generate(a.make_task, 12347, 3, 400, "mixed", questions=5)):
+        t = "".join(s["text"] for s in r["training_segments"]) if "training_segments" in r else \
+            r["prompt"] + " " + r["answers"][0]
         assert tok.encode(t, True) == tok.encode_fast(t, True), "fast encoder differs from the exact one"
-        ids, n_prompt = encode_example(tok, r)
-        assert ids[:-1] == tok.encode(t, True), "prompt + answer does not split at the answer"
+        ids, roles = encode_example(tok, r)
+        assert ids[:-1] == tok.encode(t, True), "the segments do not encode as the whole text"
+        assert tok.decode([i for i, ro in zip(ids, roles) if ro == ANSWER][:-1]).strip() == r["answers"][0]
     print(f"tokenizer {a.tokenizer}: {tok.vocab_size} pieces; fast encoder == exact encoder", flush=True)
 
     ctx = mp.get_context("fork")
@@ -401,10 +431,10 @@ def main():
         return 0.0 if t0[0] is None else (time.time() - t0[0]) / a.train_seconds
 
     def submit():
-        tokens, p2 = cur.sample(rng)
+        tokens, p2, questions = cur.sample(rng)
         variant = "twohop" if rng.random() < p2 else "single"
-        count = max(1, a.tokens_per_batch // tokens)
-        spec = (next_seed[0], max(16, int(tokens * WORDS_PER_TOKEN)), variant, count, None)
+        count = max(1, a.tokens_per_batch // (tokens + 16 * (questions - 1)))
+        spec = (next_seed[0], max(16, int(tokens * WORDS_PER_TOKEN)), variant, count, None, questions)
         next_seed[0] += 1
         pending.append((variant, pool.apply_async(make_batch, (spec,))))
 
@@ -482,7 +512,8 @@ def main():
         seen_tokens += int(valid.sum())
         if step % 10 == 0:
             with torch.no_grad():
-                wrong = ((logits.argmax(-1) != tgt) & ans).any(-1)
+                fin = torch.from_numpy(bt["fin"]).to(device)
+                wrong = ((logits.argmax(-1) != tgt) & fin).any(-1)
                 acc_ans.append(float((~wrong).float().mean()))
                 if variant == "single":
                     em_single.append(acc_ans[-1])

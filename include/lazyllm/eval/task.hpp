@@ -50,6 +50,12 @@ inline std::string mdqa_prompt(std::string_view context, std::string_view input)
   return fill_template(kMdqaTemplate, context, input);
 }
 
+/// A practice turn (training only, see TaskOptions::questions): a question about the context
+/// already answered, placed between the documents and the real question.
+inline std::string practice_turn(std::string_view question, std::string_view answer) {
+  return "Question: " + std::string(question) + "\nAnswer: " + std::string(answer) + "\n\n";
+}
+
 // ------------------------------------------------------------------ word lists
 
 namespace detail {
@@ -248,6 +254,19 @@ struct TaskOptions {
   std::uint64_t seed = 0;
   std::int64_t length = 1024;  // target prompt length (unit of the LengthCounter)
   Variant variant = Variant::Single;
+  /// Questions per example, for training: questions - 1 answered single-hop "practice" turns
+  /// about random documents of the context come before the real question, so one sequence
+  /// carries several supervised answers. Never one that gives the real answer away (not the
+  /// questioned fact itself). 1 = evaluation format. `length` counts the prompt without them,
+  /// and an example's documents and question do not depend on this option.
+  int questions = 1;
+};
+
+inline constexpr int kMaxQuestions = 64;
+
+/// A question already answered in the prompt (TaskOptions::questions).
+struct PracticeTurn {
+  std::string input, answer;
 };
 
 /// One generated example, in LongBench's terms plus where the evidence lies.
@@ -262,8 +281,17 @@ struct TaskExample {
   int answer_doc = 0;   // 0-based position of the document holding the answer
   int subject_doc = 0;  // 0-based position of the questioned entity's document (== answer_doc for single)
   Attribute attribute = Attribute::City;
+  std::vector<PracticeTurn> practice;  // empty unless TaskOptions::questions > 1
 
+  /// The evaluation prompt (no practice turns).
   std::string prompt() const { return mdqa_prompt(context, input); }
+  /// The documents, then the practice turns, then the question: the training text before the
+  /// answer. Equal to prompt() without practice turns.
+  std::string training_prompt() const {
+    std::string c = context;
+    for (const auto& t : practice) c += practice_turn(t.input, t.answer);
+    return mdqa_prompt(c, input);
+  }
 };
 
 /// The generator. Example i depends only on (seed, i, length, variant, counter): a file of N
@@ -279,6 +307,8 @@ class TaskGenerator {
   explicit TaskGenerator(TaskOptions opt, LengthCounter counter = word_counter())
       : opt_(opt), count_(std::move(counter)) {
     if (opt_.length < 1) throw InvalidArgument("task length must be positive");
+    if (opt_.questions < 1 || opt_.questions > kMaxQuestions)
+      throw InvalidArgument("task questions must be in 1.." + std::to_string(kMaxQuestions));
   }
 
   const TaskOptions& options() const { return opt_; }
@@ -351,18 +381,46 @@ class TaskGenerator {
       distractors.push_back(std::move(d));
     }
     // Exact length of the whole prompt; drop distractors while it is over the target.
+    std::vector<const Entity*> order;
     for (;;) {
-      layout(ex, required, distractors, u_subject, u_friend);
+      order = layout(ex, required, distractors, u_subject, u_friend);
       ex.length = count_(ex.prompt());
       if (ex.length <= opt_.length || distractors.empty()) break;
       distractors.pop_back();
     }
+    add_practice(ex, order, index);
     return ex;
   }
 
  private:
-  static void layout(TaskExample& ex, const std::vector<Entity>& required, const std::vector<Entity>& distractors,
-                     double u_subject, double u_friend) {
+  // Practice turns come from their own random stream, so the rest of the example is the same
+  // for every value of `questions`. Distinct facts, drawn without replacement (fewer turns when
+  // the context has fewer facts to ask).
+  void add_practice(TaskExample& ex, const std::vector<const Entity*>& order, std::uint64_t index) const {
+    if (opt_.questions <= 1) return;
+    detail::Rng rng(opt_.seed * 0x94D049BB133111EBull ^ (index + 1) * 0xBF58476D1CE4E5B9ull ^ 0x5EED);
+    rng.next();
+    const Entity* asked = order[std::size_t(ex.answer_doc)];
+    const Entity* subject = order[std::size_t(ex.subject_doc)];
+    const bool twohop = ex.dataset == kDatasetTwohop;
+    std::vector<std::pair<const Entity*, Attribute>> facts;
+    for (const Entity* e : order)
+      for (int k = 0; k < kAttributeCount; ++k) {
+        const auto a = Attribute(k);
+        if (e == asked && a == ex.attribute) continue;                         // the real answer itself
+        if (twohop && e == subject && a == Attribute::Friend) continue;        // half of its chain
+        facts.emplace_back(e, a);
+      }
+    const std::size_t n = std::min(facts.size(), std::size_t(opt_.questions - 1));
+    for (std::size_t i = 0; i < n; ++i) {  // partial Fisher-Yates
+      std::swap(facts[i], facts[i + rng.below(facts.size() - i)]);
+      ex.practice.push_back({single_question(facts[i].second, facts[i].first->name), facts[i].first->value(facts[i].second)});
+    }
+  }
+
+  static std::vector<const Entity*> layout(TaskExample& ex, const std::vector<Entity>& required,
+                                           const std::vector<Entity>& distractors, double u_subject,
+                                           double u_friend) {
     const int n = int(required.size() + distractors.size());
     const int subject = std::min(n - 1, int(u_subject * n));
     int friend_pos = -1;
@@ -371,14 +429,17 @@ class TaskGenerator {
       if (friend_pos >= subject) ++friend_pos;
     }
     ex.context.clear();
+    std::vector<const Entity*> order;
     std::size_t next_distractor = 0;
     for (int i = 0; i < n; ++i) {
       const Entity& e = i == subject ? required[0] : i == friend_pos ? required[1] : distractors[next_distractor++];
       ex.context += render_document(e, i + 1);
+      order.push_back(&e);
     }
     ex.n_docs = n;
     ex.subject_doc = subject;
     ex.answer_doc = friend_pos >= 0 ? friend_pos : subject;
+    return order;
   }
 
   TaskOptions opt_;
@@ -398,6 +459,19 @@ inline nlohmann::ordered_json to_json(const TaskExample& ex, bool with_prompt = 
   j["all_classes"] = nullptr;
   j["_id"] = ex.id;
   if (with_prompt) j["prompt"] = ex.prompt();
+  if (!ex.practice.empty()) {
+    // Training text = segments concatenated, then EOS; "answer" segments are supervised.
+    nlohmann::ordered_json seg = nlohmann::ordered_json::array();
+    std::string text = ex.context;
+    for (const auto& t : ex.practice) {
+      seg.push_back({{"text", text + "Question: " + t.input + "\nAnswer:"}, {"kind", "prompt"}});
+      seg.push_back({{"text", " " + t.answer}, {"kind", "practice_answer"}});
+      text = "\n\n";
+    }
+    seg.push_back({{"text", text + "Question: " + ex.input + "\nAnswer:"}, {"kind", "prompt"}});
+    seg.push_back({{"text", " " + ex.answers[0]}, {"kind", "answer"}});
+    j["training_segments"] = std::move(seg);
+  }
   return j;
 }
 
