@@ -79,6 +79,11 @@ class CudaBackend {
     attn_.init(prop.multiProcessorCount);
 
     hid_ = (c.hidden_dim + 7) / 8 * 8;  // padded with zero weights: 16-byte aligned rows everywhere
+    // The GEMV path stages its input rows (up to hid_ wide) in shared memory: as many rows as
+    // fit, at most kGemvMaxRows (70B's 28672-wide FFN input: 4 rows in an H100's 227 KiB, 2 in
+    // an A100's 163 KiB; more rows go to cuBLASLt).
+    gemv_rows_ = int(std::min<std::size_t>(std::size_t(cuda::kGemvMaxRows),
+                                           prop.sharedMemPerBlockOptin / (std::size_t(std::max(c.dim, hid_)) * 2)));
     const std::int64_t d = c.dim, kvd = c.kv_dim(), v = c.vocab_size, hid = hid_;
     const std::int64_t per_layer = (d + 2 * kvd) * d + d * d + 2 * hid * d + d * hid;
     const std::int64_t n_bf16 = v * d * (c.tied_embeddings ? 1 : 2) + c.n_layers * per_layer;
@@ -177,7 +182,7 @@ class CudaBackend {
   void warm_up(int rows) {
     const auto& c = config_;
     rows = std::clamp(rows, 1, std::max(1, c.max_seq_len));
-    if (rows <= cuda::kGemvMaxRows || layers_.empty()) return;  // the GEMV path needs no warm-up
+    if (rows <= gemv_rows_ || layers_.empty()) return;  // the GEMV path needs no warm-up
     reserve_scratch(rows);
     const int d = c.dim, kvd = c.kv_dim();
     const std::size_t r = std::size_t(rows);
@@ -288,7 +293,7 @@ class CudaBackend {
 
     // Few rows (decode): the GEMV path, with the norms, SwiGLU and residual adds folded into the
     // linear layers (gemv.cuh). Otherwise cuBLASLt, with the residual adds as fp32 accumulation.
-    const bool few = rows <= cuda::kGemvMaxRows;
+    const bool few = rows <= gemv_rows_;
 
     // Attention block.
     if (few) {
@@ -493,6 +498,7 @@ class CudaBackend {
   RuntimeConfig config_;
   cudaStream_t stream_ = nullptr;
   int hid_ = 0;
+  int gemv_rows_ = 0;  // rows up to this take the GEMV path (see the constructor)
   cuda::Gemm gemm_;
   cuda::Attention attn_;
   cuda::DeviceBuffer<cuda::bf16> weights_;
