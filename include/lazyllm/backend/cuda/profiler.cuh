@@ -23,12 +23,12 @@ namespace lazyllm::cuda {
 
 /// What a stretch of stream time is spent on.
 enum class OpClass : std::uint8_t {
-  Gemm,       // cuBLASLt linear layers (QKV, O, gate/up, down, classifier)
+  Gemm,       // linear layers (QKV, O, gate/up, down, classifier): cuBLASLt, or GEMV in decode
   Attention,  // causal attention of the computed rows over the kept set
   Scores,     // last-row attention probabilities for the next layer's selection (+ read-back)
   Select,     // selection / compaction (host percentile, device select, index building)
   Gather,     // gathers / scatters of hidden states, Aux Cache stores, the embedding lookup
-  Norm,       // RMSNorm, RoPE + KV store, SwiGLU, residual add
+  Norm,       // RMSNorm, RoPE + KV store, SwiGLU (decode folds norm and SwiGLU into the Gemm GEMVs)
   Other,      // index uploads, logits read-back, anything not marked
 };
 inline constexpr int kOpClasses = 7;
