@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: MIT
+// The LazyLLM percentile rule on the device, with no host synchronisation: the threshold is the
+// score at rank floor(p * n) of the set's scores sorted ascending (the host rule,
+// detail::percentile_threshold in policy/schedule.hpp), every score >= it is kept (ties at the
+// threshold too), optionally the last token always, and the kept indices come out compacted in
+// their original order, with their count, both in device memory. CUB does the work: a radix sort
+// of a copy of the scores for the threshold, DeviceSelect::Flagged over the index sequence for
+// the order-preserving compaction. Once its scratch is sized, a call only queues kernels on the
+// stream (it can be captured in a CUDA graph; the GPU test does).
+//
+// A building block for device-side selection; the pipeline itself still selects on the host
+// (docs/cuda_backend.md, "Known limits").
+#pragma once
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cub/device/device_radix_sort.cuh>
+#include <cub/device/device_select.cuh>
+#include <string>
+#include <thrust/iterator/counting_iterator.h>
+
+#include "lazyllm/backend/cuda/common.cuh"
+#include "lazyllm/detail/error.hpp"
+
+namespace lazyllm::cuda {
+
+namespace detail {
+
+/// flags[i] = scores[i] >= sorted[rank] (or i is the last index and keep_last).
+__global__ void percentile_flags_kernel(const float* __restrict__ scores, const float* __restrict__ sorted, int n,
+                                        int rank, int keep_last, std::uint8_t* __restrict__ flags) {
+  const float thr = sorted[rank];
+  for (int i = int(blockIdx.x * blockDim.x + threadIdx.x); i < n; i += int(gridDim.x * blockDim.x))
+    flags[i] = (scores[i] >= thr || (keep_last != 0 && i == n - 1)) ? 1 : 0;
+}
+
+}  // namespace detail
+
+/// The rank of the threshold among n ascending scores: min(floor(p * n), n - 1), in the host
+/// rule's arithmetic (double), so both sides pick the same rank.
+inline int percentile_rank(int n, float p) {
+  const auto k = static_cast<std::int64_t>(std::floor(static_cast<double>(p) * static_cast<double>(n)));
+  return int(std::min<std::int64_t>(k, std::int64_t(n) - 1));
+}
+
+/// Device percentile selection. Owns its scratch (grown on demand, never shrunk); one object per
+/// stream.
+class PercentileSelect {
+ public:
+  /// Sizes the scratch for sets of up to `n` scores, so that later calls allocate nothing.
+  void reserve(int n) {
+    if (n <= 0) return;
+    std::size_t sort_bytes = 0, select_bytes = 0;
+    LAZYLLM_CUDA_CHECK(cub::DeviceRadixSort::SortKeys(nullptr, sort_bytes, static_cast<const float*>(nullptr),
+                                                      static_cast<float*>(nullptr), n, 0, 32));
+    LAZYLLM_CUDA_CHECK(cub::DeviceSelect::Flagged(nullptr, select_bytes, thrust::counting_iterator<std::int32_t>(0),
+                                                  static_cast<const std::uint8_t*>(nullptr),
+                                                  static_cast<std::int32_t*>(nullptr), static_cast<int*>(nullptr), n));
+    sorted_.reserve(std::size_t(n), "selection sort");
+    flags_.reserve(std::size_t(n), "selection flags");
+    temp_.reserve(std::max<std::size_t>({sort_bytes, select_bytes, 1}), "selection scratch");
+  }
+
+  /// Keeps every i in [0, n) with scores[i] >= the p-quantile threshold (and n - 1 when
+  /// `keep_last`): writes the kept indices, ascending, to kept[0, *count) and the count to
+  /// *count. `scores` (n floats), `kept` (room for n) and `count` are device memory; everything
+  /// is queued on `stream`. p in [0, 1).
+  void run(const float* scores, int n, float p, bool keep_last, std::int32_t* kept, int* count, cudaStream_t stream) {
+    if (n <= 0 || scores == nullptr || kept == nullptr || count == nullptr)
+      throw InvalidArgument("cuda::PercentileSelect::run: need n > 0 scores and device outputs (n " +
+                            std::to_string(n) + ")");
+    if (!(p >= 0.0f && p < 1.0f))
+      throw InvalidArgument("cuda::PercentileSelect::run: percentile " + std::to_string(p) + " is not in [0, 1)");
+    reserve(n);
+    std::size_t bytes = temp_.size();
+    LAZYLLM_CUDA_CHECK(
+        cub::DeviceRadixSort::SortKeys(temp_.get(), bytes, scores, sorted_.get(), n, 0, 32, stream));
+    constexpr int kThreads = 256;
+    const int blocks = int(std::min<std::int64_t>(detail::blocks_for(n, kThreads), 1024));
+    detail::percentile_flags_kernel<<<blocks, kThreads, 0, stream>>>(scores, sorted_.get(), n, percentile_rank(n, p),
+                                                                     keep_last ? 1 : 0, flags_.get());
+    LAZYLLM_CUDA_CHECK_LAUNCH();
+    bytes = temp_.size();
+    LAZYLLM_CUDA_CHECK(cub::DeviceSelect::Flagged(temp_.get(), bytes, thrust::counting_iterator<std::int32_t>(0),
+                                                  flags_.get(), kept, count, n, stream));
+  }
+
+ private:
+  DeviceBuffer<float> sorted_;
+  DeviceBuffer<std::uint8_t> flags_;
+  DeviceBuffer<std::uint8_t> temp_;
+};
+
+}  // namespace lazyllm::cuda

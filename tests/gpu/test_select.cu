@@ -1,0 +1,110 @@
+// Device percentile selection (cuda/select.cuh) against the host rule (policy/schedule.hpp's
+// percentile_threshold, then score >= threshold, the last index optionally forced): the same
+// kept indices in the same order, with ties, at set sizes from 1 to 16384; and a second call
+// captured in a CUDA graph (proof that it queues work only: no host sync, no allocation).
+// CUB declares namespace ::cuda, so with `using namespace lazyllm` this file spells lazyllm::cuda.
+#include <cmath>
+#include <vector>
+
+#include "gpu_util.hpp"
+#include "lazyllm/backend/cuda/select.cuh"
+#include "lazyllm/policy/schedule.hpp"
+
+using namespace lazyllm;
+using namespace lazyllm::test;
+
+namespace {
+
+/// The host rule, written out: indices with score >= threshold, ascending, plus n - 1 if asked.
+std::vector<std::int32_t> host_keep(const std::vector<float>& s, float p, bool keep_last) {
+  const float thr = detail::percentile_threshold(s, p);
+  std::vector<std::int32_t> out;
+  for (int i = 0; i < int(s.size()); ++i)
+    if (s[std::size_t(i)] >= thr || (keep_last && i == int(s.size()) - 1)) out.push_back(i);
+  return out;
+}
+
+/// Attention-like scores: positive, with many exact ties when `ties` (a few distinct values).
+std::vector<float> scores_of(int n, unsigned seed, bool ties) {
+  auto v = randn(std::size_t(n), seed, 1.0f);
+  for (auto& x : v) x = ties ? std::round(std::abs(x) * 2.0f) / 8.0f : std::exp(x) / float(n);
+  return v;
+}
+
+struct DeviceSet {
+  lazyllm::cuda::DeviceBuffer<float> scores;
+  lazyllm::cuda::DeviceBuffer<std::int32_t> kept;
+  lazyllm::cuda::DeviceBuffer<int> count;
+  explicit DeviceSet(const std::vector<float>& s) : scores(s.size()), kept(s.size()), count(1) {
+    LAZYLLM_CUDA_CHECK(cudaMemcpy(scores.get(), s.data(), s.size() * sizeof(float), cudaMemcpyHostToDevice));
+  }
+  std::vector<std::int32_t> read() const {
+    int n = 0;
+    LAZYLLM_CUDA_CHECK(cudaMemcpy(&n, count.get(), sizeof(int), cudaMemcpyDeviceToHost));
+    std::vector<std::int32_t> out(std::size_t(std::max(n, 0)));
+    if (n > 0)
+      LAZYLLM_CUDA_CHECK(cudaMemcpy(out.data(), kept.get(), out.size() * sizeof(std::int32_t), cudaMemcpyDeviceToHost));
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("select: device percentile selection equals the host rule (ties, sizes 1..16384)") {
+  if (!have_gpu()) return;
+  lazyllm::cuda::PercentileSelect sel;
+  int cases = 0;
+  for (int n : {1, 2, 3, 7, 100, 513, 4097, 16384})
+    for (float p : {0.0f, 0.3f, 0.5f, 0.9f, 0.999f})
+      for (bool ties : {false, true})
+        for (bool keep_last : {false, true}) {
+          CAPTURE(n);
+          CAPTURE(p);
+          CAPTURE(ties);
+          CAPTURE(keep_last);
+          const auto s = scores_of(n, unsigned(n * 7 + int(p * 1000) + ties), ties);
+          DeviceSet d(s);
+          sel.run(d.scores.get(), n, p, keep_last, d.kept.get(), d.count.get(), nullptr);
+          const auto got = d.read();
+          const auto want = host_keep(s, p, keep_last);
+          CHECK(got == want);
+          // The rule's arithmetic: at least n - floor(p n) kept (more only through ties / the last).
+          CHECK(got.size() >= detail::percentile_keep_count(std::size_t(n), p));
+          ++cases;
+        }
+  CHECK(cases == 8 * 5 * 2 * 2);
+}
+
+TEST_CASE("select: a sized call is graph-capturable and gives the same result") {
+  if (!have_gpu()) return;
+  const int n = 4096;
+  const auto s = scores_of(n, 99, true);
+  DeviceSet d(s);
+  lazyllm::cuda::PercentileSelect sel;
+  sel.reserve(n);
+  cudaStream_t st = nullptr;
+  LAZYLLM_CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  LAZYLLM_CUDA_CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+  sel.run(d.scores.get(), n, 0.5f, true, d.kept.get(), d.count.get(), st);
+  LAZYLLM_CUDA_CHECK(cudaStreamEndCapture(st, &graph));
+  LAZYLLM_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  LAZYLLM_CUDA_CHECK(cudaMemsetAsync(d.count.get(), 0, sizeof(int), st));
+  LAZYLLM_CUDA_CHECK(cudaGraphLaunch(exec, st));
+  LAZYLLM_CUDA_CHECK(cudaStreamSynchronize(st));
+  CHECK(d.read() == host_keep(s, 0.5f, true));
+  LAZYLLM_CUDA_CHECK(cudaGraphExecDestroy(exec));
+  LAZYLLM_CUDA_CHECK(cudaGraphDestroy(graph));
+  LAZYLLM_CUDA_CHECK(cudaStreamDestroy(st));
+}
+
+TEST_CASE("select: bad arguments are refused with a clear error") {
+  if (!have_gpu()) return;
+  lazyllm::cuda::PercentileSelect sel;
+  DeviceSet d(std::vector<float>{1.0f, 2.0f});
+  CHECK_THROWS_AS(sel.run(d.scores.get(), 0, 0.5f, true, d.kept.get(), d.count.get(), nullptr), InvalidArgument);
+  CHECK_THROWS_AS(sel.run(d.scores.get(), 2, 1.0f, true, d.kept.get(), d.count.get(), nullptr), InvalidArgument);
+  CHECK_THROWS_AS(sel.run(d.scores.get(), 2, -0.1f, true, d.kept.get(), d.count.get(), nullptr), InvalidArgument);
+  CHECK_THROWS_AS(sel.run(nullptr, 2, 0.5f, true, d.kept.get(), d.count.get(), nullptr), InvalidArgument);
+}
