@@ -25,7 +25,8 @@ struct Case {
 /// xn = bf16(rmsnorm(x) * w), as the CPU reference computes it.
 std::vector<float> cpu_norm_rows(const std::vector<float>& x, const std::vector<float>& w, int rows, int k) {
   std::vector<float> xn(std::size_t(rows) * k);
-  for (int r = 0; r < rows; ++r) cpu::rmsnorm(xn.data() + std::size_t(r) * k, x.data() + std::size_t(r) * k, w.data(), k, 1e-5f);
+  for (int r = 0; r < rows; ++r)
+    cpu::rmsnorm(xn.data() + std::size_t(r) * k, x.data() + std::size_t(r) * k, w.data(), k, 1e-5f);
   return round_bf16(xn);
 }
 }  // namespace
@@ -63,14 +64,16 @@ TEST_CASE("gemv: RmsNormRows -> StoreBf16 / StoreF32 (QKV, classifier) vs cpu::r
       cuda::DeviceBuffer<cuda::bf16> dxn(std::size_t(rows) * cs.k);
       cuda::detail::launch_rmsnorm(dx.get(), dnw.get(), rows, cs.k, 1e-5f, dxn.get(), nullptr);
       cuda::DeviceBuffer<float> yf2(std::size_t(rows) * cs.items);
-      cuda::gemv::run(gv::Bf16Rows{dxn.get(), cs.k}, dw.get(), cs.k, cs.items, rows, gv::StoreF32{yf2.get(), cs.items}, nullptr);
+      cuda::gemv::run(gv::Bf16Rows{dxn.get(), cs.k}, dw.get(), cs.k, cs.items, rows, gv::StoreF32{yf2.get(), cs.items},
+                      nullptr);
       CHECK(to_host(yf2.get(), ref.size()) == gf);
     }
 }
 
 TEST_CASE("gemv: Bf16Rows -> AddF32 (Wo, W2 with the residual add) vs cpu::matmul, strided input rows") {
   if (!have_gpu()) return;
-  const Case cases[] = {{4096, 4096, "wo 7B"}, {11008, 4096, "w2 7B (48+ KiB of staged rows at 4 rows)"}, {72, 9, "tail"}};
+  const Case cases[] = {
+      {4096, 4096, "wo 7B"}, {11008, 4096, "w2 7B (48+ KiB of staged rows at 4 rows)"}, {72, 9, "tail"}};
   for (const auto& cs : cases)
     for (int rows = 1; rows <= cuda::kGemvMaxRows; ++rows) {
       CAPTURE(cs.what);
@@ -82,7 +85,8 @@ TEST_CASE("gemv: Bf16Rows -> AddF32 (Wo, W2 with the residual add) vs cpu::matmu
       auto dw = to_device_bf16(w);
       auto da = to_device_bf16(a);
       auto dx = to_device(x0);
-      cuda::gemv::run(gv::Bf16Rows{da.get(), ld}, dw.get(), cs.k, cs.items, rows, gv::AddF32{dx.get(), cs.items}, nullptr);
+      cuda::gemv::run(gv::Bf16Rows{da.get(), ld}, dw.get(), cs.k, cs.items, rows, gv::AddF32{dx.get(), cs.items},
+                      nullptr);
       const auto got = to_host(dx.get(), x0.size());
       std::vector<float> ref(x0.size()), ar(std::size_t(rows) * cs.k);
       for (int r = 0; r < rows; ++r)
@@ -110,7 +114,7 @@ TEST_CASE("gemv: RmsNormRows -> SwiGlu (fused gate/up, padded hidden) vs cpu::ma
       auto dnw = to_device(nw);
       cuda::DeviceBuffer<cuda::bf16> h(std::size_t(rows) * hid);
       cuda::gemv::run(gv::RmsNormRows{dx.get(), cs.k, dnw.get(), 1e-5f}, dw.get(), cs.k, hid, rows,
-                 gv::SwiGlu{h.get(), hid, hid}, nullptr);
+                      gv::SwiGlu{h.get(), hid, hid}, nullptr);
       const auto got = bf16_to_host(h.get(), std::size_t(rows) * hid);
       const auto xn = cpu_norm_rows(x, nw, rows, cs.k);
       std::vector<float> gu(std::size_t(rows) * 2 * hid), ref(std::size_t(rows) * hid);
@@ -128,8 +132,8 @@ TEST_CASE("gemv: bad arguments throw") {
   if (!have_gpu()) return;
   cuda::DeviceBuffer<cuda::bf16> w(64), y(64);
   cuda::DeviceBuffer<float> x(64);
-  CHECK_THROWS_AS(cuda::gemv::run(gv::Bf16Rows{w.get(), 64}, w.get(), 64, 1, cuda::kGemvMaxRows + 1, gv::StoreBf16{y.get(), 1},
-                             nullptr),
+  CHECK_THROWS_AS(cuda::gemv::run(gv::Bf16Rows{w.get(), 64}, w.get(), 64, 1, cuda::kGemvMaxRows + 1,
+                                  gv::StoreBf16{y.get(), 1}, nullptr),
                   InvalidArgument);
   CHECK_THROWS_AS(cuda::gemv::run(gv::Bf16Rows{w.get(), 12}, w.get(), 12, 1, 1, gv::StoreBf16{y.get(), 1}, nullptr),
                   InvalidArgument);

@@ -72,7 +72,9 @@ struct StoreBf16 {
   bf16* y = nullptr;
   int ld = 0;
   __device__ std::int64_t weight_row(int item, int) const { return item; }
-  __device__ void apply(int r, int item, const float* acc) const { y[std::int64_t(r) * ld + item] = __float2bfloat16(acc[0]); }
+  __device__ void apply(int r, int item, const float* acc) const {
+    y[std::int64_t(r) * ld + item] = __float2bfloat16(acc[0]);
+  }
 };
 
 struct StoreF32 {
@@ -117,8 +119,8 @@ inline constexpr int kGemvUnroll = 4;  // 16-byte weight loads in flight per lan
 __device__ __forceinline__ uint4 load_stream(const uint4* p) {
   uint4 v;
   asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
   return v;
 }
 
@@ -152,7 +154,7 @@ __global__ void __launch_bounds__(kGemvThreads)
 #pragma unroll
     for (int j = 0; j < J; ++j) wr[j] = reinterpret_cast<const uint4*>(w + epi.weight_row(item, j) * k);
     float acc[J][R] = {};
-    auto chunk = [&](const uint4 (&wv)[J], int c) {
+    auto chunk = [&](const uint4(&wv)[J], int c) {
 #pragma unroll
       for (int r = 0; r < R; ++r) {
         if (r >= rows) break;
@@ -209,14 +211,14 @@ template <class In, class Epi>
 void run(const In& in, const bf16* w, int k, int items, int rows, const Epi& epi, cudaStream_t stream) {
   if (rows <= 0 || items <= 0) return;
   if (rows > kGemvMaxRows || k <= 0 || k % 8 != 0)
-    throw InvalidArgument("cuda::gemv::run: rows " + std::to_string(rows) + " (at most " + std::to_string(kGemvMaxRows) +
-                          "), k " + std::to_string(k) + " (a positive multiple of 8)");
+    throw InvalidArgument("cuda::gemv::run: rows " + std::to_string(rows) + " (at most " +
+                          std::to_string(kGemvMaxRows) + "), k " + std::to_string(k) + " (a positive multiple of 8)");
   const std::size_t smem = std::size_t(rows) * std::size_t(k) * sizeof(bf16);
   if (smem > 48 * 1024) {
     static int opted = 0;  // per instantiation: the largest dynamic shared memory allowed so far
     if (int(smem) > opted) {
-      LAZYLLM_CUDA_CHECK(cudaFuncSetAttribute(detail::gemv_kernel<In, Epi>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                              int(smem)));
+      LAZYLLM_CUDA_CHECK(
+          cudaFuncSetAttribute(detail::gemv_kernel<In, Epi>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
       opted = int(smem);
     }
   }

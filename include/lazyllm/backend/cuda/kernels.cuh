@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The memory-bound kernels of a decoder layer: embedding gather, RMSNorm, RoPE fused with the
 // K/V scatter into cache slots, SwiGLU, and the row gathers of the Aux Cache (the residual adds
-// are fp32 accumulation in the GEMMs, gemm.cuh / gemv.cuh). Each kernel is templated on a small traits struct and
-// has a host launcher (detail::launch_*) that checks the launch.
+// are fp32 accumulation in the GEMMs, gemm.cuh / gemv.cuh). Each kernel is templated on a small
+// traits struct and has a host launcher (detail::launch_*) that checks the launch.
 //
 // Conventions: the residual stream (Activations) is fp32 rows x dim; inputs and outputs of the
 // GEMMs are bf16; row widths are multiples of 8 so that every thread moves 16 bytes of bf16.
@@ -199,7 +199,7 @@ inline void launch_embed(const bf16* table, const std::int32_t* ids, int rows, i
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
-/// out = rmsnorm(x (+= delta when delta != nullptr)) * w.
+/// out = bf16(rmsnorm(x) * w), one block per row.
 inline void launch_rmsnorm(const float* x, const float* w, int rows, int dim, float eps, bf16* out, cudaStream_t s) {
   if (rows <= 0) return;
   rmsnorm_kernel<Bf16Traits><<<rows, Bf16Traits::kNormThreads, 0, s>>>(x, w, dim, eps, out);

@@ -13,13 +13,13 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <thrust/iterator/counting_iterator.h>
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_select.cuh>
 #include <string>
-#include <thrust/iterator/counting_iterator.h>
 
 #include "lazyllm/backend/cuda/common.cuh"
 #include "lazyllm/detail/error.hpp"
@@ -75,8 +75,7 @@ class PercentileSelect {
       throw InvalidArgument("cuda::PercentileSelect::run: percentile " + std::to_string(p) + " is not in [0, 1)");
     reserve(n);
     std::size_t bytes = temp_.size();
-    LAZYLLM_CUDA_CHECK(
-        cub::DeviceRadixSort::SortKeys(temp_.get(), bytes, scores, sorted_.get(), n, 0, 32, stream));
+    LAZYLLM_CUDA_CHECK(cub::DeviceRadixSort::SortKeys(temp_.get(), bytes, scores, sorted_.get(), n, 0, 32, stream));
     constexpr int kThreads = 256;
     const int blocks = int(std::min<std::int64_t>(detail::blocks_for(n, kThreads), 1024));
     detail::percentile_flags_kernel<<<blocks, kThreads, 0, stream>>>(scores, sorted_.get(), n, percentile_rank(n, p),
