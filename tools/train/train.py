@@ -320,8 +320,10 @@ CURRICULA = {
 
 
 class Curriculum:
-    def __init__(self, name):
-        self.stages, self.stage = CURRICULA[name], 0
+    def __init__(self, name, fixed=None):
+        """`fixed` = (lengths, p_twohop, questions): one stage for the whole run (probes)."""
+        self.stages = [(fixed[0], fixed[1], 2.0, 1.0, fixed[2])] if fixed else CURRICULA[name]
+        self.stage = 0
 
     def update(self, f, single_em):
         """Moves on when the single-hop exact match of recent training batches reaches the
@@ -367,6 +369,11 @@ def main():
     ap.add_argument("--lookahead", type=int, default=24)
     ap.add_argument("--curriculum", default="practice", choices=sorted(CURRICULA))
     ap.add_argument("--smoke", action="store_true", help="tiny CPU-sized run for testing the script")
+    ap.add_argument("--fixed-lengths", default="",
+                    help="probe: train only at these prompt lengths in tokens (e.g. 96,128), no curriculum")
+    ap.add_argument("--fixed-twohop", type=float, default=0.0, help="probe: share of two-hop questions")
+    ap.add_argument("--fixed-questions", type=int, default=1, help="probe: questions per sequence (1 = no practice)")
+    ap.add_argument("--no-export", action="store_true", help="probe: skip the export and the reference logits")
     a = ap.parse_args()
 
     os.makedirs(a.out, exist_ok=True)
@@ -422,7 +429,10 @@ def main():
         return torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else torch.autocast("cpu", enabled=False)
 
     rng = np.random.default_rng(0)
-    cur = Curriculum(a.curriculum)
+    fixed = None
+    if a.fixed_lengths:
+        fixed = ([int(x) for x in a.fixed_lengths.split(",")], a.fixed_twohop, a.fixed_questions)
+    cur = Curriculum(a.curriculum, fixed)
     pending = collections.deque()
     next_seed = [1]
     t0 = [None]
@@ -545,6 +555,11 @@ def main():
     final = run_eval("final (bf16 weights)")
     log["final"] = final
     epool.terminate()
+    if a.no_export:
+        log["total_seconds"] = time.time() - t_start
+        with open(os.path.join(a.out, "train_log.json"), "w") as fh:
+            json.dump(log, fh, indent=1)
+        return
 
     out_dir = os.path.join(a.out, "lazyqa")
     os.makedirs(out_dir, exist_ok=True)
