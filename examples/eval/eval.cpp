@@ -65,14 +65,6 @@ struct Options {
   bool progress = false;
 };
 
-long long parse_int(const std::string& flag, const std::string& v, long long min) {
-  char* end = nullptr;
-  errno = 0;
-  const long long d = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end || errno || d < min)
-    throw UsageError(flag + ": '" + v + "' is not an integer >= " + std::to_string(min));
-  return d;
-}
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
@@ -85,12 +77,9 @@ std::vector<std::string> split(const std::string& s, char sep) {
 
 Options parse_args(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw UsageError(a + " needs a value");
-      return argv[++i];
-    };
+  for (cli::Args args(argc, argv); args.next();) {
+    const std::string a = args.flag();
+    auto value = [&] { return args.value(); };
     if (a == "-h" || a == "--help") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -98,14 +87,14 @@ Options parse_args(int argc, char** argv) {
     else if (a == "-z" || a == "--tokenizer") o.tokenizer = value();
     else if (a == "--data") o.data = value();
     else if (a == "--dataset") o.dataset = value();
-    else if (a == "--limit") o.limit = parse_int(a, value(), 0);
+    else if (a == "--limit") o.limit = cli::parse_int(a, value(), 0);
     else if (a == "--policy") o.policies = split(value(), ',');
     else if (a == "--schedule") {
       for (auto& s : split(value(), ';')) o.schedules.push_back(s);
-    } else if (a == "--seed") o.seed = std::uint64_t(parse_int(a, value(), 0));
+    } else if (a == "--seed") o.seed = std::uint64_t(cli::parse_int(a, value(), 0));
     else if (a == "--backend") o.backend = value();
-    else if (a == "-c") o.n_ctx = int(parse_int(a, value(), 1));
-    else if (a == "--max-new") o.max_new = int(parse_int(a, value(), 1));
+    else if (a == "-c") o.n_ctx = int(cli::parse_int(a, value(), 1));
+    else if (a == "--max-new") o.max_new = int(cli::parse_int(a, value(), 1));
     else if (a == "-o") o.table_file = value();
     else if (a == "--json") o.json_file = value();
     else if (a == "--progress") o.progress = true;

@@ -36,25 +36,15 @@ short of it); only when the required documents alone exceed L is a prompt longer
 
 using lazyllm::cli::UsageError;
 
-long long parse_int(const std::string& flag, const std::string& v, long long min) {
-  char* end = nullptr;
-  const long long d = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end || d < min)
-    throw UsageError(flag + ": '" + v + "' is not an integer >= " + std::to_string(min));
-  return d;
-}
 
 int run(int argc, char** argv) {
   eval::TaskOptions opt;
   long long count = 100;
   std::string tok_path, out_path;
   bool emit_prompt = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw UsageError(a + " needs a value");
-      return argv[++i];
-    };
+  for (cli::Args args(argc, argv); args.next();) {
+    const std::string a = args.flag();
+    auto value = [&] { return args.value(); };
     if (a == "-h" || a == "--help") {
       std::fputs(kUsage, stdout);
       return 0;
@@ -63,8 +53,8 @@ int run(int argc, char** argv) {
       char* end = nullptr;
       opt.seed = std::strtoull(v.c_str(), &end, 10);
       if (v.empty() || *end || v[0] == '-') throw UsageError("--seed: '" + v + "' is not a non-negative integer");
-    } else if (a == "--count") count = parse_int(a, value(), 0);
-    else if (a == "--length") opt.length = parse_int(a, value(), 1);
+    } else if (a == "--count") count = cli::parse_int(a, value(), 0);
+    else if (a == "--length") opt.length = cli::parse_int(a, value(), 1);
     else if (a == "--variant") {
       try {
         opt.variant = eval::parse_variant(value());
@@ -73,7 +63,7 @@ int run(int argc, char** argv) {
       }
     } else if (a == "-z" || a == "--tokenizer") tok_path = value();
     else if (a == "--emit-prompt") emit_prompt = true;
-    else if (a == "--questions") opt.questions = int(parse_int(a, value(), 1));
+    else if (a == "--questions") opt.questions = int(cli::parse_int(a, value(), 1));
     else if (a == "-o") out_path = value();
     else throw UsageError("unknown option '" + a + "' (see -h)");
   }

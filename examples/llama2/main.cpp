@@ -102,12 +102,9 @@ T parse_number(const std::string& flag, const std::string& v) {
 
 Options parse_args(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw UsageError(a + " needs a value");
-      return argv[++i];
-    };
+  for (cli::Args args(argc, argv); args.next();) {
+    const std::string a = args.flag();
+    auto value = [&] { return args.value(); };
     if (a == "-h" || a == "--help") {
       std::fputs(kUsage, stdout);
       std::exit(0);
