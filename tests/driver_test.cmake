@@ -4,17 +4,12 @@
 file(MAKE_DIRECTORY ${WORK})
 set(failures 0)
 
+include(${CMAKE_CURRENT_LIST_DIR}/expect_command.cmake)
+# expect_run(NAME RC REGEX ARGS...): the driver with ARGS.
 function(expect_run name expected_rc expected_regex)
-  execute_process(COMMAND ${DRIVER} ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL expected_rc)
-    message(SEND_ERROR "[${name}] exit code ${rc}, expected ${expected_rc}\nstdout: ${out}\nstderr: ${err}")
-  elseif(NOT "${out}${err}" MATCHES "${expected_regex}")
-    message(SEND_ERROR "[${name}] output does not match '${expected_regex}'\nstdout: ${out}\nstderr: ${err}")
-  else()
-    message(STATUS "[${name}] ok")
-  endif()
-  set(LAST_STDOUT "${out}" PARENT_SCOPE)
-  set(LAST_STDERR "${err}" PARENT_SCOPE)
+  expect_command(${name} ${expected_rc} "${expected_regex}" ${DRIVER} ${ARGN})
+  set(LAST_STDOUT "${LAST_STDOUT}" PARENT_SCOPE)
+  set(LAST_STDERR "${LAST_STDERR}" PARENT_SCOPE)
 endfunction()
 
 # Usage errors: exit code 2 with a clear message.

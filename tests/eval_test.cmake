@@ -4,24 +4,14 @@
 # Variables: MAKE_TASK, EVAL, MODELS, TOK (tok512.bin), WORK, LAZYQA (models/lazyqa; may be absent).
 file(MAKE_DIRECTORY ${WORK})
 
-function(expect_run name expected_rc expected_regex)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL expected_rc)
-    message(SEND_ERROR "[${name}] exit code ${rc}, expected ${expected_rc}\nstdout: ${out}\nstderr: ${err}")
-  elseif(NOT "${out}${err}" MATCHES "${expected_regex}")
-    message(SEND_ERROR "[${name}] output does not match '${expected_regex}'\nstdout: ${out}\nstderr: ${err}")
-  else()
-    message(STATUS "[${name}] ok")
-  endif()
-  set(LAST_STDOUT "${out}" PARENT_SCOPE)
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/expect_command.cmake)
 
 # ---------------------------------------------------------------- the generator
-expect_run(task-bad-variant 2 "--variant: variant 'x' is not one of" ${MAKE_TASK} --variant x)
-expect_run(task-bad-count 2 "--count: '-1' is not an integer" ${MAKE_TASK} --count -1)
-expect_run(task-a 0 "3 examples" ${MAKE_TASK} --seed 1 --count 3 --length 480 --variant mixed -z ${TOK} -o ${WORK}/a.jsonl)
-expect_run(task-b 0 "3 examples" ${MAKE_TASK} --seed 1 --count 3 --length 480 --variant mixed -z ${TOK} -o ${WORK}/b.jsonl)
-expect_run(task-c 0 "3 examples" ${MAKE_TASK} --seed 2 --count 3 --length 480 --variant mixed -z ${TOK} -o ${WORK}/c.jsonl)
+expect_command(task-bad-variant 2 "--variant: variant 'x' is not one of" ${MAKE_TASK} --variant x)
+expect_command(task-bad-count 2 "--count: '-1' is not an integer" ${MAKE_TASK} --count -1)
+expect_command(task-a 0 "3 examples" ${MAKE_TASK} --seed 1 --count 3 --length 480 --variant mixed -z ${TOK} -o ${WORK}/a.jsonl)
+expect_command(task-b 0 "3 examples" ${MAKE_TASK} --seed 1 --count 3 --length 480 --variant mixed -z ${TOK} -o ${WORK}/b.jsonl)
+expect_command(task-c 0 "3 examples" ${MAKE_TASK} --seed 2 --count 3 --length 480 --variant mixed -z ${TOK} -o ${WORK}/c.jsonl)
 file(SHA256 ${WORK}/a.jsonl ha)
 file(SHA256 ${WORK}/b.jsonl hb)
 file(SHA256 ${WORK}/c.jsonl hc)
@@ -51,18 +41,18 @@ endforeach()
 
 # ---------------------------------------------------------------- the evaluator
 set(MODEL ${MODELS}/stories260K.bin)
-expect_run(eval-no-model 2 "-m MODEL is required" ${EVAL} --data ${WORK}/a.jsonl)
-expect_run(eval-bad-policy 2 "--policy 'fast' is not one of" ${EVAL} -m x --data ${WORK}/a.jsonl --policy dense,fast)
-expect_run(eval-code-dataset 2 "lcc.*does not implement" ${EVAL} -m x --data ${WORK}/a.jsonl --dataset lcc)
+expect_command(eval-no-model 2 "-m MODEL is required" ${EVAL} --data ${WORK}/a.jsonl)
+expect_command(eval-bad-policy 2 "--policy 'fast' is not one of" ${EVAL} -m x --data ${WORK}/a.jsonl --policy dense,fast)
+expect_command(eval-code-dataset 2 "lcc.*does not implement" ${EVAL} -m x --data ${WORK}/a.jsonl --dataset lcc)
 if(NOT EXISTS ${MODEL})
   message(STATUS "SKIPPED evaluator runs: ${MODEL} not found (../shared absent)")
   return()
 endif()
-expect_run(eval-bad-schedule 2 "--schedule '9:0.5'.*not below the model's 5 layers"
+expect_command(eval-bad-schedule 2 "--schedule '9:0.5'.*not below the model's 5 layers"
            ${EVAL} -m ${MODEL} -z ${TOK} --data ${WORK}/a.jsonl --policy lazy --schedule 9:0.5)
-expect_run(eval-no-cuda-or-gpu 1 "(no CUDA backend|no CUDA GPU|CUDA)" ${EVAL} -m ${MODEL} -z ${TOK} --data ${WORK}/a.jsonl
+expect_command(eval-no-cuda-or-gpu 1 "(no CUDA backend|no CUDA GPU|CUDA)" ${EVAL} -m ${MODEL} -z ${TOK} --data ${WORK}/a.jsonl
            --backend cuda --policy dense)
-expect_run(eval-run 0 "\\| policy \\| schedule \\| score \\| EM \\| TTFT ms \\| token-layers % \\| speedup \\|"
+expect_command(eval-run 0 "\\| policy \\| schedule \\| score \\| EM \\| TTFT ms \\| token-layers % \\| speedup \\|"
            ${EVAL} -m ${MODEL} -z ${TOK} --data ${WORK}/a.jsonl --policy dense,lazy,static,random
            --schedule default --schedule aggressive --schedule 1:0.5 --backend cpu --max-new 8
            -o ${WORK}/table.md --json ${WORK}/eval.json)
@@ -101,7 +91,7 @@ endforeach()
 message(STATUS "[eval-json] ok (${n_runs} runs)")
 
 # Prompts longer than the context: the middle is cut out (LongBench's way) and it is said.
-expect_run(eval-truncate 0 "3 of 3 prompts are longer than the context allows.*middle was cut out"
+expect_command(eval-truncate 0 "3 of 3 prompts are longer than the context allows.*middle was cut out"
            ${EVAL} -m ${MODEL} -z ${TOK} --data ${WORK}/a.jsonl --policy dense -c 128 --max-new 4 --backend cpu
            --json ${WORK}/trunc.json)
 file(READ ${WORK}/trunc.json js)
@@ -114,6 +104,6 @@ endif()
 # ---------------------------------------------------------------- the shipped model (when present)
 if(LAZYQA AND EXISTS ${LAZYQA}/config.json)
   file(WRITE ${WORK}/fixed.jsonl "{\"input\": \"What is Mara Keller's favourite colour?\", \"context\": \"Document 1: Ivo Brandt\\nIvo Brandt lives in Oslo. Ivo Brandt works as a baker. Ivo Brandt's favourite colour is red. Ivo Brandt was born in 1950. Ivo Brandt's pet is a dog. Ivo Brandt's friend is Lena Novak.\\n\\nDocument 2: Mara Keller\\nMara Keller lives in Lisbon. Mara Keller works as a pilot. Mara Keller's favourite colour is green. Mara Keller was born in 1971. Mara Keller's pet is a parrot. Mara Keller's friend is Ivo Brandt.\\n\\n\", \"answers\": [\"green\"], \"length\": 0, \"dataset\": \"lazyllm_mdqa\", \"_id\": \"fixed-1\"}\n")
-  expect_run(lazyqa-dense 0 "\\| dense \\| - \\| 100.00 \\| 100.00 \\|"
+  expect_command(lazyqa-dense 0 "\\| dense \\| - \\| 100.00 \\| 100.00 \\|"
              ${EVAL} -m ${LAZYQA} --data ${WORK}/fixed.jsonl --policy dense --backend cpu --json ${WORK}/lazyqa.json)
 endif()
