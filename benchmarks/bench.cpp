@@ -2,6 +2,7 @@
 // lazyllm-bench: time-to-first-token and decode speed of dense vs pruned policies, llama-bench
 // style, on the CPU reference or the CUDA backend (bench_cuda.cu).
 //   lazyllm-bench --synthetic tiny -p 128,256 -n 16 --policy dense,lazy --schedule aggressive -r 3 -o md
+//   lazyllm-bench -m ../shared/models/stories260K.bin -p 256 -n 64 --policy dense,lazy --schedule 1:0.5,2:0.5,3:0.5
 //   lazyllm-bench --backend cuda --synthetic llama2-7b -p 2048,4096 -n 32 --schedule aggressive -o json
 //   lazyllm-bench --backend cuda --synthetic llama2-7b -p 4096 -n 0 --schedule 4:0.5,8:0.5,16:0.5 --floor --breakdown
 // Tests: pp<N> = prefill of N tokens (TTFT), tg<M>@d<N> = M decode steps after it (ms/token),
@@ -12,9 +13,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <variant>
@@ -345,7 +348,7 @@ std::vector<Measurement> run_cpu(const ModelWeights& w, const std::vector<AnyPol
 
 int main(int argc, char** argv) {
   try {
-    std::string shape = "tiny", prompts = "128,256", policies = "dense,lazy", out = "md", backend = "cpu";
+    std::string shape, model_path, prompts = "128,256", policies = "dense,lazy", out = "md", backend = "cpu";
     std::vector<std::string> schedules;
     Plan plan;
     std::string command = "lazyllm-bench";
@@ -369,6 +372,7 @@ int main(int argc, char** argv) {
         return argv[++i];
       };
       if (a == "--synthetic") shape = val();
+      else if (a == "-m") model_path = val();
       else if (a == "-p") prompts = val();
       else if (a == "-n") plan.n_gen = to_int(a, val(), 0);
       else if (a == "-r") plan.reps = to_int(a, val(), 1);
@@ -380,9 +384,11 @@ int main(int argc, char** argv) {
       else if (a == "--floor") plan.floor = true;
       else if (a == "--breakdown") plan.breakdown = true;
       else if (a == "-h" || a == "--help") {
-        std::puts("usage: lazyllm-bench [--backend cpu|cuda] [--synthetic tiny|llama2-7b|llama2-13b] [-p 128,256]\n"
+        std::puts("usage: lazyllm-bench [--backend cpu|cuda] [-m PATH | --synthetic tiny|llama2-7b|llama2-13b] [-p 128,256]\n"
                   "                     [-n 16] [-r 3] [--policy dense,lazy,static,random] [--schedule S]...\n"
                   "                     [-o md|json|csv] [--progress] [--floor] [--breakdown]\n"
+                  "  -m PATH        a model file or HF directory (load_model); prompts are seeded made-up token ids\n"
+                  "  --synthetic S  random weights of a real shape (default: tiny)\n"
                   "  --schedule S   a preset (gentle, default, aggressive) or LAYER:PERCENTILE,... ; repeatable\n"
                   "  --floor        (cuda) also time the model's cuBLASLt GEMMs alone for the same per-layer token\n"
                   "                 counts, and report TTFT / floor\n"
@@ -398,7 +404,20 @@ int main(int argc, char** argv) {
     if (schedules.empty()) schedules.push_back("aggressive");
     for (const auto& ps : split(prompts, ',')) plan.prompts.push_back(to_int("-p", ps, 1));
     if (plan.prompts.empty()) throw InvalidArgument("-p: no prompt lengths");
-    const RuntimeConfig c = synthetic_config(shape);
+    if (!model_path.empty() && !shape.empty()) throw InvalidArgument("-m and --synthetic: give one of them");
+    if (model_path.empty() && shape.empty()) shape = "tiny";
+    const auto t0 = Clock::now();
+    // A model file is loaded first (its shape decides the presets and the context check).
+    std::optional<ModelWeights> loaded;
+    if (!model_path.empty()) loaded = load_model(model_path);
+    const RuntimeConfig c = loaded ? loaded->config : synthetic_config(shape);
+    {
+      int max_p = 0;
+      for (int p : plan.prompts) max_p = std::max(max_p, p);
+      if (std::int64_t(max_p) + plan.n_gen + 1 > c.max_seq_len)
+        throw InvalidArgument("-p " + std::to_string(max_p) + " plus -n " + std::to_string(plan.n_gen) +
+                              " does not fit the model's context of " + std::to_string(c.max_seq_len) + " tokens");
+    }
     std::vector<AnyPolicy> pols;
     for (const auto& pname : split(policies, ',')) {
       for (const auto& sname : pname == "dense" ? std::vector<std::string>{"none"} : schedules) {
@@ -407,13 +426,15 @@ int main(int argc, char** argv) {
         pols.push_back(make_policy(pname, s));
       }
     }
-    std::fprintf(stderr, "lazyllm-bench: synthetic %s (%.2fB params), backend %s\n", shape.c_str(),
-                 double(c.n_params()) / 1e9, backend.c_str());
-    const auto t0 = Clock::now();
-    const ModelWeights w = synthetic_weights(c, 1);
-    std::fprintf(stderr, "  weights generated in %.1f s\n", std::chrono::duration<double>(Clock::now() - t0).count());
+    const std::string model_name =
+        loaded ? std::filesystem::path(model_path).lexically_normal().filename().replace_extension().string() : shape;
+    std::fprintf(stderr, "lazyllm-bench: %s %s (%.2fB params), backend %s\n", loaded ? "model" : "synthetic",
+                 loaded ? model_path.c_str() : shape.c_str(), double(c.n_params()) / 1e9, backend.c_str());
+    const ModelWeights w = loaded ? std::move(*loaded) : synthetic_weights(c, 1);
+    std::fprintf(stderr, "  weights %s in %.1f s\n", loaded ? "loaded" : "generated",
+                 std::chrono::duration<double>(Clock::now() - t0).count());
     Report rep;
-    rep.model = shape;
+    rep.model = model_name;
     rep.params = c.n_params();
     rep.backend = backend;
     rep.command = command;

@@ -80,3 +80,22 @@ execute_process(COMMAND ${BENCH} --synthetic tiny -o xml RESULT_VARIABLE rc ERRO
 if(rc EQUAL 0 OR NOT err MATCHES "md, json or csv")
   fail("-o xml should fail clearly (rc ${rc}): ${err}")
 endif()
+
+# -m: a real model file (stories260K: 5 layers, context 512), named by its file in the rows.
+if(EXISTS "${MODELS}/stories260K.bin")
+  execute_process(COMMAND ${BENCH} -m ${MODELS}/stories260K.bin -p 32 -n 2 -r 1 --policy dense,lazy
+                          --schedule 1:0.5,3:0.5 -o csv RESULT_VARIABLE rc OUTPUT_VARIABLE csv ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0 OR NOT csv MATCHES "\nstories260K,[0-9]+,cpu,dense,\"none\",pp32," OR NOT csv MATCHES ",lazy,\"1:0\\.5,3:0\\.5\",pp32,")
+    fail("-m stories260K.bin (rc ${rc}):\n${csv}${err}")
+  endif()
+  execute_process(COMMAND ${BENCH} -m ${MODELS}/stories260K.bin -p 600 RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_QUIET)
+  if(rc EQUAL 0 OR NOT err MATCHES "does not fit the model's context of 512 tokens")
+    fail("-p longer than the model's context should fail clearly (rc ${rc}): ${err}")
+  endif()
+  execute_process(COMMAND ${BENCH} -m ${MODELS}/stories260K.bin --synthetic tiny RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_QUIET)
+  if(rc EQUAL 0 OR NOT err MATCHES "give one of them")
+    fail("-m with --synthetic should fail clearly (rc ${rc}): ${err}")
+  endif()
+else()
+  message(STATUS "bench-formats: ${MODELS}/stories260K.bin not found, -m not tested")
+endif()
