@@ -426,8 +426,12 @@ int main(int argc, char** argv) {
         pols.push_back(make_policy(pname, s));
       }
     }
-    const std::string model_name =
-        loaded ? std::filesystem::path(model_path).lexically_normal().filename().replace_extension().string() : shape;
+    std::string model_name = shape;
+    if (loaded) {  // "stories260K" for .../stories260K.bin, "Llama-2-7b-hf" for .../Llama-2-7b-hf/
+      std::filesystem::path mp = std::filesystem::path(model_path).lexically_normal();
+      if (mp.filename().empty()) mp = mp.parent_path();
+      model_name = (std::filesystem::is_directory(mp) ? mp.filename() : mp.stem()).string();
+    }
     std::fprintf(stderr, "lazyllm-bench: %s %s (%.2fB params), backend %s\n", loaded ? "model" : "synthetic",
                  loaded ? model_path.c_str() : shape.c_str(), double(c.n_params()) / 1e9, backend.c_str());
     const ModelWeights w = loaded ? std::move(*loaded) : synthetic_weights(c, 1);
