@@ -5,8 +5,9 @@
 #include <cstdio>
 #include <lazyllm/backend/cuda/cuda_backend.cuh>
 #include <lazyllm/lazyllm.hpp>
-#include <memory>
 #include <vector>
+
+#include "tiny_model.hpp"
 
 int main() {
   using namespace lazyllm;
@@ -15,15 +16,7 @@ int main() {
     std::printf("consumer_cuda: built against lazyllm::cuda; no GPU here, not run\n");
     return 0;
   }
-  RuntimeConfig c;
-  c.dim = 16, c.hidden_dim = 24, c.n_layers = 2, c.n_heads = 2, c.n_kv_heads = 1, c.vocab_size = 8, c.max_seq_len = 8;
-  auto buf = std::make_shared<std::vector<float>>(1 << 14, 0.01f);
-  ModelWeights w;
-  w.config = c;
-  w.storage.push_back(buf);
-  const float* p = buf->data();
-  w.token_embedding = w.classifier = w.final_norm = p;
-  w.layers.assign(2, LayerWeights{p, p, p, p, p, p, p, p, p});
+  const ModelWeights w = tiny_model();
   Pipeline<RuntimeConfig, policy::Lazy, ContiguousLayout, CudaBackend> pipe(CudaBackend{w},
                                                                             policy::Lazy(Schedule::parse("1:0.5")));
   const std::vector<std::int32_t> prompt{1, 2, 3, 4};
