@@ -409,7 +409,7 @@ int main(int argc, char** argv) {
     const auto t0 = Clock::now();
     // A model file is loaded first (its shape decides the presets and the context check).
     std::optional<ModelWeights> loaded;
-    if (!model_path.empty()) loaded = load_model(model_path);
+    if (!model_path.empty()) loaded = load_model(model_path, LoadOptions{.keep_source_dtype = backend == "cuda"});
     const RuntimeConfig c = loaded ? loaded->config : synthetic_config(shape);
     {
       int max_p = 0;

@@ -236,7 +236,7 @@ int run(int argc, char** argv) {
   std::vector<Example> examples = read_jsonl(o);
   const std::string tok_path = find_tokenizer(o);
   const Tokenizer tok = load_tokenizer(tok_path);
-  const ModelWeights w = load_model(o.model);
+  const ModelWeights w = load_model(o.model, LoadOptions{.keep_source_dtype = o.backend == "cuda"});
   if (tok.vocab_size() != w.config.vocab_size)
     throw UsageError("the tokenizer's vocabulary (" + std::to_string(tok.vocab_size()) + " pieces, " + tok_path +
                      ") does not match the model's (" + std::to_string(w.config.vocab_size) + ")");

@@ -433,7 +433,8 @@ int run(int argc, char** argv) {
   const nlohmann::json mem_check = check_memory(o, chosen);
 
   const auto t_load = Clock::now();
-  const ModelWeights w = load_model(o.model);
+  // The CUDA backend reads fp16/bf16 checkpoints straight from the mapped file (no fp32 host copy).
+  const ModelWeights w = load_model(o.model, LoadOptions{.keep_source_dtype = o.backend == "cuda"});
   const double load_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_load).count();
   std::fprintf(stderr, "model: %s (%s, %.2fM params, %s)\nload: %.2f ms\n", o.model.c_str(),
                [&] { std::ostringstream s; s << w.config; return s.str(); }().c_str(),

@@ -3,6 +3,7 @@
 // it used (for the timing footer). Linux: /proc/meminfo and /proc/self/status; the GPU side is
 // queried through cuda.cu (cudaMemGetInfo).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -106,13 +107,21 @@ inline std::uint64_t activation_bytes(const RuntimeConfig& c, std::uint64_t rows
 /// Host RAM for the CPU backend: fp32 weights (mapped or converted at load), fp32 K and V for
 /// every layer and position of the context, the Aux Cache of `aux_layers` layers, and the
 /// activations of a prefill as long as the context. With `kv_on_host` false (the CUDA backend)
-/// only the fp32 host copy of the weights the loader makes.
+/// only the upload's staging buffer: the checkpoint stays memory-mapped (page cache, not a copy;
+/// the driver loads with keep_source_dtype) and each tensor passes through one bf16 buffer.
 inline MemoryNeed host_need(const RuntimeConfig& c, int n_ctx, int aux_layers, bool kv_on_host) {
   MemoryNeed m;
   m.where = "RAM";
+  if (!kv_on_host) {
+    const std::uint64_t d = std::uint64_t(c.dim), widest = std::max<std::uint64_t>(std::uint64_t(c.vocab_size),
+                                                                                   std::uint64_t(c.hidden_dim) + 8);
+    m.weights = widest * d * 2;
+    m.weights_note = "bf16 staging of the largest tensor for the GPU upload; the file stays mapped";
+    return m;
+  }
   m.weights = std::uint64_t(c.n_params()) * 4;
-  m.weights_note = kv_on_host ? "fp32" : "fp32, the host copy for the GPU upload";
-  if (kv_on_host) {
+  m.weights_note = "fp32";
+  {
     const std::uint64_t ctx = std::uint64_t(n_ctx);
     m.kv_cache = 2 * std::uint64_t(c.n_layers) * ctx * std::uint64_t(c.kv_dim()) * 4;
     m.aux_cache = std::uint64_t(aux_layers) * ctx * std::uint64_t(c.dim) * 4;

@@ -23,7 +23,7 @@ inline NaiveResult naive_forward(const ModelWeights& w, const std::vector<int>& 
   const int n = int(ids.size()), d = c.dim, hd = c.head_dim(), kvd = c.kv_dim();
   std::vector<std::vector<float>> h(static_cast<std::size_t>(n), std::vector<float>(static_cast<std::size_t>(d)));
   for (int i = 0; i < n; ++i)
-    for (int j = 0; j < d; ++j) h[i][j] = w.token_embedding[std::size_t(ids[i]) * d + j];
+    for (int j = 0; j < d; ++j) h[i][j] = w.token_embedding.f32()[std::size_t(ids[i]) * d + j];
   std::vector<int> S(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) S[i] = i;
   NaiveResult res;
@@ -34,11 +34,11 @@ inline NaiveResult naive_forward(const ModelWeights& w, const std::vector<int>& 
     std::vector<std::vector<float>> q(m, std::vector<float>(d)), k(m, std::vector<float>(kvd)), v(m, std::vector<float>(kvd));
     std::vector<float> xn(d);
     for (int a = 0; a < m; ++a) {
-      cpu::rmsnorm(xn.data(), h[S[a]].data(), lw.attn_norm, d, c.norm_eps);
-      for (int o = 0; o < d; ++o) { double s = 0; for (int i = 0; i < d; ++i) s += double(lw.wq[std::size_t(o) * d + i]) * xn[i]; q[a][o] = float(s); }
+      cpu::rmsnorm(xn.data(), h[S[a]].data(), lw.attn_norm.f32(), d, c.norm_eps);
+      for (int o = 0; o < d; ++o) { double s = 0; for (int i = 0; i < d; ++i) s += double(lw.wq.f32()[std::size_t(o) * d + i]) * xn[i]; q[a][o] = float(s); }
       for (int o = 0; o < kvd; ++o) {
         double sk = 0, sv = 0;
-        for (int i = 0; i < d; ++i) sk += double(lw.wk[std::size_t(o) * d + i]) * xn[i], sv += double(lw.wv[std::size_t(o) * d + i]) * xn[i];
+        for (int i = 0; i < d; ++i) sk += double(lw.wk.f32()[std::size_t(o) * d + i]) * xn[i], sv += double(lw.wv.f32()[std::size_t(o) * d + i]) * xn[i];
         k[a][o] = float(sk), v[a][o] = float(sv);
       }
       for (int hh = 0; hh < c.n_heads; ++hh) cpu::rope(q[a].data() + hh * hd, hd, S[a], c.rope_theta, c.rope_style);
@@ -67,15 +67,15 @@ inline NaiveResult naive_forward(const ModelWeights& w, const std::vector<int>& 
     }
     for (int a = 0; a < m; ++a) {
       auto& x = h[S[a]];
-      for (int o = 0; o < d; ++o) { double s = 0; for (int i = 0; i < d; ++i) s += double(lw.wo[std::size_t(o) * d + i]) * att[a][i]; x[o] += float(s); }
-      cpu::rmsnorm(xn.data(), x.data(), lw.ffn_norm, d, c.norm_eps);
+      for (int o = 0; o < d; ++o) { double s = 0; for (int i = 0; i < d; ++i) s += double(lw.wo.f32()[std::size_t(o) * d + i]) * att[a][i]; x[o] += float(s); }
+      cpu::rmsnorm(xn.data(), x.data(), lw.ffn_norm.f32(), d, c.norm_eps);
       std::vector<float> g(c.hidden_dim);
       for (int o = 0; o < c.hidden_dim; ++o) {
         double s1 = 0, s3 = 0;
-        for (int i = 0; i < d; ++i) s1 += double(lw.w1[std::size_t(o) * d + i]) * xn[i], s3 += double(lw.w3[std::size_t(o) * d + i]) * xn[i];
+        for (int i = 0; i < d; ++i) s1 += double(lw.w1.f32()[std::size_t(o) * d + i]) * xn[i], s3 += double(lw.w3.f32()[std::size_t(o) * d + i]) * xn[i];
         g[o] = float(s1 / (1.0 + std::exp(-s1)) * s3);
       }
-      for (int o = 0; o < d; ++o) { double s = 0; for (int i = 0; i < c.hidden_dim; ++i) s += double(lw.w2[std::size_t(o) * c.hidden_dim + i]) * g[i]; x[o] += float(s); }
+      for (int o = 0; o < d; ++o) { double s = 0; for (int i = 0; i < c.hidden_dim; ++i) s += double(lw.w2.f32()[std::size_t(o) * c.hidden_dim + i]) * g[i]; x[o] += float(s); }
     }
     const float p = sched.percentile_into(l + 1);
     if (l + 1 < c.n_layers && p >= 0.0f) {
@@ -90,8 +90,8 @@ inline NaiveResult naive_forward(const ModelWeights& w, const std::vector<int>& 
   }
   auto logits_of = [&](int pos) {
     std::vector<float> xn(d), out(c.vocab_size);
-    cpu::rmsnorm(xn.data(), h[pos].data(), w.final_norm, d, c.norm_eps);
-    for (int o = 0; o < c.vocab_size; ++o) { double s = 0; for (int i = 0; i < d; ++i) s += double(w.classifier[std::size_t(o) * d + i]) * xn[i]; out[o] = float(s); }
+    cpu::rmsnorm(xn.data(), h[pos].data(), w.final_norm.f32(), d, c.norm_eps);
+    for (int o = 0; o < c.vocab_size; ++o) { double s = 0; for (int i = 0; i < d; ++i) s += double(w.classifier.f32()[std::size_t(o) * d + i]) * xn[i]; out[o] = float(s); }
     return out;
   };
   if (all_logits)

@@ -34,7 +34,7 @@ class Oracle {
 
     std::vector<std::vector<double>> h(static_cast<std::size_t>(N), std::vector<double>(static_cast<std::size_t>(d)));
     for (int i = 0; i < N; ++i)
-      for (int j = 0; j < d; ++j) h[i][j] = w_.token_embedding[std::size_t(tokens_[i]) * d + j];
+      for (int j = 0; j < d; ++j) h[i][j] = w_.token_embedding.f32()[std::size_t(tokens_[i]) * d + j];
     std::vector<int> S(static_cast<std::size_t>(N));
     for (int i = 0; i < N; ++i) S[i] = i;
     for (int l = 0; l < L; ++l) {
@@ -45,10 +45,10 @@ class Oracle {
       std::vector<std::vector<double>> q(N), k(N), v(N);
       for (int i = 0; i < N; ++i) {
         if (first_[l][i] < 0) continue;
-        const auto xn = norm(h[i], lw.attn_norm);
-        q[i] = rope(mat(lw.wq, xn, d), i, c.n_heads);
-        k[i] = rope(mat(lw.wk, xn, kvd), i, c.n_kv_heads);
-        v[i] = mat(lw.wv, xn, kvd);
+        const auto xn = norm(h[i], lw.attn_norm.f32());
+        q[i] = rope(mat(lw.wq.f32(), xn, d), i, c.n_heads);
+        k[i] = rope(mat(lw.wk.f32(), xn, kvd), i, c.n_kv_heads);
+        v[i] = mat(lw.wv.f32(), xn, kvd);
       }
       std::vector<double> last_scores(S.size(), 0.0);
       for (int i = 0; i < N; ++i) {
@@ -76,13 +76,13 @@ class Oracle {
           }
         }
         auto& x = h[i];
-        const auto o = mat(lw.wo, att, d);
+        const auto o = mat(lw.wo.f32(), att, d);
         for (int j = 0; j < d; ++j) x[j] += o[j];
-        const auto xn = norm(x, lw.ffn_norm);
-        auto g = mat(lw.w1, xn, c.hidden_dim);
-        const auto u = mat(lw.w3, xn, c.hidden_dim);
+        const auto xn = norm(x, lw.ffn_norm.f32());
+        auto g = mat(lw.w1.f32(), xn, c.hidden_dim);
+        const auto u = mat(lw.w3.f32(), xn, c.hidden_dim);
         for (int j = 0; j < c.hidden_dim; ++j) g[j] = g[j] / (1.0 + std::exp(-g[j])) * u[j];
-        const auto f = mat(lw.w2, g, d, c.hidden_dim);
+        const auto f = mat(lw.w2.f32(), g, d, c.hidden_dim);
         for (int j = 0; j < d; ++j) x[j] += f[j];
       }
       if (l + 1 < L && prunes_(l + 1)) {
@@ -93,8 +93,8 @@ class Oracle {
         S = next;
       }
     }
-    const auto xn = norm(h[N - 1], w_.final_norm);
-    return mat(w_.classifier, xn, c.vocab_size);
+    const auto xn = norm(h[N - 1], w_.final_norm.f32());
+    return mat(w_.classifier.f32(), xn, c.vocab_size);
   }
 
   /// The set layer l attended over in step t.

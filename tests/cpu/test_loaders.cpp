@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lazyllm/backend/cpu/cpu_backend.hpp"
 #include "lazyllm/io/load.hpp"
 #include "test_util.hpp"
 
@@ -96,7 +97,7 @@ std::string llama2c_file(bool v1, bool tied, int version = 1) {
 }
 
 void check_llama2c_views(const ModelWeights& w, bool v1, bool tied) {
-  std::map<std::string, const float*> view{{"embedding", w.token_embedding}, {"final_norm", w.final_norm}};
+  std::map<std::string, WeightView> view{{"embedding", w.token_embedding}, {"final_norm", w.final_norm}};
   for (int l = 0; l < L; ++l) {
     const auto& lw = w.layers[std::size_t(l)];
     const auto i = std::to_string(l);
@@ -112,7 +113,7 @@ void check_llama2c_views(const ModelWeights& w, bool v1, bool tied) {
     if (view.count(name)) {
       CAPTURE(name);
       bool all = true;
-      for (int k = 0; k < size; ++k) all = all && view[name][k] == float(offset + k);
+      for (int k = 0; k < size; ++k) all = all && view[name].f32()[k] == float(offset + k);
       CHECK(all);
     }
     offset += size;
@@ -212,7 +213,7 @@ fs::path hf_dir(const std::string& name, const std::vector<Tensor>& ts, const st
 }
 
 void check_hf_views(const ModelWeights& w, const std::vector<Tensor>& ts) {
-  std::map<std::string, const float*> view{{"model.embed_tokens.weight", w.token_embedding},
+  std::map<std::string, WeightView> view{{"model.embed_tokens.weight", w.token_embedding},
                                            {"model.norm.weight", w.final_norm}};
   if (!w.config.tied_embeddings) view["lm_head.weight"] = w.classifier;
   for (int l = 0; l < L; ++l) {
@@ -232,7 +233,7 @@ void check_hf_views(const ModelWeights& w, const std::vector<Tensor>& ts) {
     if (!view.count(t.name)) continue;
     CAPTURE(t.name);
     bool all = true;
-    for (std::size_t k = 0; k < t.values.size(); ++k) all = all && view[t.name][k] == t.values[k];
+    for (std::size_t k = 0; k < t.values.size(); ++k) all = all && view[t.name].at(std::int64_t(k)) == t.values[k];
     CHECK(all);
   }
 }
@@ -267,7 +268,7 @@ TEST_CASE("llama2.c legacy: every view holds its values, tied and untied") {
     CHECK(c.norm_eps == 1e-5f);
     CHECK(c.rope_theta == 10000.0f);
     CHECK(w.source_dtype == "f32");
-    CHECK(w.layers[1].wq[0] == float(V * D + L * D + D * D));  // after embedding, 2 norms, layer 0's wq
+    CHECK(w.layers[1].wq.f32()[0] == float(V * D + L * D + D * D));  // after embedding, 2 norms, layer 0's wq
     check_llama2c_views(w, false, tied);
   }
 }
@@ -280,7 +281,7 @@ TEST_CASE("llama2.c ak42 version 1: every view holds its values, tied and untied
     CHECK(w.config.tied_embeddings == tied);
     CHECK(w.config.vocab_size == V);
     CHECK(w.config.rope_style == RopeStyle::Interleaved);
-    CHECK(w.layers[1].wq[0] == float(2 * L * D + D + V * D + D * D));  // norms, final norm, embedding, wq0
+    CHECK(w.layers[1].wq.f32()[0] == float(2 * L * D + D + V * D + D * D));  // norms, final norm, embedding, wq0
     check_llama2c_views(w, true, tied);
   }
 }
@@ -347,8 +348,8 @@ TEST_CASE("stories260K from ../shared loads with its published shape") {
   CHECK(c.tied_embeddings);
   CHECK(w.classifier == w.token_embedding);
   REQUIRE(w.layers.size() == 5);
-  CHECK(std::isfinite(w.layers[4].w3[172 * 64 - 1]));
-  CHECK(std::isfinite(w.final_norm[63]));
+  CHECK(std::isfinite(w.layers[4].w3.f32()[172 * 64 - 1]));
+  CHECK(std::isfinite(w.final_norm.f32()[63]));
 }
 
 TEST_CASE("fp16 and bf16 special values convert exactly") {
@@ -489,7 +490,30 @@ TEST_CASE("HF directory: fp32 (mapped), f16 and bf16 (converted) load with exact
     CHECK(w.source_dtype == (dt == "F32" ? "f32" : dt == "F16" ? "f16" : "bf16"));
     check_hf_views(w, ts);
     // load_model: the directory, or a .safetensors file inside it.
-    CHECK(load_model(dir / "model.safetensors").layers[1].w2[5] == w.layers[1].w2[5]);
+    CHECK(load_model(dir / "model.safetensors").layers[1].w2.f32()[5] == w.layers[1].w2.f32()[5]);
+    CHECK(w.all_f32());
+
+    // keep_source_dtype: fp16/bf16 tensors stay views into the mapped file, in their dtype, with
+    // the same values; fp32 stays fp32. f32() refuses them; to_f32_weights() converts them.
+    const auto k = load_model(dir, LoadOptions{.keep_source_dtype = true});
+    const TensorDType want = dt == "F32" ? TensorDType::F32 : dt == "F16" ? TensorDType::F16 : TensorDType::BF16;
+    CHECK(k.layers[1].wq.dtype() == want);
+    CHECK(k.token_embedding.dtype() == want);
+    CHECK(k.all_f32() == (dt == "F32"));
+    CHECK(k.source_dtype == w.source_dtype);
+    check_hf_views(k, ts);
+    if (dt != "F32") {
+      CHECK(k.storage.size() == 1);  // the mapping only: no converted copies
+      CHECK_THROWS_WITH_AS(k.layers[0].w1.f32(), doctest::Contains(("held as " + dt + " where fp32 is needed").c_str()), Error);
+      const auto f = to_f32_weights(k);
+      CHECK(f.all_f32());
+      CHECK(f.classifier != f.token_embedding);  // untied here
+      check_hf_views(f, ts);
+      CHECK(std::equal(f.layers[1].w2.f32(), f.layers[1].w2.f32() + H * D, w.layers[1].w2.f32()));
+      const CpuBackend cpu(k);  // the CPU reference converts kept weights itself
+      CHECK(cpu.weights().all_f32());
+      check_hf_views(cpu.weights(), ts);
+    }
   }
 }
 
@@ -511,6 +535,15 @@ TEST_CASE("HF directory: tied embeddings, absent lm_head, sharded index over two
   CHECK(w.config.rope_theta == 500000.0f);
   CHECK(w.classifier == w.token_embedding);
   check_hf_views(w, mha);
+  {  // kept as bf16, then converted: the classifier stays the embedding (one copy, not two)
+    const auto k = load_model(hf_dir("ld_hf_tied", mha, "BF16", cfg), LoadOptions{.keep_source_dtype = true});
+    CHECK(k.classifier == k.token_embedding);
+    CHECK(k.classifier.dtype() == TensorDType::BF16);
+    const auto f = to_f32_weights(k);
+    CHECK(f.classifier == f.token_embedding);
+    CHECK(f.token_embedding.dtype() == TensorDType::F32);
+    check_hf_views(f, mha);
+  }
 
   // Untied in config.json but no lm_head.weight: the classifier is the embedding.
   w = load_hf(hf_dir("ld_hf_nohead", hf_tensors(false)));
@@ -530,6 +563,9 @@ TEST_CASE("HF directory: tied embeddings, absent lm_head, sharded index over two
   test::write_file(dir / "model.safetensors.index.json", index.dump());
   w = load_model(dir);
   CHECK(w.source_dtype == "f16");
+  check_hf_views(w, ts);
+  w = load_model(dir, LoadOptions{.keep_source_dtype = true});  // views into both mappings
+  CHECK(w.storage.size() == 2);
   check_hf_views(w, ts);
 
   // A shard that lacks a tensor the index puts there is named.

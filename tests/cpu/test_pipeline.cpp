@@ -94,8 +94,8 @@ TEST_CASE("the two RoPE forms give the same model when q/k rows are permuted (HF
     return buf->data();
   };
   for (int l = 0; l < meta.config.n_layers; ++l) {
-    hf.layers[l].wq = permute(meta.layers[l].wq, meta.config.n_heads);
-    hf.layers[l].wk = permute(meta.layers[l].wk, meta.config.n_kv_heads);
+    hf.layers[l].wq = permute(meta.layers[l].wq.f32(), meta.config.n_heads);
+    hf.layers[l].wk = permute(meta.layers[l].wk.f32(), meta.config.n_kv_heads);
   }
   const auto ids = prompt_of(16, 5, meta.config.vocab_size);
   CpuPipe<policy::Dense> a(CpuBackend{meta}), b(CpuBackend{hf});

@@ -97,9 +97,18 @@ inline RuntimeConfig hf_config(const std::filesystem::path& path) {
 
 }  // namespace detail
 
+/// How the loaders hand over tensors.
+struct LoadOptions {
+  /// false (default): every tensor is fp32 (fp16/bf16 checkpoints are converted: 4 bytes of host
+  /// memory per parameter). true: fp16/bf16 tensors stay in their dtype as views into the mapped
+  /// file (no copy), for a backend that uploads its own precision (CudaBackend); the CPU backend
+  /// converts such weights itself.
+  bool keep_source_dtype = false;
+};
+
 /// Loads an HF Llama directory. Every tensor is checked for presence and for the exact shape the
 /// config implies; errors are FormatErrors naming the file.
-inline ModelWeights load_hf(const std::filesystem::path& dir) {
+inline ModelWeights load_hf(const std::filesystem::path& dir, const LoadOptions& opts = {}) {
   if (!std::filesystem::is_directory(dir)) throw FormatError(dir.string(), "not a directory");
   ModelWeights w;
   w.source = dir.string();
@@ -131,7 +140,7 @@ inline ModelWeights load_hf(const std::filesystem::path& dir) {
   }
 
   std::set<std::string> dtypes;
-  auto get = [&](const std::string& name, std::vector<std::int64_t> shape) -> const float* {
+  auto get = [&](const std::string& name, std::vector<std::int64_t> shape) -> WeightView {
     auto it = where.find(name);
     if (it == where.end()) throw FormatError((sharded ? index : single).string(), "missing tensor '" + name + "'");
     const auto& info = it->second->info(name);
@@ -139,6 +148,8 @@ inline ModelWeights load_hf(const std::filesystem::path& dir) {
       throw FormatError(it->second->path(), "tensor '" + name + "' has shape " + shape_string(info.shape) +
                                                 ", the config implies " + shape_string(shape));
     dtypes.insert(to_string(info.dtype));
+    if (opts.keep_source_dtype && info.dtype != TensorDType::F32)
+      return WeightView(it->second->file()->bytes().data() + info.begin, info.dtype);
     return it->second->as_f32(name, w.storage);
   };
   const std::int64_t d = c.dim, h = c.hidden_dim, kv = c.kv_dim(), v = c.vocab_size;
@@ -161,7 +172,7 @@ inline ModelWeights load_hf(const std::filesystem::path& dir) {
   if (!c.tied_embeddings && !where.count("lm_head.weight"))
     w.config.tied_embeddings = true;  // no lm_head: the classifier is the embedding, as transformers does
   w.classifier = c.tied_embeddings ? w.token_embedding : get("lm_head.weight", {v, d});
-  std::set<const SafetensorsFile*> kept;  // keep each mapping alive once (fp32 views point into it)
+  std::set<const SafetensorsFile*> kept;  // keep each mapping alive once (views point into it)
   for (const auto& [name, f] : where)
     if (kept.insert(f.get()).second) w.storage.push_back(f);
   w.source_dtype.clear();

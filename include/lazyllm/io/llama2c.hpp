@@ -123,7 +123,7 @@ inline ModelWeights load_llama2c(const std::filesystem::path& path) {
   const int L = c.n_layers;
   detail::FloatCursor cur{*file, offset};
   w.layers.resize(std::size_t(L));
-  auto per_layer = [&](const float* LayerWeights::*field, std::int64_t n) {
+  auto per_layer = [&](WeightView LayerWeights::*field, std::int64_t n) {
     for (auto& lw : w.layers) lw.*field = cur.take(n);
   };
   if (v1) {

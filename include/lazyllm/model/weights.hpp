@@ -1,41 +1,145 @@
 // SPDX-License-Identifier: MIT
-// Host-side fp32 weights of a Llama-architecture model, as produced by the loaders.
+// The weights of a Llama-architecture model as the loaders produce them: a configuration and a
+// typed view of every tensor (fp32, or fp16/bf16 straight from the checkpoint).
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "lazyllm/config/model_config.hpp"
+#include "lazyllm/detail/error.hpp"
+#include "lazyllm/model/dtype.hpp"
 
 namespace lazyllm {
+
+/// One weight tensor, not owned: fp32 data (a view into a mapped fp32 file, or a converted copy)
+/// or, for a checkpoint loaded with `LoadOptions::keep_source_dtype`, fp16/bf16 data straight
+/// from the mapped file. Built implicitly from an fp32 pointer, so hand-made weights read as
+/// before; read back as fp32 only through `f32()`, which refuses other dtypes.
+class WeightView {
+ public:
+  WeightView() = default;
+  WeightView(const float* p) noexcept : data_(p) {}  // implicit on purpose: fp32 pointers are views
+  WeightView(const void* p, TensorDType t) noexcept : data_(p), dtype_(t) {}
+
+  const void* data() const noexcept { return data_; }
+  TensorDType dtype() const noexcept { return dtype_; }
+  bool empty() const noexcept { return data_ == nullptr; }
+
+  /// The fp32 data. Throws Error when the weight is held as fp16/bf16 (see to_f32_weights()).
+  const float* f32() const {
+    if (dtype_ != TensorDType::F32)
+      throw Error(std::string("a weight is held as ") + to_string(dtype_) +
+                  " where fp32 is needed (load without keep_source_dtype, or convert with to_f32_weights())");
+    return static_cast<const float*>(data_);
+  }
+
+  /// Elements [first, first + n) converted to fp32 (exact for every dtype). 2-byte elements are
+  /// read with memcpy, so the data need not be aligned (safetensors data often is not).
+  void to_f32(std::int64_t first, std::int64_t n, float* out) const {
+    const auto* b = static_cast<const unsigned char*>(data_);
+    if (dtype_ == TensorDType::F32) {
+      std::memcpy(out, b + first * 4, std::size_t(n) * 4);
+      return;
+    }
+    for (std::int64_t i = 0; i < n; ++i) {
+      std::uint16_t u;
+      std::memcpy(&u, b + (first + i) * 2, 2);
+      out[i] = dtype_ == TensorDType::F16 ? detail::f16_to_f32(u) : detail::bf16_to_f32(u);
+    }
+  }
+  float at(std::int64_t i) const {
+    float v;
+    to_f32(i, 1, &v);
+    return v;
+  }
+
+  friend bool operator==(const WeightView&, const WeightView&) = default;
+
+ private:
+  const void* data_ = nullptr;
+  TensorDType dtype_ = TensorDType::F32;
+};
 
 /// One decoder layer. Every matrix is row-major [out_features, in_features] (y = W x), the
 /// layout of both llama2.c and Hugging Face checkpoints.
 struct LayerWeights {
-  const float* attn_norm = nullptr;  // [dim]
-  const float* wq = nullptr;         // [n_heads * head_dim, dim]
-  const float* wk = nullptr;         // [n_kv_heads * head_dim, dim]
-  const float* wv = nullptr;         // [n_kv_heads * head_dim, dim]
-  const float* wo = nullptr;         // [dim, n_heads * head_dim]
-  const float* ffn_norm = nullptr;   // [dim]
-  const float* w1 = nullptr;         // gate [hidden_dim, dim]
-  const float* w2 = nullptr;         // down [dim, hidden_dim]
-  const float* w3 = nullptr;         // up   [hidden_dim, dim]
+  WeightView attn_norm;  // [dim]
+  WeightView wq;         // [n_heads * head_dim, dim]
+  WeightView wk;         // [n_kv_heads * head_dim, dim]
+  WeightView wv;         // [n_kv_heads * head_dim, dim]
+  WeightView wo;         // [dim, n_heads * head_dim]
+  WeightView ffn_norm;   // [dim]
+  WeightView w1;         // gate [hidden_dim, dim]
+  WeightView w2;         // down [dim, hidden_dim]
+  WeightView w3;         // up   [hidden_dim, dim]
 };
 
-/// A loaded model: its configuration and fp32 views of every weight. The views point either into
-/// a memory-mapped file (fp32 checkpoints, zero copy) or into buffers converted at load time
-/// (fp16/bf16); `storage` keeps whichever it is alive, so copies of ModelWeights share it.
+/// A loaded model: its configuration and a view of every weight. The views point either into a
+/// memory-mapped file (fp32 checkpoints, and fp16/bf16 ones loaded with keep_source_dtype: zero
+/// copy) or into buffers converted at load time; `storage` keeps whichever it is alive, so copies
+/// of ModelWeights share it.
 struct ModelWeights {
   RuntimeConfig config;
   std::string source;                  // file or directory it was read from
   std::string source_dtype = "f32";    // dtype of the tensors in the file ("f32", "f16", "bf16")
-  const float* token_embedding = nullptr;  // [vocab, dim]
+  WeightView token_embedding;          // [vocab, dim]
   std::vector<LayerWeights> layers;
-  const float* final_norm = nullptr;  // [dim]
-  const float* classifier = nullptr;  // [vocab, dim]; == token_embedding when tied
+  WeightView final_norm;               // [dim]
+  WeightView classifier;               // [vocab, dim]; == token_embedding when tied
   std::vector<std::shared_ptr<const void>> storage;
+
+  /// True when every tensor is fp32 (what the CPU reference computes with).
+  bool all_f32() const;
 };
+
+/// Calls f(view, element_count) for every tensor of `w` (W may be const), in file-independent
+/// order: embedding, classifier unless it is tied to the embedding, final norm, then per layer
+/// attn_norm, ffn_norm, wq, wk, wv, wo, w1, w2, w3.
+template <class W, class F>
+void for_each_weight(W& w, F&& f) {
+  const auto& c = w.config;
+  const std::int64_t d = c.dim, kvd = c.kv_dim(), h = c.hidden_dim, v = c.vocab_size;
+  const bool tied = w.classifier == w.token_embedding;
+  f(w.token_embedding, v * d);
+  if (!tied) f(w.classifier, v * d);
+  f(w.final_norm, d);
+  for (auto& l : w.layers) {
+    f(l.attn_norm, d);
+    f(l.ffn_norm, d);
+    f(l.wq, d * d);
+    f(l.wk, kvd * d);
+    f(l.wv, kvd * d);
+    f(l.wo, d * d);
+    f(l.w1, h * d);
+    f(l.w2, d * h);
+    f(l.w3, h * d);
+  }
+}
+
+inline bool ModelWeights::all_f32() const {
+  bool ok = true;
+  for_each_weight(*this, [&](const WeightView& t, std::int64_t) { ok = ok && t.dtype() == TensorDType::F32; });
+  return ok;
+}
+
+/// `w` with every fp16/bf16 tensor replaced by an fp32 copy (owned by the result's storage; a
+/// tied classifier stays tied). Tensors already fp32 are kept as they are, so this is free for
+/// fp32 checkpoints.
+inline ModelWeights to_f32_weights(ModelWeights w) {
+  if (w.all_f32()) return w;
+  const bool tied = w.classifier == w.token_embedding;
+  for_each_weight(w, [&](WeightView& t, std::int64_t n) {
+    if (t.dtype() == TensorDType::F32 || t.empty()) return;
+    auto buf = std::make_shared<std::vector<float>>(std::size_t(n));
+    t.to_f32(0, n, buf->data());
+    t = WeightView(buf->data());
+    w.storage.push_back(std::move(buf));
+  });
+  if (tied) w.classifier = w.token_embedding;
+  return w;
+}
 
 }  // namespace lazyllm

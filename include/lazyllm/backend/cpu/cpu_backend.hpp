@@ -31,7 +31,8 @@ class CpuBackend {
     const float* row(int r) const { return data.data() + std::size_t(r) * std::size_t(dim); }
   };
 
-  explicit CpuBackend(ModelWeights w) : w_(std::move(w)) {
+  /// fp16/bf16 weights (a checkpoint loaded with keep_source_dtype) are converted to fp32 here.
+  explicit CpuBackend(ModelWeights w) : w_(to_f32_weights(std::move(w))) {
     w_.config.validate();
     if (int(w_.layers.size()) != w_.config.n_layers)
       throw ConfigError("CpuBackend: weights have " + std::to_string(w_.layers.size()) + " layers, config says " +
@@ -55,7 +56,7 @@ class CpuBackend {
     const int d = w_.config.dim;
     x.resize(int(ids.size()), d);
     for (std::size_t i = 0; i < ids.size(); ++i)
-      std::copy_n(w_.token_embedding + std::int64_t(ids[i]) * d, d, x.row(int(i)));
+      std::copy_n(w_.token_embedding.f32() + std::int64_t(ids[i]) * d, d, x.row(int(i)));
   }
 
   void gather(const Activations& src, std::span<const std::int32_t> src_rows, std::span<const std::int64_t> aux_slots,
@@ -83,10 +84,10 @@ class CpuBackend {
     // Attention block: norm, projections, RoPE at original positions, K/V into their slots.
     std::vector<float> xn(std::size_t(rows) * d), q(std::size_t(rows) * d), k(std::size_t(rows) * kvd),
         v(std::size_t(rows) * kvd);
-    for (int r = 0; r < rows; ++r) cpu::rmsnorm(xn.data() + std::size_t(r) * d, x.row(r), lw.attn_norm, d, c.norm_eps);
-    cpu::matmul(q.data(), xn.data(), lw.wq, rows, d, d);
-    cpu::matmul(k.data(), xn.data(), lw.wk, rows, d, kvd);
-    cpu::matmul(v.data(), xn.data(), lw.wv, rows, d, kvd);
+    for (int r = 0; r < rows; ++r) cpu::rmsnorm(xn.data() + std::size_t(r) * d, x.row(r), lw.attn_norm.f32(), d, c.norm_eps);
+    cpu::matmul(q.data(), xn.data(), lw.wq.f32(), rows, d, d);
+    cpu::matmul(k.data(), xn.data(), lw.wk.f32(), rows, d, kvd);
+    cpu::matmul(v.data(), xn.data(), lw.wv.f32(), rows, d, kvd);
     for (int r = 0; r < rows; ++r) {
       for (int h = 0; h < c.n_heads; ++h)
         cpu::rope(q.data() + std::size_t(r) * d + std::size_t(h) * hd, hd, call.q_pos[r], c.rope_theta, c.rope_style);
@@ -130,16 +131,16 @@ class CpuBackend {
       }
     }
     std::vector<float> o(std::size_t(rows) * d);
-    cpu::matmul(o.data(), att.data(), lw.wo, rows, d, d);
+    cpu::matmul(o.data(), att.data(), lw.wo.f32(), rows, d, d);
     for (std::size_t i = 0; i < o.size(); ++i) x.data[i] += o[i];
 
     // FFN block: x += W2 (silu(W1 n(x)) * W3 n(x)).
-    for (int r = 0; r < rows; ++r) cpu::rmsnorm(xn.data() + std::size_t(r) * d, x.row(r), lw.ffn_norm, d, c.norm_eps);
+    for (int r = 0; r < rows; ++r) cpu::rmsnorm(xn.data() + std::size_t(r) * d, x.row(r), lw.ffn_norm.f32(), d, c.norm_eps);
     std::vector<float> g(std::size_t(rows) * hid), u(std::size_t(rows) * hid);
-    cpu::matmul(g.data(), xn.data(), lw.w1, rows, d, hid);
-    cpu::matmul(u.data(), xn.data(), lw.w3, rows, d, hid);
+    cpu::matmul(g.data(), xn.data(), lw.w1.f32(), rows, d, hid);
+    cpu::matmul(u.data(), xn.data(), lw.w3.f32(), rows, d, hid);
     for (int r = 0; r < rows; ++r) cpu::swiglu(g.data() + std::size_t(r) * hid, u.data() + std::size_t(r) * hid, hid);
-    cpu::matmul(o.data(), g.data(), lw.w2, rows, hid, d);
+    cpu::matmul(o.data(), g.data(), lw.w2.f32(), rows, hid, d);
     for (std::size_t i = 0; i < o.size(); ++i) x.data[i] += o[i];
   }
 
@@ -147,9 +148,9 @@ class CpuBackend {
   std::span<const float> logits(const Activations& x, int row) {
     const auto& c = w_.config;
     std::vector<float> xn(std::size_t(c.dim));
-    cpu::rmsnorm(xn.data(), x.row(row), w_.final_norm, c.dim, c.norm_eps);
+    cpu::rmsnorm(xn.data(), x.row(row), w_.final_norm.f32(), c.dim, c.norm_eps);
     logits_.resize(std::size_t(c.vocab_size));
-    cpu::matmul(logits_.data(), xn.data(), w_.classifier, 1, c.dim, c.vocab_size);
+    cpu::matmul(logits_.data(), xn.data(), w_.classifier.f32(), 1, c.dim, c.vocab_size);
     return logits_;
   }
 

@@ -99,17 +99,26 @@ class CudaBackend {
     norms_.reset(std::size_t(c.n_layers * 2 + 1) * std::size_t(d), "norm weights");
 
     // Upload: each tensor is converted to bf16 on the host (one tensor at a time, so the host
-    // never holds a second copy of the model) and copied to its place; padding stays zero.
+    // never holds a second copy of the model) and copied to its place; padding stays zero. bf16
+    // tensors (a checkpoint loaded with keep_source_dtype) are copied as they are; fp16 and fp32
+    // ones are rounded to nearest even, as a bf16 -> fp32 -> bf16 round trip is the identity.
     LAZYLLM_CUDA_CHECK(cudaMemset(weights_.get(), 0, weights_.bytes()));
     std::vector<std::uint16_t> host;
     std::int64_t at = 0;
-    auto put = [&](const float* src, std::int64_t out_rows, std::int64_t in, std::int64_t dst_ld) {
+    auto put = [&](const WeightView& src, std::int64_t out_rows, std::int64_t in, std::int64_t dst_ld) {
       // `out_rows` rows of `in` values into a region with row stride dst_ld, at offset `at`
       host.assign(std::size_t(out_rows * dst_ld), 0);
       detail::parallel_for(out_rows, in, [&](std::int64_t b, std::int64_t e) {
-        for (std::int64_t r = b; r < e; ++r)
-          for (std::int64_t i = 0; i < in; ++i)
-            host[std::size_t(r * dst_ld + i)] = cuda::detail::float_to_bf16_bits(src[r * in + i]);
+        std::vector<float> row(static_cast<std::size_t>(in));
+        for (std::int64_t r = b; r < e; ++r) {
+          std::uint16_t* dst = host.data() + std::size_t(r * dst_ld);
+          if (src.dtype() == TensorDType::BF16) {
+            std::memcpy(dst, static_cast<const unsigned char*>(src.data()) + r * in * 2, std::size_t(in) * 2);
+            continue;
+          }
+          src.to_f32(r * in, in, row.data());
+          for (std::int64_t i = 0; i < in; ++i) dst[i] = cuda::detail::float_to_bf16_bits(row[std::size_t(i)]);
+        }
       });
       LAZYLLM_CUDA_CHECK(cudaMemcpy(weights_.get() + at, host.data(), host.size() * 2, cudaMemcpyHostToDevice));
     };
@@ -162,10 +171,10 @@ class CudaBackend {
     final_norm_ = norms_.get() + std::size_t(2 * c.n_layers) * d;
     std::vector<float> nh(std::size_t(c.n_layers * 2 + 1) * std::size_t(d));
     for (int l = 0; l < c.n_layers; ++l) {
-      std::copy_n(w.layers[l].attn_norm, d, nh.data() + std::size_t(2 * l) * d);
-      std::copy_n(w.layers[l].ffn_norm, d, nh.data() + std::size_t(2 * l + 1) * d);
+      w.layers[l].attn_norm.to_f32(0, d, nh.data() + std::size_t(2 * l) * d);
+      w.layers[l].ffn_norm.to_f32(0, d, nh.data() + std::size_t(2 * l + 1) * d);
     }
-    std::copy_n(w.final_norm, d, nh.data() + std::size_t(2 * c.n_layers) * d);
+    w.final_norm.to_f32(0, d, nh.data() + std::size_t(2 * c.n_layers) * d);
     LAZYLLM_CUDA_CHECK(cudaMemcpy(norms_.get(), nh.data(), nh.size() * 4, cudaMemcpyHostToDevice));
 
     const auto table = cuda::detail::rope_table(c.max_seq_len, c.head_dim(), c.rope_theta);
