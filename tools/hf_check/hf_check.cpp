@@ -181,7 +181,9 @@ int run(int argc, char** argv) {
 
   if (want_cuda && !cuda_available())
     throw Error("--backend " + backend + ": no CUDA GPU is usable, or this build has no CUDA backend (use --backend cpu)");
-  const ModelWeights w = load_model(model);
+  // With the CUDA backend, fp16/bf16 tensors stay as they are in the file (the upload path users
+  // get); the CPU reference converts them to fp32 itself.
+  const ModelWeights w = load_model(model, LoadOptions{.keep_source_dtype = want_cuda});
   const RuntimeConfig& c = w.config;
   std::cerr << "lazyllm-hf-check: " << model << " (" << w.source_dtype << "): " << c << "; " << ids.size()
             << " ids\n";

@@ -95,6 +95,9 @@ struct ModelWeights {
   bool all_f32() const;
 };
 
+static_assert(sizeof(LayerWeights) == 9 * sizeof(WeightView),
+              "lazyllm: a LayerWeights field was added: for_each_weight() below must visit it");
+
 /// Calls f(view, element_count) for every tensor of `w` (W may be const), in file-independent
 /// order: embedding, classifier unless it is tied to the embedding, final norm, then per layer
 /// attn_norm, ffn_norm, wq, wk, wv, wo, w1, w2, w3.

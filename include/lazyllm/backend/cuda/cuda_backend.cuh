@@ -193,7 +193,7 @@ class CudaBackend {
     rows = std::clamp(rows, 1, std::max(1, c.max_seq_len));
     if (rows <= gemv_rows_ || layers_.empty()) return;  // the GEMV path needs no warm-up
     reserve_scratch(rows);
-    const int d = c.dim, kvd = c.kv_dim();
+    const int d = c.dim;
     const std::size_t r = std::size_t(rows);
     LAZYLLM_CUDA_CHECK(cudaMemsetAsync(xn_.get(), 0, r * std::size_t(d) * 2, stream_));
     LAZYLLM_CUDA_CHECK(cudaMemsetAsync(h_.get(), 0, r * std::size_t(hid_) * 2, stream_));
@@ -201,10 +201,10 @@ class CudaBackend {
     acc.reset(r * std::size_t(d), "warm-up output");
     LAZYLLM_CUDA_CHECK(cudaMemsetAsync(acc.get(), 0, acc.bytes(), stream_));
     const Layer& L = layers_[0];
-    gemm_.run(xn_.get(), L.qkv, qkv_.get(), rows, d, d + 2 * kvd, stream_);
-    gemm_.run(xn_.get(), L.wo, acc.get(), rows, d, d, stream_, 0, /*accumulate=*/true);
-    gemm_.run(xn_.get(), L.gate_up, gu_.get(), rows, d, 2 * hid_, stream_);
-    gemm_.run(h_.get(), L.w2, acc.get(), rows, hid_, d, stream_, 0, /*accumulate=*/true);
+    gemm_qkv(L, rows);
+    gemm_o_add(L, xn_.get(), acc.get(), rows);
+    gemm_gate_up(L, rows);
+    gemm_down_add(L, acc.get(), rows);
     LAZYLLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
@@ -313,7 +313,7 @@ class CudaBackend {
       prof_.mark(cuda::OpClass::Norm, call.layer);
       cuda::detail::launch_rmsnorm(x.data(), L.attn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
       prof_.mark(cuda::OpClass::Gemm, call.layer);
-      gemm_.run(xn_.get(), L.qkv, qkv_.get(), rows, d, d + 2 * kvd, stream_);
+      gemm_qkv(L, rows);
     }
     cuda::detail::RopeArgs ra;
     ra.qkv = qkv_.get();
@@ -370,15 +370,15 @@ class CudaBackend {
                  cuda::gemv::SwiGlu{h_.get(), hid_, hid_}, stream_);
       cuda::gemv::run(cuda::gemv::Bf16Rows{h_.get(), hid_}, L.w2, hid_, d, rows, cuda::gemv::AddF32{x.data(), d}, stream_);
     } else {
-      gemm_.run(att_.get(), L.wo, x.data(), rows, d, d, stream_, 0, /*accumulate=*/true);
+      gemm_o_add(L, att_.get(), x.data(), rows);
       prof_.mark(cuda::OpClass::Norm, call.layer);
       cuda::detail::launch_rmsnorm(x.data(), L.ffn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
       prof_.mark(cuda::OpClass::Gemm, call.layer);
-      gemm_.run(xn_.get(), L.gate_up, gu_.get(), rows, d, 2 * hid_, stream_);
+      gemm_gate_up(L, rows);
       prof_.mark(cuda::OpClass::Norm, call.layer);
       cuda::detail::launch_swiglu(gu_.get(), rows, hid_, h_.get(), stream_);
       prof_.mark(cuda::OpClass::Gemm, call.layer);
-      gemm_.run(h_.get(), L.w2, x.data(), rows, hid_, d, stream_, 0, /*accumulate=*/true);
+      gemm_down_add(L, x.data(), rows);
     }
 
     if (call.want_scores) {
@@ -440,6 +440,23 @@ class CudaBackend {
     const cuda::bf16 *qkv = nullptr, *wo = nullptr, *gate_up = nullptr, *w2 = nullptr;
     const float *attn_norm = nullptr, *ffn_norm = nullptr;
   };
+
+  // The four cuBLASLt GEMMs of a layer's prefill path, shared by layer() and warm_up() (so the
+  // warm-up loads exactly the plans layer() uses): qkv_ = xn_ Wqkv^T; x += att Wo^T;
+  // gu_ = xn_ Wgate_up^T; x += h_ W2^T (the residual adds accumulate in fp32).
+  void gemm_qkv(const Layer& L, int rows) {
+    gemm_.run(xn_.get(), L.qkv, qkv_.get(), rows, config_.dim, config_.dim + 2 * config_.kv_dim(), stream_);
+  }
+  void gemm_o_add(const Layer& L, const cuda::bf16* att, float* x, int rows) {
+    gemm_.run(att, L.wo, x, rows, config_.dim, config_.dim, stream_, 0, /*accumulate=*/true);
+  }
+  void gemm_gate_up(const Layer& L, int rows) {
+    gemm_.run(xn_.get(), L.gate_up, gu_.get(), rows, config_.dim, 2 * hid_, stream_);
+  }
+  void gemm_down_add(const Layer& L, float* x, int rows) {
+    gemm_.run(h_.get(), L.w2, x, rows, hid_, config_.dim, stream_, 0, /*accumulate=*/true);
+  }
+
   struct LayerOffsets {
     std::int64_t qkv = 0, wo = 0, gate_up = 0, w2 = 0;
   };
