@@ -7,16 +7,19 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <random>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lazyllm/io/llama2c.hpp"
 #include "lazyllm/backend/cuda/common.cuh"
+#include <cuda_fp16.h>
 #include "lazyllm/model/weights.hpp"
 #include "test_util.hpp"
 
@@ -117,6 +120,41 @@ inline std::vector<std::int32_t> prompt_of(int n, unsigned seed, int vocab) {
     p.push_back(3 + std::int32_t((s >> 8) % std::uint32_t(vocab - 3)));
   }
   return p;
+}
+
+// The weights of `w` (fp32) rounded to `t`, twice: as views of `t` bits (what a checkpoint loaded
+// with keep_source_dtype gives) and as the fp32 values of those bits (what the default load gives).
+inline std::pair<ModelWeights, ModelWeights> rounded_to(const ModelWeights& w, TensorDType t) {
+  ModelWeights bits = w, vals = w;
+  auto round = [&](WeightView& b, std::int64_t n) {
+    auto raw = std::make_shared<std::vector<std::uint16_t>>(std::size_t(n));
+    auto f = std::make_shared<std::vector<float>>(std::size_t(n));
+    const float* src = b.f32();
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (t == TensorDType::BF16) {
+        const __nv_bfloat16 h = __float2bfloat16_rn(src[i]);
+        std::memcpy(&(*raw)[std::size_t(i)], &h, 2);
+        (*f)[std::size_t(i)] = __bfloat162float(h);
+      } else {
+        const __half h = __float2half_rn(src[i]);
+        std::memcpy(&(*raw)[std::size_t(i)], &h, 2);
+        (*f)[std::size_t(i)] = __half2float(h);
+      }
+    }
+    b = WeightView(raw->data(), t);
+    bits.storage.push_back(raw);
+    vals.storage.push_back(f);
+    return f->data();
+  };
+  std::vector<const float*> rounded;
+  for_each_weight(bits, [&](WeightView& v, std::int64_t n) { rounded.push_back(round(v, n)); });
+  std::size_t i = 0;
+  for_each_weight(vals, [&](WeightView& v, std::int64_t) { v = WeightView(rounded[i++]); });
+  if (w.config.tied_embeddings) {
+    bits.classifier = bits.token_embedding;
+    vals.classifier = vals.token_embedding;
+  }
+  return {bits, vals};
 }
 
 }  // namespace lazyllm::test

@@ -1,11 +1,7 @@
 // The whole CUDA backend against CpuBackend: one layer at Llama-2-7B dims, whole models through
 // the Pipeline (random small, Llama-2-7B-shaped with 2 layers, stories260K), pruning statistics,
 // layouts, streams and errors.
-#include <cstring>
 #include <numeric>
-
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 
 #include "gpu_util.hpp"
 #include "lazyllm/backend/cpu/cpu_backend.hpp"
@@ -168,42 +164,6 @@ TEST_CASE("warm_up: the same logits, bit for bit, with and without it") {
   for (int i = 32; i < 36; ++i) CHECK(copy_of(a.decode(ids[i])) == copy_of(b.decode(ids[i])));
 }
 
-namespace {
-// The weights of `w` (fp32) rounded to `t`, twice: as views of `t` bits (what a checkpoint loaded
-// with keep_source_dtype gives) and as the fp32 values of those bits (what the default load gives).
-std::pair<ModelWeights, ModelWeights> rounded_to(const ModelWeights& w, TensorDType t) {
-  ModelWeights bits = w, vals = w;
-  auto round = [&](WeightView& b, std::int64_t n) {
-    auto raw = std::make_shared<std::vector<std::uint16_t>>(std::size_t(n));
-    auto f = std::make_shared<std::vector<float>>(std::size_t(n));
-    const float* src = b.f32();
-    for (std::int64_t i = 0; i < n; ++i) {
-      if (t == TensorDType::BF16) {
-        const __nv_bfloat16 h = __float2bfloat16_rn(src[i]);
-        std::memcpy(&(*raw)[std::size_t(i)], &h, 2);
-        (*f)[std::size_t(i)] = __bfloat162float(h);
-      } else {
-        const __half h = __float2half_rn(src[i]);
-        std::memcpy(&(*raw)[std::size_t(i)], &h, 2);
-        (*f)[std::size_t(i)] = __half2float(h);
-      }
-    }
-    b = WeightView(raw->data(), t);
-    bits.storage.push_back(raw);
-    vals.storage.push_back(f);
-    return f->data();
-  };
-  std::vector<const float*> rounded;
-  for_each_weight(bits, [&](WeightView& v, std::int64_t n) { rounded.push_back(round(v, n)); });
-  std::size_t i = 0;
-  for_each_weight(vals, [&](WeightView& v, std::int64_t) { v = WeightView(rounded[i++]); });
-  if (w.config.tied_embeddings) {
-    bits.classifier = bits.token_embedding;
-    vals.classifier = vals.token_embedding;
-  }
-  return {bits, vals};
-}
-}  // namespace
 
 TEST_CASE("bf16 / fp16 source weights (keep_source_dtype) give the logits of their fp32 values, bit for bit") {
   if (!have_gpu()) return;

@@ -8,7 +8,7 @@
 //
 // The main kernel is FlashAttention-style (online softmax, nothing n x n in memory), warp-level
 // fp32 math: a block takes 16 query rows of one head, walks the visible keys in tiles of 64 staged
-// in shared memory (bf16), each warp owns 4 rows; lane i scores keys i and i+32 of the tile and
+// in shared memory (the storage type, bf16 or fp16), each warp owns 4 rows; lane i scores keys i and i+32 of the tile and
 // owns head_dim/32 output dimensions. For few query blocks (decode) the keys are split over
 // gridDim.z and a combine kernel merges the partial (m, l, o). The scores pass (want_scores)
 // recomputes the last row's logits per head, a per-head softmax, and the mean over heads.
@@ -37,39 +37,44 @@ struct AttnTraits {
   static_assert(HD % 64 == 0, "AttnTraits: head dim must be a multiple of 64");
 };
 
-/// Everything the attention kernels read, as device pointers.
-struct AttnArgs {
-  const bf16* q = nullptr;  // [rows, ldq]
+/// Everything the attention kernels read, as device pointers (ST: the storage type, bf16 or fp16).
+template <class ST>
+struct AttnArgsT {
+  using store_t = ST;
+  const ST* q = nullptr;  // [rows, ldq]
   int ldq = 0;
-  const bf16* k_cache = nullptr;  // [slots, kvd]
-  const bf16* v_cache = nullptr;
+  const ST* k_cache = nullptr;  // [slots, kvd]
+  const ST* v_cache = nullptr;
   const std::int64_t* kv_slots = nullptr;  // [n_kv]
   const std::int32_t* kv_pos = nullptr;    // [n_kv], ascending
   const std::int32_t* q_pos = nullptr;     // [rows], ascending
   int rows = 0, n_kv = 0;
   int n_heads = 0, n_kv_heads = 0, hd = 0;
-  bf16* out = nullptr;  // [rows, ldo]
+  ST* out = nullptr;  // [rows, ldo]
   int ldo = 0;
 };
+using AttnArgs = AttnArgsT<bf16>;
 
 namespace detail {
 
-struct AttnLaunch {
-  AttnArgs a;
+template <class ST>
+struct AttnLaunchT {
+  AttnArgsT<ST> a;
   float scale_log2 = 0;  // softmax scale * log2(e): the kernels work in base 2
   int n_splits = 1, keys_per_split = 0;
   float* part_o = nullptr;   // [split][row][head][HD] (unnormalised)
   float* part_ml = nullptr;  // [split][row][head][2]  (m in log2 units, l)
 };
+using AttnLaunch = AttnLaunchT<bf16>;
 
-template <class T>
-__global__ void __launch_bounds__(T::kWarps * 32) attention_kernel(AttnLaunch L) {
+template <class T, class ST>
+__global__ void __launch_bounds__(T::kWarps * 32) attention_kernel(AttnLaunchT<ST> L) {
   constexpr int HD = T::kHeadDim, R = T::kRowsPerWarp, BR = T::kBlockRows, BK = T::kKeys, KS = T::kKStride;
   constexpr int NT = T::kWarps * 32;
-  const AttnArgs& a = L.a;
+  const AttnArgsT<ST>& a = L.a;
   __shared__ __align__(16) float sq[BR][HD];
-  __shared__ __align__(16) bf16 sk[BK][KS];
-  __shared__ __align__(16) bf16 sv[BK][HD];
+  __shared__ __align__(16) ST sk[BK][KS];
+  __shared__ __align__(16) ST sv[BK][HD];
   __shared__ int s_nvis[BR];
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -83,7 +88,7 @@ __global__ void __launch_bounds__(T::kWarps * 32) attention_kernel(AttnLaunch L)
     const int r = i / (HD / 2), d = 2 * (i % (HD / 2)), row = row0 + r;
     float2 v = make_float2(0.f, 0.f);
     if (row < a.rows && d < a.hd)
-      v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(a.q + std::int64_t(row) * a.ldq + h * a.hd + d));
+      v = Storage<ST>::to_float2(*reinterpret_cast<const typename Storage<ST>::pair*>(a.q + std::int64_t(row) * a.ldq + h * a.hd + d));
     *reinterpret_cast<float2*>(&sq[r][d]) = v;
   }
   if (tid < BR) {
@@ -121,29 +126,29 @@ __global__ void __launch_bounds__(T::kWarps * 32) attention_kernel(AttnLaunch L)
       constexpr int CH = HD / 8;  // 16-byte chunks per row
       for (int i = tid; i < BK * CH; i += NT) {
         const int j = i / CH, c = i % CH, key = t0 + j;
-        Bf16x8 kv{}, vv{};
+        Vec8<ST> kv{}, vv{};
         if (key < hi) {
           const std::int64_t off = a.kv_slots[key] * kvd + std::int64_t(kh) * HD + c * 8;
-          kv = *reinterpret_cast<const Bf16x8*>(a.k_cache + off);
-          vv = *reinterpret_cast<const Bf16x8*>(a.v_cache + off);
+          kv = *reinterpret_cast<const Vec8<ST>*>(a.k_cache + off);
+          vv = *reinterpret_cast<const Vec8<ST>*>(a.v_cache + off);
         }
-        __nv_bfloat162* kd = reinterpret_cast<__nv_bfloat162*>(&sk[j][c * 8]);
+        auto* kd = reinterpret_cast<typename Storage<ST>::pair*>(&sk[j][c * 8]);
 #pragma unroll
         for (int e = 0; e < 4; ++e) kd[e] = kv.h[e];
-        *reinterpret_cast<Bf16x8*>(&sv[j][c * 8]) = vv;
+        *reinterpret_cast<Vec8<ST>*>(&sv[j][c * 8]) = vv;
       }
     } else {
-      constexpr int CH = HD / 2;  // bf16 pairs per row
+      constexpr int CH = HD / 2;  // ST pairs per row
       for (int i = tid; i < BK * CH; i += NT) {
         const int j = i / CH, d = 2 * (i % CH), key = t0 + j;
-        __nv_bfloat162 kv = __floats2bfloat162_rn(0.f, 0.f), vv = kv;
+        typename Storage<ST>::pair kv = Storage<ST>::from_float2(0.f, 0.f), vv = kv;
         if (key < hi && d < a.hd) {
           const std::int64_t off = a.kv_slots[key] * kvd + std::int64_t(kh) * a.hd + d;
-          kv = *reinterpret_cast<const __nv_bfloat162*>(a.k_cache + off);
-          vv = *reinterpret_cast<const __nv_bfloat162*>(a.v_cache + off);
+          kv = *reinterpret_cast<const typename Storage<ST>::pair*>(a.k_cache + off);
+          vv = *reinterpret_cast<const typename Storage<ST>::pair*>(a.v_cache + off);
         }
-        *reinterpret_cast<__nv_bfloat162*>(&sk[j][d]) = kv;
-        *reinterpret_cast<__nv_bfloat162*>(&sv[j][d]) = vv;
+        *reinterpret_cast<typename Storage<ST>::pair*>(&sk[j][d]) = kv;
+        *reinterpret_cast<typename Storage<ST>::pair*>(&sv[j][d]) = vv;
       }
     }
     __syncthreads();
@@ -155,8 +160,8 @@ __global__ void __launch_bounds__(T::kWarps * 32) attention_kernel(AttnLaunch L)
     for (int rr = 0; rr < R; ++rr) s[rr][0] = s[rr][1] = 0.f;
 #pragma unroll 8
     for (int d = 0; d < HD; d += 2) {
-      const float2 k0 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&sk[lane][d]));
-      const float2 k1 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&sk[lane + 32][d]));
+      const float2 k0 = Storage<ST>::to_float2(*reinterpret_cast<const typename Storage<ST>::pair*>(&sk[lane][d]));
+      const float2 k1 = Storage<ST>::to_float2(*reinterpret_cast<const typename Storage<ST>::pair*>(&sk[lane + 32][d]));
 #pragma unroll
       for (int rr = 0; rr < R; ++rr) {
         const float2 qv = *reinterpret_cast<const float2*>(&sq[warp * R + rr][d]);
@@ -188,7 +193,7 @@ __global__ void __launch_bounds__(T::kWarps * 32) attention_kernel(AttnLaunch L)
       float2 vv[T::kPairs];
 #pragma unroll
       for (int pp = 0; pp < T::kPairs; ++pp)
-        vv[pp] = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&sv[j][64 * pp + 2 * lane]));
+        vv[pp] = Storage<ST>::to_float2(*reinterpret_cast<const typename Storage<ST>::pair*>(&sv[j][64 * pp + 2 * lane]));
 #pragma unroll
       for (int rr = 0; rr < R; ++rr) {
         const float pj = __shfl_sync(0xffffffffu, j < 32 ? s[rr][0] : s[rr][1], j & 31);
@@ -201,7 +206,7 @@ __global__ void __launch_bounds__(T::kWarps * 32) attention_kernel(AttnLaunch L)
     }
   }
 
-  // Write the rows: normalised bf16 output, or the split's partial state.
+  // Write the rows: normalised ST output, or the split's partial state.
 #pragma unroll
   for (int rr = 0; rr < R; ++rr) {
     const int row = row0 + warp * R + rr;
@@ -212,8 +217,8 @@ __global__ void __launch_bounds__(T::kWarps * 32) attention_kernel(AttnLaunch L)
       for (int pp = 0; pp < T::kPairs; ++pp) {
         const int d = 64 * pp + 2 * lane;
         if (d < a.hd)
-          *reinterpret_cast<__nv_bfloat162*>(a.out + std::int64_t(row) * a.ldo + h * a.hd + d) =
-              __floats2bfloat162_rn(o[rr][pp][0] * inv, o[rr][pp][1] * inv);
+          *reinterpret_cast<typename Storage<ST>::pair*>(a.out + std::int64_t(row) * a.ldo + h * a.hd + d) =
+              Storage<ST>::from_float2(o[rr][pp][0] * inv, o[rr][pp][1] * inv);
       }
     } else {
       const std::int64_t cell = (std::int64_t(split) * a.rows + row) * a.n_heads + h;
@@ -228,10 +233,10 @@ __global__ void __launch_bounds__(T::kWarps * 32) attention_kernel(AttnLaunch L)
 }
 
 /// Merges the splits' partial states: one thread per (row, head, output dim).
-template <class T>
-__global__ void attention_combine_kernel(AttnLaunch L) {
+template <class T, class ST>
+__global__ void attention_combine_kernel(AttnLaunchT<ST> L) {
   constexpr int HD = T::kHeadDim;
-  const AttnArgs& a = L.a;
+  const AttnArgsT<ST>& a = L.a;
   const std::int64_t n = std::int64_t(a.rows) * a.n_heads * a.hd;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
        i += std::int64_t(gridDim.x) * blockDim.x) {
@@ -249,7 +254,7 @@ __global__ void attention_combine_kernel(AttnLaunch L) {
       den += ls * w;
       num += L.part_o[cell * HD + d] * w;
     }
-    a.out[std::int64_t(row) * a.ldo + h * a.hd + d] = __float2bfloat16_rn(den > 0.f ? num / den : 0.f);
+    a.out[std::int64_t(row) * a.ldo + h * a.hd + d] = Storage<ST>::from_float(den > 0.f ? num / den : 0.f);
   }
 }
 
@@ -269,29 +274,29 @@ struct DecodeTraits {
   static constexpr int kWarps = 4;
   static constexpr int kKeysPerPass = kWarps * 32;
   static constexpr int kDimsPerLane = HD / 32;
-  static constexpr int kVStride = HD + 8;  // bf16 per staged K/V row (16-byte pad: conflict-free lane-per-row reads)
+  static constexpr int kVStride = HD + 8;  // ST per staged K/V row (16-byte pad: conflict-free lane-per-row reads)
   static constexpr int kSmemBytes = 2 * kWarps * 32 * kVStride * 2;  // K and V rows of each warp's 32 keys
   static_assert(kWarps * kRows * HD * 4 <= kSmemBytes, "DecodeTraits: the merge reuses the K/V region");
 };
 
-template <class T>
-__global__ void __launch_bounds__(T::kWarps * 32) decode_attention_kernel(AttnLaunch L) {
+template <class T, class ST>
+__global__ void __launch_bounds__(T::kWarps * 32) decode_attention_kernel(AttnLaunchT<ST> L) {
   constexpr int HD = T::kHeadDim, R = T::kRows, W = T::kWarps, DL = T::kDimsPerLane, S = T::kVStride;
   constexpr int CH = HD / 8;  // 16-byte chunks per K/V row
-  const AttnArgs& a = L.a;
+  const AttnArgsT<ST>& a = L.a;
   __shared__ __align__(16) float sq[R][HD];
   __shared__ int s_nvis[R];
   __shared__ float s_ml[W][R][2];
-  extern __shared__ __align__(16) unsigned char decode_smem[];  // [K, V][W][32][S] bf16
+  extern __shared__ __align__(16) unsigned char decode_smem[];  // [K, V][W][32][S] ST
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  bf16* sk = reinterpret_cast<bf16*>(decode_smem) + warp * 32 * S;
-  bf16* sv = reinterpret_cast<bf16*>(decode_smem) + (W + warp) * 32 * S;
+  ST* sk = reinterpret_cast<ST*>(decode_smem) + warp * 32 * S;
+  ST* sv = reinterpret_cast<ST*>(decode_smem) + (W + warp) * 32 * S;
   const int h = blockIdx.x, split = blockIdx.y, kh = h / (a.n_heads / a.n_kv_heads);
   const std::int64_t kvd = std::int64_t(a.n_kv_heads) * HD;
   for (int i = tid; i < R * HD; i += W * 32) {
     const int r = i / HD, d = i % HD;
-    sq[r][d] = r < a.rows ? __bfloat162float(a.q[std::int64_t(r) * a.ldq + h * HD + d]) : 0.f;
+    sq[r][d] = r < a.rows ? Storage<ST>::to_float(a.q[std::int64_t(r) * a.ldq + h * HD + d]) : 0.f;
   }
   if (tid < R) s_nvis[tid] = tid < a.rows ? count_le(a.kv_pos, a.n_kv, a.q_pos[tid]) : 0;
   __syncthreads();
@@ -334,7 +339,7 @@ __global__ void __launch_bounds__(T::kWarps * 32) decode_attention_kernel(AttnLa
 #pragma unroll
     for (int c = 0; c < CH; ++c) {
       float kf[8];
-      unpack8(*reinterpret_cast<const Bf16x8*>(sk + lane * S + c * 8), kf);
+      unpack8(*reinterpret_cast<const Vec8<ST>*>(sk + lane * S + c * 8), kf);
 #pragma unroll
       for (int r = 0; r < R; ++r)
 #pragma unroll
@@ -357,15 +362,15 @@ __global__ void __launch_bounds__(T::kWarps * 32) decode_attention_kernel(AttnLa
     // Lane = output dims: o += p_j v_j over the pass's keys.
 #pragma unroll 4
     for (int j = 0; j < n_here; ++j) {
-      const bf16* v = sv + j * S + lane * DL;
+      const ST* v = sv + j * S + lane * DL;
       float vf[DL];
       if constexpr (DL == 4) {
         const uint2 raw = *reinterpret_cast<const uint2*>(v);
-        const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.x));
-        const float2 y = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.y));
+        const float2 x = Storage<ST>::to_float2(*reinterpret_cast<const typename Storage<ST>::pair*>(&raw.x));
+        const float2 y = Storage<ST>::to_float2(*reinterpret_cast<const typename Storage<ST>::pair*>(&raw.y));
         vf[0] = x.x, vf[1] = x.y, vf[2] = y.x, vf[3] = y.y;
       } else {
-        const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(v));
+        const float2 x = Storage<ST>::to_float2(*reinterpret_cast<const typename Storage<ST>::pair*>(v));
         vf[0] = x.x, vf[1] = x.y;
       }
 #pragma unroll
@@ -401,7 +406,7 @@ __global__ void __launch_bounds__(T::kWarps * 32) decode_attention_kernel(AttnLa
       osum += s_o[w][r][d] * f;
     }
     if (L.n_splits == 1) {
-      a.out[std::int64_t(r) * a.ldo + h * HD + d] = __float2bfloat16_rn(lsum > 0.f ? osum / lsum : 0.f);
+      a.out[std::int64_t(r) * a.ldo + h * HD + d] = Storage<ST>::from_float(lsum > 0.f ? osum / lsum : 0.f);
     } else {
       const std::int64_t cell = (std::int64_t(split) * a.rows + r) * a.n_heads + h;
       L.part_o[cell * HD + d] = osum;
@@ -420,22 +425,22 @@ struct ScoresTraits {
 /// logits[h][j] = (q_last,h . k_j) * scale for j < n_vis (natural units, like the CPU: the scores
 /// pass uses expf, whose denormal results match std::exp, so near-zero scores tie the same way).
 /// One warp per key.
-template <class T>
-__global__ void last_row_logits_kernel(AttnArgs a, float scale, int n_vis, float* __restrict__ logits) {
+template <class T, class ST>
+__global__ void last_row_logits_kernel(AttnArgsT<ST> a, float scale, int n_vis, float* __restrict__ logits) {
   extern __shared__ float sq_all[];  // [n_heads * hd]
   const int d_all = a.n_heads * a.hd, kvd = a.n_kv_heads * a.hd, group = a.n_heads / a.n_kv_heads;
-  const bf16* q = a.q + std::int64_t(a.rows - 1) * a.ldq;
-  for (int i = threadIdx.x; i < d_all; i += blockDim.x) sq_all[i] = __bfloat162float(q[i]);
+  const ST* q = a.q + std::int64_t(a.rows - 1) * a.ldq;
+  for (int i = threadIdx.x; i < d_all; i += blockDim.x) sq_all[i] = Storage<ST>::to_float(q[i]);
   __syncthreads();
   const int lane = threadIdx.x & 31;
   const int j = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
   if (j >= n_vis) return;
-  const bf16* k = a.k_cache + a.kv_slots[j] * kvd;
+  const ST* k = a.k_cache + a.kv_slots[j] * kvd;
   for (int h = 0; h < a.n_heads; ++h) {
     const int kh = h / group;
     float acc = 0.f;
     for (int d = 2 * lane; d < a.hd; d += 64) {
-      const float2 kv = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(k + kh * a.hd + d));
+      const float2 kv = Storage<ST>::to_float2(*reinterpret_cast<const typename Storage<ST>::pair*>(k + kh * a.hd + d));
       acc = fmaf(sq_all[h * a.hd + d], kv.x, fmaf(sq_all[h * a.hd + d + 1], kv.y, acc));
     }
     acc = warp_sum(acc);
@@ -476,29 +481,29 @@ __global__ void last_row_mean_kernel(const float* __restrict__ logits, const flo
   scores[j] = acc / float(n_heads);
 }
 
-template <int HD>
-void launch_attention(const AttnLaunch& L, cudaStream_t stream) {
+template <int HD, class ST>
+void launch_attention(const AttnLaunchT<ST>& L, cudaStream_t stream) {
   using T = AttnTraits<HD>;
   const dim3 grid((L.a.rows + T::kBlockRows - 1) / T::kBlockRows, L.a.n_heads, L.n_splits);
-  attention_kernel<T><<<grid, T::kWarps * 32, 0, stream>>>(L);
+  attention_kernel<T, ST><<<grid, T::kWarps * 32, 0, stream>>>(L);
   LAZYLLM_CUDA_CHECK_LAUNCH();
   if (L.n_splits > 1) {
     const std::int64_t n = std::int64_t(L.a.rows) * L.a.n_heads * L.a.hd;
-    attention_combine_kernel<T><<<unsigned(std::min<std::int64_t>((n + 255) / 256, 65535)), 256, 0, stream>>>(L);
+    attention_combine_kernel<T, ST><<<unsigned(std::min<std::int64_t>((n + 255) / 256, 65535)), 256, 0, stream>>>(L);
     LAZYLLM_CUDA_CHECK_LAUNCH();
   }
 }
 
-template <int HD, int R>
-void launch_decode_attention(const AttnLaunch& L, cudaStream_t stream) {
+template <int HD, int R, class ST>
+void launch_decode_attention(const AttnLaunchT<ST>& L, cudaStream_t stream) {
   using T = DecodeTraits<HD, R>;
   LAZYLLM_CUDA_CHECK(
-      cudaFuncSetAttribute(decode_attention_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
-  decode_attention_kernel<T><<<dim3(unsigned(L.a.n_heads), unsigned(L.n_splits)), T::kWarps * 32, T::kSmemBytes, stream>>>(L);
+      cudaFuncSetAttribute(decode_attention_kernel<T, ST>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
+  decode_attention_kernel<T, ST><<<dim3(unsigned(L.a.n_heads), unsigned(L.n_splits)), T::kWarps * 32, T::kSmemBytes, stream>>>(L);
   LAZYLLM_CUDA_CHECK_LAUNCH();
   if (L.n_splits > 1) {
     const std::int64_t n = std::int64_t(L.a.rows) * L.a.n_heads * L.a.hd;
-    attention_combine_kernel<AttnTraits<HD>><<<unsigned(std::min<std::int64_t>((n + 255) / 256, 65535)), 256, 0, stream>>>(L);
+    attention_combine_kernel<AttnTraits<HD>, ST><<<unsigned(std::min<std::int64_t>((n + 255) / 256, 65535)), 256, 0, stream>>>(L);
     LAZYLLM_CUDA_CHECK_LAUNCH();
   }
 }
@@ -521,7 +526,8 @@ class Attention {
 
   /// out = causal softmax(q k^T / sqrt(hd)) v. `force_splits` > 0 fixes the number of key
   /// splits of the CUDA-core kernel (tests; implies Kernel::CudaCore); 0 chooses.
-  void run(const AttnArgs& a, cudaStream_t stream, int force_splits = 0, Kernel kernel = Kernel::Auto) {
+  template <class ST>
+  void run(const AttnArgsT<ST>& a, cudaStream_t stream, int force_splits = 0, Kernel kernel = Kernel::Auto) {
     if (a.rows <= 0) return;
     if (a.hd <= 0 || a.hd > 128 || a.hd % 2 != 0)
       throw InvalidArgument("CudaBackend attention: head_dim " + std::to_string(a.hd) +
@@ -530,16 +536,16 @@ class Attention {
     if (kernel == Kernel::TensorCore && !tc_ok)
       throw InvalidArgument("CudaBackend attention: the tensor-core kernel needs head_dim 64 or 128 and no forced split");
     if (tc_ok && (kernel == Kernel::TensorCore || (kernel == Kernel::Auto && a.rows >= kTensorCoreMinRows))) {
-      detail::MmaAttnLaunch M{a.q,     a.ldq,        a.k_cache, a.v_cache, a.kv_slots, a.kv_pos, a.q_pos,
+      detail::MmaAttnLaunchT<ST> M{a.q,     a.ldq,        a.k_cache, a.v_cache, a.kv_slots, a.kv_pos, a.q_pos,
                               a.rows,  a.n_kv,       a.n_heads, a.n_kv_heads, a.out,   a.ldo,
                               float(1.4426950408889634 / std::sqrt(double(a.hd)))};
       last_splits_ = 1;
       last_tensor_core_ = true;
       last_decode_ = false;
       if (a.hd == 64)
-        detail::launch_mma_attention<64>(M, stream);
+        detail::launch_mma_attention<64, ST>(M, stream);
       else
-        detail::launch_mma_attention<128>(M, stream);
+        detail::launch_mma_attention<128, ST>(M, stream);
       return;
     }
     last_tensor_core_ = false;
@@ -549,7 +555,7 @@ class Attention {
                             std::to_string(kDecodeMaxRows) + " rows and no forced split");
     last_decode_ = false;
     if (dec_ok && (kernel == Kernel::Decode || kernel == Kernel::Auto)) {
-      detail::AttnLaunch L;
+      detail::AttnLaunchT<ST> L;
       L.a = a;
       L.scale_log2 = float(1.4426950408889634 / std::sqrt(double(a.hd)));
       // Enough (head, split) blocks to cover the GPU a few times, each split >= one pass of keys.
@@ -568,12 +574,14 @@ class Attention {
       last_splits_ = L.n_splits;
       last_decode_ = true;
       if (a.hd == 64)
-        a.rows == 1 ? detail::launch_decode_attention<64, 1>(L, stream) : detail::launch_decode_attention<64, 4>(L, stream);
+        a.rows == 1 ? detail::launch_decode_attention<64, 1, ST>(L, stream)
+                    : detail::launch_decode_attention<64, 4, ST>(L, stream);
       else
-        a.rows == 1 ? detail::launch_decode_attention<128, 1>(L, stream) : detail::launch_decode_attention<128, 4>(L, stream);
+        a.rows == 1 ? detail::launch_decode_attention<128, 1, ST>(L, stream)
+                    : detail::launch_decode_attention<128, 4, ST>(L, stream);
       return;
     }
-    detail::AttnLaunch L;
+    detail::AttnLaunchT<ST> L;
     L.a = a;
     L.scale_log2 = float(1.4426950408889634 / std::sqrt(double(a.hd)));
     constexpr int BK = 64, BR = 16;
@@ -598,15 +606,16 @@ class Attention {
     }
     last_splits_ = L.n_splits;
     if (HD == 64)
-      detail::launch_attention<64>(L, stream);
+      detail::launch_attention<64, ST>(L, stream);
     else
-      detail::launch_attention<128>(L, stream);
+      detail::launch_attention<128, ST>(L, stream);
   }
 
   /// scores_dev[j] (j < n_kv) = softmax attention of the last query row to entry j, averaged
   /// over the query heads; entries after the last row's position get 0. `n_vis` = number of
   /// kv_pos <= q_pos[rows-1] (the caller knows it on the host).
-  void last_row_scores(const AttnArgs& a, int n_vis, float* scores_dev, cudaStream_t stream) {
+  template <class ST>
+  void last_row_scores(const AttnArgsT<ST>& a, int n_vis, float* scores_dev, cudaStream_t stream) {
     if (a.n_kv <= 0) return;
     const float scale = 1.0f / std::sqrt(float(a.hd));  // as CpuBackend computes it
     logits_.reserve(std::size_t(std::max(n_vis, 1)) * std::size_t(a.n_heads), "attention scores workspace");
@@ -615,10 +624,10 @@ class Attention {
       constexpr int th = detail::ScoresTraits::kThreads;
       const std::size_t smem = std::size_t(a.n_heads) * std::size_t(a.hd) * sizeof(float);
       if (smem > 48 * 1024) {
-        LAZYLLM_CUDA_CHECK(cudaFuncSetAttribute(detail::last_row_logits_kernel<detail::ScoresTraits>,
+        LAZYLLM_CUDA_CHECK(cudaFuncSetAttribute(detail::last_row_logits_kernel<detail::ScoresTraits, ST>,
                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
       }
-      detail::last_row_logits_kernel<detail::ScoresTraits><<<unsigned((n_vis + th / 32 - 1) / (th / 32)), th, smem, stream>>>(
+      detail::last_row_logits_kernel<detail::ScoresTraits, ST><<<unsigned((n_vis + th / 32 - 1) / (th / 32)), th, smem, stream>>>(
           a, scale, n_vis, logits_.get());
       LAZYLLM_CUDA_CHECK_LAUNCH();
       detail::last_row_softmax_stats_kernel<detail::ScoresTraits><<<a.n_heads, 256, 0, stream>>>(logits_.get(), n_vis, ml_.get());

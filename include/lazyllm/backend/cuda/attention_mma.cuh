@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Tensor-core causal prefill attention over a compacted token set (sm_80+: mma.sync m16n8k16 bf16,
+// Tensor-core causal prefill attention over a compacted token set (sm_80+: mma.sync m16n8k16 bf16 or fp16,
 // ldmatrix, cp.async). FlashAttention-2 structure: a block owns kBlockRows query rows of one head
 // (16 per warp), walks the visible keys in tiles of kKeys double-buffered in shared memory, keeps
 // the online-softmax state (m, l) and the output accumulator in registers, and never forms the
@@ -10,6 +10,7 @@
 // Used by Attention::run for prefill-sized row counts with head_dim exactly 64 or 128; decode and
 // other head dims go to the CUDA-core kernel in attention.cuh (which also splits over keys).
 #pragma once
+#include <type_traits>
 #include <cstdint>
 
 #include "lazyllm/backend/cuda/common.cuh"
@@ -58,44 +59,55 @@ __device__ __forceinline__ void ldmatrix_x4_trans(std::uint32_t (&r)[4], const v
                : "r"(smem_addr(p)));
 }
 
-/// d += a * b for one m16n8k16 tile (bf16 inputs, fp32 accumulators).
-__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
-                                               std::uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+/// d += a * b for one m16n8k16 tile (ST = bf16 or fp16 inputs, fp32 accumulators).
+template <class ST>
+__device__ __forceinline__ void mma_16816(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
+                                          std::uint32_t b1) {
+  if constexpr (std::is_same_v<ST, fp16>)
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  else
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-__device__ __forceinline__ std::uint32_t pack_bf16x2(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+template <class ST>
+__device__ __forceinline__ std::uint32_t pack2(float lo, float hi) {
+  const typename Storage<ST>::pair v = Storage<ST>::from_float2(lo, hi);
   return *reinterpret_cast<const std::uint32_t*>(&v);
 }
 
 /// Launch parameters of the tensor-core kernel (the args plus the base-2 softmax scale).
-struct MmaAttnLaunch {
-  const bf16* q;
+template <class ST>
+struct MmaAttnLaunchT {
+  const ST* q;
   int ldq;
-  const bf16* k_cache;
-  const bf16* v_cache;
+  const ST* k_cache;
+  const ST* v_cache;
   const std::int64_t* kv_slots;
   const std::int32_t* kv_pos;
   const std::int32_t* q_pos;
   int rows, n_kv, n_heads, n_kv_heads;
-  bf16* out;
+  ST* out;
   int ldo;
   float scale_log2;
 };
+using MmaAttnLaunch = MmaAttnLaunchT<bf16>;
 
-template <class T>
-__global__ void __launch_bounds__(T::kThreads, 2) mma_attention_kernel(MmaAttnLaunch L) {
+template <class T, class ST>
+__global__ void __launch_bounds__(T::kThreads, 2) mma_attention_kernel(MmaAttnLaunchT<ST> L) {
   constexpr int HD = T::kHeadDim, BR = T::kBlockRows, BK = T::kKeys, S = T::kStride, NT = T::kThreads;
   constexpr int CH = HD / 8;  // 16-byte chunks per row
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  bf16* sq = reinterpret_cast<bf16*>(smem_raw);
-  bf16* sk = sq + BR * S;              // [2][BK][S]
-  bf16* sv = sk + 2 * T::kTileElems;   // [2][BK][S]
+  ST* sq = reinterpret_cast<ST*>(smem_raw);
+  ST* sk = sq + BR * S;              // [2][BK][S]
+  ST* sv = sk + 2 * T::kTileElems;   // [2][BK][S]
   __shared__ int s_nvis[BR];
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -133,8 +145,8 @@ __global__ void __launch_bounds__(T::kThreads, 2) mma_attention_kernel(MmaAttnLa
   }
 
   auto load_tile = [&](int stage, int t0) {
-    bf16* dk = sk + stage * T::kTileElems;
-    bf16* dv = sv + stage * T::kTileElems;
+    ST* dk = sk + stage * T::kTileElems;
+    ST* dv = sv + stage * T::kTileElems;
     for (int i = tid; i < BK * CH; i += NT) {
       const int j = i / CH, c = i % CH, key = t0 + j;
       const bool ok = key < hi;
@@ -176,8 +188,8 @@ __global__ void __launch_bounds__(T::kThreads, 2) mma_attention_kernel(MmaAttnLa
     }
     __syncthreads();
     if (t0 < warp_max) {
-      const bf16* ck = sk + stage * T::kTileElems;
-      const bf16* cv = sv + stage * T::kTileElems;
+      const ST* ck = sk + stage * T::kTileElems;
+      const ST* cv = sv + stage * T::kTileElems;
       // S = Q K^T for the warp's 16 rows x 64 keys.
       float s[BK / 8][4];
 #pragma unroll
@@ -188,8 +200,8 @@ __global__ void __launch_bounds__(T::kThreads, 2) mma_attention_kernel(MmaAttnLa
         for (int kk = 0; kk < HD / 16; kk += 2) {
           std::uint32_t b[4];
           ldmatrix_x4(b, ck + (nb * 8 + (lane & 7)) * S + kk * 16 + (lane >> 3) * 8);
-          mma_bf16_16816(s[nb], qf[kk], b[0], b[1]);
-          mma_bf16_16816(s[nb], qf[kk + 1], b[2], b[3]);
+          mma_16816<ST>(s[nb], qf[kk], b[0], b[1]);
+          mma_16816<ST>(s[nb], qf[kk + 1], b[2], b[3]);
         }
       }
       // Mask (only where the tile crosses a row's visible count) and scale into base 2.
@@ -225,8 +237,8 @@ __global__ void __launch_bounds__(T::kThreads, 2) mma_attention_kernel(MmaAttnLa
         const float p2 = exp2f(s[nb][2] - u1), p3 = exp2f(s[nb][3] - u1);
         rs0 += p0 + p1;
         rs1 += p2 + p3;
-        pf[nb / 2][(nb & 1) * 2 + 0] = pack_bf16x2(p0, p1);
-        pf[nb / 2][(nb & 1) * 2 + 1] = pack_bf16x2(p2, p3);
+        pf[nb / 2][(nb & 1) * 2 + 0] = pack2<ST>(p0, p1);
+        pf[nb / 2][(nb & 1) * 2 + 1] = pack2<ST>(p2, p3);
       }
       l0 = l0 * a0 + rs0;  // per-thread partial sums; reduced over the quad at the end
       l1 = l1 * a1 + rs1;
@@ -245,15 +257,15 @@ __global__ void __launch_bounds__(T::kThreads, 2) mma_attention_kernel(MmaAttnLa
         for (int dn = 0; dn < HD / 8; dn += 2) {
           std::uint32_t b[4];
           ldmatrix_x4_trans(b, cv + (kc * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S + dn * 8 + (lane >> 4) * 8);
-          mma_bf16_16816(o[dn], pf[kc], b[0], b[1]);
-          mma_bf16_16816(o[dn + 1], pf[kc], b[2], b[3]);
+          mma_16816<ST>(o[dn], pf[kc], b[0], b[1]);
+          mma_16816<ST>(o[dn + 1], pf[kc], b[2], b[3]);
         }
       }
     }
     __syncthreads();  // this stage is consumed before the next iteration refills it
   }
 
-  // Normalise and write bf16.
+  // Normalise and write (ST).
   l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
   l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
   l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
@@ -264,23 +276,23 @@ __global__ void __launch_bounds__(T::kThreads, 2) mma_attention_kernel(MmaAttnLa
   for (int dn = 0; dn < HD / 8; ++dn) {
     const int d = h * HD + dn * 8 + 2 * t;
     if (r0 < L.rows)
-      *reinterpret_cast<__nv_bfloat162*>(L.out + std::int64_t(r0) * L.ldo + d) =
-          __floats2bfloat162_rn(o[dn][0] * i0, o[dn][1] * i0);
+      *reinterpret_cast<typename Storage<ST>::pair*>(L.out + std::int64_t(r0) * L.ldo + d) =
+          Storage<ST>::from_float2(o[dn][0] * i0, o[dn][1] * i0);
     if (r1 < L.rows)
-      *reinterpret_cast<__nv_bfloat162*>(L.out + std::int64_t(r1) * L.ldo + d) =
-          __floats2bfloat162_rn(o[dn][2] * i1, o[dn][3] * i1);
+      *reinterpret_cast<typename Storage<ST>::pair*>(L.out + std::int64_t(r1) * L.ldo + d) =
+          Storage<ST>::from_float2(o[dn][2] * i1, o[dn][3] * i1);
   }
 }
 
-template <int HD>
-void launch_mma_attention(const MmaAttnLaunch& L, cudaStream_t stream) {
+template <int HD, class ST>
+void launch_mma_attention(const MmaAttnLaunchT<ST>& L, cudaStream_t stream) {
   using T = MmaAttnTraits<HD>;
   // Over 48 KiB of dynamic shared memory needs the opt-in (cheap; set on every launch so that it
   // holds on whichever device is current).
   LAZYLLM_CUDA_CHECK(
-      cudaFuncSetAttribute(mma_attention_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
+      cudaFuncSetAttribute(mma_attention_kernel<T, ST>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
   const dim3 grid(unsigned((L.rows + T::kBlockRows - 1) / T::kBlockRows), unsigned(L.n_heads));
-  mma_attention_kernel<T><<<grid, T::kThreads, T::kSmemBytes, stream>>>(L);
+  mma_attention_kernel<T, ST><<<grid, T::kThreads, T::kSmemBytes, stream>>>(L);
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 // Shared pieces of the CUDA backend: errors (CudaError with file:line), RAII device and pinned
-// buffers, bf16 conversion helpers, and the warp/block reductions the kernels use.
+// buffers, the 2-byte storage types (bf16, fp16) and their conversions, and the warp/block
+// reductions the kernels use.
 #pragma once
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <cublasLt.h>
 
@@ -18,6 +20,7 @@
 namespace lazyllm::cuda {
 
 using bf16 = __nv_bfloat16;
+using fp16 = __half;
 
 /// A CUDA runtime or cuBLASLt call failed. what() names the call site, the call and the status.
 class CudaError : public Error {
@@ -241,6 +244,14 @@ inline float bf16_bits_to_float(std::uint16_t b) {
 /// The value fp32 `f` has after a round trip through bf16 (what the GPU sees of a weight).
 inline float round_bf16(float f) { return bf16_bits_to_float(float_to_bf16_bits(f)); }
 
+/// fp32 -> fp16 on the host, round to nearest even (the CUDA header's conversion).
+inline std::uint16_t float_to_fp16_bits(float f) {
+  const __half h = __float2half_rn(f);
+  std::uint16_t u;
+  std::memcpy(&u, &h, 2);
+  return u;
+}
+
 // ------------------------------------------------------------------ device helpers
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -281,22 +292,60 @@ __device__ __forceinline__ int count_le(const std::int32_t* kv_pos, int n, std::
   return lo;
 }
 
-struct alignas(16) Bf16x8 {
-  __nv_bfloat162 h[4];
+}  // namespace detail
+
+/// What the kernels need of a 2-byte storage type S (weights, GEMM inputs and outputs, K/V):
+/// conversions (round to nearest even), its pair type, and the host rounding. bf16 is the
+/// default; fp16 keeps 3 more mantissa bits at a smaller range. The primary template refuses
+/// anything else in plain words.
+template <class S>
+struct Storage {
+  static_assert(sizeof(S) == 0, "lazyllm::cuda: the storage type must be cuda::bf16 or cuda::fp16");
+};
+template <>
+struct Storage<bf16> {
+  using pair = __nv_bfloat162;
+  static constexpr const char* kName = "bf16";
+  __device__ static float to_float(bf16 v) { return __bfloat162float(v); }
+  __device__ static bf16 from_float(float f) { return __float2bfloat16_rn(f); }
+  __device__ static float2 to_float2(pair v) { return __bfloat1622float2(v); }
+  __device__ static pair from_float2(float lo, float hi) { return __floats2bfloat162_rn(lo, hi); }
+  static std::uint16_t host_bits(float f) { return detail::float_to_bf16_bits(f); }
+};
+template <>
+struct Storage<fp16> {
+  using pair = __half2;
+  static constexpr const char* kName = "fp16";
+  __device__ static float to_float(fp16 v) { return __half2float(v); }
+  __device__ static fp16 from_float(float f) { return __float2half_rn(f); }
+  __device__ static float2 to_float2(pair v) { return __half22float2(v); }
+  __device__ static pair from_float2(float lo, float hi) { return __floats2half2_rn(lo, hi); }
+  static std::uint16_t host_bits(float f) { return detail::float_to_fp16_bits(f); }
 };
 
-__device__ __forceinline__ void unpack8(const Bf16x8& v, float (&f)[8]) {
+namespace detail {
+
+/// 8 values of storage type S as one 16-byte word.
+template <class S>
+struct alignas(16) Vec8 {
+  typename Storage<S>::pair h[4];
+};
+using Bf16x8 = Vec8<bf16>;
+
+template <class S>
+__device__ __forceinline__ void unpack8(const Vec8<S>& v, float (&f)[8]) {
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const float2 t = __bfloat1622float2(v.h[i]);
+    const float2 t = Storage<S>::to_float2(v.h[i]);
     f[2 * i] = t.x;
     f[2 * i + 1] = t.y;
   }
 }
-__device__ __forceinline__ Bf16x8 pack8(const float (&f)[8]) {
-  Bf16x8 v;
+template <class S = bf16>
+__device__ __forceinline__ Vec8<S> pack8(const float (&f)[8]) {
+  Vec8<S> v;
 #pragma unroll
-  for (int i = 0; i < 4; ++i) v.h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
+  for (int i = 0; i < 4; ++i) v.h[i] = Storage<S>::from_float2(f[2 * i], f[2 * i + 1]);
   return v;
 }
 

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
-// The CUDA backend: bf16 weights and GEMM activations, fp32 accumulation and fp32 residual
-// stream, everything on one user-given stream. Satisfies AttentionBackend, so
-// Pipeline<Config, Policy, Layout, CudaBackend> works unchanged.
+// The CUDA backend: 2-byte weights and GEMM activations (bf16 by default, fp16 on request), fp32
+// accumulation and fp32 residual stream, everything on one user-given stream. Satisfies
+// AttentionBackend, so Pipeline<Config, Policy, Layout, CudaBackend> works unchanged.
+// BasicCudaBackend<ST> is the template (ST = cuda::bf16 or cuda::fp16); CudaBackend is the bf16
+// instantiation and CudaBackendFp16 the fp16 one.
 //
 // Layering: CudaBackend (this file: weights, storage, index uploads, the order of a layer)
 //   -> Gemm (gemm.cuh, cuBLASLt) / Attention (attention.cuh) / detail::launch_* (kernels.cuh)
@@ -15,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "lazyllm/backend/attention_backend.hpp"
@@ -30,8 +33,13 @@
 
 namespace lazyllm {
 
-class CudaBackend {
+template <class ST>
+class BasicCudaBackend {
+  static_assert(std::is_same_v<ST, cuda::bf16> || std::is_same_v<ST, cuda::fp16>,
+                "lazyllm: BasicCudaBackend's storage type must be cuda::bf16 or cuda::fp16");
+
  public:
+  using store_t = ST;
   /// rows x dim fp32 activations (the residual stream) in device memory. Default-constructible
   /// and movable so the pipeline can keep and swap them; capacity only grows.
   struct Activations {
@@ -60,9 +68,9 @@ class CudaBackend {
     }
   };
 
-  /// Uploads the weights as bf16 (fused QKV [(d + 2 kvd), d] and gate/up [2 hid, d]) on `stream`.
+  /// Uploads the weights as ST (fused QKV [(d + 2 kvd), d] and gate/up [2 hid, d]) on `stream`.
   /// Throws Error when no GPU is present or the model does not fit in free device memory.
-  explicit CudaBackend(const ModelWeights& w, cudaStream_t stream = nullptr) : config_(w.config), stream_(stream) {
+  explicit BasicCudaBackend(const ModelWeights& w, cudaStream_t stream = nullptr) : config_(w.config), stream_(stream) {
     config_.validate();
     const auto& c = config_;
     if (int(w.layers.size()) != c.n_layers)
@@ -86,22 +94,22 @@ class CudaBackend {
                                            prop.sharedMemPerBlockOptin / (std::size_t(std::max(c.dim, hid_)) * 2)));
     const std::int64_t d = c.dim, kvd = c.kv_dim(), v = c.vocab_size, hid = hid_;
     const std::int64_t per_layer = (d + 2 * kvd) * d + d * d + 2 * hid * d + d * hid;
-    const std::int64_t n_bf16 = v * d * (c.tied_embeddings ? 1 : 2) + c.n_layers * per_layer;
-    const std::uint64_t need = std::uint64_t(n_bf16) * 2 + std::uint64_t(c.n_layers * 2 + 1) * d * 4 +
+    const std::int64_t n_store = v * d * (c.tied_embeddings ? 1 : 2) + c.n_layers * per_layer;
+    const std::uint64_t need = std::uint64_t(n_store) * 2 + std::uint64_t(c.n_layers * 2 + 1) * d * 4 +
                                std::uint64_t(c.max_seq_len) * (c.head_dim() / 2) * 8 + cuda::Gemm::kWorkspaceBytes;
     const std::uint64_t free_b = cuda::detail::free_device_bytes();
     if (need > free_b)
-      throw Error("CudaBackend: the model needs " + cuda::detail::format_bytes(need) + " of GPU memory for its bf16 weights, " +
+      throw Error("CudaBackend: the model needs " + cuda::detail::format_bytes(need) + " of GPU memory for its " + cuda::Storage<ST>::kName + " weights, " +
                   cuda::detail::format_bytes(free_b) + " are free on device " + std::to_string(dev) + " (" + prop.name + ")");
 
     gemm_.init();
-    weights_.reset(std::size_t(n_bf16), "bf16 weights");
+    weights_.reset(std::size_t(n_store), "weights");
     norms_.reset(std::size_t(c.n_layers * 2 + 1) * std::size_t(d), "norm weights");
 
-    // Upload: each tensor is converted to bf16 on the host (one tensor at a time, so the host
-    // never holds a second copy of the model) and copied to its place; padding stays zero. bf16
-    // tensors (a checkpoint loaded with keep_source_dtype) are copied as they are; fp16 and fp32
-    // ones are rounded to nearest even, as a bf16 -> fp32 -> bf16 round trip is the identity.
+    // Upload: each tensor is converted to ST on the host (one tensor at a time, so the host never
+    // holds a second copy of the model) and copied to its place; padding stays zero. Tensors
+    // already in ST (a checkpoint loaded with keep_source_dtype) are copied as they are; others
+    // are rounded to nearest even (an ST -> fp32 -> ST round trip is the identity).
     LAZYLLM_CUDA_CHECK(cudaMemset(weights_.get(), 0, weights_.bytes()));
     std::vector<std::uint16_t> host;
     std::int64_t at = 0;
@@ -112,12 +120,12 @@ class CudaBackend {
         std::vector<float> row(static_cast<std::size_t>(in));
         for (std::int64_t r = b; r < e; ++r) {
           std::uint16_t* dst = host.data() + std::size_t(r * dst_ld);
-          if (src.dtype() == TensorDType::BF16) {
+          if (src.dtype() == kSourceType) {
             std::memcpy(dst, static_cast<const unsigned char*>(src.data()) + r * in * 2, std::size_t(in) * 2);
             continue;
           }
           src.to_f32(r * in, in, row.data());
-          for (std::int64_t i = 0; i < in; ++i) dst[i] = cuda::detail::float_to_bf16_bits(row[std::size_t(i)]);
+          for (std::int64_t i = 0; i < in; ++i) dst[i] = cuda::Storage<ST>::host_bits(row[std::size_t(i)]);
         }
       });
       LAZYLLM_CUDA_CHECK(cudaMemcpy(weights_.get() + at, host.data(), host.size() * 2, cudaMemcpyHostToDevice));
@@ -155,7 +163,7 @@ class CudaBackend {
       offs.push_back(o);
     }
     host = {};
-    const cuda::bf16* base = weights_.get();
+    const ST* base = weights_.get();
     embedding_ = base + emb_at;
     classifier_ = base + cls_at;
     for (int l = 0; l < c.n_layers; ++l) {
@@ -208,14 +216,14 @@ class CudaBackend {
     LAZYLLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
-  CudaBackend(CudaBackend&&) noexcept = default;
-  CudaBackend& operator=(CudaBackend&&) noexcept = default;
-  ~CudaBackend() {
+  BasicCudaBackend(BasicCudaBackend&&) noexcept = default;
+  BasicCudaBackend& operator=(BasicCudaBackend&&) noexcept = default;
+  ~BasicCudaBackend() {
     if (weights_) (void)cudaStreamSynchronize(stream_);  // no queued work may outlive the buffers
   }
 
   const RuntimeConfig& config() const { return config_; }
-  static constexpr std::string_view name() { return "cuda"; }
+  static constexpr std::string_view name() { return std::is_same_v<ST, cuda::fp16> ? "cuda-fp16" : "cuda"; }
   /// The Aux Cache keeps the fp32 residual stream, so a revived token resumes exactly.
   std::int64_t aux_bytes_per_token() const { return std::int64_t(config_.dim) * std::int64_t(sizeof(float)); }
   void synchronize() { LAZYLLM_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
@@ -225,7 +233,7 @@ class CudaBackend {
   /// Attaches a per-op-class timer (nullptr detaches; see profiler.cuh). Not owned.
   void set_profiler(cuda::Profiler* p) { prof_ = {p, stream_, -1}; }
 
-  /// K and V storage (bf16, kv_slots x kv_dim each) and the Aux Cache (fp32, aux_slots x dim).
+  /// K and V storage (ST, kv_slots x kv_dim each) and the Aux Cache (fp32, aux_slots x dim).
   void allocate(std::int64_t kv_slots, std::int64_t aux_slots) {
     synchronize();
     k_.release();
@@ -307,15 +315,15 @@ class CudaBackend {
     // Attention block.
     if (few) {
       prof_.mark(cuda::OpClass::Gemm, call.layer);
-      cuda::gemv::run(cuda::gemv::RmsNormRows{x.data(), d, L.attn_norm, c.norm_eps}, L.qkv, d, d + 2 * kvd, rows,
-                 cuda::gemv::StoreBf16{qkv_.get(), d + 2 * kvd}, stream_);
+      cuda::gemv::run(cuda::gemv::RmsNormRowsT<ST>{x.data(), d, L.attn_norm, c.norm_eps}, L.qkv, d, d + 2 * kvd, rows,
+                      cuda::gemv::Store<ST>{qkv_.get(), d + 2 * kvd}, stream_);
     } else {
       prof_.mark(cuda::OpClass::Norm, call.layer);
       cuda::detail::launch_rmsnorm(x.data(), L.attn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
       prof_.mark(cuda::OpClass::Gemm, call.layer);
       gemm_qkv(L, rows);
     }
-    cuda::detail::RopeArgs ra;
+    cuda::detail::RopeArgsT<ST> ra;
     ra.qkv = qkv_.get();
     ra.ld = d + 2 * kvd;
     ra.rows = rows;
@@ -332,7 +340,7 @@ class CudaBackend {
     prof_.mark(cuda::OpClass::Norm, call.layer);
     cuda::detail::launch_rope_store(ra, stream_);
 
-    cuda::AttnArgs aa;
+    cuda::AttnArgsT<ST> aa;
     aa.q = qkv_.get();
     aa.ldq = d + 2 * kvd;
     aa.k_cache = k_.get();
@@ -365,10 +373,10 @@ class CudaBackend {
     // x += Wo att; then the FFN block: x += W2 swiglu(W13 norm(x)).
     prof_.mark(cuda::OpClass::Gemm, call.layer);
     if (few) {
-      cuda::gemv::run(cuda::gemv::Bf16Rows{att_.get(), d}, L.wo, d, d, rows, cuda::gemv::AddF32{x.data(), d}, stream_);
-      cuda::gemv::run(cuda::gemv::RmsNormRows{x.data(), d, L.ffn_norm, c.norm_eps}, L.gate_up, d, hid_, rows,
-                 cuda::gemv::SwiGlu{h_.get(), hid_, hid_}, stream_);
-      cuda::gemv::run(cuda::gemv::Bf16Rows{h_.get(), hid_}, L.w2, hid_, d, rows, cuda::gemv::AddF32{x.data(), d}, stream_);
+      cuda::gemv::run(cuda::gemv::Rows<ST>{att_.get(), d}, L.wo, d, d, rows, cuda::gemv::AddF32{x.data(), d}, stream_);
+      cuda::gemv::run(cuda::gemv::RmsNormRowsT<ST>{x.data(), d, L.ffn_norm, c.norm_eps}, L.gate_up, d, hid_, rows,
+                      cuda::gemv::SwiGluT<ST>{h_.get(), hid_, hid_}, stream_);
+      cuda::gemv::run(cuda::gemv::Rows<ST>{h_.get(), hid_}, L.w2, hid_, d, rows, cuda::gemv::AddF32{x.data(), d}, stream_);
     } else {
       gemm_o_add(L, att_.get(), x.data(), rows);
       prof_.mark(cuda::OpClass::Norm, call.layer);
@@ -423,21 +431,21 @@ class CudaBackend {
     logits_dev_.reserve(std::size_t(c.vocab_size), "logits");
     // Final norm (it only reads x) folded into the classifier GEMV.
     prof_.mark(cuda::OpClass::Gemm, -1);
-    cuda::gemv::run(cuda::gemv::RmsNormRows{x.row(row), c.dim, final_norm_, c.norm_eps}, classifier_, c.dim, c.vocab_size, 1,
+    cuda::gemv::run(cuda::gemv::RmsNormRowsT<ST>{x.row(row), c.dim, final_norm_, c.norm_eps}, classifier_, c.dim, c.vocab_size, 1,
                cuda::gemv::StoreF32{logits_dev_.get(), c.vocab_size}, stream_);
     prof_.mark(cuda::OpClass::Other, -1);
     return logits_dev_.get();
   }
 
   // ---- device views (tests, benchmarks) ----
-  const cuda::bf16* k_cache() const { return k_.get(); }
-  const cuda::bf16* v_cache() const { return v_.get(); }
+  const ST* k_cache() const { return k_.get(); }
+  const ST* v_cache() const { return v_.get(); }
   const float* aux_cache() const { return aux_.get(); }
   int padded_hidden() const { return hid_; }
 
  private:
   struct Layer {
-    const cuda::bf16 *qkv = nullptr, *wo = nullptr, *gate_up = nullptr, *w2 = nullptr;
+    const ST *qkv = nullptr, *wo = nullptr, *gate_up = nullptr, *w2 = nullptr;
     const float *attn_norm = nullptr, *ffn_norm = nullptr;
   };
 
@@ -447,7 +455,7 @@ class CudaBackend {
   void gemm_qkv(const Layer& L, int rows) {
     gemm_.run(xn_.get(), L.qkv, qkv_.get(), rows, config_.dim, config_.dim + 2 * config_.kv_dim(), stream_);
   }
-  void gemm_o_add(const Layer& L, const cuda::bf16* att, float* x, int rows) {
+  void gemm_o_add(const Layer& L, const ST* att, float* x, int rows) {
     gemm_.run(att, L.wo, x, rows, config_.dim, config_.dim, stream_, 0, /*accumulate=*/true);
   }
   void gemm_gate_up(const Layer& L, int rows) {
@@ -527,17 +535,18 @@ class CudaBackend {
   int gemv_rows_ = 0;  // rows up to this take the GEMV path (see the constructor)
   cuda::Gemm gemm_;
   cuda::Attention attn_;
-  cuda::DeviceBuffer<cuda::bf16> weights_;
+  static constexpr TensorDType kSourceType = std::is_same_v<ST, cuda::fp16> ? TensorDType::F16 : TensorDType::BF16;
+  cuda::DeviceBuffer<ST> weights_;
   cuda::DeviceBuffer<float> norms_;
   cuda::DeviceBuffer<float2> rope_;
-  const cuda::bf16* embedding_ = nullptr;
-  const cuda::bf16* classifier_ = nullptr;
+  const ST* embedding_ = nullptr;
+  const ST* classifier_ = nullptr;
   const float* final_norm_ = nullptr;
   std::vector<Layer> layers_;
-  cuda::DeviceBuffer<cuda::bf16> k_, v_;
+  cuda::DeviceBuffer<ST> k_, v_;
   cuda::DeviceBuffer<float> aux_;
   std::int64_t kv_slots_ = 0, aux_slots_ = 0;
-  cuda::DeviceBuffer<cuda::bf16> xn_, qkv_, att_, gu_, h_;
+  cuda::DeviceBuffer<ST> xn_, qkv_, att_, gu_, h_;
   cuda::DeviceBuffer<float> scores_dev_, logits_dev_;
   cuda::PinnedBuffer<float> scores_host_, logits_host_;
   std::array<Staging, 2> staging_;
@@ -545,6 +554,12 @@ class CudaBackend {
   cuda::ProfileHook prof_;  // op-boundary marks (a null test unless a Profiler is attached)
 };
 
+/// The default CUDA backend: bf16 storage (the dtype Llama 2 was trained in).
+using CudaBackend = BasicCudaBackend<cuda::bf16>;
+/// fp16 storage: 3 more mantissa bits than bf16, range up to 65504 (fp16 checkpoints upload as is).
+using CudaBackendFp16 = BasicCudaBackend<cuda::fp16>;
+
 static_assert(AttentionBackend<CudaBackend>);
+static_assert(AttentionBackend<CudaBackendFp16>);
 
 }  // namespace lazyllm

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
-// cuBLASLt bf16 GEMM for the linear layers: y[rows, out] = x[rows, in] * W^T with W row-major
-// [out, in] (the checkpoint layout), fp32 accumulation (CUBLAS_COMPUTE_32F), output bf16 or fp32.
-// The heuristic's algorithm and the descriptors are cached per (rows, in, out, output type).
+// cuBLASLt GEMM for the linear layers: y[rows, out] = x[rows, in] * W^T with W row-major
+// [out, in] (the checkpoint layout), x and W bf16 or fp16, fp32 accumulation
+// (CUBLAS_COMPUTE_32F), output of the input type or fp32. The heuristic's algorithm and the
+// descriptors are cached per (rows, in, out, ldy, input type, output type).
 #pragma once
 #include <cublasLt.h>
 
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string>
 #include <tuple>
 
 #include "lazyllm/backend/cuda/common.cuh"
@@ -21,6 +23,10 @@ struct CudaType;
 template <>
 struct CudaType<bf16> {
   static constexpr cudaDataType_t value = CUDA_R_16BF;
+};
+template <>
+struct CudaType<fp16> {
+  static constexpr cudaDataType_t value = CUDA_R_16F;
 };
 template <>
 struct CudaType<float> {
@@ -61,14 +67,14 @@ class Gemm {
   }
 
   /// y[rows, out] = x[rows, in] * w[out, in]^T on `stream` (with `accumulate`: y += ...). x, w
-  /// bf16 row-major; y is OutT (bf16 or float) row-major with leading dimension `ldy` (0 = out).
-  /// The fp32 accumulate form is the residual add: x += W h without a bf16 round trip.
-  template <class OutT>
-  void run(const bf16* x, const bf16* w, OutT* y, int rows, int in, int out, cudaStream_t stream, int ldy = 0,
+  /// S (bf16 or fp16) row-major; y is OutT (S or float) row-major with leading dimension `ldy`
+  /// (0 = out). The fp32 accumulate form is the residual add: x += W h without a 2-byte round trip.
+  template <class S, class OutT>
+  void run(const S* x, const S* w, OutT* y, int rows, int in, int out, cudaStream_t stream, int ldy = 0,
            bool accumulate = false) {
     if (rows <= 0) return;
     if (ldy == 0) ldy = out;
-    const detail::GemmPlan& p = plan(rows, in, out, ldy, detail::CudaType<OutT>::value);
+    const detail::GemmPlan& p = plan(rows, in, out, ldy, detail::CudaType<S>::value, detail::CudaType<OutT>::value);
     const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     // Column-major view: D[out, rows] = op(A)[out, in] * B[in, rows], A = W^T stored [in, out].
     LAZYLLM_CUBLAS_CHECK(cublasLtMatmul(handle_.get(), p.op, &alpha, w, p.a, x, p.b, &beta, y, p.d, y, p.d, &p.algo,
@@ -81,18 +87,18 @@ class Gemm {
   struct HandleDeleter {
     void operator()(cublasLtHandle_t h) const { cublasLtDestroy(h); }
   };
-  using Key = std::tuple<int, int, int, int, int>;
+  using Key = std::tuple<int, int, int, int, int, int>;
 
-  const detail::GemmPlan& plan(int rows, int in, int out, int ldy, cudaDataType_t dtype) {
-    const Key key{rows, in, out, ldy, int(dtype)};
+  const detail::GemmPlan& plan(int rows, int in, int out, int ldy, cudaDataType_t itype, cudaDataType_t dtype) {
+    const Key key{rows, in, out, ldy, int(itype), int(dtype)};
     if (auto it = plans_.find(key); it != plans_.end()) return *it->second;
     auto p = std::make_unique<detail::GemmPlan>();
     LAZYLLM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
     LAZYLLM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
     LAZYLLM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
-    LAZYLLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, in, out, in));
-    LAZYLLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, in, rows, in));
+    LAZYLLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->a, itype, in, out, in));
+    LAZYLLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->b, itype, in, rows, in));
     LAZYLLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->d, dtype, out, rows, ldy));
 
     cublasLtMatmulPreference_t pref = nullptr;
@@ -107,7 +113,8 @@ class Gemm {
     LAZYLLM_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_.get(), p->op, p->a, p->b, p->d, p->d, pref, 1, &result,
                                                         &found));
     if (found == 0)
-      throw Error("CudaBackend: cuBLASLt found no bf16 GEMM algorithm for rows=" + std::to_string(rows) +
+      throw Error(std::string("CudaBackend: cuBLASLt found no ") + (itype == CUDA_R_16F ? "fp16" : "bf16") +
+                  " GEMM algorithm for rows=" + std::to_string(rows) +
                   " in=" + std::to_string(in) + " out=" + std::to_string(out));
     p->algo = result.algo;
     return *plans_.emplace(key, std::move(p)).first->second;

@@ -1,20 +1,21 @@
 // SPDX-License-Identifier: MIT
 // The decode linear layers: out = Epilogue(W * Input(x)) for 1..kGemvMaxRows rows, where the
-// time is the read of W (bf16 [items * Epilogue::kRows, K], row-major) and nothing else. One
+// time is the read of W (S = bf16 or fp16, [items * Epilogue::kRows, K], row-major) and nothing
+// else. One
 // kernel per linear layer, with the pass that precedes or follows it folded in through two hook
 // structs, so a decode layer is four of these plus RoPE and attention:
 //
-//   input hook  (stages the rows into shared memory as bf16)
-//     Bf16Rows       rows of a bf16 buffer (the attention output, the SwiGLU output)
-//     RmsNormRows    bf16(rmsnorm(x) * w) of fp32 residual rows: the same arithmetic, in the same
+//   input hook  (stages the rows into shared memory as S; its store_t is the weights' type too)
+//     Rows<S>        rows of an S buffer (the attention output, the SwiGLU output); Bf16Rows
+//     RmsNormRowsT<S> S(rmsnorm(x) * w) of fp32 residual rows (RmsNormRows: bf16): the same arithmetic, in the same
 //                    order, as rmsnorm_kernel (kernels.cuh), so the GEMM and GEMV paths see
 //                    identical normalised inputs
 //   epilogue hook (what happens to the fp32 dot products of one item)
-//     StoreBf16 / StoreF32   y[r, item] = acc  (QKV projection; logits)
+//     Store<S> / StoreF32    y[r, item] = acc  (QKV projection; logits); StoreBf16 = Store<bf16>
 //     AddF32                 x[r, item] += acc (Wo and W2 with the residual add)
-//     SwiGlu                 h[r, item] = silu(g) * u, g and u the dot products with weight rows
-//                            item and hid + item, each rounded to bf16 first (swiglu_kernel's
-//                            inputs in the GEMM path)
+//     SwiGluT<S>             h[r, item] = silu(g) * u, g and u the dot products with weight rows
+//                            item and hid + item, each rounded to S first (swiglu_kernel's
+//                            inputs in the GEMM path); SwiGlu = SwiGluT<bf16>
 //
 // Each warp owns whole items (all of K), streams its weight rows with 16-byte non-caching loads,
 // kUnroll chunks per lane in flight, and reduces with shuffles; no split-K, no atomics, so the
@@ -39,43 +40,51 @@ namespace gemv {
 
 // ------------------------------------------------------------------ input hooks
 
-/// Rows of a bf16 buffer with leading dimension `ld` (elements).
-struct Bf16Rows {
-  const bf16* a = nullptr;
+/// Rows of an S buffer with leading dimension `ld` (elements).
+template <class S>
+struct Rows {
+  using store_t = S;
+  const S* a = nullptr;
   int ld = 0;
-  __device__ void stage(bf16* xs, int rows, int k) const {
+  __device__ void stage(S* xs, int rows, int k) const {
     const int chunks = k / 8;
     for (int i = int(threadIdx.x); i < rows * chunks; i += int(blockDim.x)) {
       const int r = i / chunks, c = i % chunks;
-      reinterpret_cast<detail::Bf16x8*>(xs + std::size_t(r) * k)[c] =
-          reinterpret_cast<const detail::Bf16x8*>(a + std::int64_t(r) * ld)[c];
+      reinterpret_cast<detail::Vec8<S>*>(xs + std::size_t(r) * k)[c] =
+          reinterpret_cast<const detail::Vec8<S>*>(a + std::int64_t(r) * ld)[c];
     }
   }
 };
+using Bf16Rows = Rows<bf16>;
 
-/// bf16(x / sqrt(mean(x^2) + eps) * w) of fp32 rows x (leading dimension `ld`): rmsnorm_kernel's
+/// S(x / sqrt(mean(x^2) + eps) * w) of fp32 rows x (leading dimension `ld`): rmsnorm_kernel's
 /// arithmetic (detail::rmsnorm_row) with its block size (kGemvThreads == Bf16Traits::kNormThreads).
-struct RmsNormRows {
+template <class S>
+struct RmsNormRowsT {
+  using store_t = S;
   const float* x = nullptr;
   int ld = 0;
   const float* w = nullptr;
   float eps = 0;
-  __device__ void stage(bf16* xs, int rows, int k) const {
+  __device__ void stage(S* xs, int rows, int k) const {
     for (int r = 0; r < rows; ++r) detail::rmsnorm_row(x + std::int64_t(r) * ld, w, k, eps, xs + std::size_t(r) * k);
   }
 };
+using RmsNormRows = RmsNormRowsT<bf16>;
 
 // ------------------------------------------------------------------ epilogue hooks
 
-struct StoreBf16 {
+template <class S>
+struct Store {
   static constexpr int kRows = 1;
-  bf16* y = nullptr;
+  S* y = nullptr;
   int ld = 0;
   __device__ std::int64_t weight_row(int item, int) const { return item; }
   __device__ void apply(int r, int item, const float* acc) const {
-    y[std::int64_t(r) * ld + item] = __float2bfloat16(acc[0]);
+    y[std::int64_t(r) * ld + item] = Storage<S>::from_float(acc[0]);
   }
 };
+using StoreBf16 = Store<bf16>;
 
 struct StoreF32 {
   static constexpr int kRows = 1;
@@ -95,17 +104,20 @@ struct AddF32 {
 };
 
 /// Fused gate/up weights [2 hid, K] (gate rows first): h = silu(gate) * up.
-struct SwiGlu {
+template <class S>
+struct SwiGluT {
   static constexpr int kRows = 2;
-  bf16* h = nullptr;
+  S* h = nullptr;
   int ld = 0;
   int hid = 0;
   __device__ std::int64_t weight_row(int item, int j) const { return std::int64_t(item) + std::int64_t(j) * hid; }
   __device__ void apply(int r, int item, const float* acc) const {
-    const float g = __bfloat162float(__float2bfloat16(acc[0])), u = __bfloat162float(__float2bfloat16(acc[1]));
-    h[std::int64_t(r) * ld + item] = __float2bfloat16(g / (1.0f + __expf(-g)) * u);
+    const float g = Storage<S>::to_float(Storage<S>::from_float(acc[0]));
+    const float u = Storage<S>::to_float(Storage<S>::from_float(acc[1]));
+    h[std::int64_t(r) * ld + item] = Storage<S>::from_float(g / (1.0f + __expf(-g)) * u);
   }
 };
+using SwiGlu = SwiGluT<bf16>;
 
 }  // namespace gemv
 
@@ -124,26 +136,28 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
   return v;
 }
 
+template <class S>
 __device__ __forceinline__ float dot8(const uint4& w, const float (&x)[8]) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&w);
+  const auto* h = reinterpret_cast<const typename Storage<S>::pair*>(&w);
   float s = 0.0f;
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const float2 f = __bfloat1622float2(h[i]);
+    const float2 f = Storage<S>::to_float2(h[i]);
     s = fmaf(f.x, x[2 * i], s);
     s = fmaf(f.y, x[2 * i + 1], s);
   }
   return s;
 }
 
-/// One block stages the `rows` input rows (rows * K bf16 of dynamic shared memory), then each
+/// One block stages the `rows` input rows (rows * K of S in dynamic shared memory), then each
 /// warp computes whole items: for each of its Epi::kRows weight rows, the dot products with
 /// every input row.
 template <class In, class Epi>
 __global__ void __launch_bounds__(kGemvThreads)
-    gemv_kernel(In in, const bf16* __restrict__ w, int k, int items, int rows, Epi epi) {
+    gemv_kernel(In in, const typename In::store_t* __restrict__ w, int k, int items, int rows, Epi epi) {
+  using S = typename In::store_t;
   extern __shared__ uint4 gemv_smem[];
-  bf16* xs = reinterpret_cast<bf16*>(gemv_smem);
+  S* xs = reinterpret_cast<S*>(gemv_smem);
   in.stage(xs, rows, k);
   __syncthreads();
   constexpr int J = Epi::kRows, U = kGemvUnroll, R = kGemvMaxRows;
@@ -159,9 +173,9 @@ __global__ void __launch_bounds__(kGemvThreads)
       for (int r = 0; r < R; ++r) {
         if (r >= rows) break;
         float xf[8];
-        unpack8(reinterpret_cast<const Bf16x8*>(xs + std::size_t(r) * k)[c], xf);
+        unpack8(reinterpret_cast<const Vec8<S>*>(xs + std::size_t(r) * k)[c], xf);
 #pragma unroll
-        for (int j = 0; j < J; ++j) acc[j][r] += dot8(wv[j], xf);
+        for (int j = 0; j < J; ++j) acc[j][r] += dot8<S>(wv[j], xf);
       }
     };
     int c = lane;
@@ -206,14 +220,14 @@ inline int gemv_max_blocks() {
 namespace gemv {
 
 /// out = epi(W * in(x)) for `rows` (1..kGemvMaxRows) input rows of length k (a multiple of 8);
-/// W has items * Epi::kRows rows of k bf16 (16-byte aligned). Queued on `stream`.
+/// W has items * Epi::kRows rows of k In::store_t (16-byte aligned). Queued on `stream`.
 template <class In, class Epi>
-void run(const In& in, const bf16* w, int k, int items, int rows, const Epi& epi, cudaStream_t stream) {
+void run(const In& in, const typename In::store_t* w, int k, int items, int rows, const Epi& epi, cudaStream_t stream) {
   if (rows <= 0 || items <= 0) return;
   if (rows > kGemvMaxRows || k <= 0 || k % 8 != 0)
     throw InvalidArgument("cuda::gemv::run: rows " + std::to_string(rows) + " (at most " +
                           std::to_string(kGemvMaxRows) + "), k " + std::to_string(k) + " (a positive multiple of 8)");
-  const std::size_t smem = std::size_t(rows) * std::size_t(k) * sizeof(bf16);
+  const std::size_t smem = std::size_t(rows) * std::size_t(k) * sizeof(typename In::store_t);
   if (smem > 48 * 1024) {
     static int opted = 0;  // per instantiation: the largest dynamic shared memory allowed so far
     if (int(smem) > opted) {

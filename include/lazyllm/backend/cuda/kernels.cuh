@@ -5,7 +5,8 @@
 // traits struct and has a host launcher (detail::launch_*) that checks the launch.
 //
 // Conventions: the residual stream (Activations) is fp32 rows x dim; inputs and outputs of the
-// GEMMs are bf16; row widths are multiples of 8 so that every thread moves 16 bytes of bf16.
+// GEMMs are a 2-byte storage type S (bf16 or fp16, common.cuh's Storage); row widths are
+// multiples of 8 so that every thread moves 16 bytes.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -16,28 +17,30 @@
 
 namespace lazyllm::cuda {
 
-/// Element types of the default (and only) instantiation: bf16 storage, fp32 residual stream.
-struct Bf16Traits {
-  using store_t = bf16;      // weights, GEMM inputs/outputs, K/V cache
+/// Element types of an instantiation: S storage, fp32 residual stream.
+template <class S>
+struct StoreTraits {
+  using store_t = S;         // weights, GEMM inputs/outputs, K/V cache
   using residual_t = float;  // the residual stream (Activations) and the Aux Cache
-  static constexpr int kVec = 8;           // elements per thread per access (16 bytes of bf16)
+  static constexpr int kVec = 8;           // elements per thread per access (16 bytes)
   static constexpr int kNormThreads = 256;  // threads per row in RMSNorm
 };
+using Bf16Traits = StoreTraits<bf16>;
 
 namespace detail {
 
 // ------------------------------------------------------------------ embedding
 
-/// x[r, :] = table[ids[r], :] (bf16 table, fp32 residual rows).
+/// x[r, :] = table[ids[r], :] (S table, fp32 residual rows).
 template <class T>
-__global__ void embed_kernel(const bf16* __restrict__ table, const std::int32_t* __restrict__ ids, int rows, int dim,
+__global__ void embed_kernel(const typename T::store_t* __restrict__ table, const std::int32_t* __restrict__ ids, int rows, int dim,
                              float* __restrict__ x) {
   const int chunks = dim / T::kVec;
   const std::int64_t n = std::int64_t(rows) * chunks;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
        i += std::int64_t(gridDim.x) * blockDim.x) {
     const int r = int(i / chunks), c = int(i % chunks);
-    const Bf16x8 v = reinterpret_cast<const Bf16x8*>(table + std::int64_t(ids[r]) * dim)[c];
+    const Vec8<typename T::store_t> v = reinterpret_cast<const Vec8<typename T::store_t>*>(table + std::int64_t(ids[r]) * dim)[c];
     float f[8];
     unpack8(v, f);
     float4* out = reinterpret_cast<float4*>(x + std::int64_t(r) * dim + c * 8);
@@ -53,11 +56,12 @@ __device__ __forceinline__ void load8(const float* p, float (&f)[8]) {
   f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
 }
 
-/// out = bf16(x / sqrt(mean(x^2) + eps) * w) for one row, by the whole block (every thread must
+/// out = S(x / sqrt(mean(x^2) + eps) * w) for one row, by the whole block (every thread must
 /// call it). rmsnorm_kernel and gemv::RmsNormRows (gemv.cuh) both use it, so the GEMM and GEMV
 /// paths normalise identically (with the same block size).
+template <class S>
 __device__ __forceinline__ void rmsnorm_row(const float* __restrict__ xr, const float* __restrict__ w, int dim, float eps,
-                                            bf16* __restrict__ out) {
+                                            S* __restrict__ out) {
   float ss = 0.0f;
   for (int c = threadIdx.x; c < dim / 8; c += blockDim.x) {
     float f[8];
@@ -72,64 +76,68 @@ __device__ __forceinline__ void rmsnorm_row(const float* __restrict__ xr, const 
     load8(w + c * 8, g);
 #pragma unroll
     for (int i = 0; i < 8; ++i) f[i] = f[i] * scale * g[i];
-    reinterpret_cast<Bf16x8*>(out)[c] = pack8(f);
+    reinterpret_cast<Vec8<S>*>(out)[c] = pack8<S>(f);
   }
 }
 
 /// One block per row.
 template <class T>
 __global__ void __launch_bounds__(T::kNormThreads)
-    rmsnorm_kernel(const float* __restrict__ x, const float* __restrict__ w, int dim, float eps, bf16* __restrict__ out) {
+    rmsnorm_kernel(const float* __restrict__ x, const float* __restrict__ w, int dim, float eps,
+                   typename T::store_t* __restrict__ out) {
   rmsnorm_row(x + std::int64_t(blockIdx.x) * dim, w, dim, eps, out + std::int64_t(blockIdx.x) * dim);
 }
 
 // ------------------------------------------------------------------ RoPE + K/V scatter
 
-struct RopeArgs {
-  bf16* qkv = nullptr;  // [rows, ld]: q (n_heads*hd) | k (n_kv_heads*hd) | v (n_kv_heads*hd)
+template <class S>
+struct RopeArgsT {
+  S* qkv = nullptr;  // [rows, ld]: q (n_heads*hd) | k (n_kv_heads*hd) | v (n_kv_heads*hd)
   int ld = 0, rows = 0, n_heads = 0, n_kv_heads = 0, hd = 0;
   const std::int32_t* pos = nullptr;   // [rows] original positions
   const std::int64_t* slots = nullptr; // [rows] K/V slots
   const float2* table = nullptr;       // [max_pos, hd/2] (cos, sin)
   int max_pos = 0;
   RopeStyle style = RopeStyle::Interleaved;
-  bf16* k_cache = nullptr;  // [slots, kvd]
-  bf16* v_cache = nullptr;
+  S* k_cache = nullptr;  // [slots, kvd]
+  S* v_cache = nullptr;
 };
+using RopeArgs = RopeArgsT<bf16>;
 
 /// One block per row: rotates the q heads in place, rotates the k heads into the K cache slot,
 /// copies v into the V cache slot. Rotation in fp32 with the host-computed (cos, sin) table,
 /// the same values the CPU reference computes.
 template <class T>
-__global__ void rope_store_kernel(RopeArgs a) {
+__global__ void rope_store_kernel(RopeArgsT<typename T::store_t> a) {
+  using S = typename T::store_t;
   const int r = blockIdx.x;
   const int half = a.hd / 2, kvd = a.n_kv_heads * a.hd, d = a.n_heads * a.hd;
   int p = a.pos[r];
   p = p < 0 ? 0 : (p >= a.max_pos ? a.max_pos - 1 : p);  // the pipeline keeps p < max_seq_len
   const float2* cs = a.table + std::int64_t(p) * half;
-  bf16* row = a.qkv + std::int64_t(r) * a.ld;
+  S* row = a.qkv + std::int64_t(r) * a.ld;
   const std::int64_t slot = a.slots[r];
-  bf16* kdst = a.k_cache + slot * kvd;
+  S* kdst = a.k_cache + slot * kvd;
   const int pairs = (a.n_heads + a.n_kv_heads) * half;
   for (int j = threadIdx.x; j < pairs; j += blockDim.x) {
     const int head = j / half, i = j % half;
     const int ia = a.style == RopeStyle::Interleaved ? 2 * i : i;
     const int ib = a.style == RopeStyle::Interleaved ? 2 * i + 1 : i + half;
-    bf16* src = row + head * a.hd;  // q heads, then k heads (contiguous)
-    const float x0 = __bfloat162float(src[ia]), x1 = __bfloat162float(src[ib]);
+    S* src = row + head * a.hd;  // q heads, then k heads (contiguous)
+    const float x0 = Storage<S>::to_float(src[ia]), x1 = Storage<S>::to_float(src[ib]);
     const float2 c = cs[i];
-    const bf16 y0 = __float2bfloat16_rn(x0 * c.x - x1 * c.y), y1 = __float2bfloat16_rn(x0 * c.y + x1 * c.x);
+    const S y0 = Storage<S>::from_float(x0 * c.x - x1 * c.y), y1 = Storage<S>::from_float(x0 * c.y + x1 * c.x);
     if (head < a.n_heads) {
       src[ia] = y0;
       src[ib] = y1;
     } else {
-      bf16* dst = kdst + (head - a.n_heads) * a.hd;
+      S* dst = kdst + (head - a.n_heads) * a.hd;
       dst[ia] = y0;
       dst[ib] = y1;
     }
   }
-  const Bf16x8* vsrc = reinterpret_cast<const Bf16x8*>(row + d + kvd);
-  Bf16x8* vdst = reinterpret_cast<Bf16x8*>(a.v_cache + slot * kvd);
+  const Vec8<S>* vsrc = reinterpret_cast<const Vec8<S>*>(row + d + kvd);
+  Vec8<S>* vdst = reinterpret_cast<Vec8<S>*>(a.v_cache + slot * kvd);
   for (int c = threadIdx.x; c < kvd / 8; c += blockDim.x) vdst[c] = vsrc[c];
 }
 
@@ -137,20 +145,22 @@ __global__ void rope_store_kernel(RopeArgs a) {
 
 /// h[r, i] = silu(gu[r, i]) * gu[r, hid + i]  (gate | up from the fused gate/up GEMM).
 template <class T>
-__global__ void swiglu_kernel(const bf16* __restrict__ gu, int rows, int hid, bf16* __restrict__ h) {
+__global__ void swiglu_kernel(const typename T::store_t* __restrict__ gu, int rows, int hid,
+                              typename T::store_t* __restrict__ h) {
+  using S = typename T::store_t;
   const int chunks = hid / 8;
   const std::int64_t n = std::int64_t(rows) * chunks;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
        i += std::int64_t(gridDim.x) * blockDim.x) {
     const std::int64_t r = i / chunks;
     const int c = int(i % chunks);
-    const bf16* g = gu + r * 2 * hid;
+    const S* g = gu + r * 2 * hid;
     float fg[8], fu[8];
-    unpack8(reinterpret_cast<const Bf16x8*>(g)[c], fg);
-    unpack8(reinterpret_cast<const Bf16x8*>(g + hid)[c], fu);
+    unpack8(reinterpret_cast<const Vec8<S>*>(g)[c], fg);
+    unpack8(reinterpret_cast<const Vec8<S>*>(g + hid)[c], fu);
 #pragma unroll
     for (int k = 0; k < 8; ++k) fg[k] = fg[k] / (1.0f + __expf(-fg[k])) * fu[k];
-    reinterpret_cast<Bf16x8*>(h + r * hid)[c] = pack8(fg);
+    reinterpret_cast<Vec8<S>*>(h + r * hid)[c] = pack8<S>(fg);
   }
 }
 
@@ -193,28 +203,32 @@ inline unsigned grid_for(std::int64_t n, int threads) {
   return unsigned(b < 65535 * 8 ? (b > 0 ? b : 1) : 65535 * 8);
 }
 
-inline void launch_embed(const bf16* table, const std::int32_t* ids, int rows, int dim, float* x, cudaStream_t s) {
+template <class S>
+void launch_embed(const S* table, const std::int32_t* ids, int rows, int dim, float* x, cudaStream_t s) {
   if (rows <= 0) return;
-  embed_kernel<Bf16Traits><<<grid_for(std::int64_t(rows) * dim / 8, 256), 256, 0, s>>>(table, ids, rows, dim, x);
+  embed_kernel<StoreTraits<S>><<<grid_for(std::int64_t(rows) * dim / 8, 256), 256, 0, s>>>(table, ids, rows, dim, x);
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
-/// out = bf16(rmsnorm(x) * w), one block per row.
-inline void launch_rmsnorm(const float* x, const float* w, int rows, int dim, float eps, bf16* out, cudaStream_t s) {
+/// out = S(rmsnorm(x) * w), one block per row.
+template <class S>
+void launch_rmsnorm(const float* x, const float* w, int rows, int dim, float eps, S* out, cudaStream_t s) {
   if (rows <= 0) return;
-  rmsnorm_kernel<Bf16Traits><<<rows, Bf16Traits::kNormThreads, 0, s>>>(x, w, dim, eps, out);
+  rmsnorm_kernel<StoreTraits<S>><<<rows, StoreTraits<S>::kNormThreads, 0, s>>>(x, w, dim, eps, out);
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
-inline void launch_rope_store(const RopeArgs& a, cudaStream_t s) {
+template <class S>
+void launch_rope_store(const RopeArgsT<S>& a, cudaStream_t s) {
   if (a.rows <= 0) return;
-  rope_store_kernel<Bf16Traits><<<a.rows, 128, 0, s>>>(a);
+  rope_store_kernel<StoreTraits<S>><<<a.rows, 128, 0, s>>>(a);
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
-inline void launch_swiglu(const bf16* gu, int rows, int hid, bf16* h, cudaStream_t s) {
+template <class S>
+void launch_swiglu(const S* gu, int rows, int hid, S* h, cudaStream_t s) {
   if (rows <= 0) return;
-  swiglu_kernel<Bf16Traits><<<grid_for(std::int64_t(rows) * hid / 8, 256), 256, 0, s>>>(gu, rows, hid, h);
+  swiglu_kernel<StoreTraits<S>><<<grid_for(std::int64_t(rows) * hid / 8, 256), 256, 0, s>>>(gu, rows, hid, h);
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
