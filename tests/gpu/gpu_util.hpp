@@ -122,6 +122,20 @@ inline std::vector<std::int32_t> prompt_of(int n, unsigned seed, int vocab) {
   return p;
 }
 
+/// A Llama-2-7B layer shape (dim 4096, FFN 11008, 32 heads of 128) with few layers and a small vocabulary.
+inline RuntimeConfig llama7b_like(int n_layers, int n_kv_heads = 32, int vocab = 1024, int ctx = 4096) {
+  RuntimeConfig c;
+  c.dim = 4096;
+  c.hidden_dim = 11008;
+  c.n_layers = n_layers;
+  c.n_heads = 32;
+  c.n_kv_heads = n_kv_heads;
+  c.vocab_size = vocab;
+  c.max_seq_len = ctx;
+  c.rope_style = RopeStyle::RotateHalf;
+  return c;
+}
+
 // The weights of `w` (fp32) rounded to `t`, twice: as views of `t` bits (what a checkpoint loaded
 // with keep_source_dtype gives) and as the fp32 values of those bits (what the default load gives).
 inline std::pair<ModelWeights, ModelWeights> rounded_to(const ModelWeights& w, TensorDType t) {

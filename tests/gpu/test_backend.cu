@@ -30,18 +30,6 @@ constexpr double kLayerBound = 2e-2;   // one decoder layer's output (residual s
 constexpr double kScoresBound = 5e-2;  // last-row attention scores of a layer
 constexpr double kLogitsBound = 5e-2;  // logits after a whole model
 
-RuntimeConfig llama7b_like(int n_layers, int n_kv_heads = 32, int vocab = 1024, int ctx = 4096) {
-  RuntimeConfig c;
-  c.dim = 4096;
-  c.hidden_dim = 11008;
-  c.n_layers = n_layers;
-  c.n_heads = 32;
-  c.n_kv_heads = n_kv_heads;
-  c.vocab_size = vocab;
-  c.max_seq_len = ctx;
-  c.rope_style = RopeStyle::RotateHalf;
-  return c;
-}
 
 std::vector<float> copy_of(std::span<const float> s) { return {s.begin(), s.end()}; }
 

@@ -41,18 +41,6 @@ double worst_vs_cpu(const ModelWeights& w, const std::vector<std::int32_t>& ids,
   return worst;
 }
 
-RuntimeConfig llama7b_like(int n_layers, int n_kv_heads = 32) {
-  RuntimeConfig c;
-  c.dim = 4096;
-  c.hidden_dim = 11008;
-  c.n_layers = n_layers;
-  c.n_heads = 32;
-  c.n_kv_heads = n_kv_heads;
-  c.vocab_size = 1024;
-  c.max_seq_len = 256;
-  c.rope_style = RopeStyle::RotateHalf;
-  return c;
-}
 
 }  // namespace
 
@@ -98,13 +86,13 @@ TEST_CASE("fp16: small models (MHA/GQA/MQA, both RoPE forms, padded FFN) vs CPU;
 
 TEST_CASE("fp16: Llama-2-7B-shaped, 2 layers, prefill 100 (tensor-core attention) + 6 decode steps, vs CPU") {
   if (!have_gpu()) return;
-  const auto w = random_model(llama7b_like(2), 9, 0.02f);
+  const auto w = random_model(llama7b_like(2, 32, 1024, 256), 9, 0.02f);
   const auto ids = prompt_of(106, 7, w.config.vocab_size);
   const double e16 = worst_vs_cpu<CudaBackendFp16>(w, ids, 100, 128);
   const double e_bf = worst_vs_cpu<CudaBackend>(w, ids, 100, 128);
   MESSAGE("7B-shaped 2-layer: worst logits err fp16 " << e16 << ", bf16 " << e_bf);
   CHECK(e16 < kLogitsBound);
-  const auto wg = random_model(llama7b_like(2, 8), 10, 0.02f);  // GQA(4)
+  const auto wg = random_model(llama7b_like(2, 8, 1024, 256), 10, 0.02f);  // GQA(4)
   const double eg = worst_vs_cpu<CudaBackendFp16>(wg, ids, 100, 128);
   MESSAGE("7B-shaped 2-layer GQA(8 KV heads): worst logits err fp16 " << eg);
   CHECK(eg < kLogitsBound);
