@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-// The driver's CUDA half: the same generation loop over CudaBackend.
+// The driver's CUDA half: the same generation loop over CudaBackend (bf16; --precision fp16 and
+// fp32 dispatch to cuda_fp16.cu / cuda_fp32.cu).
 #include <cuda_runtime.h>
 
-#include "driver.hpp"
-#include "lazyllm/backend/cuda/cuda_backend.cuh"
+#include "cuda_run.cuh"
 
 namespace lazyllm::driver {
 
@@ -24,39 +24,17 @@ bool cuda_memory_info(std::uint64_t& free_bytes, std::uint64_t& total_bytes) {
   return true;
 }
 
-namespace {
-/// The hooks plus a probe that records the GPU's free and total memory at the end of each run.
-Hooks with_gpu_probe(const Hooks& hooks) {
-  Hooks h = hooks;
-  h.probe = [outer = hooks.probe](RunResult& r) {
-    std::uint64_t f = 0, t = 0;
-    if (cuda_memory_info(f, t)) {
-      r.gpu_free = std::int64_t(f);
-      r.gpu_total = std::int64_t(t);
-    }
-    if (outer) outer(r);
-  };
-  return h;
-}
-
-/// The backend with cuBLASLt's one-time kernel loading done before the clock starts (see
-/// CudaBackend::warm_up), so TTFT is the prompt's cost alone.
-CudaBackend warm_backend(const ModelWeights& w, int prompt_tokens) {
-  CudaBackend b(w);
-  b.warm_up(prompt_tokens);
-  return b;
-}
-}  // namespace
-
 RunResult run_policy_cuda(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks) {
-  const Hooks h = with_gpu_probe(hooks);
-  return std::visit([&](const auto& pol) { return generate(warm_backend(w, int(o.prompt.size())), pol, o, h); }, p);
+  if (o.precision == "fp16") return run_policy_cuda_fp16(w, p, o, hooks);
+  if (o.precision == "fp32") return run_policy_cuda_fp32(w, p, o, hooks);
+  return run_policy_on<CudaBackend>(w, p, o, hooks);
 }
 
 ConversationEnd converse_cuda(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks,
                               const Conversation& conv) {
-  const Hooks h = with_gpu_probe(hooks);
-  return std::visit([&](const auto& pol) { return converse(warm_backend(w, 32), pol, o, h, conv); }, p);
+  if (o.precision == "fp16") return converse_cuda_fp16(w, p, o, hooks, conv);
+  if (o.precision == "fp32") return converse_cuda_fp32(w, p, o, hooks, conv);
+  return converse_on<CudaBackend>(w, p, o, hooks, conv);
 }
 
 }  // namespace lazyllm::driver

@@ -38,6 +38,7 @@ struct Options {
   int n_ctx = 0;
   SamplerParams sampler;
   std::string backend = "auto";
+  std::string precision = "bf16";  // CUDA storage: bf16 | fp16 | fp32 (the CPU reference is fp32)
   std::string policy = "dense";
   std::string schedule = "default";
   bool schedule_given = false;

@@ -51,6 +51,8 @@ const char* kUsage = R"(usage: lazyllm-llama2 [options]
   --seed S              sampling seed (default 0)
   --backend NAME        cpu | cuda | auto (default auto: cuda when this build has it and a GPU
                         is present, else cpu)
+  --precision P         CUDA storage type: bf16 (default) | fp16 | fp32 (fp32 computes what the
+                        CPU reference computes, same greedy ids; slow attention, 2x the memory)
   --policy NAME         dense | lazy | static | random (default dense)
   --schedule S          LAYER:PERCENTILE,... e.g. 8:0.3,16:0.5,24:0.7, or a preset:
                         none | gentle | default | aggressive (default: default)
@@ -124,6 +126,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--repeat-penalty") o.sampler.repeat_penalty = parse_number<float>(a, value());
     else if (a == "--seed") o.sampler.seed = parse_number<std::uint64_t>(a, value());
     else if (a == "--backend") o.backend = value();
+    else if (a == "--precision") o.precision = value();
     else if (a == "--policy") o.policy = value();
     else if (a == "--schedule") { o.schedule = value(); o.schedule_given = true; }
     else if (a == "--stats") o.stats_file = value();
@@ -148,7 +151,11 @@ Options parse_args(int argc, char** argv) {
   }
   if (o.backend != "cpu" && o.backend != "cuda" && o.backend != "auto")
     throw UsageError("--backend '" + o.backend + "' is not available (cpu, cuda or auto)");
+  if (o.precision != "bf16" && o.precision != "fp16" && o.precision != "fp32")
+    throw UsageError("--precision '" + o.precision + "' is not one of bf16, fp16, fp32");
   if (o.backend == "auto") o.backend = cuda_device_available() ? "cuda" : "cpu";
+  if (o.precision != "bf16" && o.backend != "cuda")
+    throw UsageError("--precision applies to the CUDA backend (the CPU reference always computes in fp32)");
   if (o.policy != "dense" && o.policy != "lazy" && o.policy != "static" && o.policy != "random")
     throw UsageError("--policy '" + o.policy + "' is not one of dense, lazy, static, random");
   try {
@@ -357,7 +364,8 @@ nlohmann::json check_memory(const Options& o, const std::string& chosen) {
   };
   std::string host_source;
   const auto host_avail = host_available(&host_source);
-  const MemoryNeed host = host_need(*cfg, ctx, aux_layers, !cuda);
+  const int store_bytes = o.precision == "fp32" ? 4 : 2;
+  const MemoryNeed host = host_need(*cfg, ctx, aux_layers, !cuda, store_bytes, o.precision);
   j["host"] = need_json(host, host_avail, host_source);
   std::fprintf(stderr, "memory: %s of RAM needed, %s available\n", host.breakdown().c_str(),
                host_avail ? format_bytes(*host_avail).c_str() : "unknown");
@@ -372,7 +380,7 @@ nlohmann::json check_memory(const Options& o, const std::string& chosen) {
         known = true;
         source = "LAZYLLM_AVAILABLE_GPU_MEMORY";
       }
-    const MemoryNeed gpu = gpu_need(*cfg, ctx, aux_layers);
+    const MemoryNeed gpu = gpu_need(*cfg, ctx, aux_layers, store_bytes, o.precision);
     j["gpu"] = need_json(gpu, known ? std::optional<std::uint64_t>(free_b) : std::nullopt, source);
     std::fprintf(stderr, "memory: %s of GPU memory needed, %s free\n", gpu.breakdown().c_str(),
                  known ? format_bytes(free_b).c_str() : "unknown");
@@ -509,6 +517,7 @@ int run(int argc, char** argv) {
   j["source_dtype"] = w.source_dtype;
   j["config"] = config_json(w.config);
   j["backend"] = o.backend;
+  if (o.backend == "cuda") j["precision"] = o.precision;
   j["policy"] = chosen;
   j["schedule"] = schedule.to_string();
   j["compare"] = o.compare;

@@ -109,14 +109,15 @@ inline std::uint64_t activation_bytes(const RuntimeConfig& c, std::uint64_t rows
 /// activations of a prefill as long as the context. With `kv_on_host` false (the CUDA backend)
 /// only the upload's staging buffer: the checkpoint stays memory-mapped (page cache, not a copy;
 /// the driver loads with keep_source_dtype) and each tensor passes through one bf16 buffer.
-inline MemoryNeed host_need(const RuntimeConfig& c, int n_ctx, int aux_layers, bool kv_on_host) {
+inline MemoryNeed host_need(const RuntimeConfig& c, int n_ctx, int aux_layers, bool kv_on_host, int store_bytes = 2,
+                            const std::string& store_name = "bf16") {
   MemoryNeed m;
   m.where = "RAM";
   if (!kv_on_host) {
     const std::uint64_t d = std::uint64_t(c.dim), widest = std::max<std::uint64_t>(std::uint64_t(c.vocab_size),
                                                                                    std::uint64_t(c.hidden_dim) + 8);
-    m.weights = widest * d * 2;
-    m.weights_note = "bf16 staging of the largest tensor for the GPU upload; the file stays mapped";
+    m.weights = widest * d * std::uint64_t(store_bytes);
+    m.weights_note = store_name + " staging of the largest tensor for the GPU upload; the file stays mapped";
     return m;
   }
   m.weights = std::uint64_t(c.n_params()) * 4;
@@ -130,15 +131,18 @@ inline MemoryNeed host_need(const RuntimeConfig& c, int n_ctx, int aux_layers, b
   return m;
 }
 
-/// GPU memory for the CUDA backend: bf16 weights (plus norms and RoPE tables), bf16 K and V, the
+/// GPU memory for the CUDA backend: weights in its storage type (`store_bytes`, `store_name`:
+/// bf16 by default; plus norms and RoPE tables), K and V in the same type, the
 /// fp32 Aux Cache, and activations plus GEMM workspace (an estimate: 64 MiB of workspace).
-inline MemoryNeed gpu_need(const RuntimeConfig& c, int n_ctx, int aux_layers) {
+inline MemoryNeed gpu_need(const RuntimeConfig& c, int n_ctx, int aux_layers, int store_bytes = 2,
+                           const std::string& store_name = "bf16") {
   MemoryNeed m;
   m.where = "GPU memory";
   const std::uint64_t ctx = std::uint64_t(n_ctx);
-  m.weights = std::uint64_t(c.n_params()) * 2 + std::uint64_t(c.max_seq_len) * std::uint64_t(c.head_dim()) * 4;
-  m.weights_note = "bf16";
-  m.kv_cache = 2 * std::uint64_t(c.n_layers) * ctx * std::uint64_t(c.kv_dim()) * 2;
+  const std::uint64_t sb = std::uint64_t(store_bytes);
+  m.weights = std::uint64_t(c.n_params()) * sb + std::uint64_t(c.max_seq_len) * std::uint64_t(c.head_dim()) * 4;
+  m.weights_note = store_name;
+  m.kv_cache = 2 * std::uint64_t(c.n_layers) * ctx * std::uint64_t(c.kv_dim()) * sb;
   m.aux_cache = std::uint64_t(aux_layers) * ctx * std::uint64_t(c.dim) * 4;
   m.activations = activation_bytes(c, ctx) + (64ull << 20);
   return m;

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "lazyllm/backend/cuda/attention_mma.cuh"
 #include "lazyllm/backend/cuda/common.cuh"
@@ -415,6 +416,46 @@ __global__ void __launch_bounds__(T::kWarps * 32) decode_attention_kernel(AttnLa
   }
 }
 
+// ------------------------------------------------------------------ fp32 storage
+
+/// Attention in fp32 (CudaBackendFp32, the verification mode): one warp per (query row, head),
+/// K/V read through the slots, scores recomputed in a second pass instead of staged. Exact fp32
+/// arithmetic in the CPU reference's order of operations (scale 1/sqrt(hd), expf); slow by
+/// design. Lane d owns output dims d, d+32, ... (hd <= 128).
+template <class ST>
+__global__ void attention_fp32_kernel(AttnArgsT<ST> a) {
+  static_assert(std::is_same_v<ST, float>, "attention_fp32_kernel is the fp32 storage path");
+  const int gw = int((blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x) >> 5), lane = int(threadIdx.x & 31);
+  if (gw >= a.rows * a.n_heads) return;
+  const int row = gw / a.n_heads, h = gw % a.n_heads, kh = h / (a.n_heads / a.n_kv_heads);
+  const std::int64_t kvd = std::int64_t(a.n_kv_heads) * a.hd;
+  const int nvis = count_le(a.kv_pos, a.n_kv, a.q_pos[row]);
+  const float scale = 1.0f / sqrtf(float(a.hd));
+  const float* q = a.q + std::int64_t(row) * a.ldq + std::int64_t(h) * a.hd;
+  auto score = [&](int j) {  // the whole warp: q . k_j * scale
+    const float* k = a.k_cache + a.kv_slots[j] * kvd + std::int64_t(kh) * a.hd;
+    float part = 0.f;
+    for (int d = lane; d < a.hd; d += 32) part = fmaf(q[d], k[d], part);
+    return warp_sum(part) * scale;
+  };
+  float mx = -INFINITY;
+  for (int j = 0; j < nvis; ++j) mx = fmaxf(mx, score(j));
+  float l = 0.f, o[4] = {0.f, 0.f, 0.f, 0.f};
+  for (int j = 0; j < nvis; ++j) {
+    const float p = expf(score(j) - mx);
+    l += p;
+    const float* v = a.v_cache + a.kv_slots[j] * kvd + std::int64_t(kh) * a.hd;
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      if (lane + 32 * i < a.hd) o[i] = fmaf(p, v[lane + 32 * i], o[i]);
+  }
+  const float inv = l > 0.f ? 1.0f / l : 0.f;
+  float* out = a.out + std::int64_t(row) * a.ldo + std::int64_t(h) * a.hd;
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+    if (lane + 32 * i < a.hd) out[lane + 32 * i] = o[i] * inv;
+}
+
 // ------------------------------------------------------------------ scores of the last row
 
 /// Launch shape of the scores pass (kernels are templates so the header has no ODR issue).
@@ -532,6 +573,22 @@ class Attention {
     if (a.hd <= 0 || a.hd > 128 || a.hd % 2 != 0)
       throw InvalidArgument("CudaBackend attention: head_dim " + std::to_string(a.hd) +
                             " is not supported (even values up to 128)");
+    if constexpr (std::is_same_v<ST, float>) {
+      if (kernel != Kernel::Auto || force_splits > 0)
+        throw InvalidArgument("CudaBackend attention: fp32 storage has one kernel (no forced kernel or split)");
+      last_splits_ = 1;
+      last_tensor_core_ = last_decode_ = false;
+      const std::int64_t threads = std::int64_t(a.rows) * a.n_heads * 32;
+      detail::attention_fp32_kernel<ST><<<unsigned((threads + 127) / 128), 128, 0, stream>>>(a);
+      LAZYLLM_CUDA_CHECK_LAUNCH();
+    } else {
+      run_16(a, stream, force_splits, kernel);
+    }
+  }
+
+ private:
+  template <class ST>
+  void run_16(const AttnArgsT<ST>& a, cudaStream_t stream, int force_splits, Kernel kernel) {
     const bool tc_ok = (a.hd == 64 || a.hd == 128) && force_splits <= 0;
     if (kernel == Kernel::TensorCore && !tc_ok)
       throw InvalidArgument("CudaBackend attention: the tensor-core kernel needs head_dim 64 or 128 and no forced split");
@@ -611,6 +668,7 @@ class Attention {
       detail::launch_attention<128, ST>(L, stream);
   }
 
+ public:
   /// scores_dev[j] (j < n_kv) = softmax attention of the last query row to entry j, averaged
   /// over the query heads; entries after the last row's position get 0. `n_vis` = number of
   /// kv_pos <= q_pos[rows-1] (the caller knows it on the host).

@@ -300,7 +300,7 @@ __device__ __forceinline__ int count_le(const std::int32_t* kv_pos, int n, std::
 /// anything else in plain words.
 template <class S>
 struct Storage {
-  static_assert(sizeof(S) == 0, "lazyllm::cuda: the storage type must be cuda::bf16 or cuda::fp16");
+  static_assert(sizeof(S) == 0, "lazyllm::cuda: the storage type must be cuda::bf16, cuda::fp16 or float");
 };
 template <>
 struct Storage<bf16> {
@@ -323,9 +323,26 @@ struct Storage<fp16> {
   static std::uint16_t host_bits(float f) { return detail::float_to_fp16_bits(f); }
 };
 
+/// fp32 storage: the verification mode (weights and K/V in fp32, fp32 GEMMs without TF32, a
+/// simple fp32 attention kernel): slow, but it computes what the CPU reference computes.
+template <>
+struct Storage<float> {
+  using pair = float2;
+  static constexpr const char* kName = "fp32";
+  __device__ static float to_float(float v) { return v; }
+  __device__ static float from_float(float f) { return f; }
+  __device__ static float2 to_float2(float2 v) { return v; }
+  __device__ static float2 from_float2(float lo, float hi) { return make_float2(lo, hi); }
+  static std::uint32_t host_bits(float f) {
+    std::uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return u;
+  }
+};
+
 namespace detail {
 
-/// 8 values of storage type S as one 16-byte word.
+/// 8 values of storage type S (16 bytes for the 2-byte types, 32 for fp32).
 template <class S>
 struct alignas(16) Vec8 {
   typename Storage<S>::pair h[4];

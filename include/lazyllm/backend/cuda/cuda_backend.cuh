@@ -35,8 +35,10 @@ namespace lazyllm {
 
 template <class ST>
 class BasicCudaBackend {
-  static_assert(std::is_same_v<ST, cuda::bf16> || std::is_same_v<ST, cuda::fp16>,
-                "lazyllm: BasicCudaBackend's storage type must be cuda::bf16 or cuda::fp16");
+  static_assert(std::is_same_v<ST, cuda::bf16> || std::is_same_v<ST, cuda::fp16> || std::is_same_v<ST, float>,
+                "lazyllm: BasicCudaBackend's storage type must be cuda::bf16, cuda::fp16 or float");
+  static constexpr bool kFp32 = std::is_same_v<ST, float>;
+  using Bits = std::conditional_t<kFp32, std::uint32_t, std::uint16_t>;  // host image of one ST
 
  public:
   using store_t = ST;
@@ -90,12 +92,14 @@ class BasicCudaBackend {
     // The GEMV path stages its input rows (up to hid_ wide) in shared memory: as many rows as
     // fit, at most kGemvMaxRows (70B's 28672-wide FFN input: 4 rows in an H100's 227 KiB, 2 in
     // an A100's 163 KiB; more rows go to cuBLASLt).
-    gemv_rows_ = int(std::min<std::size_t>(std::size_t(cuda::kGemvMaxRows),
-                                           prop.sharedMemPerBlockOptin / (std::size_t(std::max(c.dim, hid_)) * 2)));
+    // fp32 storage has no GEMV path (its loads are 16-byte words of 2-byte values): cuBLASLt only.
+    gemv_rows_ = kFp32 ? 0
+                       : int(std::min<std::size_t>(std::size_t(cuda::kGemvMaxRows),
+                                                   prop.sharedMemPerBlockOptin / (std::size_t(std::max(c.dim, hid_)) * 2)));
     const std::int64_t d = c.dim, kvd = c.kv_dim(), v = c.vocab_size, hid = hid_;
     const std::int64_t per_layer = (d + 2 * kvd) * d + d * d + 2 * hid * d + d * hid;
     const std::int64_t n_store = v * d * (c.tied_embeddings ? 1 : 2) + c.n_layers * per_layer;
-    const std::uint64_t need = std::uint64_t(n_store) * 2 + std::uint64_t(c.n_layers * 2 + 1) * d * 4 +
+    const std::uint64_t need = std::uint64_t(n_store) * sizeof(ST) + std::uint64_t(c.n_layers * 2 + 1) * d * 4 +
                                std::uint64_t(c.max_seq_len) * (c.head_dim() / 2) * 8 + cuda::Gemm::kWorkspaceBytes;
     const std::uint64_t free_b = cuda::detail::free_device_bytes();
     if (need > free_b)
@@ -111,7 +115,7 @@ class BasicCudaBackend {
     // already in ST (a checkpoint loaded with keep_source_dtype) are copied as they are; others
     // are rounded to nearest even (an ST -> fp32 -> ST round trip is the identity).
     LAZYLLM_CUDA_CHECK(cudaMemset(weights_.get(), 0, weights_.bytes()));
-    std::vector<std::uint16_t> host;
+    std::vector<Bits> host;
     std::int64_t at = 0;
     auto put = [&](const WeightView& src, std::int64_t out_rows, std::int64_t in, std::int64_t dst_ld) {
       // `out_rows` rows of `in` values into a region with row stride dst_ld, at offset `at`
@@ -119,16 +123,17 @@ class BasicCudaBackend {
       detail::parallel_for(out_rows, in, [&](std::int64_t b, std::int64_t e) {
         std::vector<float> row(static_cast<std::size_t>(in));
         for (std::int64_t r = b; r < e; ++r) {
-          std::uint16_t* dst = host.data() + std::size_t(r * dst_ld);
+          Bits* dst = host.data() + std::size_t(r * dst_ld);
           if (src.dtype() == kSourceType) {
-            std::memcpy(dst, static_cast<const unsigned char*>(src.data()) + r * in * 2, std::size_t(in) * 2);
+            std::memcpy(dst, static_cast<const unsigned char*>(src.data()) + r * in * std::int64_t(sizeof(ST)),
+                        std::size_t(in) * sizeof(ST));
             continue;
           }
           src.to_f32(r * in, in, row.data());
           for (std::int64_t i = 0; i < in; ++i) dst[i] = cuda::Storage<ST>::host_bits(row[std::size_t(i)]);
         }
       });
-      LAZYLLM_CUDA_CHECK(cudaMemcpy(weights_.get() + at, host.data(), host.size() * 2, cudaMemcpyHostToDevice));
+      LAZYLLM_CUDA_CHECK(cudaMemcpy(weights_.get() + at, host.data(), host.size() * sizeof(ST), cudaMemcpyHostToDevice));
     };
     const std::int64_t emb_at = at;
     put(w.token_embedding, v, d, d);
@@ -203,8 +208,8 @@ class BasicCudaBackend {
     reserve_scratch(rows);
     const int d = c.dim;
     const std::size_t r = std::size_t(rows);
-    LAZYLLM_CUDA_CHECK(cudaMemsetAsync(xn_.get(), 0, r * std::size_t(d) * 2, stream_));
-    LAZYLLM_CUDA_CHECK(cudaMemsetAsync(h_.get(), 0, r * std::size_t(hid_) * 2, stream_));
+    LAZYLLM_CUDA_CHECK(cudaMemsetAsync(xn_.get(), 0, r * std::size_t(d) * sizeof(ST), stream_));
+    LAZYLLM_CUDA_CHECK(cudaMemsetAsync(h_.get(), 0, r * std::size_t(hid_) * sizeof(ST), stream_));
     cuda::DeviceBuffer<float> acc;
     acc.reset(r * std::size_t(d), "warm-up output");
     LAZYLLM_CUDA_CHECK(cudaMemsetAsync(acc.get(), 0, acc.bytes(), stream_));
@@ -223,7 +228,9 @@ class BasicCudaBackend {
   }
 
   const RuntimeConfig& config() const { return config_; }
-  static constexpr std::string_view name() { return std::is_same_v<ST, cuda::fp16> ? "cuda-fp16" : "cuda"; }
+  static constexpr std::string_view name() {
+    return std::is_same_v<ST, cuda::fp16> ? "cuda-fp16" : kFp32 ? "cuda-fp32" : "cuda";
+  }
   /// The Aux Cache keeps the fp32 residual stream, so a revived token resumes exactly.
   std::int64_t aux_bytes_per_token() const { return std::int64_t(config_.dim) * std::int64_t(sizeof(float)); }
   void synchronize() { LAZYLLM_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
@@ -240,7 +247,7 @@ class BasicCudaBackend {
     v_.release();
     aux_.release();
     const std::uint64_t kvd = std::uint64_t(config_.kv_dim()), d = std::uint64_t(config_.dim);
-    const std::uint64_t need = 2 * std::uint64_t(kv_slots) * kvd * 2 + std::uint64_t(aux_slots) * d * 4;
+    const std::uint64_t need = 2 * std::uint64_t(kv_slots) * kvd * sizeof(ST) + std::uint64_t(aux_slots) * d * 4;
     const std::uint64_t free_b = cuda::detail::free_device_bytes();
     if (need > free_b)
       throw Error("CudaBackend: the KV cache (" + std::to_string(kv_slots) + " slots) and Aux Cache (" +
@@ -313,10 +320,12 @@ class BasicCudaBackend {
     const bool few = rows <= gemv_rows_;
 
     // Attention block.
-    if (few) {
-      prof_.mark(cuda::OpClass::Gemm, call.layer);
-      cuda::gemv::run(cuda::gemv::RmsNormRowsT<ST>{x.data(), d, L.attn_norm, c.norm_eps}, L.qkv, d, d + 2 * kvd, rows,
-                      cuda::gemv::Store<ST>{qkv_.get(), d + 2 * kvd}, stream_);
+    if (few) {  // never in fp32 (gemv_rows_ == 0), and not compiled there
+      if constexpr (!kFp32) {
+        prof_.mark(cuda::OpClass::Gemm, call.layer);
+        cuda::gemv::run(cuda::gemv::RmsNormRowsT<ST>{x.data(), d, L.attn_norm, c.norm_eps}, L.qkv, d, d + 2 * kvd,
+                        rows, cuda::gemv::Store<ST>{qkv_.get(), d + 2 * kvd}, stream_);
+      }
     } else {
       prof_.mark(cuda::OpClass::Norm, call.layer);
       cuda::detail::launch_rmsnorm(x.data(), L.attn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
@@ -373,10 +382,13 @@ class BasicCudaBackend {
     // x += Wo att; then the FFN block: x += W2 swiglu(W13 norm(x)).
     prof_.mark(cuda::OpClass::Gemm, call.layer);
     if (few) {
-      cuda::gemv::run(cuda::gemv::Rows<ST>{att_.get(), d}, L.wo, d, d, rows, cuda::gemv::AddF32{x.data(), d}, stream_);
-      cuda::gemv::run(cuda::gemv::RmsNormRowsT<ST>{x.data(), d, L.ffn_norm, c.norm_eps}, L.gate_up, d, hid_, rows,
-                      cuda::gemv::SwiGluT<ST>{h_.get(), hid_, hid_}, stream_);
-      cuda::gemv::run(cuda::gemv::Rows<ST>{h_.get(), hid_}, L.w2, hid_, d, rows, cuda::gemv::AddF32{x.data(), d}, stream_);
+      if constexpr (!kFp32) {
+        cuda::gemv::run(cuda::gemv::Rows<ST>{att_.get(), d}, L.wo, d, d, rows, cuda::gemv::AddF32{x.data(), d}, stream_);
+        cuda::gemv::run(cuda::gemv::RmsNormRowsT<ST>{x.data(), d, L.ffn_norm, c.norm_eps}, L.gate_up, d, hid_, rows,
+                        cuda::gemv::SwiGluT<ST>{h_.get(), hid_, hid_}, stream_);
+        cuda::gemv::run(cuda::gemv::Rows<ST>{h_.get(), hid_}, L.w2, hid_, d, rows, cuda::gemv::AddF32{x.data(), d},
+                        stream_);
+      }
     } else {
       gemm_o_add(L, att_.get(), x.data(), rows);
       prof_.mark(cuda::OpClass::Norm, call.layer);
@@ -429,10 +441,17 @@ class BasicCudaBackend {
     if (row < 0 || row >= x.rows) throw InvalidArgument(std::string(who) + ": row " + std::to_string(row) + " out of range");
     reserve_scratch(1);
     logits_dev_.reserve(std::size_t(c.vocab_size), "logits");
-    // Final norm (it only reads x) folded into the classifier GEMV.
-    prof_.mark(cuda::OpClass::Gemm, -1);
-    cuda::gemv::run(cuda::gemv::RmsNormRowsT<ST>{x.row(row), c.dim, final_norm_, c.norm_eps}, classifier_, c.dim, c.vocab_size, 1,
-               cuda::gemv::StoreF32{logits_dev_.get(), c.vocab_size}, stream_);
+    if constexpr (kFp32) {  // no GEMV path in fp32: final norm, then cuBLASLt
+      prof_.mark(cuda::OpClass::Norm, -1);
+      cuda::detail::launch_rmsnorm(x.row(row), final_norm_, 1, c.dim, c.norm_eps, xn_.get(), stream_);
+      prof_.mark(cuda::OpClass::Gemm, -1);
+      gemm_.run(xn_.get(), classifier_, logits_dev_.get(), 1, c.dim, c.vocab_size, stream_);
+    } else {
+      // Final norm (it only reads x) folded into the classifier GEMV.
+      prof_.mark(cuda::OpClass::Gemm, -1);
+      cuda::gemv::run(cuda::gemv::RmsNormRowsT<ST>{x.row(row), c.dim, final_norm_, c.norm_eps}, classifier_, c.dim,
+                      c.vocab_size, 1, cuda::gemv::StoreF32{logits_dev_.get(), c.vocab_size}, stream_);
+    }
     prof_.mark(cuda::OpClass::Other, -1);
     return logits_dev_.get();
   }
@@ -535,7 +554,9 @@ class BasicCudaBackend {
   int gemv_rows_ = 0;  // rows up to this take the GEMV path (see the constructor)
   cuda::Gemm gemm_;
   cuda::Attention attn_;
-  static constexpr TensorDType kSourceType = std::is_same_v<ST, cuda::fp16> ? TensorDType::F16 : TensorDType::BF16;
+  static constexpr TensorDType kSourceType = std::is_same_v<ST, cuda::fp16> ? TensorDType::F16
+                                             : kFp32                         ? TensorDType::F32
+                                                                             : TensorDType::BF16;
   cuda::DeviceBuffer<ST> weights_;
   cuda::DeviceBuffer<float> norms_;
   cuda::DeviceBuffer<float2> rope_;
@@ -558,8 +579,12 @@ class BasicCudaBackend {
 using CudaBackend = BasicCudaBackend<cuda::bf16>;
 /// fp16 storage: 3 more mantissa bits than bf16, range up to 65504 (fp16 checkpoints upload as is).
 using CudaBackendFp16 = BasicCudaBackend<cuda::fp16>;
+/// fp32 storage and fp32 GEMMs (no TF32): the verification mode. It computes what the CPU
+/// reference computes (same greedy ids); 2x the memory of bf16 and a simple attention kernel.
+using CudaBackendFp32 = BasicCudaBackend<float>;
 
 static_assert(AttentionBackend<CudaBackend>);
 static_assert(AttentionBackend<CudaBackendFp16>);
+static_assert(AttentionBackend<CudaBackendFp32>);
 
 }  // namespace lazyllm

@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: MIT
+// The driver's generation loop over one CUDA backend type. Each precision is instantiated in its
+// own translation unit (cuda.cu: bf16 and the dispatch; cuda_fp16.cu; cuda_fp32.cu), so the
+// three backends compile in parallel rather than as one long file.
+#pragma once
+#include "driver.hpp"
+#include "lazyllm/backend/cuda/cuda_backend.cuh"
+
+namespace lazyllm::driver {
+
+/// The hooks plus a probe that records the GPU's free and total memory at the end of each run.
+inline Hooks with_gpu_probe(const Hooks& hooks) {
+  Hooks h = hooks;
+  h.probe = [outer = hooks.probe](RunResult& r) {
+    std::uint64_t f = 0, t = 0;
+    if (cuda_memory_info(f, t)) {
+      r.gpu_free = std::int64_t(f);
+      r.gpu_total = std::int64_t(t);
+    }
+    if (outer) outer(r);
+  };
+  return h;
+}
+
+/// The backend with cuBLASLt's one-time kernel loading done before the clock starts (see
+/// BasicCudaBackend::warm_up), so TTFT is the prompt's cost alone.
+template <class Backend>
+Backend warm_backend(const ModelWeights& w, int prompt_tokens) {
+  Backend b(w);
+  b.warm_up(prompt_tokens);
+  return b;
+}
+
+template <class Backend>
+RunResult run_policy_on(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks) {
+  const Hooks h = with_gpu_probe(hooks);
+  return std::visit([&](const auto& pol) { return generate(warm_backend<Backend>(w, int(o.prompt.size())), pol, o, h); },
+                    p);
+}
+
+template <class Backend>
+ConversationEnd converse_on(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks,
+                            const Conversation& conv) {
+  const Hooks h = with_gpu_probe(hooks);
+  return std::visit([&](const auto& pol) { return converse(warm_backend<Backend>(w, 32), pol, o, h, conv); }, p);
+}
+
+// Defined in cuda_fp16.cu and cuda_fp32.cu.
+RunResult run_policy_cuda_fp16(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks);
+ConversationEnd converse_cuda_fp16(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks,
+                                   const Conversation& conv);
+RunResult run_policy_cuda_fp32(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks);
+ConversationEnd converse_cuda_fp32(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks,
+                                   const Conversation& conv);
+
+}  // namespace lazyllm::driver

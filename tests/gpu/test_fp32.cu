@@ -1,0 +1,110 @@
+// CudaBackendFp32 (fp32 storage, fp32 GEMMs, the fp32 attention kernel): the verification mode.
+// It must compute what the CPU reference computes: logits within 1e-4 (normalised) at every shape
+// here, and stories260K's free-running greedy ids identical to the CPU's.
+#include <algorithm>
+
+#include "gpu_util.hpp"
+#include "lazyllm/backend/cpu/cpu_backend.hpp"
+#include "lazyllm/backend/cuda/cuda_backend.cuh"
+#include "lazyllm/cache/contiguous.hpp"
+#include "lazyllm/model/sampler.hpp"
+#include "lazyllm/pipeline.hpp"
+#include "lazyllm/policy/dense.hpp"
+#include "lazyllm/policy/lazy.hpp"
+#include "random_model.hpp"
+
+using namespace lazyllm;
+using namespace lazyllm::test;
+
+namespace {
+
+constexpr double kFp32Bound = 1e-4;  // fp32 both sides; only the order of the sums differs
+
+template <class Backend, class Policy = policy::Dense>
+using Pipe = Pipeline<RuntimeConfig, Policy, ContiguousLayout, Backend>;
+
+std::vector<float> copy_of(std::span<const float> s) { return {s.begin(), s.end()}; }
+
+double worst_vs_cpu(const ModelWeights& w, const std::vector<std::int32_t>& ids, int prefill, int n_ctx = 0) {
+  Pipe<CpuBackend> c(CpuBackend{w}, {}, {}, n_ctx);
+  Pipe<CudaBackendFp32> g(CudaBackendFp32{w}, {}, {}, n_ctx);
+  auto lc = copy_of(c.prefill(std::span(ids).first(std::size_t(prefill))));
+  double worst = norm_err(g.prefill(std::span(ids).first(std::size_t(prefill))), lc);
+  for (std::size_t i = std::size_t(prefill); i < ids.size(); ++i) {
+    lc = copy_of(c.decode(ids[i]));
+    worst = std::max(worst, norm_err(g.decode(ids[i]), lc));
+  }
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("fp32: name, and forced attention kernels are refused") {
+  CHECK(CudaBackendFp32::name() == "cuda-fp32");
+  if (!have_gpu()) return;
+  cuda::Attention attn;
+  cuda::AttnArgsT<float> a;
+  a.rows = 1;
+  a.hd = 64;
+  CHECK_THROWS_AS(attn.run(a, nullptr, 2), InvalidArgument);
+  CHECK_THROWS_AS(attn.run(a, nullptr, 0, cuda::Attention::Kernel::TensorCore), InvalidArgument);
+}
+
+TEST_CASE("fp32: small models (MHA/GQA/MQA, both RoPE forms, padded FFN) and 7B-shaped layers vs CPU") {
+  if (!have_gpu()) return;
+  for (auto rope : {RopeStyle::Interleaved, RopeStyle::RotateHalf})
+    for (int kvh : {4, 2, 1}) {
+      CAPTURE(kvh);
+      auto cfg = small_config(rope, kvh);
+      if (kvh == 1) cfg.hidden_dim = 44;
+      const auto w = random_model(cfg, 41u + unsigned(kvh));
+      const double e = worst_vs_cpu(w, prompt_of(40, 3, cfg.vocab_size), 24);
+      MESSAGE("fp32 small kvh=" << kvh << ": worst logits err " << e);
+      CHECK(e < kFp32Bound);
+    }
+  for (int kvh : {32, 8}) {
+    CAPTURE(kvh);
+    const auto w = random_model(llama7b_like(2, kvh, 1024, 128), 12, 0.02f);
+    const double e = worst_vs_cpu(w, prompt_of(72, 5, 1024), 66, 128);
+    MESSAGE("fp32 7B-shaped kvh=" << kvh << ": worst logits err " << e);
+    CHECK(e < kFp32Bound);
+  }
+}
+
+TEST_CASE("fp32: stories260K greedy ids from [1] are the CPU's, free-running, and Lazy keeps the CPU's set sizes") {
+  if (!have_gpu() || !have_shared("stories260K.bin")) return;
+  const auto w = load_llama2c(shared_models() / "stories260K.bin");
+  auto greedy = [&](auto&& pipe) {
+    std::vector<std::int32_t> ids;
+    auto l = pipe.prefill(std::vector<std::int32_t>{1});
+    for (int i = 0; i < 64; ++i) {
+      ids.push_back(argmax(l));
+      l = pipe.decode(ids.back());
+    }
+    return ids;
+  };
+  const auto cpu_ids = greedy(Pipe<CpuBackend>(CpuBackend{w}));
+  const auto gpu_ids = greedy(Pipe<CudaBackendFp32>(CudaBackendFp32{w}));
+  CHECK(gpu_ids == cpu_ids);
+
+  const policy::Lazy lazy(Schedule::parse("1:0.5,2:0.5,3:0.5"));
+  Pipe<CpuBackend, policy::Lazy> lc(CpuBackend{w}, lazy);
+  Pipe<CudaBackendFp32, policy::Lazy> lg(CudaBackendFp32{w}, lazy);
+  const auto prompt = prompt_of(100, 13, w.config.vocab_size);
+  auto a = copy_of(lc.prefill(prompt));
+  auto b = copy_of(lg.prefill(prompt));
+  double worst = norm_err(b, a);
+  for (int i = 0; i < 16; ++i) {
+    const std::int32_t next = argmax(a);
+    a = copy_of(lc.decode(next));
+    b = copy_of(lg.decode(next));
+    worst = std::max(worst, norm_err(b, a));
+  }
+  MESSAGE("fp32 stories260K lazy: worst logits err " << worst);
+  CHECK(worst < kFp32Bound);
+  REQUIRE(lc.stats().steps.size() == lg.stats().steps.size());
+  for (std::size_t k = 0; k < lc.stats().steps.size(); ++k) {
+    CAPTURE(k);
+    CHECK(lc.stats().steps[k].selected == lg.stats().steps[k].selected);
+  }
+}
