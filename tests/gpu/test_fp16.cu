@@ -5,13 +5,10 @@
 #include <algorithm>
 
 #include "gpu_util.hpp"
-#include "lazyllm/backend/cpu/cpu_backend.hpp"
 #include "lazyllm/backend/cuda/cuda_backend.cuh"
-#include "lazyllm/cache/contiguous.hpp"
 #include "lazyllm/model/sampler.hpp"
-#include "lazyllm/pipeline.hpp"
-#include "lazyllm/policy/dense.hpp"
 #include "lazyllm/policy/lazy.hpp"
+#include "pipeline_compare.hpp"
 #include "random_model.hpp"
 
 using namespace lazyllm;
@@ -20,27 +17,6 @@ using namespace lazyllm::test;
 namespace {
 
 constexpr double kLogitsBound = 5e-2;  // as test_backend.cu (bf16 measured <= 0.012 at these shapes)
-
-template <class Backend, class Policy = policy::Dense>
-using Pipe = Pipeline<RuntimeConfig, Policy, ContiguousLayout, Backend>;
-
-std::vector<float> copy_of(std::span<const float> s) { return {s.begin(), s.end()}; }
-
-/// Worst normalised logits error of `Backend` against the CPU over a dense prefill of `prefill`
-/// tokens and teacher-forced decode of the rest of `ids`.
-template <class Backend>
-double worst_vs_cpu(const ModelWeights& w, const std::vector<std::int32_t>& ids, int prefill, int n_ctx = 0) {
-  Pipe<CpuBackend> c(CpuBackend{w}, {}, {}, n_ctx);
-  Pipe<Backend> g(Backend{w}, {}, {}, n_ctx);
-  auto lc = copy_of(c.prefill(std::span(ids).first(std::size_t(prefill))));
-  double worst = norm_err(g.prefill(std::span(ids).first(std::size_t(prefill))), lc);
-  for (std::size_t i = std::size_t(prefill); i < ids.size(); ++i) {
-    lc = copy_of(c.decode(ids[i]));
-    worst = std::max(worst, norm_err(g.decode(ids[i]), lc));
-  }
-  return worst;
-}
-
 
 }  // namespace
 
@@ -104,8 +80,8 @@ TEST_CASE("fp16: stories260K greedy 64 ids from [1], teacher-forced with the CPU
   Pipe<CpuBackend> c(CpuBackend{w});
   Pipe<CudaBackendFp16> g(CudaBackendFp16{w});
   const std::vector<std::int32_t> prompt{1};
-  auto lc = copy_of(c.prefill(prompt));
-  auto lg = copy_of(g.prefill(prompt));
+  auto lc = logits_copy(c.prefill(prompt));
+  auto lg = logits_copy(g.prefill(prompt));
   double worst = 0;
   int flips = 0;
   for (int i = 0; i < 64; ++i) {
@@ -115,8 +91,8 @@ TEST_CASE("fp16: stories260K greedy 64 ids from [1], teacher-forced with the CPU
       ++flips;
       MESSAGE("step " << i << ": fp16 id " << ig << ", CPU id " << ic);
     }
-    lc = copy_of(c.decode(ic));
-    lg = copy_of(g.decode(ic));
+    lc = logits_copy(c.decode(ic));
+    lg = logits_copy(g.decode(ic));
   }
   MESSAGE("stories260K fp16: worst logits err " << worst << ", argmax flips " << flips << " of 64 (bf16: 5)");
   CHECK(worst < 0.2);  // the bf16 bound; fp16 keeps 3 more mantissa bits
@@ -133,7 +109,7 @@ TEST_CASE("fp16: fp16 and bf16 source weights give the logits of their fp32 valu
     CAPTURE(to_string(t));
     const auto [bits, vals] = rounded_to(w, t);
     Pipe<CudaBackendFp16> a(CudaBackendFp16{bits}, {}, {}, 64), b(CudaBackendFp16{vals}, {}, {}, 64);
-    CHECK(copy_of(a.prefill(std::span(ids).first(32))) == copy_of(b.prefill(std::span(ids).first(32))));
-    for (int i = 32; i < 40; ++i) CHECK(copy_of(a.decode(ids[i])) == copy_of(b.decode(ids[i])));
+    CHECK(logits_copy(a.prefill(std::span(ids).first(32))) == logits_copy(b.prefill(std::span(ids).first(32))));
+    for (int i = 32; i < 40; ++i) CHECK(logits_copy(a.decode(ids[i])) == logits_copy(b.decode(ids[i])));
   }
 }

@@ -4,13 +4,10 @@
 #include <algorithm>
 
 #include "gpu_util.hpp"
-#include "lazyllm/backend/cpu/cpu_backend.hpp"
 #include "lazyllm/backend/cuda/cuda_backend.cuh"
-#include "lazyllm/cache/contiguous.hpp"
 #include "lazyllm/model/sampler.hpp"
-#include "lazyllm/pipeline.hpp"
-#include "lazyllm/policy/dense.hpp"
 #include "lazyllm/policy/lazy.hpp"
+#include "pipeline_compare.hpp"
 #include "random_model.hpp"
 
 using namespace lazyllm;
@@ -19,23 +16,6 @@ using namespace lazyllm::test;
 namespace {
 
 constexpr double kFp32Bound = 1e-4;  // fp32 both sides; only the order of the sums differs
-
-template <class Backend, class Policy = policy::Dense>
-using Pipe = Pipeline<RuntimeConfig, Policy, ContiguousLayout, Backend>;
-
-std::vector<float> copy_of(std::span<const float> s) { return {s.begin(), s.end()}; }
-
-double worst_vs_cpu(const ModelWeights& w, const std::vector<std::int32_t>& ids, int prefill, int n_ctx = 0) {
-  Pipe<CpuBackend> c(CpuBackend{w}, {}, {}, n_ctx);
-  Pipe<CudaBackendFp32> g(CudaBackendFp32{w}, {}, {}, n_ctx);
-  auto lc = copy_of(c.prefill(std::span(ids).first(std::size_t(prefill))));
-  double worst = norm_err(g.prefill(std::span(ids).first(std::size_t(prefill))), lc);
-  for (std::size_t i = std::size_t(prefill); i < ids.size(); ++i) {
-    lc = copy_of(c.decode(ids[i]));
-    worst = std::max(worst, norm_err(g.decode(ids[i]), lc));
-  }
-  return worst;
-}
 
 }  // namespace
 
@@ -58,14 +38,14 @@ TEST_CASE("fp32: small models (MHA/GQA/MQA, both RoPE forms, padded FFN) and 7B-
       auto cfg = small_config(rope, kvh);
       if (kvh == 1) cfg.hidden_dim = 44;
       const auto w = random_model(cfg, 41u + unsigned(kvh));
-      const double e = worst_vs_cpu(w, prompt_of(40, 3, cfg.vocab_size), 24);
+      const double e = worst_vs_cpu<CudaBackendFp32>(w, prompt_of(40, 3, cfg.vocab_size), 24);
       MESSAGE("fp32 small kvh=" << kvh << ": worst logits err " << e);
       CHECK(e < kFp32Bound);
     }
   for (int kvh : {32, 8}) {
     CAPTURE(kvh);
     const auto w = random_model(llama7b_like(2, kvh, 1024, 128), 12, 0.02f);
-    const double e = worst_vs_cpu(w, prompt_of(72, 5, 1024), 66, 128);
+    const double e = worst_vs_cpu<CudaBackendFp32>(w, prompt_of(72, 5, 1024), 66, 128);
     MESSAGE("fp32 7B-shaped kvh=" << kvh << ": worst logits err " << e);
     CHECK(e < kFp32Bound);
   }
@@ -91,13 +71,13 @@ TEST_CASE("fp32: stories260K greedy ids from [1] are the CPU's, free-running, an
   Pipe<CpuBackend, policy::Lazy> lc(CpuBackend{w}, lazy);
   Pipe<CudaBackendFp32, policy::Lazy> lg(CudaBackendFp32{w}, lazy);
   const auto prompt = prompt_of(100, 13, w.config.vocab_size);
-  auto a = copy_of(lc.prefill(prompt));
-  auto b = copy_of(lg.prefill(prompt));
+  auto a = logits_copy(lc.prefill(prompt));
+  auto b = logits_copy(lg.prefill(prompt));
   double worst = norm_err(b, a);
   for (int i = 0; i < 16; ++i) {
     const std::int32_t next = argmax(a);
-    a = copy_of(lc.decode(next));
-    b = copy_of(lg.decode(next));
+    a = logits_copy(lc.decode(next));
+    b = logits_copy(lg.decode(next));
     worst = std::max(worst, norm_err(b, a));
   }
   MESSAGE("fp32 stories260K lazy: worst logits err " << worst);
