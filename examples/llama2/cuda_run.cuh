@@ -34,8 +34,8 @@ Backend warm_backend(const ModelWeights& w, int prompt_tokens) {
 template <class Backend>
 RunResult run_policy_on(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks) {
   const Hooks h = with_gpu_probe(hooks);
-  return std::visit([&](const auto& pol) { return generate(warm_backend<Backend>(w, int(o.prompt.size())), pol, o, h); },
-                    p);
+  return std::visit(
+      [&](const auto& pol) { return generate(warm_backend<Backend>(w, int(o.prompt.size())), pol, o, h); }, p);
 }
 
 template <class Backend>

@@ -114,8 +114,8 @@ inline MemoryNeed host_need(const RuntimeConfig& c, int n_ctx, int aux_layers, b
   MemoryNeed m;
   m.where = "RAM";
   if (!kv_on_host) {
-    const std::uint64_t d = std::uint64_t(c.dim), widest = std::max<std::uint64_t>(std::uint64_t(c.vocab_size),
-                                                                                   std::uint64_t(c.hidden_dim) + 8);
+    const std::uint64_t d = std::uint64_t(c.dim),
+                        widest = std::max<std::uint64_t>(std::uint64_t(c.vocab_size), std::uint64_t(c.hidden_dim) + 8);
     m.weights = widest * d * std::uint64_t(store_bytes);
     m.weights_note = store_name + " staging of the largest tensor for the GPU upload; the file stays mapped";
     return m;

@@ -35,10 +35,16 @@ inline NaiveResult naive_forward(const ModelWeights& w, const std::vector<int>& 
     std::vector<float> xn(d);
     for (int a = 0; a < m; ++a) {
       cpu::rmsnorm(xn.data(), h[S[a]].data(), lw.attn_norm.f32(), d, c.norm_eps);
-      for (int o = 0; o < d; ++o) { double s = 0; for (int i = 0; i < d; ++i) s += double(lw.wq.f32()[std::size_t(o) * d + i]) * xn[i]; q[a][o] = float(s); }
+      for (int o = 0; o < d; ++o) {
+        double s = 0;
+        for (int i = 0; i < d; ++i) s += double(lw.wq.f32()[std::size_t(o) * d + i]) * xn[i];
+        q[a][o] = float(s);
+      }
       for (int o = 0; o < kvd; ++o) {
         double sk = 0, sv = 0;
-        for (int i = 0; i < d; ++i) sk += double(lw.wk.f32()[std::size_t(o) * d + i]) * xn[i], sv += double(lw.wv.f32()[std::size_t(o) * d + i]) * xn[i];
+        for (int i = 0; i < d; ++i)
+          sk += double(lw.wk.f32()[std::size_t(o) * d + i]) * xn[i],
+              sv += double(lw.wv.f32()[std::size_t(o) * d + i]) * xn[i];
         k[a][o] = float(sk), v[a][o] = float(sv);
       }
       for (int hh = 0; hh < c.n_heads; ++hh) cpu::rope(q[a].data() + hh * hd, hd, S[a], c.rope_theta, c.rope_style);
@@ -67,15 +73,25 @@ inline NaiveResult naive_forward(const ModelWeights& w, const std::vector<int>& 
     }
     for (int a = 0; a < m; ++a) {
       auto& x = h[S[a]];
-      for (int o = 0; o < d; ++o) { double s = 0; for (int i = 0; i < d; ++i) s += double(lw.wo.f32()[std::size_t(o) * d + i]) * att[a][i]; x[o] += float(s); }
+      for (int o = 0; o < d; ++o) {
+        double s = 0;
+        for (int i = 0; i < d; ++i) s += double(lw.wo.f32()[std::size_t(o) * d + i]) * att[a][i];
+        x[o] += float(s);
+      }
       cpu::rmsnorm(xn.data(), x.data(), lw.ffn_norm.f32(), d, c.norm_eps);
       std::vector<float> g(c.hidden_dim);
       for (int o = 0; o < c.hidden_dim; ++o) {
         double s1 = 0, s3 = 0;
-        for (int i = 0; i < d; ++i) s1 += double(lw.w1.f32()[std::size_t(o) * d + i]) * xn[i], s3 += double(lw.w3.f32()[std::size_t(o) * d + i]) * xn[i];
+        for (int i = 0; i < d; ++i)
+          s1 += double(lw.w1.f32()[std::size_t(o) * d + i]) * xn[i],
+              s3 += double(lw.w3.f32()[std::size_t(o) * d + i]) * xn[i];
         g[o] = float(s1 / (1.0 + std::exp(-s1)) * s3);
       }
-      for (int o = 0; o < d; ++o) { double s = 0; for (int i = 0; i < c.hidden_dim; ++i) s += double(lw.w2.f32()[std::size_t(o) * c.hidden_dim + i]) * g[i]; x[o] += float(s); }
+      for (int o = 0; o < d; ++o) {
+        double s = 0;
+        for (int i = 0; i < c.hidden_dim; ++i) s += double(lw.w2.f32()[std::size_t(o) * c.hidden_dim + i]) * g[i];
+        x[o] += float(s);
+      }
     }
     const float p = sched.percentile_into(l + 1);
     if (l + 1 < c.n_layers && p >= 0.0f) {
@@ -91,7 +107,11 @@ inline NaiveResult naive_forward(const ModelWeights& w, const std::vector<int>& 
   auto logits_of = [&](int pos) {
     std::vector<float> xn(d), out(c.vocab_size);
     cpu::rmsnorm(xn.data(), h[pos].data(), w.final_norm.f32(), d, c.norm_eps);
-    for (int o = 0; o < c.vocab_size; ++o) { double s = 0; for (int i = 0; i < d; ++i) s += double(w.classifier.f32()[std::size_t(o) * d + i]) * xn[i]; out[o] = float(s); }
+    for (int o = 0; o < c.vocab_size; ++o) {
+      double s = 0;
+      for (int i = 0; i < d; ++i) s += double(w.classifier.f32()[std::size_t(o) * d + i]) * xn[i];
+      out[o] = float(s);
+    }
     return out;
   };
   if (all_logits)

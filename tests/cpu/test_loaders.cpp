@@ -214,7 +214,7 @@ fs::path hf_dir(const std::string& name, const std::vector<Tensor>& ts, const st
 
 void check_hf_views(const ModelWeights& w, const std::vector<Tensor>& ts) {
   std::map<std::string, WeightView> view{{"model.embed_tokens.weight", w.token_embedding},
-                                           {"model.norm.weight", w.final_norm}};
+                                         {"model.norm.weight", w.final_norm}};
   if (!w.config.tied_embeddings) view["lm_head.weight"] = w.classifier;
   for (int l = 0; l < L; ++l) {
     const auto& lw = w.layers[std::size_t(l)];
@@ -504,7 +504,8 @@ TEST_CASE("HF directory: fp32 (mapped), f16 and bf16 (converted) load with exact
     check_hf_views(k, ts);
     if (dt != "F32") {
       CHECK(k.storage.size() == 1);  // the mapping only: no converted copies
-      CHECK_THROWS_WITH_AS(k.layers[0].w1.f32(), doctest::Contains(("held as " + dt + " where fp32 is needed").c_str()), Error);
+      CHECK_THROWS_WITH_AS(k.layers[0].w1.f32(), doctest::Contains(("held as " + dt + " where fp32 is needed").c_str()),
+                           Error);
       const auto f = to_f32_weights(k);
       CHECK(f.all_f32());
       CHECK(f.classifier != f.token_embedding);  // untied here

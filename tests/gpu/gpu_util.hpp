@@ -17,9 +17,9 @@
 #include <utility>
 #include <vector>
 
-#include "lazyllm/io/llama2c.hpp"
-#include "lazyllm/backend/cuda/common.cuh"
 #include <cuda_fp16.h>
+#include "lazyllm/backend/cuda/common.cuh"
+#include "lazyllm/io/llama2c.hpp"
 #include "lazyllm/model/weights.hpp"
 #include "test_util.hpp"
 

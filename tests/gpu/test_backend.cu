@@ -30,7 +30,6 @@ constexpr double kLayerBound = 2e-2;   // one decoder layer's output (residual s
 constexpr double kScoresBound = 5e-2;  // last-row attention scores of a layer
 constexpr double kLogitsBound = 5e-2;  // logits after a whole model
 
-
 std::vector<float> copy_of(std::span<const float> s) { return {s.begin(), s.end()}; }
 
 }  // namespace
@@ -151,7 +150,6 @@ TEST_CASE("warm_up: the same logits, bit for bit, with and without it") {
   CHECK(la == lb);
   for (int i = 32; i < 36; ++i) CHECK(copy_of(a.decode(ids[i])) == copy_of(b.decode(ids[i])));
 }
-
 
 TEST_CASE("bf16 / fp16 source weights (keep_source_dtype) give the logits of their fp32 values, bit for bit") {
   if (!have_gpu()) return;

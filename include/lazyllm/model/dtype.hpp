@@ -25,7 +25,7 @@ inline float f16_to_f32(std::uint16_t h) {
     const float mag = std::ldexp(float(man), -24);
     return sign ? -mag : mag;
   }
-  const std::uint32_t bits = exp == 0x1F ? sign | 0x7F800000u | (man << 13)        // inf / nan (payload kept)
+  const std::uint32_t bits = exp == 0x1F ? sign | 0x7F800000u | (man << 13)            // inf / nan (payload kept)
                                          : sign | ((exp + 112u) << 23) | (man << 13);  // rebias 15 -> 127
   return std::bit_cast<float>(bits);
 }

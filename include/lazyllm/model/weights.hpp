@@ -87,8 +87,8 @@ struct ModelWeights {
   std::string source_dtype = "f32";    // dtype of the tensors in the file ("f32", "f16", "bf16")
   WeightView token_embedding;          // [vocab, dim]
   std::vector<LayerWeights> layers;
-  WeightView final_norm;               // [dim]
-  WeightView classifier;               // [vocab, dim]; == token_embedding when tied
+  WeightView final_norm;  // [dim]
+  WeightView classifier;  // [vocab, dim]; == token_embedding when tied
   std::vector<std::shared_ptr<const void>> storage;
 
   /// True when every tensor is fp32 (what the CPU reference computes with).

@@ -84,7 +84,8 @@ class CpuBackend {
     // Attention block: norm, projections, RoPE at original positions, K/V into their slots.
     std::vector<float> xn(std::size_t(rows) * d), q(std::size_t(rows) * d), k(std::size_t(rows) * kvd),
         v(std::size_t(rows) * kvd);
-    for (int r = 0; r < rows; ++r) cpu::rmsnorm(xn.data() + std::size_t(r) * d, x.row(r), lw.attn_norm.f32(), d, c.norm_eps);
+    for (int r = 0; r < rows; ++r)
+      cpu::rmsnorm(xn.data() + std::size_t(r) * d, x.row(r), lw.attn_norm.f32(), d, c.norm_eps);
     cpu::matmul(q.data(), xn.data(), lw.wq.f32(), rows, d, d);
     cpu::matmul(k.data(), xn.data(), lw.wk.f32(), rows, d, kvd);
     cpu::matmul(v.data(), xn.data(), lw.wv.f32(), rows, d, kvd);
@@ -135,7 +136,8 @@ class CpuBackend {
     for (std::size_t i = 0; i < o.size(); ++i) x.data[i] += o[i];
 
     // FFN block: x += W2 (silu(W1 n(x)) * W3 n(x)).
-    for (int r = 0; r < rows; ++r) cpu::rmsnorm(xn.data() + std::size_t(r) * d, x.row(r), lw.ffn_norm.f32(), d, c.norm_eps);
+    for (int r = 0; r < rows; ++r)
+      cpu::rmsnorm(xn.data() + std::size_t(r) * d, x.row(r), lw.ffn_norm.f32(), d, c.norm_eps);
     std::vector<float> g(std::size_t(rows) * hid), u(std::size_t(rows) * hid);
     cpu::matmul(g.data(), xn.data(), lw.w1.f32(), rows, d, hid);
     cpu::matmul(u.data(), xn.data(), lw.w3.f32(), rows, d, hid);

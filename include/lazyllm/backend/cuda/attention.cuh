@@ -8,10 +8,10 @@
 //
 // The main kernel is FlashAttention-style (online softmax, nothing n x n in memory), warp-level
 // fp32 math: a block takes 16 query rows of one head, walks the visible keys in tiles of 64 staged
-// in shared memory (the storage type, bf16 or fp16), each warp owns 4 rows; lane i scores keys i and i+32 of the tile and
-// owns head_dim/32 output dimensions. For few query blocks (decode) the keys are split over
-// gridDim.z and a combine kernel merges the partial (m, l, o). The scores pass (want_scores)
-// recomputes the last row's logits per head, a per-head softmax, and the mean over heads.
+// in shared memory (the storage type, bf16 or fp16), each warp owns 4 rows; lane i scores keys i and i+32 of the tile
+// and owns head_dim/32 output dimensions. For few query blocks (decode) the keys are split over gridDim.z and a combine
+// kernel merges the partial (m, l, o). The scores pass (want_scores) recomputes the last row's logits per head, a
+// per-head softmax, and the mean over heads.
 //
 // Head dims: compile-time HD in {64, 128}; a runtime hd <= HD (even) is zero-padded to HD (small
 // test models have hd 8).
@@ -89,7 +89,8 @@ __global__ void __launch_bounds__(T::kWarps * 32) attention_kernel(AttnLaunchT<S
     const int r = i / (HD / 2), d = 2 * (i % (HD / 2)), row = row0 + r;
     float2 v = make_float2(0.f, 0.f);
     if (row < a.rows && d < a.hd)
-      v = Storage<ST>::to_float2(*reinterpret_cast<const typename Storage<ST>::pair*>(a.q + std::int64_t(row) * a.ldq + h * a.hd + d));
+      v = Storage<ST>::to_float2(
+          *reinterpret_cast<const typename Storage<ST>::pair*>(a.q + std::int64_t(row) * a.ldq + h * a.hd + d));
     *reinterpret_cast<float2*>(&sq[r][d]) = v;
   }
   if (tid < BR) {
@@ -194,7 +195,8 @@ __global__ void __launch_bounds__(T::kWarps * 32) attention_kernel(AttnLaunchT<S
       float2 vv[T::kPairs];
 #pragma unroll
       for (int pp = 0; pp < T::kPairs; ++pp)
-        vv[pp] = Storage<ST>::to_float2(*reinterpret_cast<const typename Storage<ST>::pair*>(&sv[j][64 * pp + 2 * lane]));
+        vv[pp] =
+            Storage<ST>::to_float2(*reinterpret_cast<const typename Storage<ST>::pair*>(&sv[j][64 * pp + 2 * lane]));
 #pragma unroll
       for (int rr = 0; rr < R; ++rr) {
         const float pj = __shfl_sync(0xffffffffu, j < 32 ? s[rr][0] : s[rr][1], j & 31);
@@ -540,11 +542,13 @@ void launch_decode_attention(const AttnLaunchT<ST>& L, cudaStream_t stream) {
   using T = DecodeTraits<HD, R>;
   LAZYLLM_CUDA_CHECK(
       cudaFuncSetAttribute(decode_attention_kernel<T, ST>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
-  decode_attention_kernel<T, ST><<<dim3(unsigned(L.a.n_heads), unsigned(L.n_splits)), T::kWarps * 32, T::kSmemBytes, stream>>>(L);
+  decode_attention_kernel<T, ST>
+      <<<dim3(unsigned(L.a.n_heads), unsigned(L.n_splits)), T::kWarps * 32, T::kSmemBytes, stream>>>(L);
   LAZYLLM_CUDA_CHECK_LAUNCH();
   if (L.n_splits > 1) {
     const std::int64_t n = std::int64_t(L.a.rows) * L.a.n_heads * L.a.hd;
-    attention_combine_kernel<AttnTraits<HD>, ST><<<unsigned(std::min<std::int64_t>((n + 255) / 256, 65535)), 256, 0, stream>>>(L);
+    attention_combine_kernel<AttnTraits<HD>, ST>
+        <<<unsigned(std::min<std::int64_t>((n + 255) / 256, 65535)), 256, 0, stream>>>(L);
     LAZYLLM_CUDA_CHECK_LAUNCH();
   }
 }
@@ -593,9 +597,11 @@ class Attention {
     if (kernel == Kernel::TensorCore && !tc_ok)
       throw InvalidArgument("CudaBackend attention: the tensor-core kernel needs head_dim 64 or 128 and no forced split");
     if (tc_ok && (kernel == Kernel::TensorCore || (kernel == Kernel::Auto && a.rows >= kTensorCoreMinRows))) {
-      detail::MmaAttnLaunchT<ST> M{a.q,     a.ldq,        a.k_cache, a.v_cache, a.kv_slots, a.kv_pos, a.q_pos,
-                              a.rows,  a.n_kv,       a.n_heads, a.n_kv_heads, a.out,   a.ldo,
-                              float(1.4426950408889634 / std::sqrt(double(a.hd)))};
+      // clang-format off
+      detail::MmaAttnLaunchT<ST> M{a.q,    a.ldq,  a.k_cache, a.v_cache,    a.kv_slots, a.kv_pos, a.q_pos,
+                                   a.rows, a.n_kv, a.n_heads, a.n_kv_heads, a.out,      a.ldo,
+                                   float(1.4426950408889634 / std::sqrt(double(a.hd)))};
+      // clang-format on
       last_splits_ = 1;
       last_tensor_core_ = true;
       last_decode_ = false;
@@ -685,8 +691,8 @@ class Attention {
         LAZYLLM_CUDA_CHECK(cudaFuncSetAttribute(detail::last_row_logits_kernel<detail::ScoresTraits, ST>,
                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
       }
-      detail::last_row_logits_kernel<detail::ScoresTraits, ST><<<unsigned((n_vis + th / 32 - 1) / (th / 32)), th, smem, stream>>>(
-          a, scale, n_vis, logits_.get());
+      detail::last_row_logits_kernel<detail::ScoresTraits, ST>
+          <<<unsigned((n_vis + th / 32 - 1) / (th / 32)), th, smem, stream>>>(a, scale, n_vis, logits_.get());
       LAZYLLM_CUDA_CHECK_LAUNCH();
       detail::last_row_softmax_stats_kernel<detail::ScoresTraits><<<a.n_heads, 256, 0, stream>>>(logits_.get(), n_vis, ml_.get());
       LAZYLLM_CUDA_CHECK_LAUNCH();

@@ -10,8 +10,8 @@
 // Used by Attention::run for prefill-sized row counts with head_dim exactly 64 or 128; decode and
 // other head dims go to the CUDA-core kernel in attention.cuh (which also splits over keys).
 #pragma once
-#include <type_traits>
 #include <cstdint>
+#include <type_traits>
 
 #include "lazyllm/backend/cuda/common.cuh"
 
@@ -106,8 +106,8 @@ __global__ void __launch_bounds__(T::kThreads, 2) mma_attention_kernel(MmaAttnLa
   constexpr int CH = HD / 8;  // 16-byte chunks per row
   extern __shared__ __align__(16) unsigned char smem_raw[];
   ST* sq = reinterpret_cast<ST*>(smem_raw);
-  ST* sk = sq + BR * S;              // [2][BK][S]
-  ST* sv = sk + 2 * T::kTileElems;   // [2][BK][S]
+  ST* sk = sq + BR * S;             // [2][BK][S]
+  ST* sv = sk + 2 * T::kTileElems;  // [2][BK][S]
   __shared__ int s_nvis[BR];
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;

@@ -3,10 +3,10 @@
 // buffers, the 2-byte storage types (bf16, fp16) and their conversions, and the warp/block
 // reductions the kernels use.
 #pragma once
+#include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
-#include <cublasLt.h>
 
 #include <algorithm>
 #include <cstdint>

@@ -93,9 +93,10 @@ class BasicCudaBackend {
     // fit, at most kGemvMaxRows (70B's 28672-wide FFN input: 4 rows in an H100's 227 KiB, 2 in
     // an A100's 163 KiB; more rows go to cuBLASLt).
     // fp32 storage has no GEMV path (its loads are 16-byte words of 2-byte values): cuBLASLt only.
-    gemv_rows_ = kFp32 ? 0
-                       : int(std::min<std::size_t>(std::size_t(cuda::kGemvMaxRows),
-                                                   prop.sharedMemPerBlockOptin / (std::size_t(std::max(c.dim, hid_)) * 2)));
+    gemv_rows_ =
+        kFp32 ? 0
+              : int(std::min<std::size_t>(std::size_t(cuda::kGemvMaxRows),
+                                          prop.sharedMemPerBlockOptin / (std::size_t(std::max(c.dim, hid_)) * 2)));
     const std::int64_t d = c.dim, kvd = c.kv_dim(), v = c.vocab_size, hid = hid_;
     const std::int64_t per_layer = (d + 2 * kvd) * d + d * d + 2 * hid * d + d * hid;
     const std::int64_t n_store = v * d * (c.tied_embeddings ? 1 : 2) + c.n_layers * per_layer;
@@ -103,8 +104,9 @@ class BasicCudaBackend {
                                std::uint64_t(c.max_seq_len) * (c.head_dim() / 2) * 8 + cuda::Gemm::kWorkspaceBytes;
     const std::uint64_t free_b = cuda::detail::free_device_bytes();
     if (need > free_b)
-      throw Error("CudaBackend: the model needs " + cuda::detail::format_bytes(need) + " of GPU memory for its " + cuda::Storage<ST>::kName + " weights, " +
-                  cuda::detail::format_bytes(free_b) + " are free on device " + std::to_string(dev) + " (" + prop.name + ")");
+      throw Error("CudaBackend: the model needs " + cuda::detail::format_bytes(need) + " of GPU memory for its " +
+                  cuda::Storage<ST>::kName + " weights, " + cuda::detail::format_bytes(free_b) +
+                  " are free on device " + std::to_string(dev) + " (" + prop.name + ")");
 
     gemm_.init();
     weights_.reset(std::size_t(n_store), "weights");
@@ -133,7 +135,8 @@ class BasicCudaBackend {
           for (std::int64_t i = 0; i < in; ++i) dst[i] = cuda::Storage<ST>::host_bits(row[std::size_t(i)]);
         }
       });
-      LAZYLLM_CUDA_CHECK(cudaMemcpy(weights_.get() + at, host.data(), host.size() * sizeof(ST), cudaMemcpyHostToDevice));
+      LAZYLLM_CUDA_CHECK(
+          cudaMemcpy(weights_.get() + at, host.data(), host.size() * sizeof(ST), cudaMemcpyHostToDevice));
     };
     const std::int64_t emb_at = at;
     put(w.token_embedding, v, d, d);
@@ -323,8 +326,8 @@ class BasicCudaBackend {
     if (few) {  // never in fp32 (gemv_rows_ == 0), and not compiled there
       if constexpr (!kFp32) {
         prof_.mark(cuda::OpClass::Gemm, call.layer);
-        cuda::gemv::run(cuda::gemv::RmsNormRowsT<ST>{x.data(), d, L.attn_norm, c.norm_eps}, L.qkv, d, d + 2 * kvd,
-                        rows, cuda::gemv::Store<ST>{qkv_.get(), d + 2 * kvd}, stream_);
+        cuda::gemv::run(cuda::gemv::RmsNormRowsT<ST>{x.data(), d, L.attn_norm, c.norm_eps}, L.qkv, d, d + 2 * kvd, rows,
+                        cuda::gemv::Store<ST>{qkv_.get(), d + 2 * kvd}, stream_);
       }
     } else {
       prof_.mark(cuda::OpClass::Norm, call.layer);
@@ -383,7 +386,8 @@ class BasicCudaBackend {
     prof_.mark(cuda::OpClass::Gemm, call.layer);
     if (few) {
       if constexpr (!kFp32) {
-        cuda::gemv::run(cuda::gemv::Rows<ST>{att_.get(), d}, L.wo, d, d, rows, cuda::gemv::AddF32{x.data(), d}, stream_);
+        cuda::gemv::run(cuda::gemv::Rows<ST>{att_.get(), d}, L.wo, d, d, rows, cuda::gemv::AddF32{x.data(), d},
+                        stream_);
         cuda::gemv::run(cuda::gemv::RmsNormRowsT<ST>{x.data(), d, L.ffn_norm, c.norm_eps}, L.gate_up, d, hid_, rows,
                         cuda::gemv::SwiGluT<ST>{h_.get(), hid_, hid_}, stream_);
         cuda::gemv::run(cuda::gemv::Rows<ST>{h_.get(), hid_}, L.w2, hid_, d, rows, cuda::gemv::AddF32{x.data(), d},
@@ -555,8 +559,8 @@ class BasicCudaBackend {
   cuda::Gemm gemm_;
   cuda::Attention attn_;
   static constexpr TensorDType kSourceType = std::is_same_v<ST, cuda::fp16> ? TensorDType::F16
-                                             : kFp32                         ? TensorDType::F32
-                                                                             : TensorDType::BF16;
+                                             : kFp32                        ? TensorDType::F32
+                                                                            : TensorDType::BF16;
   cuda::DeviceBuffer<ST> weights_;
   cuda::DeviceBuffer<float> norms_;
   cuda::DeviceBuffer<float2> rope_;

@@ -114,8 +114,8 @@ class Gemm {
                                                         &found));
     if (found == 0)
       throw Error(std::string("CudaBackend: cuBLASLt found no ") + (itype == CUDA_R_16F ? "fp16" : "bf16") +
-                  " GEMM algorithm for rows=" + std::to_string(rows) +
-                  " in=" + std::to_string(in) + " out=" + std::to_string(out));
+                  " GEMM algorithm for rows=" + std::to_string(rows) + " in=" + std::to_string(in) +
+                  " out=" + std::to_string(out));
     p->algo = result.algo;
     return *plans_.emplace(key, std::move(p)).first->second;
   }

@@ -1,21 +1,22 @@
 // SPDX-License-Identifier: MIT
 // The decode linear layers: out = Epilogue(W * Input(x)) for 1..kGemvMaxRows rows, where the
 // time is the read of W (S = bf16 or fp16, [items * Epilogue::kRows, K], row-major) and nothing
-// else. One
-// kernel per linear layer, with the pass that precedes or follows it folded in through two hook
-// structs, so a decode layer is four of these plus RoPE and attention:
+// else. One kernel per linear layer, with the pass that precedes or follows it folded in through
+// two hook structs, so a decode layer is four of these plus RoPE and attention:
 //
 //   input hook  (stages the rows into shared memory as S; its store_t is the weights' type too)
-//     Rows<S>        rows of an S buffer (the attention output, the SwiGLU output); Bf16Rows
-//     RmsNormRowsT<S> S(rmsnorm(x) * w) of fp32 residual rows (RmsNormRows: bf16): the same arithmetic, in the same
-//                    order, as rmsnorm_kernel (kernels.cuh), so the GEMM and GEMV paths see
-//                    identical normalised inputs
+//     Rows<S>          rows of an S buffer (the attention output, the SwiGLU output); Bf16Rows
+//     RmsNormRowsT<S>  S(rmsnorm(x) * w) of fp32 residual rows (RmsNormRows: bf16): the same
+//                      arithmetic, in the same order, as rmsnorm_kernel (kernels.cuh), so the
+//                      GEMM and GEMV paths see identical normalised inputs
 //   epilogue hook (what happens to the fp32 dot products of one item)
 //     Store<S> / StoreF32    y[r, item] = acc  (QKV projection; logits); StoreBf16 = Store<bf16>
 //     AddF32                 x[r, item] += acc (Wo and W2 with the residual add)
 //     SwiGluT<S>             h[r, item] = silu(g) * u, g and u the dot products with weight rows
 //                            item and hid + item, each rounded to S first (swiglu_kernel's
 //                            inputs in the GEMM path); SwiGlu = SwiGluT<bf16>
+//
+// fp32 storage has no GEMV path (the loads below are 16-byte words of eight 2-byte values).
 //
 // Each warp owns whole items (all of K), streams its weight rows with 16-byte non-caching loads,
 // kUnroll chunks per lane in flight, and reduces with shuffles; no split-K, no atomics, so the
@@ -156,6 +157,7 @@ template <class In, class Epi>
 __global__ void __launch_bounds__(kGemvThreads)
     gemv_kernel(In in, const typename In::store_t* __restrict__ w, int k, int items, int rows, Epi epi) {
   using S = typename In::store_t;
+  static_assert(sizeof(S) == 2, "cuda::gemv: 2-byte storage only (bf16, fp16); fp32 uses cuBLASLt");
   extern __shared__ uint4 gemv_smem[];
   S* xs = reinterpret_cast<S*>(gemv_smem);
   in.stage(xs, rows, k);

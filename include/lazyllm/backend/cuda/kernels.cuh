@@ -22,7 +22,7 @@ template <class S>
 struct StoreTraits {
   using store_t = S;         // weights, GEMM inputs/outputs, K/V cache
   using residual_t = float;  // the residual stream (Activations) and the Aux Cache
-  static constexpr int kVec = 8;           // elements per thread per access (16 bytes)
+  static constexpr int kVec = 8;            // elements per thread per access (16 bytes)
   static constexpr int kNormThreads = 256;  // threads per row in RMSNorm
 };
 using Bf16Traits = StoreTraits<bf16>;
@@ -33,14 +33,15 @@ namespace detail {
 
 /// x[r, :] = table[ids[r], :] (S table, fp32 residual rows).
 template <class T>
-__global__ void embed_kernel(const typename T::store_t* __restrict__ table, const std::int32_t* __restrict__ ids, int rows, int dim,
-                             float* __restrict__ x) {
+__global__ void embed_kernel(const typename T::store_t* __restrict__ table, const std::int32_t* __restrict__ ids,
+                             int rows, int dim, float* __restrict__ x) {
   const int chunks = dim / T::kVec;
   const std::int64_t n = std::int64_t(rows) * chunks;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
        i += std::int64_t(gridDim.x) * blockDim.x) {
     const int r = int(i / chunks), c = int(i % chunks);
-    const Vec8<typename T::store_t> v = reinterpret_cast<const Vec8<typename T::store_t>*>(table + std::int64_t(ids[r]) * dim)[c];
+    const Vec8<typename T::store_t> v =
+        reinterpret_cast<const Vec8<typename T::store_t>*>(table + std::int64_t(ids[r]) * dim)[c];
     float f[8];
     unpack8(v, f);
     float4* out = reinterpret_cast<float4*>(x + std::int64_t(r) * dim + c * 8);
@@ -60,8 +61,8 @@ __device__ __forceinline__ void load8(const float* p, float (&f)[8]) {
 /// call it). rmsnorm_kernel and gemv::RmsNormRows (gemv.cuh) both use it, so the GEMM and GEMV
 /// paths normalise identically (with the same block size).
 template <class S>
-__device__ __forceinline__ void rmsnorm_row(const float* __restrict__ xr, const float* __restrict__ w, int dim, float eps,
-                                            S* __restrict__ out) {
+__device__ __forceinline__ void rmsnorm_row(const float* __restrict__ xr, const float* __restrict__ w, int dim,
+                                            float eps, S* __restrict__ out) {
   float ss = 0.0f;
   for (int c = threadIdx.x; c < dim / 8; c += blockDim.x) {
     float f[8];
