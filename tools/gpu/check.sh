@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One device call that verifies the CUDA backend end to end (about 4 minutes on an H100):
+#   1. builds the GPU tests and the driver (Release, sm_90a unless CUDA_ARCH is set),
+#   2. runs `ctest -L gpu` (every kernel and backend test, bf16 / fp16 / fp32),
+#   3. runs the driver on stories260K with --backend cpu and with --backend cuda at each
+#      --precision, greedy 64 ids from BOS, and says whether each matches the CPU's ids
+#      (issue "CUDA backend": fp32 must; bf16 and fp16 may differ at near-ties).
+# Results go to OUT_DIR (summary.txt, ctest.txt, ids-*.txt).
+#
+#   bash tools/gpu/check.sh OUT_DIR [MODELS_DIR]     (MODELS_DIR holds stories260K.bin; default .carry)
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${1:?usage: check.sh OUT_DIR [MODELS_DIR]}
+MODELS=$(cd "${2:-.carry}" && pwd)
+BUILD=${BUILD:-build-dev}
+mkdir -p "$OUT"
+SUM="$OUT/summary.txt"
+: >"$SUM"
+say() { echo "$*" | tee -a "$SUM"; }
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90a}" \
+    -DLAZYLLM_SHARED_MODELS="$MODELS" >"$OUT/configure.txt" 2>&1 || { say "configure FAILED (see configure.txt)"; exit 1; }
+  t0=$(date +%s)
+  cmake --build "$BUILD" -j "$(nproc)" --target lazyllm-gpu-tests lazyllm-llama2 >"$OUT/build.txt" 2>&1 ||
+    { say "build FAILED (see build.txt)"; tail -20 "$OUT/build.txt"; exit 1; }
+  say "build: $(($(date +%s) - t0)) s"
+fi
+
+(cd "$BUILD" && ctest -L gpu --output-on-failure) >"$OUT/ctest.txt" 2>&1
+say "ctest -L gpu: rc $? | $(grep -E 'tests passed|tests failed' "$OUT/ctest.txt" | tail -1)"
+grep -E "^\s*[0-9]+/[0-9]+ Test" "$OUT/ctest.txt" | tee -a "$SUM"
+grep -hE "MESSAGE: .*(err|flips)" "$OUT/ctest.txt" >"$OUT/errors.txt" 2>/dev/null || true
+
+D="$BUILD/examples/llama2/lazyllm-llama2"
+ids() {  # NAME ARGS...: greedy ids to ids-NAME.txt; prints them
+  local name=$1
+  shift
+  "$D" -m "$MODELS/stories260K.bin" --prompt-ids 1 -n 64 --print-ids "$@" >"$OUT/ids-$name.txt" 2>"$OUT/ids-$name.err"
+  echo $?
+}
+rc=$(ids cpu --backend cpu)
+say "driver cpu: rc $rc"
+for p in bf16 fp16 fp32; do
+  rc=$(ids "cuda-$p" --backend cuda --precision "$p")
+  if [ "$rc" != 0 ]; then
+    say "driver cuda --precision $p: rc $rc: $(tail -1 "$OUT/ids-cuda-$p.err")"
+  elif cmp -s "$OUT/ids-cpu.txt" "$OUT/ids-cuda-$p.txt"; then
+    say "driver cuda --precision $p: the CPU's 64 ids, identical"
+  else
+    first=$(paste -d' ' <(tr ' ' '\n' <"$OUT/ids-cpu.txt") <(tr ' ' '\n' <"$OUT/ids-cuda-$p.txt") |
+      awk '$1 != $2 {print NR - 1; exit}')
+    say "driver cuda --precision $p: differs from the CPU's ids from step ${first:-?}"
+  fi
+done
