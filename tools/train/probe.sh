@@ -28,7 +28,7 @@ run() {
   shift
   names+=("$name")
   python3 tools/train/train.py --make-task "$MT" --out "$OUT/$name" --train-seconds "$SECS" \
-    --deadline $((SECS + 30)) --workers 3 --eval-workers 1 --eval-count 50 --eval-lengths 512 --eval-at "" \
+    --deadline $((SECS + 30)) --workers 3 --eval-workers 1 --eval-count 50 --eval-lengths 134,512 --eval-at "" \
     --no-export "$@" >"$OUT/$name.log" 2>&1 &
 }
 run docs2_lr2.5e-4 --fixed-lengths 128,134 --lr 2.5e-4
@@ -37,19 +37,19 @@ run docs2_lr1e-3 --fixed-lengths 128,134 --lr 1e-3
 run docs2_lr5e-4_h4 --fixed-lengths 128,134 --lr 5e-4 --heads 4 --kv-heads 4
 wait
 
-printf '| run | steps | answer loss | train EM (final answer) | held-out 512 single | twohop |\n|---|---:|---:|---:|---:|---:|\n'
+printf '| run | steps | answer loss | train EM (final answer) | held-out 134 (2 docs) single | held-out 512 single | twohop |\n|---|---:|---:|---:|---:|---:|---:|\n'
 for n in "${names[@]}"; do
   python3 - "$OUT/$n/train_log.json" "$n" <<'EOF'
 import json, sys
 try:
     log = json.load(open(sys.argv[1]))
 except Exception as e:  # a run that crashed: say so in the table
-    print(f"| {sys.argv[2]} | failed: {e} | | | | |")
+    print(f"| {sys.argv[2]} | failed: {e} | | | | | |")
     sys.exit(0)
 c = log["curve"][-1] if log["curve"] else {}
 f = log.get("final", {})
 acc = lambda k: f"{f[k]['acc'] * 100:.0f} %" if k in f else "-"
 print(f"| {sys.argv[2]} | {log.get('steps', '-')} | {c.get('loss_answer', '-')} | {c.get('train_em', '-')} | "
-      f"{acc('512/single')} | {acc('512/twohop')} |")
+      f"{acc('134/single')} | {acc('512/single')} | {acc('512/twohop')} |")
 EOF
 done
