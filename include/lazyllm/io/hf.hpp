@@ -148,8 +148,7 @@ inline ModelWeights load_hf(const std::filesystem::path& dir, const LoadOptions&
       throw FormatError(it->second->path(), "tensor '" + name + "' has shape " + shape_string(info.shape) +
                                                 ", the config implies " + shape_string(shape));
     dtypes.insert(to_string(info.dtype));
-    if (opts.keep_source_dtype && info.dtype != TensorDType::F32)
-      return WeightView(it->second->file()->bytes().data() + info.begin, info.dtype);
+    if (opts.keep_source_dtype && info.dtype != TensorDType::F32) return it->second->view(name);
     return it->second->as_f32(name, w.storage);
   };
   const std::int64_t d = c.dim, h = c.hidden_dim, kv = c.kv_dim(), v = c.vocab_size;

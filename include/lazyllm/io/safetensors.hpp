@@ -18,6 +18,7 @@
 
 #include "lazyllm/io/mapped_file.hpp"
 #include "lazyllm/model/dtype.hpp"
+#include "lazyllm/model/weights.hpp"
 
 namespace lazyllm {
 
@@ -120,20 +121,18 @@ class SafetensorsFile {
   const std::map<std::string, TensorInfo>& tensors() const { return tensors_; }
   const std::shared_ptr<const MappedFile>& file() const { return file_; }
 
+  /// The tensor as stored: a view into the mapping in its own dtype (no copy, no alignment
+  /// promise; WeightView reads 2-byte values with memcpy).
+  WeightView view(const std::string& name) const {
+    const TensorInfo& t = info(name);
+    return WeightView(file_->bytes().data() + t.begin, t.dtype);
+  }
+
   /// The tensor converted to fp32 (a copy, whatever its dtype).
   std::vector<float> to_f32(const std::string& name) const {
     const TensorInfo& t = info(name);
-    const std::byte* src = file_->bytes().data() + t.begin;
     std::vector<float> out(t.nbytes() / dtype_size(t.dtype));
-    if (t.dtype == TensorDType::F32) {
-      if (!out.empty()) std::memcpy(out.data(), src, t.nbytes());
-      return out;
-    }
-    for (std::size_t i = 0; i < out.size(); ++i) {
-      std::uint16_t u;
-      std::memcpy(&u, src + 2 * i, 2);
-      out[i] = t.dtype == TensorDType::F16 ? detail::f16_to_f32(u) : detail::bf16_to_f32(u);
-    }
+    if (!out.empty()) view(name).to_f32(0, std::int64_t(out.size()), out.data());
     return out;
   }
 
