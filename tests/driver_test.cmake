@@ -19,7 +19,7 @@ expect_run(bad-number 2 "-n: 'x' is not a non-negative integer" -n x)
 expect_run(bad-ids 2 "--prompt-ids: 'a' is not a token id" --prompt-ids 1,a)
 expect_run(bad-policy 2 "--policy 'fast' is not one of" --policy fast)
 expect_run(bad-backend 2 "--backend 'tpu' is not available" --backend tpu)
-expect_run(bad-precision 2 "--precision 'fp64' is not one of bf16, fp16, fp32" --precision fp64)
+expect_run(bad-precision 2 "--precision 'fp64' is not one of auto, bf16, fp16, fp32" --precision fp64)
 expect_run(precision-on-cpu 2 "--precision applies to the CUDA backend" --backend cpu --precision fp32)
 if(NOT HAS_CUDA)
   expect_run(no-cuda-build 1 "this build has no CUDA backend" --backend cuda --prompt-ids 1)
@@ -27,7 +27,7 @@ endif()
 set(MODEL ${MODELS}/stories260K.bin)
 if(HAS_CUDA AND EXISTS ${MODEL})
   # On a machine without a GPU the CUDA backend refuses clearly; with one it must run.
-  execute_process(COMMAND ${DRIVER} -m ${MODEL} --backend cuda --prompt-ids 1 -n 8 --print-ids
+  execute_process(COMMAND ${DRIVER} -m ${MODEL} --backend cuda --precision bf16 --prompt-ids 1 -n 8 --print-ids
                   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(NOT ((rc EQUAL 1 AND err MATCHES "no CUDA GPU is available") OR (rc EQUAL 0 AND out MATCHES "^[0-9]+( [0-9]+)*\n$")))
     message(SEND_ERROR "[cuda-backend] rc=${rc}\nstdout: ${out}\nstderr: ${err}")
@@ -35,19 +35,47 @@ if(HAS_CUDA AND EXISTS ${MODEL})
     # With --backend cuda the host holds no fp32 copy: only one tensor's bf16 staging (512 x 64 x 2).
     message(SEND_ERROR "[cuda-backend] host memory estimate: ${err}")
   endif()
-  # --precision fp32: 4-byte staging on the host, fp32 weights and K/V in the GPU estimate.
-  execute_process(COMMAND ${DRIVER} -m ${MODEL} --backend cuda --precision fp32 --prompt-ids 1 -n 8 --print-ids
+  # --precision auto (the default) on an fp32 llama2.c file is fp32: 4-byte staging on the host,
+  # fp32 weights and K/V in the GPU estimate.
+  execute_process(COMMAND ${DRIVER} -m ${MODEL} --backend cuda --prompt-ids 1 -n 8 --print-ids
                   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(NOT ((rc EQUAL 1 AND err MATCHES "no CUDA GPU is available") OR rc EQUAL 0))
     message(SEND_ERROR "[cuda-fp32] rc=${rc}\nstdout: ${out}\nstderr: ${err}")
   elseif(NOT err MATCHES "memory: weights 128.0 KiB \\(fp32 staging of the largest tensor" OR
          NOT err MATCHES "memory: weights [0-9.]+ [KM]iB \\(fp32\\) \\+ KV cache 640.0 KiB")
     message(SEND_ERROR "[cuda-fp32] memory estimates: ${err}")
+  elseif(NOT err MATCHES "precision: fp32 \\(auto: the checkpoint's dtype; --precision bf16 is faster\\)")
+    message(SEND_ERROR "[cuda-fp32] --precision auto on an fp32 file: ${err}")
   else()
     message(STATUS "[cuda-backend] ok (rc ${rc})")
   endif()
+  # auto falls back to bf16 when only bf16 fits (67.2 MiB fp32, 66.4 MiB bf16 at -c 512); an
+  # explicit fp32 is refused with the hint instead.
+  set(ENV{LAZYLLM_AVAILABLE_GPU_MEMORY} 67M)
+  execute_process(COMMAND ${DRIVER} -m ${MODEL} --backend cuda --prompt-ids 1 -n 8 --print-ids
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT err MATCHES "precision: the fp32 checkpoint does not fit in GPU memory in fp32; computing in bf16" OR
+     NOT err MATCHES "memory: weights [0-9.]+ KiB \\(bf16\\) \\+ KV cache 320.0 KiB")
+    message(SEND_ERROR "[cuda-auto-fallback] rc=${rc}\nstderr: ${err}")
+  endif()
+  expect_run(cuda-fp32-too-big 1 "67.0 MiB is available \\(LAZYLLM_AVAILABLE_GPU_MEMORY\\).*try --precision bf16"
+             -m ${MODEL} --backend cuda --precision fp32 --prompt-ids 1 -n 8)
+  unset(ENV{LAZYLLM_AVAILABLE_GPU_MEMORY})
 endif()
 expect_run(missing-file 1 "no-such-model.bin.*(no such file|No such file)" -m ${WORK}/no-such-model.bin --prompt-ids 1)
+
+# The built-in demo (no -m): models/lazyqa answers one generated 4-document question, dense right.
+if(LAZYQA AND EXISTS ${LAZYQA}/model.safetensors)
+  expect_run(demo 0 "demo: Question: What is Freya Kowalski's pet\\?.*demo: expected 'pony'; dense answered 'pony' \\(right\\), lazy answered '[^']*' \\((right|wrong)\\)"
+             --backend cpu)
+  if(NOT LAST_STDOUT MATCHES "^ pony\n$")
+    message(SEND_ERROR "[demo] the lazy run's answer streams to stdout: '${LAST_STDOUT}'")
+  endif()
+  expect_run(demo-seed 0 "demo: expected '([^']+)'; dense answered '[^']+' \\((right|wrong)\\)" --backend cpu --seed 5)
+  if(LAST_STDERR MATCHES "Freya Kowalski")
+    message(SEND_ERROR "[demo-seed] --seed 5 asked the seed-0 question")
+  endif()
+endif()
 
 # Text prompts: usage errors (no model needed; all are refused before the model loads).
 get_filename_component(PROMPTS ${FIXTURES}/../data/prompts ABSOLUTE)

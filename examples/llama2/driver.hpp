@@ -38,14 +38,18 @@ struct Options {
   int n_ctx = 0;
   SamplerParams sampler;
   std::string backend = "auto";
-  std::string precision = "bf16";  // CUDA storage: bf16 | fp16 | fp32 (the CPU reference is fp32)
+  // CUDA storage: auto | bf16 | fp16 | fp32 (the CPU reference is fp32). auto becomes the
+  // checkpoint's own dtype before the model loads (resolve_precision in main.cpp).
+  std::string precision = "auto";
+  bool precision_auto = true;  // set by parse_args: --precision not given, or given as auto
   std::string policy = "dense";
   std::string schedule = "default";
   bool schedule_given = false;
   std::string stats_file;
   bool print_ids = false;
   bool compare = false;
-  bool demo = false;  // no -m: the built-in default
+  bool demo = false;     // no -m: the built-in default
+  bool demo_qa = false;  // ... with the shipped models/lazyqa: one generated multi-document question
   // Text in, text out (main.cpp only; the generation loop sees token ids).
   std::string tokenizer;    // -z: .model (SentencePiece) or llama2.c tokenizer.bin
   std::string prompt_text;  // -p TEXT, or the contents of -f FILE once read

@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "driver.hpp"
+#include "lazyllm/eval/metrics.hpp"
+#include "lazyllm/eval/task.hpp"
 #include "lazyllm/lazyllm.hpp"
 #include "lazyllm/text/chat.hpp"
 #include "lazyllm/text/tokenizer.hpp"
@@ -51,8 +53,11 @@ const char* kUsage = R"(usage: lazyllm-llama2 [options]
   --seed S              sampling seed (default 0)
   --backend NAME        cpu | cuda | auto (default auto: cuda when this build has it and a GPU
                         is present, else cpu)
-  --precision P         CUDA storage type: bf16 (default) | fp16 | fp32 (fp32 computes what the
-                        CPU reference computes, same greedy ids; slow attention, 2x the memory)
+  --precision P         CUDA storage type: auto (default) | bf16 | fp16 | fp32. auto computes in
+                        the checkpoint's dtype: fp32 for llama2.c .bin files and fp32 safetensors
+                        (what the CPU reference computes, same greedy ids; falls back to bf16
+                        when fp32 does not fit in GPU memory), else bf16 or fp16 as stored.
+                        Force bf16 for speed on an fp32 checkpoint.
   --policy NAME         dense | lazy | static | random (default dense)
   --schedule S          LAYER:PERCENTILE,... e.g. 8:0.3,16:0.5,24:0.7, or a preset:
                         none | gentle | default | aggressive (default: default)
@@ -151,10 +156,11 @@ Options parse_args(int argc, char** argv) {
   }
   if (o.backend != "cpu" && o.backend != "cuda" && o.backend != "auto")
     throw UsageError("--backend '" + o.backend + "' is not available (cpu, cuda or auto)");
-  if (o.precision != "bf16" && o.precision != "fp16" && o.precision != "fp32")
-    throw UsageError("--precision '" + o.precision + "' is not one of bf16, fp16, fp32");
+  if (o.precision != "auto" && o.precision != "bf16" && o.precision != "fp16" && o.precision != "fp32")
+    throw UsageError("--precision '" + o.precision + "' is not one of auto, bf16, fp16, fp32");
+  o.precision_auto = o.precision == "auto";
   if (o.backend == "auto") o.backend = cuda_device_available() ? "cuda" : "cpu";
-  if (o.precision != "bf16" && o.backend != "cuda")
+  if (!o.precision_auto && o.backend != "cuda")
     throw UsageError("--precision applies to the CUDA backend (the CPU reference always computes in fp32)");
   if (o.policy != "dense" && o.policy != "lazy" && o.policy != "static" && o.policy != "random")
     throw UsageError("--policy '" + o.policy + "' is not one of dense, lazy, static, random");
@@ -164,8 +170,16 @@ Options parse_args(int argc, char** argv) {
     throw UsageError(e.what());
   }
   if (o.model.empty()) {
-    o.model = LAZYLLM_DEFAULT_MODEL;
-    if (!o.prompt_given && !o.interactive) o.compare = o.demo = true;  // the built-in demo
+    // The built-in default: the project's own retrieval model (models/lazyqa), else stories260K.
+    std::error_code ec;
+    const bool qa = std::filesystem::is_regular_file(std::filesystem::path(LAZYLLM_DEFAULT_MODEL) / "model.safetensors", ec);
+    o.model = qa ? LAZYLLM_DEFAULT_MODEL : LAZYLLM_FALLBACK_MODEL;
+    if (!o.prompt_given && !o.interactive) {
+      o.compare = o.demo = true;
+      o.demo_qa = qa;
+      // lazyqa has 6 layers; `gentle` (3:0.3,5:0.5) keeps its accuracy at this length (docs/accuracy.md)
+      if (qa && !o.schedule_given) o.schedule = "gentle";
+    }
   }
   if (o.policy == "dense" && o.schedule_given && !o.compare)
     throw UsageError("--schedule needs --policy lazy, static or random (or --compare)");
@@ -344,15 +358,24 @@ nlohmann::json need_json(const MemoryNeed& m, std::optional<std::uint64_t> avail
 
 /// Before loading: the weights, KV cache, Aux Cache and activations for the requested context
 /// must fit in available RAM (and, for CUDA, in free GPU memory). Throws Error with the numbers.
+/// Also settles `--precision auto` (o.precision becomes fp32, fp16 or bf16; see --help): the
+/// checkpoint's dtype, or bf16 when that is fp32 and only bf16 fits in GPU memory.
 /// Returns what was checked (for --json); null when the model's shape could not be read (the
 /// loader then reports the file's problem).
-nlohmann::json check_memory(const Options& o, const std::string& chosen) {
+nlohmann::json check_memory(Options& o, const std::string& chosen) {
+  const bool cuda = o.backend == "cuda";
+  if (o.precision_auto) {
+    const std::string dt = cuda ? peek_weight_dtype(o.model).value_or("bf16") : "f32";
+    o.precision = dt == "f32" ? "fp32" : dt == "f16" ? "fp16" : "bf16";
+    if (cuda)
+      std::fprintf(stderr, "precision: %s (auto: the checkpoint's dtype%s)\n", o.precision.c_str(),
+                   o.precision == "fp32" ? "; --precision bf16 is faster" : "");
+  }
   const auto cfg = peek_config(o.model);
   if (!cfg) return nullptr;
   const int ctx = o.n_ctx ? std::min(o.n_ctx, cfg->max_seq_len) : cfg->max_seq_len;
   const AnyPolicy pol = make_policy(chosen, make_schedule(o.schedule, cfg->n_layers), o.sampler.seed);
   const int aux_layers = count_aux_layers(pol, cfg->n_layers);
-  const bool cuda = o.backend == "cuda";
   nlohmann::json j = {{"n_ctx", ctx}, {"aux_layers", aux_layers}, {"enforced", o.mem_check}};
 
   auto fail = [&](const MemoryNeed& need, std::uint64_t available, const std::string& source) {
@@ -360,31 +383,41 @@ nlohmann::json check_memory(const Options& o, const std::string& chosen) {
                 " of " + need.where + ", but " + format_bytes(available) + " is available (" + source +
                 "); use a smaller -c or a smaller model" +
                 std::string(!cuda && cuda_device_available() ? ", try --backend cuda" : "") +
+                std::string(cuda && o.precision == "fp32" ? ", try --precision bf16" : "") +
                 ", or pass --no-mem-check to try anyway");
   };
+  auto store_bytes = [&] { return o.precision == "fp32" ? 4 : 2; };
+  std::uint64_t free_b = 0, total_b = 0;
+  std::string gpu_source = "cudaMemGetInfo";
+  bool gpu_known = false;
+  if (cuda) {
+    gpu_known = cuda_memory_info(free_b, total_b);
+    if (const char* env = std::getenv("LAZYLLM_AVAILABLE_GPU_MEMORY"))
+      if (auto v = parse_bytes(env)) {
+        free_b = *v;
+        gpu_known = true;
+        gpu_source = "LAZYLLM_AVAILABLE_GPU_MEMORY";
+      }
+    if (o.precision_auto && o.precision == "fp32" && gpu_known &&
+        gpu_need(*cfg, ctx, aux_layers, 4, "fp32").total() > free_b &&
+        gpu_need(*cfg, ctx, aux_layers, 2, "bf16").total() <= free_b) {
+      std::fprintf(stderr, "precision: the fp32 checkpoint does not fit in GPU memory in fp32; computing in bf16\n");
+      o.precision = "bf16";
+    }
+  }
   std::string host_source;
   const auto host_avail = host_available(&host_source);
-  const int store_bytes = o.precision == "fp32" ? 4 : 2;
-  const MemoryNeed host = host_need(*cfg, ctx, aux_layers, !cuda, store_bytes, o.precision);
+  const MemoryNeed host = host_need(*cfg, ctx, aux_layers, !cuda, store_bytes(), o.precision);
   j["host"] = need_json(host, host_avail, host_source);
   std::fprintf(stderr, "memory: %s of RAM needed, %s available\n", host.breakdown().c_str(),
                host_avail ? format_bytes(*host_avail).c_str() : "unknown");
   if (o.mem_check && host_avail && host.total() > *host_avail) fail(host, *host_avail, host_source);
   if (cuda) {
-    std::uint64_t free_b = 0, total_b = 0;
-    std::string source = "cudaMemGetInfo";
-    bool known = cuda_memory_info(free_b, total_b);
-    if (const char* env = std::getenv("LAZYLLM_AVAILABLE_GPU_MEMORY"))
-      if (auto v = parse_bytes(env)) {
-        free_b = *v;
-        known = true;
-        source = "LAZYLLM_AVAILABLE_GPU_MEMORY";
-      }
-    const MemoryNeed gpu = gpu_need(*cfg, ctx, aux_layers, store_bytes, o.precision);
-    j["gpu"] = need_json(gpu, known ? std::optional<std::uint64_t>(free_b) : std::nullopt, source);
+    const MemoryNeed gpu = gpu_need(*cfg, ctx, aux_layers, store_bytes(), o.precision);
+    j["gpu"] = need_json(gpu, gpu_known ? std::optional<std::uint64_t>(free_b) : std::nullopt, gpu_source);
     std::fprintf(stderr, "memory: %s of GPU memory needed, %s free\n", gpu.breakdown().c_str(),
-                 known ? format_bytes(free_b).c_str() : "unknown");
-    if (o.mem_check && known && gpu.total() > free_b) fail(gpu, free_b, source);
+                 gpu_known ? format_bytes(free_b).c_str() : "unknown");
+    if (o.mem_check && gpu_known && gpu.total() > free_b) fail(gpu, free_b, gpu_source);
   }
   return j;
 }
@@ -481,7 +514,24 @@ int run(int argc, char** argv) {
   const Schedule schedule = make_schedule(o.schedule, w.config.n_layers);
   const AnyPolicy pol = make_policy(chosen, schedule, o.sampler.seed);
 
-  if (o.demo) {
+  std::string demo_answer;
+  if (o.demo_qa) {
+    // One question from the task generator (the same as `lazyllm-make-task`), seed = --seed.
+    if (!tok) throw Error("the demo model " + o.model + " has no tokenizer.bin beside it");
+    constexpr int kDemoTokens = 256;
+    const eval::TaskGenerator gen({.seed = o.sampler.seed, .length = kDemoTokens, .variant = eval::Variant::Single},
+                                  eval::token_counter(*tok));
+    const eval::TaskExample ex = gen.example(0);
+    o.prompt = tok->encode(ex.prompt(), true);
+    demo_answer = ex.answers.at(0);
+    std::fprintf(stderr,
+                 "demo: a question about one of %d documents (%zu tokens; the answer is in document %d), as made by\n"
+                 "      lazyllm-make-task --seed %llu --count 1 --length %d --variant single -z %s --emit-prompt\n"
+                 "demo: Question: %s\ndemo: expected answer: %s\n",
+                 ex.n_docs, o.prompt.size(), ex.answer_doc + 1, static_cast<unsigned long long>(o.sampler.seed),
+                 kDemoTokens, tok_path.c_str(), ex.input.c_str(), demo_answer.c_str());
+    prompt_kind = "demo";
+  } else if (o.demo) {
     // A long prompt the model finds natural: its own greedy continuation of BOS.
     Options gen = o;
     gen.n_predict = std::min(255, w.config.max_seq_len / 2);
@@ -652,6 +702,16 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "compare: schedule %s | TTFT dense %.2f ms, %s %.2f ms, speedup %.2fx | first %zu of %zu generated tokens agree\n",
                  schedule.to_string().c_str(), dense.prefill_ms, chosen.c_str(), r.prefill_ms, speedup, agree,
                  std::max(r.ids.size(), dense.ids.size()));
+  }
+  if (o.demo_qa && tok) {
+    auto verdict = [&](const RunResult& run) {
+      const std::string text = continuation_text(*tok, last_prompt_id, run.ids);
+      return "'" + std::string(detail::strip_whitespace(text)) + "' (" +
+             (eval::exact_match(text, demo_answer) == 1.0 ? "right" : "wrong") + ")";
+    };
+    std::fprintf(stderr, "demo: expected '%s'; dense answered %s, %s answered %s\n", demo_answer.c_str(),
+                 verdict(dense).c_str(), chosen.c_str(), verdict(r).c_str());
+    j["demo_answer"] = demo_answer;
   }
   write_stats(r.stats, o.prompt.size(), r.ids, r.prefill_ms, r.decode_ms);
   nlohmann::json prompt = {{"source", prompt_kind}, {"tokens", o.prompt.size()}, {"ids", o.prompt}};

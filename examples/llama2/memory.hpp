@@ -80,6 +80,33 @@ inline std::optional<RuntimeConfig> peek_config(const std::filesystem::path& mod
   }
 }
 
+/// The dtype of the checkpoint's weights without reading them: "f32" for a llama2.c .bin file,
+/// else the dtype of the first layer's query projection in the safetensors header ("f32", "f16"
+/// or "bf16"); nullopt when it cannot be read (load_model then reports the problem).
+inline std::optional<std::string> peek_weight_dtype(const std::filesystem::path& model) {
+  try {
+    std::error_code ec;
+    std::filesystem::path dir;
+    const auto name = model.filename().string();
+    if (std::filesystem::is_directory(model, ec)) dir = model;
+    else if (model.extension() == ".safetensors" || name == "config.json" || name == "model.safetensors.index.json")
+      dir = model.parent_path().empty() ? std::filesystem::path(".") : model.parent_path();
+    if (dir.empty()) return std::filesystem::is_regular_file(model, ec) ? std::optional<std::string>("f32") : std::nullopt;
+    const std::string probe = "model.layers.0.self_attn.q_proj.weight";
+    std::filesystem::path file = dir / "model.safetensors";
+    if (!std::filesystem::exists(file, ec)) {
+      const auto j = detail::read_json_file(dir / "model.safetensors.index.json");
+      file = dir / j.at("weight_map").at(probe).get<std::string>();
+    }
+    const auto st = SafetensorsFile::open(file);
+    std::string dt = to_string(st->info(probe).dtype);
+    for (auto& ch : dt) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    return dt;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
 /// What a run needs in one memory (host RAM or GPU), in bytes.
 struct MemoryNeed {
   std::string where;  // "RAM" or "GPU memory"

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lazyllm/backend/cpu/cpu_backend.hpp"
+#include "../../examples/llama2/memory.hpp"  // the driver's peek_weight_dtype (--precision auto)
 #include "lazyllm/io/load.hpp"
 #include "test_util.hpp"
 
@@ -337,6 +338,7 @@ TEST_CASE("llama2.c: malformed files give FormatErrors naming the file") {
 TEST_CASE("stories260K from ../shared loads with its published shape") {
   if (!test::have_shared("stories260K.bin")) return;
   const auto w = load_model(test::shared_models() / "stories260K.bin");
+  CHECK(driver::peek_weight_dtype(test::shared_models() / "stories260K.bin") == "f32");  // llama2.c: fp32
   const RuntimeConfig& c = w.config;
   CHECK(c.dim == 64);
   CHECK(c.hidden_dim == 172);
@@ -488,6 +490,9 @@ TEST_CASE("HF directory: fp32 (mapped), f16 and bf16 (converted) load with exact
     CHECK(c.rope_style == RopeStyle::RotateHalf);
     CHECK(!c.tied_embeddings);
     CHECK(w.source_dtype == (dt == "F32" ? "f32" : dt == "F16" ? "f16" : "bf16"));
+    // The driver's --precision auto reads the same dtype from the header alone.
+    CHECK(driver::peek_weight_dtype(dir) == w.source_dtype);
+    CHECK(driver::peek_weight_dtype(dir / "model.safetensors") == w.source_dtype);
     check_hf_views(w, ts);
     // load_model: the directory, or a .safetensors file inside it.
     CHECK(load_model(dir / "model.safetensors").layers[1].w2.f32()[5] == w.layers[1].w2.f32()[5]);
@@ -564,6 +569,8 @@ TEST_CASE("HF directory: tied embeddings, absent lm_head, sharded index over two
   test::write_file(dir / "model.safetensors.index.json", index.dump());
   w = load_model(dir);
   CHECK(w.source_dtype == "f16");
+  CHECK(driver::peek_weight_dtype(dir) == "f16");  // through the index
+  CHECK(!driver::peek_weight_dtype(dir / "no-such-dir").has_value());
   check_hf_views(w, ts);
   w = load_model(dir, LoadOptions{.keep_source_dtype = true});  // views into both mappings
   CHECK(w.storage.size() == 2);

@@ -4,7 +4,8 @@
 #   2. runs `ctest -L gpu` (every kernel and backend test, bf16 / fp16 / fp32),
 #   3. runs the driver on stories260K with --backend cpu and with --backend cuda at each
 #      --precision, greedy 64 ids from BOS, and says whether each matches the CPU's ids
-#      (issue "CUDA backend": fp32 must; bf16 and fp16 may differ at near-ties).
+#      (issue "CUDA backend": fp32 and auto, the driver's default, which is fp32 for a llama2.c
+#      file, must; bf16 and fp16 may differ at near-ties).
 # Results go to OUT_DIR (summary.txt, ctest.txt, ids-*.txt).
 #
 #   bash tools/gpu/check.sh OUT_DIR [MODELS_DIR]     (MODELS_DIR holds stories260K.bin; default .carry)
@@ -22,7 +23,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90a}" \
     -DLAZYLLM_SHARED_MODELS="$MODELS" >"$OUT/configure.txt" 2>&1 || { say "configure FAILED (see configure.txt)"; exit 1; }
   t0=$(date +%s)
-  cmake --build "$BUILD" -j "$(nproc)" --target lazyllm-gpu-tests lazyllm-llama2 >"$OUT/build.txt" 2>&1 ||
+  cmake --build "$BUILD" -j "$(nproc)" --target lazyllm-gpu-tests lazyllm-llama2 lazyllm-eval lazyllm-make-task >"$OUT/build.txt" 2>&1 ||
     { say "build FAILED (see build.txt)"; tail -20 "$OUT/build.txt"; exit 1; }
   say "build: $(($(date +%s) - t0)) s"
 fi
@@ -41,7 +42,7 @@ ids() {  # NAME ARGS...: greedy ids to ids-NAME.txt; prints them
 }
 rc=$(ids cpu --backend cpu)
 say "driver cpu: rc $rc"
-for p in bf16 fp16 fp32; do
+for p in auto bf16 fp16 fp32; do
   rc=$(ids "cuda-$p" --backend cuda --precision "$p")
   if [ "$rc" != 0 ]; then
     say "driver cuda --precision $p: rc $rc: $(tail -1 "$OUT/ids-cuda-$p.err")"
@@ -53,3 +54,7 @@ for p in bf16 fp16 fp32; do
     say "driver cuda --precision $p: differs from the CPU's ids from step ${first:-?}"
   fi
 done
+
+# The device tool brings back at most 8 files: keep summary.txt and ctest.txt, pack the rest.
+(cd "$OUT" && tar czf check-details.tgz configure.txt build.txt errors.txt ids-*.txt ids-*.err 2>/dev/null &&
+  rm -f configure.txt build.txt errors.txt ids-*.txt ids-*.err)
