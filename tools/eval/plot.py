@@ -63,6 +63,7 @@ def main():
     ap.add_argument("-o", "--output", default="accuracy.png", help="PNG to write (default accuracy.png)")
     ap.add_argument("--title", default=None, help="figure title")
     ap.add_argument("--x", choices=["speedup", "fraction"], default="speedup", help="x axis (default speedup)")
+    ap.add_argument("--cols", type=int, default=0, help="panels per row (default: all in one row)")
     args = ap.parse_args()
 
     import matplotlib
@@ -71,8 +72,13 @@ def main():
     import matplotlib.pyplot as plt
 
     files = [load(p) for p in args.json]
-    fig, axes = plt.subplots(1, len(files), figsize=(5.5 * len(files), 4.2), squeeze=False)
-    for ax, path, j in zip(axes[0], args.json, files):
+    cols = args.cols if args.cols > 0 else len(files)
+    rows = (len(files) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.2 * rows), squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    for ax in flat[len(files):]:
+        ax.set_visible(False)
+    for ax, path, j in zip(flat, args.json, files):
         lengths = [e["prompt_tokens"] for e in j.get("examples", [])]
         mean_len = sum(lengths) / len(lengths) if lengths else 0
         title = f"{j['n_examples']} examples, ~{mean_len:.0f} tokens, {j['backend']}"

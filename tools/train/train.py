@@ -307,6 +307,15 @@ CURRICULA = {
     # Entity binding first, at exactly 2 documents (the probes of 2026-11-28, round 2: 4 heads of 64
     # at lr 5e-4 went from the 50 % relation-lookup plateau to 99 % train exact match in ~1,300
     # steps), then longer prompts with two-hop questions mixed in. No practice turns (K = 1).
+    # Candidates for the next run (models/MODEL_CARD.md "Next"), not run yet. "mixed": after
+    # binding, every length from 2 documents to 4.6k tokens in every stretch of batches (one length
+    # per batch, drawn uniformly: equal tokens per length), two-hop questions at 15 %.
+    "mixed": [([128, 134], 0.0, 0.97, 0.25, 1),
+              ([128, 256, 512, 1024, 1536, 2048, 3072, 4096, 4608], 0.15, 2.0, 1.0, 1)],
+    # "ladder": single-hop only until 1k holds, smaller steps, two-hop in the last stage only.
+    "ladder": [([128, 134], 0.0, 0.97, 0.15, 1), ([128, 192, 256, 384], 0.0, 0.95, 0.3, 1),
+               ([256, 384, 512, 768, 1024], 0.0, 0.93, 0.5, 1), ([512, 1024, 1536, 2048], 0.0, 0.9, 0.7, 1),
+               ([256, 1024, 2048, 3072, 4096, 4608], 0.2, 2.0, 1.0, 1)],
     "bind": [([128, 134], 0.0, 0.97, 0.25, 1), ([128, 192, 256, 384, 512], 0.2, 0.95, 0.5, 1),
              ([256, 512, 1024, 1536, 2048], 0.25, 0.95, 0.7, 1),
              ([512, 1024, 2048, 3072, 4096, 4608], 0.25, 2.0, 1.0, 1)],
