@@ -172,7 +172,8 @@ Options parse_args(int argc, char** argv) {
   if (o.model.empty()) {
     // The built-in default: the project's own retrieval model (models/lazyqa), else stories260K.
     std::error_code ec;
-    const bool qa = std::filesystem::is_regular_file(std::filesystem::path(LAZYLLM_DEFAULT_MODEL) / "model.safetensors", ec);
+    const bool qa =
+        std::filesystem::is_regular_file(std::filesystem::path(LAZYLLM_DEFAULT_MODEL) / "model.safetensors", ec);
     o.model = qa ? LAZYLLM_DEFAULT_MODEL : LAZYLLM_FALLBACK_MODEL;
     if (!o.prompt_given && !o.interactive) {
       o.compare = o.demo = true;
@@ -251,16 +252,6 @@ std::string join(const std::vector<std::int32_t>& v) {
     s += std::to_string(v[i]);
   }
   return s;
-}
-
-/// The HF directory `model` names (itself, or the folder of its config.json / safetensors), else "".
-std::filesystem::path hf_directory(const std::filesystem::path& model) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(model, ec)) return model;
-  const auto name = model.filename().string();
-  if (model.extension() == ".safetensors" || name == "config.json" || name == "model.safetensors.index.json")
-    return model.parent_path().empty() ? std::filesystem::path(".") : model.parent_path();
-  return {};
 }
 
 /// -f: the file's bytes (stdin for "-"), one trailing newline ("\n" or "\r\n") dropped.

@@ -47,16 +47,21 @@ inline std::optional<std::uint64_t> parse_bytes(const std::string& s) {
   return std::uint64_t(v * double(mul));
 }
 
+/// The HF directory `model` names (itself, or the folder of its config.json / safetensors), else "".
+inline std::filesystem::path hf_directory(const std::filesystem::path& model) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(model, ec)) return model;
+  const auto name = model.filename().string();
+  if (model.extension() == ".safetensors" || name == "config.json" || name == "model.safetensors.index.json")
+    return model.parent_path().empty() ? std::filesystem::path(".") : model.parent_path();
+  return {};
+}
+
 /// The model's shape without loading its weights (config.json, or the llama2.c header); nullopt
 /// when it cannot be read (load_model then reports the problem with the file).
 inline std::optional<RuntimeConfig> peek_config(const std::filesystem::path& model) {
   try {
-    std::error_code ec;
-    std::filesystem::path dir;
-    const auto name = model.filename().string();
-    if (std::filesystem::is_directory(model, ec)) dir = model;
-    else if (model.extension() == ".safetensors" || name == "config.json" || name == "model.safetensors.index.json")
-      dir = model.parent_path().empty() ? std::filesystem::path(".") : model.parent_path();
+    const std::filesystem::path dir = hf_directory(model);
     if (!dir.empty()) return detail::hf_config(dir / "config.json");
     std::ifstream f(model, std::ios::binary);
     unsigned char b[40] = {};
@@ -86,12 +91,9 @@ inline std::optional<RuntimeConfig> peek_config(const std::filesystem::path& mod
 inline std::optional<std::string> peek_weight_dtype(const std::filesystem::path& model) {
   try {
     std::error_code ec;
-    std::filesystem::path dir;
-    const auto name = model.filename().string();
-    if (std::filesystem::is_directory(model, ec)) dir = model;
-    else if (model.extension() == ".safetensors" || name == "config.json" || name == "model.safetensors.index.json")
-      dir = model.parent_path().empty() ? std::filesystem::path(".") : model.parent_path();
-    if (dir.empty()) return std::filesystem::is_regular_file(model, ec) ? std::optional<std::string>("f32") : std::nullopt;
+    const std::filesystem::path dir = hf_directory(model);
+    if (dir.empty())
+      return std::filesystem::is_regular_file(model, ec) ? std::optional<std::string>("f32") : std::nullopt;
     const std::string probe = "model.layers.0.self_attn.q_proj.weight";
     std::filesystem::path file = dir / "model.safetensors";
     if (!std::filesystem::exists(file, ec)) {

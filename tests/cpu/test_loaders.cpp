@@ -10,8 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "lazyllm/backend/cpu/cpu_backend.hpp"
 #include "../../examples/llama2/memory.hpp"  // the driver's peek_weight_dtype (--precision auto)
+#include "lazyllm/backend/cpu/cpu_backend.hpp"
 #include "lazyllm/io/load.hpp"
 #include "test_util.hpp"
 

@@ -8,6 +8,7 @@
 #
 # Builds lazyllm-eval and lazyllm-make-task with CUDA in $BUILD (default build-dev, the folder
 # tools/gpu/check.sh uses). Writes gpu-L.md / gpu-L.json per length L and accuracy.png.
+# MODEL=DIR evaluates another export (e.g. a fresh train.py run's OUT/lazyqa) instead of models/lazyqa.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:?usage: accuracy_gpu.sh OUT_DIR [COUNT]}
@@ -20,13 +21,14 @@ if [ ! -x "$BUILD/examples/eval/lazyllm-eval" ] || [ "${REBUILD:-1}" = 1 ]; then
     cmake --build "$BUILD" -j "$(nproc)" --target lazyllm-eval lazyllm-make-task >/dev/null || exit 1
 fi
 E=$BUILD/examples/eval
-TOK=models/lazyqa/tokenizer.bin
+MODEL=${MODEL:-models/lazyqa}
+TOK=$MODEL/tokenizer.bin
 for L in ${LENGTHS:-1024 2048 4096}; do
   # Held-out seeds (models/MODEL_CARD.md): 9000000 + 10 L for single-hop questions.
   "$E/lazyllm-make-task" --seed $((9000000 + 10 * L)) --count "$COUNT" --length "$L" --variant single -z "$TOK" \
     -o "$OUT/heldout-$L.jsonl" 2>/dev/null || exit 1
   t0=$(date +%s)
-  "$E/lazyllm-eval" -m models/lazyqa --data "$OUT/heldout-$L.jsonl" --backend cuda \
+  "$E/lazyllm-eval" -m "$MODEL" --data "$OUT/heldout-$L.jsonl" --backend cuda \
     --policy dense,lazy,static,random --schedule "$SCHEDULES" -o "$OUT/gpu-$L.md" --json "$OUT/gpu-$L.json" \
     >"$OUT/gpu-$L.log" 2>&1 || { echo "eval at $L failed:"; tail -5 "$OUT/gpu-$L.log"; exit 1; }
   echo "== $L tokens ($COUNT examples, $(($(date +%s) - t0)) s)"
