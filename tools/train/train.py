@@ -391,6 +391,7 @@ def main():
     ap.add_argument("--fixed-twohop", type=float, default=0.0, help="probe: share of two-hop questions")
     ap.add_argument("--fixed-questions", type=int, default=1, help="probe: questions per sequence (1 = no practice)")
     ap.add_argument("--no-export", action="store_true", help="probe: skip the export and the reference logits")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the training forward (torch >= 2)")
     a = ap.parse_args()
 
     os.makedirs(a.out, exist_ok=True)
@@ -441,6 +442,9 @@ def main():
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd}, {"params": no_decay, "weight_decay": 0.0}],
                             **opt_kw)
     use_bf16 = device.type == "cuda"
+    # --compile: the training step's forward through torch.compile (dynamic shapes: one length per
+    # batch). Not yet tried on the GPU machine; evaluation and export use the plain module.
+    fwd = torch.compile(model, dynamic=True) if a.compile else model
 
     def autocast():
         return torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else torch.autocast("cpu", enabled=False)
@@ -523,7 +527,7 @@ def main():
         tgt = torch.from_numpy(bt["tgt"]).to(device, non_blocking=True).long()
         ans = torch.from_numpy(bt["ans"]).to(device, non_blocking=True)
         with autocast():
-            logits = model(inp)
+            logits = fwd(inp)
         ce = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), tgt.view(-1).clamp_min(0),
                              reduction="none").view(tgt.shape)
         valid = tgt >= 0
