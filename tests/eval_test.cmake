@@ -9,6 +9,10 @@ include(${CMAKE_CURRENT_LIST_DIR}/expect_command.cmake)
 # ---------------------------------------------------------------- the generator
 expect_command(task-bad-variant 2 "--variant: variant 'x' is not one of" ${MAKE_TASK} --variant x)
 expect_command(task-bad-count 2 "--count: '-1' is not an integer" ${MAKE_TASK} --count -1)
+expect_command(task-bad-position 2 "--answer-position: '0.5:0.2' is not LO:HI with 0 <= LO < HI <= 1"
+               ${MAKE_TASK} --answer-position 0.5:0.2)
+expect_command(task-bad-position-form 2 "--answer-position: '0.5' is not LO:HI" ${MAKE_TASK} --answer-position 0.5)
+expect_command(task-far 0 "3 examples" ${MAKE_TASK} --seed 1 --count 3 --length 480 --answer-position 0:0.25 -o ${WORK}/far.jsonl)
 expect_command(task-a 0 "3 examples" ${MAKE_TASK} --seed 1 --count 3 --length 480 --variant mixed -z ${TOK} -o ${WORK}/a.jsonl)
 expect_command(task-b 0 "3 examples" ${MAKE_TASK} --seed 1 --count 3 --length 480 --variant mixed -z ${TOK} -o ${WORK}/b.jsonl)
 expect_command(task-c 0 "3 examples" ${MAKE_TASK} --seed 2 --count 3 --length 480 --variant mixed -z ${TOK} -o ${WORK}/c.jsonl)

@@ -27,6 +27,11 @@ const char* kUsage = R"(usage: lazyllm-make-task [options]
   --emit-prompt         add a "prompt" field: the full templated prompt text
   --questions K         (training) K - 1 answered practice questions about the context before
                         the real one, written as "training_segments" (default 1: none)
+  --answer-position LO:HI
+                        (training) place the questioned document (two-hop: both documents)
+                        uniformly in this part of the context, as fractions: 0 = first
+                        document, 1 = end (default 0:1; e.g. 0:0.2 puts the answer far from
+                        the question)
   -o FILE               output file (default: stdout)
   -h, --help            this text
 One JSON object per line: input, context, answers, length, dataset, language, all_classes, _id.
@@ -64,7 +69,18 @@ int run(int argc, char** argv) {
     } else if (a == "-z" || a == "--tokenizer") tok_path = value();
     else if (a == "--emit-prompt") emit_prompt = true;
     else if (a == "--questions") opt.questions = int(cli::parse_int(a, value(), 1));
-    else if (a == "-o") out_path = value();
+    else if (a == "--answer-position") {
+      const std::string v = value();
+      const auto colon = v.find(':');
+      char *e1 = nullptr, *e2 = nullptr;
+      const std::string lo = v.substr(0, colon), hi = colon == std::string::npos ? "" : v.substr(colon + 1);
+      opt.position_lo = std::strtod(lo.c_str(), &e1);
+      opt.position_hi = std::strtod(hi.c_str(), &e2);
+      if (colon == std::string::npos || lo.empty() || hi.empty() || *e1 || *e2 || !(opt.position_lo >= 0.0) ||
+          !(opt.position_lo < opt.position_hi) || !(opt.position_hi <= 1.0))
+        throw UsageError("--answer-position: '" + v + "' is not LO:HI with 0 <= LO < HI <= 1");
+    } else if (a == "-o")
+      out_path = value();
     else throw UsageError("unknown option '" + a + "' (see -h)");
   }
   eval::LengthCounter counter = eval::word_counter();

@@ -265,6 +265,40 @@ TEST_CASE("task: the answer document's position spreads over the documents") {
   CHECK(last > 0);
 }
 
+TEST_CASE("task: the answer position range (training) places the evidence documents") {
+  // The default range is the evaluation format, unchanged.
+  TaskOptions whole{4, 800, Variant::Mixed};
+  whole.position_lo = 0.0;
+  whole.position_hi = 1.0;
+  const TaskGenerator def({4, 800, Variant::Mixed}), explicit_whole(whole);
+  for (std::uint64_t i = 0; i < 10; ++i)
+    CHECK(to_json(def.example(i), true).dump() == to_json(explicit_whole.example(i), true).dump());
+  for (Variant v : {Variant::Single, Variant::Twohop}) {
+    CAPTURE(int(v));
+    TaskOptions far{5, 800, v}, near{5, 800, v};
+    far.position_hi = 0.2;
+    near.position_lo = 0.8;
+    const TaskGenerator gf(far), gn(near);
+    for (std::uint64_t i = 0; i < 100; ++i) {
+      const auto f = gf.example(i), n = gn.example(i);
+      REQUIRE(f.n_docs >= 10);
+      CHECK(f.subject_doc < 0.2 * f.n_docs);
+      CHECK(n.subject_doc >= int(0.8 * n.n_docs));
+      if (v == Variant::Twohop) {  // the friend's document too (it skips the subject's slot)
+        CHECK(f.answer_doc < 0.2 * (f.n_docs - 1) + 1);
+        CHECK(n.answer_doc >= int(0.8 * (n.n_docs - 1)));
+      }
+      CHECK(f.context.find(f.answers[0]) != std::string::npos);
+    }
+  }
+  for (auto [lo, hi] : {std::pair{0.5, 0.5}, std::pair{-0.1, 0.5}, std::pair{0.2, 1.5}, std::pair{0.6, 0.4}}) {
+    TaskOptions bad{1, 400, Variant::Single};
+    bad.position_lo = lo;
+    bad.position_hi = hi;
+    CHECK_THROWS_AS(TaskGenerator{bad}, lazyllm::InvalidArgument);
+  }
+}
+
 TEST_CASE("task: length in words without a tokenizer") {
   for (std::int64_t target : {200, 1000, 4000}) {
     const TaskGenerator gen({4, target, Variant::Mixed});

@@ -52,9 +52,11 @@ def _init_worker(tok_path, exe):
     os.nice(5)  # the training process (which feeds the GPU) comes first
 
 
-def generate(exe, seed, count, length, variant, tok_path=None, questions=1):
+def generate(exe, seed, count, length, variant, tok_path=None, questions=1, position=None):
     cmd = [exe, "--seed", str(seed), "--count", str(count), "--length", str(length), "--variant", variant,
            "--emit-prompt", "--questions", str(questions)]
+    if position is not None:  # (lo, hi): where the evidence documents go (fractions of the context)
+        cmd += ["--answer-position", f"{position[0]}:{position[1]}"]
     if tok_path:
         cmd += ["-z", tok_path]
     res = subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -91,9 +93,9 @@ def make_batch(spec):
     """One padded batch from lazyllm-make-task: inputs (B, T) int32, targets (B, T) int16 (-1 =
     ignore), answer mask (every supervised answer) and final-answer mask (B, T) bool, plus the
     real prompt lengths."""
-    seed, words, variant, count, z, questions = spec
+    seed, words, variant, count, z, questions, position = spec
     tok = _W["tok"]
-    recs = generate(_W["exe"], seed, count, words, variant, z, questions)
+    recs = generate(_W["exe"], seed, count, words, variant, z, questions, position)
     return pack([encode_example(tok, r) for r in recs], [r["dataset"] for r in recs])
 
 
@@ -316,6 +318,13 @@ CURRICULA = {
     "ladder": [([128, 134], 0.0, 0.97, 0.15, 1), ([128, 192, 256, 384], 0.0, 0.95, 0.3, 1),
                ([256, 384, 512, 768, 1024], 0.0, 0.93, 0.5, 1), ([512, 1024, 1536, 2048], 0.0, 0.9, 0.7, 1),
                ([256, 1024, 2048, 3072, 4096, 4608], 0.2, 2.0, 1.0, 1)],
+    # "distance": after binding, the evidence documents go in the first half of the context
+    # (lazyllm-make-task --answer-position 0:0.5) at growing lengths, so every answer is far from
+    # the question (run 5 bound only near it: models/MODEL_CARD.md), then the evaluation format.
+    # Stage tuple: (lengths, p_twohop, EM to pass, time fraction to end, K, answer position).
+    "distance": [([128, 134], 0.0, 0.97, 0.15, 1), ([256, 384, 512, 768], 0.0, 0.9, 0.35, 1, (0.0, 0.5)),
+                 ([768, 1024, 1536, 2048], 0.0, 0.85, 0.6, 1, (0.0, 0.5)),
+                 ([256, 1024, 2048, 3072, 4096, 4608], 0.15, 2.0, 1.0, 1)],
     "bind": [([128, 134], 0.0, 0.97, 0.25, 1), ([128, 192, 256, 384, 512], 0.2, 0.95, 0.5, 1),
              ([256, 512, 1024, 1536, 2048], 0.25, 0.95, 0.7, 1),
              ([512, 1024, 2048, 3072, 4096, 4608], 0.25, 2.0, 1.0, 1)],
@@ -351,7 +360,7 @@ class Curriculum:
 
     def sample(self, rng):
         st = self.stages[self.stage]
-        return int(rng.choice(st[0])), st[1], (st[4] if len(st) > 4 else 1)
+        return int(rng.choice(st[0])), st[1], (st[4] if len(st) > 4 else 1), (st[5] if len(st) > 5 else None)
 
 
 def main():
@@ -462,10 +471,10 @@ def main():
         return 0.0 if t0[0] is None else (time.time() - t0[0]) / a.train_seconds
 
     def submit():
-        tokens, p2, questions = cur.sample(rng)
+        tokens, p2, questions, position = cur.sample(rng)
         variant = "twohop" if rng.random() < p2 else "single"
         count = max(1, a.tokens_per_batch // (tokens + 16 * (questions - 1)))
-        spec = (next_seed[0], max(16, int(tokens * WORDS_PER_TOKEN)), variant, count, None, questions)
+        spec = (next_seed[0], max(16, int(tokens * WORDS_PER_TOKEN)), variant, count, None, questions, position)
         next_seed[0] += 1
         pending.append((variant, pool.apply_async(make_batch, (spec,))))
 

@@ -260,6 +260,11 @@ struct TaskOptions {
   /// questioned fact itself). 1 = evaluation format. `length` counts the prompt without them,
   /// and an example's documents and question do not depend on this option.
   int questions = 1;
+  /// Where the evidence documents go, as fractions of the context (0 = the first document, 1 =
+  /// past the last): the questioned person's document (and for two-hop the friend's) is placed
+  /// uniformly in [position_lo, position_hi). The default [0, 1) is the evaluation format;
+  /// training uses narrower ranges to control the distance between the answer and the question.
+  double position_lo = 0.0, position_hi = 1.0;
 };
 
 inline constexpr int kMaxQuestions = 64;
@@ -309,6 +314,9 @@ class TaskGenerator {
     if (opt_.length < 1) throw InvalidArgument("task length must be positive");
     if (opt_.questions < 1 || opt_.questions > kMaxQuestions)
       throw InvalidArgument("task questions must be in 1.." + std::to_string(kMaxQuestions));
+    if (!(opt_.position_lo >= 0.0 && opt_.position_lo < opt_.position_hi && opt_.position_hi <= 1.0))
+      throw InvalidArgument("task answer position range [" + std::to_string(opt_.position_lo) + ", " +
+                            std::to_string(opt_.position_hi) + ") must satisfy 0 <= lo < hi <= 1");
   }
 
   const TaskOptions& options() const { return opt_; }
@@ -365,7 +373,9 @@ class TaskGenerator {
       ex.answers = {required[0].value(ex.attribute)};
     }
     // Positions, as fractions of the final document count (known only at the end).
-    const double u_subject = rng.unit(), u_friend = rng.unit();
+    // Mapped into the position range; the default [0, 1) leaves them exactly as drawn.
+    const double span = opt_.position_hi - opt_.position_lo;
+    const double u_subject = opt_.position_lo + rng.unit() * span, u_friend = opt_.position_lo + rng.unit() * span;
 
     // Add distractors while the estimate stays within the target.
     const std::int64_t empty = count_(std::string_view{});
