@@ -377,7 +377,6 @@ nlohmann::json check_memory(Options& o, const std::string& chosen) {
                 std::string(cuda && o.precision == "fp32" ? ", try --precision bf16" : "") +
                 ", or pass --no-mem-check to try anyway");
   };
-  auto store_bytes = [&] { return o.precision == "fp32" ? 4 : 2; };
   std::uint64_t free_b = 0, total_b = 0;
   std::string gpu_source = "cudaMemGetInfo";
   bool gpu_known = false;
@@ -396,15 +395,16 @@ nlohmann::json check_memory(Options& o, const std::string& chosen) {
       o.precision = "bf16";
     }
   }
+  const int store_bytes = o.precision == "fp32" ? 4 : 2;  // settled above
   std::string host_source;
   const auto host_avail = host_available(&host_source);
-  const MemoryNeed host = host_need(*cfg, ctx, aux_layers, !cuda, store_bytes(), o.precision);
+  const MemoryNeed host = host_need(*cfg, ctx, aux_layers, !cuda, store_bytes, o.precision);
   j["host"] = need_json(host, host_avail, host_source);
   std::fprintf(stderr, "memory: %s of RAM needed, %s available\n", host.breakdown().c_str(),
                host_avail ? format_bytes(*host_avail).c_str() : "unknown");
   if (o.mem_check && host_avail && host.total() > *host_avail) fail(host, *host_avail, host_source);
   if (cuda) {
-    const MemoryNeed gpu = gpu_need(*cfg, ctx, aux_layers, store_bytes(), o.precision);
+    const MemoryNeed gpu = gpu_need(*cfg, ctx, aux_layers, store_bytes, o.precision);
     j["gpu"] = need_json(gpu, gpu_known ? std::optional<std::uint64_t>(free_b) : std::nullopt, gpu_source);
     std::fprintf(stderr, "memory: %s of GPU memory needed, %s free\n", gpu.breakdown().c_str(),
                  gpu_known ? format_bytes(free_b).c_str() : "unknown");
