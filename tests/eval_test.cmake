@@ -60,11 +60,16 @@ expect_command(eval-run 0 "\\| policy \\| schedule \\| score \\| EM \\| TTFT ms 
            ${EVAL} -m ${MODEL} -z ${TOK} --data ${WORK}/a.jsonl --policy dense,lazy,static,random
            --schedule default --schedule aggressive --schedule 1:0.5 --backend cpu --max-new 8
            -o ${WORK}/table.md --json ${WORK}/eval.json)
-# Table: a header, a separator and 1 + 3 x 3 rows.
+# Tables: the summary (a header, a separator and 1 + 3 x 3 rows), then the same rows by the answer
+# document's position (the generator's records carry answer_doc and n_docs).
 file(STRINGS ${WORK}/table.md rows REGEX "^\\| (dense|lazy|static|random) \\|")
 list(LENGTH rows n_rows)
-if(NOT n_rows EQUAL 10)
-  message(SEND_ERROR "[eval-table] ${n_rows} policy rows, expected 10")
+if(NOT n_rows EQUAL 20)
+  message(SEND_ERROR "[eval-table] ${n_rows} policy rows, expected 10 + 10")
+endif()
+file(READ ${WORK}/table.md table_text)
+if(NOT table_text MATCHES "Score by where the answer document is.*\\| policy \\| schedule \\| 1/5 \\([0-9]+\\) \\|")
+  message(SEND_ERROR "[eval-position-table] missing:\n${table_text}")
 endif()
 file(READ ${WORK}/eval.json js)
 string(JSON n_runs LENGTH "${js}" runs)
@@ -93,6 +98,34 @@ foreach(r RANGE ${last})
   endif()
 endforeach()
 message(STATUS "[eval-json] ok (${n_runs} runs)")
+# By answer position: five fifths whose counts add up to the examples.
+string(JSON n_buckets LENGTH "${js}" runs 0 by_answer_position)
+set(n_sum 0)
+foreach(b RANGE 4)
+  string(JSON nb GET "${js}" runs 0 by_answer_position ${b} n)
+  math(EXPR n_sum "${n_sum} + ${nb}")
+endforeach()
+string(JSON adoc GET "${js}" examples 0 answer_doc)
+string(JSON ndocs GET "${js}" examples 0 n_docs)
+if(NOT n_buckets EQUAL 5 OR NOT n_sum EQUAL 3 OR adoc LESS 0 OR NOT adoc LESS ndocs)
+  message(SEND_ERROR "[eval-json-position] ${n_buckets} buckets, ${n_sum} examples in them, answer_doc ${adoc} of ${ndocs}")
+endif()
+# A record without answer_doc/n_docs (a real LongBench line): no position table.
+file(STRINGS ${WORK}/a.jsonl a_lines)
+list(GET a_lines 0 first)
+string(REGEX REPLACE ",\"n_docs\":[0-9]+,\"answer_doc\":[0-9]+,\"subject_doc\":[0-9]+" "" first "${first}")
+if(first MATCHES "n_docs|answer_doc")
+  message(SEND_ERROR "[eval-no-positions] could not strip the position fields: ${first}")
+endif()
+file(WRITE ${WORK}/nopos.jsonl "${first}\n")
+expect_command(eval-no-positions 0 "\\| dense \\| - \\|" ${EVAL} -m ${MODEL} -z ${TOK} --data ${WORK}/nopos.jsonl
+               --policy dense --max-new 4 --backend cpu)
+if(LAST_STDOUT MATCHES "Score by where")
+  message(SEND_ERROR "[eval-no-positions] a position table without positions:\n${LAST_STDOUT}")
+endif()
+file(WRITE ${WORK}/badpos.jsonl "{\"input\": \"q\", \"context\": \"c\", \"answers\": [\"a\"], \"dataset\": \"lazyllm_mdqa\", \"n_docs\": 3, \"answer_doc\": 3}\n")
+expect_command(eval-bad-position 1 "badpos.jsonl:1: \"answer_doc\" 3 is not a document of 3" ${EVAL} -m ${MODEL} -z ${TOK}
+               --data ${WORK}/badpos.jsonl --policy dense --backend cpu)
 
 # Prompts longer than the context: the middle is cut out (LongBench's way) and it is said.
 expect_command(eval-truncate 0 "3 of 3 prompts are longer than the context allows.*middle was cut out"

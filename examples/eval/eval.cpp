@@ -2,6 +2,7 @@
 // lazyllm-eval: score dense and pruned generation on LongBench-format JSONL (the project's
 // lazyllm_mdqa task, or real LongBench files). Usage: lazyllm-eval -h
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -130,6 +131,9 @@ struct Example {
   const eval::DatasetSpec* spec = nullptr;
   int prompt_tokens = 0;   // as built, before truncation
   bool truncated = false;
+  int answer_doc = -1, n_docs = 0;  // lazyllm-make-task records: where the answer is
+  /// The answer document's fifth of the context (0 = first, 4 = last), or -1 when unknown.
+  int position_bucket() const { return answer_doc >= 0 && n_docs > 0 ? std::min(4, answer_doc * 5 / n_docs) : -1; }
 };
 
 std::vector<std::string> string_list(const nlohmann::json& j, const std::string& where, const char* field) {
@@ -177,6 +181,14 @@ std::vector<Example> read_jsonl(const Options& o) {
     e.answers = string_list(j["answers"], where, "answers");
     if (e.answers.empty()) throw Error(where + ": \"answers\" is empty");
     if (j.contains("all_classes")) e.all_classes = string_list(j["all_classes"], where, "all_classes");
+    if (j.contains("answer_doc") && j.contains("n_docs") && j["answer_doc"].is_number_integer() &&
+        j["n_docs"].is_number_integer()) {
+      e.answer_doc = j["answer_doc"].get<int>();
+      e.n_docs = j["n_docs"].get<int>();
+      if (e.n_docs < 1 || e.answer_doc < 0 || e.answer_doc >= e.n_docs)
+        throw Error(where + ": \"answer_doc\" " + std::to_string(e.answer_doc) + " is not a document of " +
+                    std::to_string(e.n_docs));
+    }
     try {
       e.spec = &eval::dataset_spec(e.dataset);
     } catch (const InvalidArgument& err) {
@@ -222,6 +234,7 @@ struct Config {
 struct Summary {
   double score = 0, em = 0, ttft_ms = 0, prefill_ms = 0, fraction = 1, speedup = 0;
   int n_em = 0;
+  std::array<std::pair<double, int>, 5> by_position{};        // sum of scores, count, per fifth of the context
   std::map<std::string, std::pair<double, int>> per_dataset;  // sum of scores, count
 };
 
@@ -332,6 +345,10 @@ int run(int argc, char** argv) {
       auto& pd = s.per_dataset[e.dataset];
       pd.first += sc;
       pd.second += 1;
+      if (const int b = e.position_bucket(); b >= 0) {
+        s.by_position[std::size_t(b)].first += sc;
+        s.by_position[std::size_t(b)].second += 1;
+      }
       nlohmann::json ej = {{"_id", e.id},         {"dataset", e.dataset},
                            {"prediction", pred},  {"raw", raw},
                            {"score", sc},         {"ttft_ms", res[i].ttft_ms},
@@ -361,6 +378,9 @@ int run(int argc, char** argv) {
     if (c.policy == "dense" && dense_ttft < 0) dense_ttft = s.ttft_ms;
     nlohmann::json pdj = nlohmann::json::object();
     for (const auto& [name, v] : s.per_dataset) pdj[name] = {{"score", 100.0 * v.first / v.second}, {"n", v.second}};
+    nlohmann::json bpj = nlohmann::json::array();
+    for (const auto& [sum, count] : s.by_position)
+      bpj.push_back({{"score", count ? nlohmann::json(100.0 * sum / count) : nlohmann::json(nullptr)}, {"n", count}});
     runs.push_back({{"policy", c.policy},
                     {"schedule", c.policy == "dense" ? std::string("none") : c.schedule.to_string()},
                     {"schedule_spec", c.schedule_text},
@@ -370,6 +390,7 @@ int run(int argc, char** argv) {
                     {"prefill_ms", s.prefill_ms},
                     {"token_layers_fraction", s.fraction},
                     {"per_dataset", pdj},
+                    {"by_answer_position", bpj},
                     {"examples", per}});
     summaries.push_back(s);
     std::fprintf(stderr, "[%s] score %.2f, TTFT %.2f ms, token-layers %.1f%%\n", label.c_str(), s.score, s.ttft_ms,
@@ -404,6 +425,22 @@ int run(int argc, char** argv) {
           << (dense_ttft > 0 ? fmt("%.2fx", s.speedup) : std::string("n/a")) << " |\n";
   }
   if (dense_ttft <= 0) table << "\n(speedup needs dense in --policy)\n";
+  // lazyllm-make-task records say where the answer is: the score by the answer document's place.
+  const bool positions = std::all_of(examples.begin(), examples.end(), [](const Example& e) { return e.n_docs > 0; });
+  if (positions) {
+    table << "\nScore by where the answer document is (fifths of the context, first to last; examples in each):\n\n";
+    table << "| policy | schedule |";
+    for (int b = 0; b < 5; ++b)
+      table << " " << b + 1 << "/5 (" << summaries.front().by_position[std::size_t(b)].second << ") |";
+    table << "\n|---|---|---:|---:|---:|---:|---:|\n";
+    for (std::size_t k = 0; k < configs.size(); ++k) {
+      const auto& c = configs[k];
+      table << "| " << c.policy << " | " << (c.policy == "dense" ? std::string("-") : c.schedule.to_string()) << " |";
+      for (const auto& [sum, count] : summaries[k].by_position)
+        table << " " << (count ? fmt("%.1f", 100.0 * sum / count) : std::string("-")) << " |";
+      table << "\n";
+    }
+  }
   std::fputs(table.str().c_str(), stdout);
   std::fflush(stdout);
   if (!o.table_file.empty()) {
@@ -430,7 +467,9 @@ int run(int argc, char** argv) {
                     {"input", e.input},
                     {"answers", e.answers},
                     {"prompt_tokens", e.prompt_tokens},
-                    {"truncated", e.truncated}});
+                    {"truncated", e.truncated},
+                    {"answer_doc", e.answer_doc >= 0 ? nlohmann::json(e.answer_doc) : nlohmann::json(nullptr)},
+                    {"n_docs", e.n_docs > 0 ? nlohmann::json(e.n_docs) : nlohmann::json(nullptr)}});
     j["examples"] = ex;
     j["runs"] = runs;
     std::ofstream f(o.json_file);

@@ -468,6 +468,11 @@ inline nlohmann::ordered_json to_json(const TaskExample& ex, bool with_prompt = 
   j["language"] = "en";
   j["all_classes"] = nullptr;
   j["_id"] = ex.id;
+  // Where the evidence is (0-based document indices; not LongBench fields, readers ignore them):
+  // lazyllm-eval reports scores by the answer document's position when they are present.
+  j["n_docs"] = ex.n_docs;
+  j["answer_doc"] = ex.answer_doc;
+  j["subject_doc"] = ex.subject_doc;
   if (with_prompt) j["prompt"] = ex.prompt();
   if (!ex.practice.empty()) {
     // Training text = segments concatenated, then EOS; "answer" segments are supervised.
