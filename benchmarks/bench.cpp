@@ -25,6 +25,7 @@
 
 #include "bench.hpp"
 #include "lazyllm/lazyllm.hpp"
+#include "null_backend.hpp"
 
 namespace {
 using namespace lazyllm;
@@ -344,6 +345,11 @@ std::vector<Measurement> run_cpu(const ModelWeights& w, const std::vector<AnyPol
   HostTimer timer;
   return run_policies(backend, pols, plan, timer);
 }
+std::vector<Measurement> run_host(const RuntimeConfig& c, const std::vector<AnyPolicy>& pols, const Plan& plan) {
+  NullBackend backend(c);
+  HostTimer timer;
+  return run_policies(backend, pols, plan, timer);
+}
 }  // namespace lazyllm::bench
 
 int main(int argc, char** argv) {
@@ -384,20 +390,25 @@ int main(int argc, char** argv) {
       else if (a == "--floor") plan.floor = true;
       else if (a == "--breakdown") plan.breakdown = true;
       else if (a == "-h" || a == "--help") {
-        std::puts("usage: lazyllm-bench [--backend cpu|cuda] [-m PATH | --synthetic tiny|llama2-7b|llama2-13b] [-p 128,256]\n"
-                  "                     [-n 16] [-r 3] [--policy dense,lazy,static,random] [--schedule S]...\n"
-                  "                     [-o md|json|csv] [--progress] [--floor] [--breakdown]\n"
-                  "  -m PATH        a model file or HF directory (load_model); prompts are seeded made-up token ids\n"
-                  "  --synthetic S  random weights of a real shape (default: tiny)\n"
-                  "  --schedule S   a preset (gentle, default, aggressive) or LAYER:PERCENTILE,... ; repeatable\n"
-                  "  --floor        (cuda) also time the model's cuBLASLt GEMMs alone for the same per-layer token\n"
-                  "                 counts, and report TTFT / floor\n"
-                  "  --breakdown    (cuda) prefill time per op class and layer (one more set of profiled prefills)\n"
-                  "  LAZYLLM_COMMIT in the environment overrides the commit recorded in the JSON");
+        std::puts(
+            "usage: lazyllm-bench [--backend cpu|cuda|host] [-m PATH | --synthetic tiny|llama2-7b|llama2-13b] [-p "
+            "128,256]\n"
+            "                     [-n 16] [-r 3] [--policy dense,lazy,static,random] [--schedule S]...\n"
+            "                     [-o md|json|csv] [--progress] [--floor] [--breakdown]\n"
+            "  -m PATH        a model file or HF directory (load_model); prompts are seeded made-up token ids\n"
+            "  --synthetic S  random weights of a real shape (default: tiny)\n"
+            "  --schedule S   a preset (gentle, default, aggressive) or LAYER:PERCENTILE,... ; repeatable\n"
+            "  --floor        (cuda) also time the model's cuBLASLt GEMMs alone for the same per-layer token\n"
+            "                 counts, and report TTFT / floor\n"
+            "  --breakdown    (cuda) prefill time per op class and layer (one more set of profiled prefills)\n"
+            "  --backend host the pipeline's host bookkeeping alone (a backend that computes nothing; no\n"
+            "                 weights are made): what the host adds per prefill and per token\n"
+            "  LAZYLLM_COMMIT in the environment overrides the commit recorded in the JSON");
         return 0;
       } else throw InvalidArgument("unknown option '" + a + "'");
     }
-    if (backend != "cpu" && backend != "cuda") throw InvalidArgument("--backend must be cpu or cuda");
+    if (backend != "cpu" && backend != "cuda" && backend != "host")
+      throw InvalidArgument("--backend must be cpu, cuda or host");
     if (out != "md" && out != "json" && out != "csv") throw InvalidArgument("-o must be md, json or csv");
     if ((plan.floor || plan.breakdown) && backend != "cuda")
       throw InvalidArgument("--floor and --breakdown time CUDA work: they need --backend cuda");
@@ -409,7 +420,7 @@ int main(int argc, char** argv) {
     const auto t0 = Clock::now();
     // A model file is loaded first (its shape decides the presets and the context check).
     std::optional<ModelWeights> loaded;
-    if (!model_path.empty()) loaded = load_model(model_path, LoadOptions{.keep_source_dtype = backend == "cuda"});
+    if (!model_path.empty()) loaded = load_model(model_path, LoadOptions{.keep_source_dtype = backend != "cpu"});
     const RuntimeConfig c = loaded ? loaded->config : synthetic_config(shape);
     {
       int max_p = 0;
@@ -434,9 +445,11 @@ int main(int argc, char** argv) {
     }
     std::fprintf(stderr, "lazyllm-bench: %s %s (%.2fB params), backend %s\n", loaded ? "model" : "synthetic",
                  loaded ? model_path.c_str() : shape.c_str(), double(c.n_params()) / 1e9, backend.c_str());
-    const ModelWeights w = loaded ? std::move(*loaded) : synthetic_weights(c, 1);
-    std::fprintf(stderr, "  weights %s in %.1f s\n", loaded ? "loaded" : "generated",
-                 std::chrono::duration<double>(Clock::now() - t0).count());
+    // --backend host needs the shape only: no weights are generated.
+    const ModelWeights w = loaded ? std::move(*loaded) : backend == "host" ? ModelWeights{} : synthetic_weights(c, 1);
+    if (backend != "host")
+      std::fprintf(stderr, "  weights %s in %.1f s\n", loaded ? "loaded" : "generated",
+                   std::chrono::duration<double>(Clock::now() - t0).count());
     Report rep;
     rep.model = model_name;
     rep.params = c.n_params();
@@ -444,15 +457,19 @@ int main(int argc, char** argv) {
     rep.command = command;
     rep.floor = plan.floor;
     rep.breakdown = plan.breakdown;
-    rep.ms = backend == "cuda" ? run_cuda(w, pols, plan) : run_cpu(w, pols, plan);
-    rep.env = {{"date", utc_now()},
-               {"commit", git_commit()},
-               {"host_threads", detail::cpu_threads()},
-               {"compiler", __VERSION__},
-               {"reps", plan.reps},
-               {"warmup", 1},
-               {"timing", backend == "cuda" ? "cudaEvent on the backend stream: prompt in -> first logits on the host"
-                                            : "steady_clock: prompt in -> first logits"}};
+    rep.ms = backend == "cuda"   ? run_cuda(w, pols, plan)
+             : backend == "host" ? run_host(c, pols, plan)
+                                 : run_cpu(w, pols, plan);
+    rep.env = {
+        {"date", utc_now()},
+        {"commit", git_commit()},
+        {"host_threads", detail::cpu_threads()},
+        {"compiler", __VERSION__},
+        {"reps", plan.reps},
+        {"warmup", 1},
+        {"timing", backend == "cuda"   ? "cudaEvent on the backend stream: prompt in -> first logits on the host"
+                   : backend == "host" ? "steady_clock: the pipeline's host work alone (NullBackend computes nothing)"
+                                       : "steady_clock: prompt in -> first logits"}};
     if (backend == "cuda") rep.env["gpu"] = cuda_device_info();
     if (out == "json") print_json(rep);
     else if (out == "csv") print_csv(rep);

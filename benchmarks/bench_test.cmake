@@ -81,6 +81,14 @@ if(rc EQUAL 0 OR NOT err MATCHES "md, json or csv")
   fail("-o xml should fail clearly (rc ${rc}): ${err}")
 endif()
 
+# --backend host: the pipeline's bookkeeping on a 7B shape without weights (fast: nothing is
+# computed or allocated); lazy prunes (token-layers below 100 %), dense is 100 %.
+execute_process(COMMAND ${BENCH} --backend host --synthetic llama2-7b -p 512 -n 2 -r 1 --policy dense,lazy -o csv
+                RESULT_VARIABLE rc OUTPUT_VARIABLE csv ERROR_VARIABLE err)
+if(NOT rc EQUAL 0 OR NOT csv MATCHES "\nllama2-7b,[0-9]+,host,dense,\"none\",pp512," OR NOT csv MATCHES ",host,lazy,")
+  fail("--backend host (rc ${rc}):\n${csv}${err}")
+endif()
+
 # -m: a real model file (stories260K: 5 layers, context 512), named by its file in the rows.
 if(EXISTS "${MODELS}/stories260K.bin")
   execute_process(COMMAND ${BENCH} -m ${MODELS}/stories260K.bin -p 32 -n 2 -r 1 --policy dense,lazy
