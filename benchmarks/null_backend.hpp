@@ -21,8 +21,7 @@ class NullBackend {
   explicit NullBackend(const RuntimeConfig& c) : config_(c), logits_(std::size_t(c.vocab_size), 0.0f) {}
   void allocate(std::int64_t, std::int64_t) {}
   void embed(std::span<const std::int32_t> ids, Activations& x) { x.rows = int(ids.size()); }
-  void gather(const Activations&, std::span<const std::int32_t> rows, std::span<const std::int64_t>,
-              Activations& dst) {
+  void gather(const Activations&, std::span<const std::int32_t> rows, std::span<const std::int64_t>, Activations& dst) {
     dst.rows = int(rows.size());
   }
   void store_aux(const Activations&, std::span<const std::int32_t>, std::span<const std::int64_t>) {}
