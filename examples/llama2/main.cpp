@@ -178,7 +178,7 @@ Options parse_args(int argc, char** argv) {
     if (!o.prompt_given && !o.interactive) {
       o.compare = o.demo = true;
       o.demo_qa = qa;
-      // lazyqa has 6 layers; `gentle` (3:0.3,5:0.5) keeps its accuracy at this length (docs/accuracy.md)
+      // lazyqa has 6 layers: `gentle` (3:0.3,5:0.5), the lightest preset, costs it least (docs/accuracy.md)
       if (qa && !o.schedule_given) o.schedule = "gentle";
     }
   }
