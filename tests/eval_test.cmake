@@ -47,7 +47,7 @@ endforeach()
 set(MODEL ${MODELS}/stories260K.bin)
 expect_command(eval-no-model 2 "-m MODEL is required" ${EVAL} --data ${WORK}/a.jsonl)
 expect_command(eval-bad-policy 2 "--policy 'fast' is not one of" ${EVAL} -m x --data ${WORK}/a.jsonl --policy dense,fast)
-expect_command(eval-code-dataset 2 "lcc.*does not implement" ${EVAL} -m x --data ${WORK}/a.jsonl --dataset lcc)
+expect_command(eval-unknown-dataset 2 "dataset 'nosuch' is not known" ${EVAL} -m x --data ${WORK}/a.jsonl --dataset nosuch)
 if(NOT EXISTS ${MODEL})
   message(STATUS "SKIPPED evaluator runs: ${MODEL} not found (../shared absent)")
   return()
@@ -126,6 +126,17 @@ endif()
 file(WRITE ${WORK}/badpos.jsonl "{\"input\": \"q\", \"context\": \"c\", \"answers\": [\"a\"], \"dataset\": \"lazyllm_mdqa\", \"n_docs\": 3, \"answer_doc\": 3}\n")
 expect_command(eval-bad-position 1 "badpos.jsonl:1: \"answer_doc\" 3 is not a document of 3" ${EVAL} -m ${MODEL} -z ${TOK}
                --data ${WORK}/badpos.jsonl --policy dense --backend cpu)
+
+# A code-completion dataset (LongBench lcc format) is scored with code similarity.
+file(WRITE ${WORK}/lcc.jsonl "{\"input\": \"\", \"context\": \"def f(x):\\n\", \"answers\": [\"    return x\"], \"dataset\": \"lcc\", \"_id\": \"c1\"}\n")
+expect_command(eval-lcc 0 "lcc \\(1\\)" ${EVAL} -m ${MODEL} -z ${TOK} --data ${WORK}/lcc.jsonl --policy dense --max-new 8
+               --backend cpu --json ${WORK}/lcc.json)
+file(READ ${WORK}/lcc.json js)
+string(JSON metric GET "${js}" examples 0 metric)
+string(JSON lcc_score GET "${js}" runs 0 score)
+if(NOT metric STREQUAL "code_sim" OR lcc_score LESS 0 OR lcc_score GREATER 100)
+  message(SEND_ERROR "[eval-lcc] metric ${metric}, score ${lcc_score}")
+endif()
 
 # Prompts longer than the context: the middle is cut out (LongBench's way) and it is said.
 expect_command(eval-truncate 0 "3 of 3 prompts are longer than the context allows.*middle was cut out"

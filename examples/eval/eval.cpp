@@ -339,7 +339,9 @@ int run(int argc, char** argv) {
     for (std::size_t i = 0; i < res.size(); ++i) {
       const Example& e = examples[i];
       const std::string raw = tok.decode(res[i].ids);
-      const std::string pred = prediction_text(raw, e.spec->stop_at_newline);
+      // Code similarity picks its line from the text as generated (indentation counts).
+      const std::string pred =
+          e.spec->metric == eval::Metric::CodeSim ? raw : prediction_text(raw, e.spec->stop_at_newline);
       const double sc = eval::score(*e.spec, pred, e.answers, e.all_classes);
       s.score += sc;
       auto& pd = s.per_dataset[e.dataset];

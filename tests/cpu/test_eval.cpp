@@ -380,6 +380,25 @@ TEST_CASE("metrics: Rouge-L") {
   CHECK(rouge_l("Hello, World!", "hello world") == doctest::Approx(1.0));
   CHECK(rouge_l("x", "y") == 0.0);
   CHECK(lcs_length({"a", "b", "c", "b", "d", "a", "b"}, {"b", "d", "c", "a", "b", "a"}) == 4);
+  CHECK(lcs_length(std::string_view("ABCBDAB"), std::string_view("BDCABA")) == 4);  // characters
+}
+
+TEST_CASE("metrics: code similarity as LongBench (fuzzywuzzy ratio with python-Levenshtein)") {
+  // round(100 * 2 * LCS / (|a| + |b|)) / 100, by hand:
+  CHECK(code_sim_score("return x + 1", "return x + 1") == 1.0);
+  CHECK(code_sim_score("abc", "abd") == doctest::Approx(0.67));            // LCS 2: 4/6 = 66.7 -> 67
+  CHECK(code_sim_score("kitten", "sitting") == doctest::Approx(0.62));     // LCS 4 (ittn): 8/13 = 61.5 -> 62
+  CHECK(code_sim_score("abbbbbbb", "accccccc") == doctest::Approx(0.12));  // 2/16 = 12.5 -> 12 (half to even)
+  CHECK(code_sim_score("x", "y") == 0.0);
+  // The line: leading newlines dropped, lines with `, # or // skipped, indentation kept.
+  CHECK(code_sim_score("\n\n    foo(1)\nbar()", "    foo(1)") == 1.0);
+  CHECK(code_sim_score("# set up\n// again\n```\nfoo(1)", "foo(1)") == 1.0);
+  CHECK(code_sim_score("    foo(1)", "foo(1)") == doctest::Approx(0.75));  // indentation counts: 12/16
+  // No qualifying line, an empty first qualifying line, or an empty answer: 0.
+  CHECK(code_sim_score("# only a comment", "foo") == 0.0);
+  CHECK(code_sim_score("# c\n\nfoo", "foo") == 0.0);
+  CHECK(code_sim_score("", "foo") == 0.0);
+  CHECK(code_sim_score("foo", "") == 0.0);
 }
 
 TEST_CASE("metrics: classification, passage count, retrieval") {
@@ -407,11 +426,13 @@ TEST_CASE("datasets: metric table, refusals, templates") {
   CHECK(dataset_spec("passage_retrieval_en").metric == Metric::Retrieval);
   CHECK(dataset_spec("lazyllm_mdqa").metric == Metric::QaF1);
   CHECK(dataset_spec("lazyllm_mdqa_twohop").has_exact_match);
-  CHECK_THROWS_WITH_AS(dataset_spec("lcc"), doctest::Contains("does not implement"), lazyllm::InvalidArgument);
-  CHECK_THROWS_WITH_AS(dataset_spec("repobench-p"), doctest::Contains("not supported"), lazyllm::InvalidArgument);
+  CHECK(dataset_spec("lcc").metric == Metric::CodeSim);
+  CHECK(dataset_spec("repobench-p_e").metric == Metric::CodeSim);
+  CHECK(!dataset_spec("lcc").stop_at_newline);  // the metric picks the line itself
+  CHECK(score(dataset_spec("lcc"), "\n    x = 1\n    y = 2", {"    x = 1"}) == 1.0);
   CHECK_THROWS_WITH_AS(dataset_spec("nosuch"), doctest::Contains("not known"), lazyllm::InvalidArgument);
+  CHECK_THROWS_WITH_AS(dataset_spec("nosuch"), doctest::Contains("lcc, repobench-p"), lazyllm::InvalidArgument);
   for (auto name : dataset_names()) {
-    if (name == "lcc" || name == "repobench-p") continue;
     const auto& s = dataset_spec(name);
     CHECK(std::string_view(s.prompt_template).find("{context}") != std::string_view::npos);
     CHECK(s.max_new_tokens > 0);

@@ -23,9 +23,10 @@ inline std::string_view to_string(Metric m) {
     case Metric::Classification: return "classification";
     case Metric::Count: return "count";
     case Metric::Retrieval: return "retrieval";
-    case Metric::CodeSim: break;
+    case Metric::CodeSim:
+      return "code_sim";
   }
-  return "code_sim";
+  return "?";
 }
 
 struct DatasetSpec {
@@ -35,7 +36,6 @@ struct DatasetSpec {
   int max_new_tokens;                // LongBench's generation length for the dataset
   bool stop_at_newline;              // stop at the first newline after some text (short answers)
   bool has_exact_match;              // exact match is reported too (QA datasets)
-  bool supported;                    // false: its metric is not implemented here (refused)
 };
 
 namespace detail {
@@ -46,57 +46,59 @@ inline constexpr DatasetSpec kDatasets[] = {
     {"narrativeqa", Metric::QaF1,
      "Read the story below, then answer the question about it with a short phrase.\n\nStory:\n{context}\n\n"
      "Question: {input}\nShort answer:",
-     128, true, true, true},
+     128, true, true},
     {"qasper", Metric::QaF1,
      "Read the scientific article below, then answer the question as briefly as possible: a word, a phrase, "
      "\"yes\" or \"no\", or \"unanswerable\" when the article does not say.\n\nArticle:\n{context}\n\n"
      "Question: {input}\nAnswer:",
-     128, true, true, true},
+     128, true, true},
     {"multifieldqa_en", Metric::QaF1,
      "Read the text below, then answer the question about it briefly.\n\n{context}\n\nQuestion: {input}\nAnswer:", 64,
-     true, true, true},
-    {"hotpotqa", Metric::QaF1, kMultiDocQa, 32, true, true, true},
-    {"2wikimqa", Metric::QaF1, kMultiDocQa, 32, true, true, true},
-    {"musique", Metric::QaF1, kMultiDocQa, 32, true, true, true},
+     true, true},
+    {"hotpotqa", Metric::QaF1, kMultiDocQa, 32, true, true},
+    {"2wikimqa", Metric::QaF1, kMultiDocQa, 32, true, true},
+    {"musique", Metric::QaF1, kMultiDocQa, 32, true, true},
     {"gov_report", Metric::RougeL,
      "Below is a report by a government agency. Write a summary of it of about one page.\n\nReport:\n{context}\n\n"
      "Summary:",
-     512, false, false, true},
+     512, false, false},
     {"qmsum", Metric::RougeL,
      "Below is the transcript of a meeting, then a query about it. Answer the query in a few sentences.\n\n"
      "Transcript:\n{context}\n\nQuery: {input}\nAnswer:",
-     512, false, false, true},
+     512, false, false},
     {"multi_news", Metric::RougeL,
      "Below are several news articles on one story. Write one summary that covers them all.\n\nArticles:\n"
      "{context}\n\nSummary:",
-     512, false, false, true},
+     512, false, false},
     {"trec", Metric::Classification,
      "Give the type of the last question, in the style of the labelled examples before it.\n\n{context}\n{input}", 64,
-     true, false, true},
+     true, false},
     {"triviaqa", Metric::QaF1,
      "Answer the last question from its passage, with the answer only, in the style of the examples before it."
      "\n\n{context}\n\n{input}",
-     32, true, true, true},
+     32, true, true},
     {"samsum", Metric::RougeL,
      "Summarise the last dialogue in one or two sentences, in the style of the examples before it.\n\n{context}\n\n"
      "{input}",
-     128, true, false, true},
+     128, true, false},
     {"passage_count", Metric::Count,
      "Below are several paragraphs; some of them may repeat. How many different paragraphs are there?\n\n"
      "{context}\n\nReply with the number of different paragraphs only. The number is: ",
-     32, true, false, true},
+     32, true, false},
     {"passage_retrieval_en", Metric::Retrieval,
      "Below are numbered paragraphs, then a summary of one of them. Which paragraph was summarised?\n\n{context}\n\n"
      "Summary: {input}\n\nReply in the form \"Paragraph N\". The paragraph is: ",
-     32, true, false, true},
-    {"lcc", Metric::CodeSim, "{context}", 64, false, false, false},
-    {"repobench-p", Metric::CodeSim, "{context}{input}", 64, false, false, false},
-    {kDatasetSingle, Metric::QaF1, kMdqaTemplate, 32, true, true, true},
-    {kDatasetTwohop, Metric::QaF1, kMdqaTemplate, 32, true, true, true},
+     32, true, false},
+    {"lcc", Metric::CodeSim, "Complete the code below with its next line.\n{context}Next line of code:\n", 64, false,
+     false},
+    {"repobench-p", Metric::CodeSim,
+     "Complete the code below with its next line.\n{context}{input}Next line of code:\n", 64, false, false},
+    {kDatasetSingle, Metric::QaF1, kMdqaTemplate, 32, true, true},
+    {kDatasetTwohop, Metric::QaF1, kMdqaTemplate, 32, true, true},
 };
 }  // namespace detail
 
-/// Every dataset name in the table (supported or not).
+/// Every dataset name in the table.
 inline std::vector<std::string_view> dataset_names() {
   std::vector<std::string_view> out;
   for (const auto& d : detail::kDatasets) out.push_back(d.name);
@@ -104,24 +106,17 @@ inline std::vector<std::string_view> dataset_names() {
 }
 
 /// The spec of `name` ("_e" LongBench-E suffixes are accepted). Throws InvalidArgument for unknown
-/// datasets and for those whose metric is not implemented (code similarity).
+/// datasets.
 inline const DatasetSpec& dataset_spec(std::string_view name) {
   std::string_view base = name;
   if (base.size() > 2 && base.substr(base.size() - 2) == "_e") base.remove_suffix(2);
   for (const auto& d : detail::kDatasets)
-    if (d.name == base) {
-      if (!d.supported)
-        throw InvalidArgument("dataset '" + std::string(name) + "' is scored by LongBench with " +
-                              std::string(to_string(d.metric)) +
-                              ", which lazyllm-eval does not implement; this dataset is not supported");
-      return d;
-    }
+    if (d.name == base) return d;
   std::string known;
-  for (const auto& d : detail::kDatasets)
-    if (d.supported) {
-      if (!known.empty()) known += ", ";
-      known += d.name;
-    }
+  for (const auto& d : detail::kDatasets) {
+    if (!known.empty()) known += ", ";
+    known += d.name;
+  }
   throw InvalidArgument("dataset '" + std::string(name) + "' is not known (supported: " + known + ")");
 }
 
@@ -142,10 +137,10 @@ inline double score(const DatasetSpec& spec, std::string_view prediction, const 
                        prediction, answers);
     case Metric::Count: return best_over(count_score, prediction, answers);
     case Metric::Retrieval: return best_over(retrieval_score, prediction, answers);
-    case Metric::CodeSim: break;
+    case Metric::CodeSim:
+      return best_over(code_sim_score, prediction, answers);
   }
-  throw InvalidArgument("dataset '" + std::string(spec.name) + "': metric " + std::string(to_string(spec.metric)) +
-                        " is not implemented");
+  throw InvalidArgument("dataset '" + std::string(spec.name) + "': unknown metric");
 }
 
 }  // namespace lazyllm::eval

@@ -5,6 +5,7 @@
 #pragma once
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -108,8 +109,10 @@ inline std::vector<std::string> rouge_tokens(std::string_view s) {
   return out;
 }
 
-/// Length of the longest common subsequence of two token sequences.
-inline std::size_t lcs_length(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+/// Length of the longest common subsequence of two sequences (tokens for Rouge-L, characters
+/// for code similarity); braced lists are token lists.
+template <class A = std::vector<std::string>, class B = A>
+inline std::size_t lcs_length(const A& a, const B& b) {
   std::vector<std::size_t> row(b.size() + 1, 0);
   for (std::size_t i = 1; i <= a.size(); ++i) {
     std::size_t diag = 0;  // row[j-1] of the previous i
@@ -120,6 +123,31 @@ inline std::size_t lcs_length(const std::vector<std::string>& a, const std::vect
     }
   }
   return row[b.size()];
+}
+
+/// LongBench's code similarity (lcc, repobench-p): the first line of the prediction (leading
+/// newlines dropped) that holds no '`', '#' or "//", compared with the answer by fuzzywuzzy's
+/// ratio with python-Levenshtein: round(100 * 2M / (|line| + |answer|)) / 100, M the longest
+/// common subsequence of characters (the indel-distance ratio), rounded half to even as Python's
+/// round(); 0 when either is empty. Case and whitespace count, as there.
+inline double code_sim_score(std::string_view prediction, std::string_view truth) {
+  const std::size_t start = prediction.find_first_not_of('\n');
+  std::string_view rest = start == std::string_view::npos ? std::string_view{} : prediction.substr(start);
+  std::string_view line;  // "" when no line qualifies (an empty line does, as in Python)
+  for (;;) {
+    const std::size_t nl = rest.find('\n');
+    const std::string_view cand = rest.substr(0, nl);
+    if (cand.find('`') == std::string_view::npos && cand.find('#') == std::string_view::npos &&
+        cand.find("//") == std::string_view::npos) {
+      line = cand;
+      break;
+    }
+    if (nl == std::string_view::npos) break;
+    rest.remove_prefix(nl + 1);
+  }
+  if (line.empty() || truth.empty()) return 0.0;
+  const double ratio = 2.0 * double(lcs_length(line, truth)) / double(line.size() + truth.size());
+  return std::nearbyint(100.0 * ratio) / 100.0;
 }
 
 /// Rouge-L F1 over rouge_tokens: P = LCS / |prediction|, R = LCS / |truth|, F = 2PR / (P + R).
