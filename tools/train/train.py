@@ -243,6 +243,43 @@ def save_safetensors(path, tensors):
             f.write(b)
 
 
+def load_safetensors(path):
+    """The inverse of save_safetensors for its own files (BF16 or F32 tensors) -> {name: fp32}."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, d in header.items():
+        if name == "__metadata__":
+            continue
+        b0, b1 = d["data_offsets"]
+        if d["dtype"] == "BF16":
+            raw = np.frombuffer(data[b0:b1], dtype="<i2").copy()
+            t = torch.from_numpy(raw).view(torch.bfloat16).float()
+        elif d["dtype"] == "F32":
+            t = torch.from_numpy(np.frombuffer(data[b0:b1], dtype="<f4").copy())
+        else:
+            raise SystemExit(f"{path}: tensor {name} has dtype {d['dtype']}; --init reads BF16 or F32")
+        out[name] = t.reshape(d["shape"])
+    return out
+
+
+def init_from(model, path):
+    """--init: start from an exported checkpoint of the same shape (continued training)."""
+    src = load_safetensors(path)
+    dst = hf_state_dict(model)
+    missing = sorted(set(dst) - set(src))
+    if missing:
+        raise SystemExit(f"{path}: missing {missing[:3]}... for this model shape (--dim/--layers/--heads?)")
+    with torch.no_grad():
+        for name, p in dst.items():
+            if tuple(src[name].shape) != tuple(p.shape):
+                raise SystemExit(f"{path}: {name} has shape {list(src[name].shape)}, the model wants {list(p.shape)}")
+            p.copy_(src[name].to(p.device))
+    print(f"initialised from {path} ({len(dst)} tensors)", flush=True)
+
+
 def hf_config(c):
     return {
         "architectures": ["LlamaForCausalLM"],
@@ -400,6 +437,8 @@ def main():
     ap.add_argument("--fixed-twohop", type=float, default=0.0, help="probe: share of two-hop questions")
     ap.add_argument("--fixed-questions", type=int, default=1, help="probe: questions per sequence (1 = no practice)")
     ap.add_argument("--no-export", action="store_true", help="probe: skip the export and the reference logits")
+    ap.add_argument("--init", default="", help="continue from this exported model.safetensors (same shape)")
+    ap.add_argument("--start-stage", type=int, default=0, help="begin the curriculum at this stage (with --init)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the training forward (torch >= 2)")
     a = ap.parse_args()
 
@@ -441,6 +480,8 @@ def main():
     device = torch.device(a.device)
     torch.manual_seed(0)
     model = Llama(c).to(device)
+    if a.init:
+        init_from(model, a.init)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {json.dumps(c)}; {n_params} parameters ({n_params * 2 / 1e6:.2f} MB bf16)", flush=True)
     decay = [p for p in model.parameters() if p.dim() == 2]
@@ -463,6 +504,9 @@ def main():
     if a.fixed_lengths:
         fixed = ([int(x) for x in a.fixed_lengths.split(",")], a.fixed_twohop, a.fixed_questions)
     cur = Curriculum(a.curriculum, fixed)
+    if not 0 <= a.start_stage < len(cur.stages):
+        raise SystemExit(f"--start-stage {a.start_stage}: the curriculum has {len(cur.stages)} stages")
+    cur.stage = a.start_stage
     pending = collections.deque()
     next_seed = [1]
     t0 = [None]

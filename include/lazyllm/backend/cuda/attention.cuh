@@ -537,6 +537,22 @@ void launch_attention(const AttnLaunchT<ST>& L, cudaStream_t stream) {
   }
 }
 
+/// Resident blocks of the decode kernel per multiprocessor (shared memory bounds it: 3 on sm_90
+/// at head_dim 128), asked once per instantiation; it sizes the key split to whole waves.
+template <int HD, int R, class ST>
+int decode_attention_blocks_per_sm() {
+  using T = DecodeTraits<HD, R>;
+  static const int n = [] {
+    LAZYLLM_CUDA_CHECK(cudaFuncSetAttribute(decode_attention_kernel<T, ST>,
+                                            cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
+    int blocks = 0;
+    LAZYLLM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, decode_attention_kernel<T, ST>,
+                                                                     T::kWarps * 32, T::kSmemBytes));
+    return std::max(1, blocks);
+  }();
+  return n;
+}
+
 template <int HD, int R, class ST>
 void launch_decode_attention(const AttnLaunchT<ST>& L, cudaStream_t stream) {
   using T = DecodeTraits<HD, R>;
@@ -568,6 +584,8 @@ class Attention {
   /// Row count from which Auto takes the tensor-core kernel (head_dim 64 or 128): below it the
   /// CUDA-core kernel, which can split over keys, keeps decode-sized calls fast.
   static constexpr int kTensorCoreMinRows = 64;
+  /// Waves of resident blocks the decode kernel's key split aims at (see run_16).
+  static constexpr int kDecodeWaves = 1;
 
   /// out = causal softmax(q k^T / sqrt(hd)) v. `force_splits` > 0 fixes the number of key
   /// splits of the CUDA-core kernel (tests; implies Kernel::CudaCore); 0 chooses.
@@ -621,10 +639,16 @@ class Attention {
       detail::AttnLaunchT<ST> L;
       L.a = a;
       L.scale_log2 = float(1.4426950408889634 / std::sqrt(double(a.hd)));
-      // Enough (head, split) blocks to cover the GPU a few times, each split >= one pass of keys.
-      constexpr int kPass = 128;
+      // (head, split) blocks for kDecodeWaves full waves of the GPU, each split whole passes of
+      // 128 keys: the kernel is bandwidth-bound and its blocks are short, so a partly filled last
+      // wave (the earlier rule, 4 blocks per multiprocessor where 3 fit) costs a whole pass.
+      constexpr int kPass = detail::DecodeTraits<64, 1>::kKeysPerPass;
       const int passes = std::max(1, (a.n_kv + kPass - 1) / kPass);
-      int splits = std::min(passes, std::max(1, (4 * sm_count_ + a.n_heads - 1) / a.n_heads));
+      const int per_sm = a.hd == 64 ? (a.rows == 1 ? detail::decode_attention_blocks_per_sm<64, 1, ST>()
+                                                   : detail::decode_attention_blocks_per_sm<64, 4, ST>())
+                                    : (a.rows == 1 ? detail::decode_attention_blocks_per_sm<128, 1, ST>()
+                                                   : detail::decode_attention_blocks_per_sm<128, 4, ST>());
+      const int splits = std::clamp(kDecodeWaves * per_sm * sm_count_ / a.n_heads, 1, passes);
       L.keys_per_split = (passes + splits - 1) / splits * kPass;
       L.n_splits = std::max(1, (a.n_kv + L.keys_per_split - 1) / L.keys_per_split);
       if (L.n_splits > 1) {
