@@ -382,8 +382,9 @@ CURRICULA = {
 
 class Curriculum:
     def __init__(self, name, fixed=None):
-        """`fixed` = (lengths, p_twohop, questions): one stage for the whole run (probes)."""
-        self.stages = [(fixed[0], fixed[1], 2.0, 1.0, fixed[2])] if fixed else CURRICULA[name]
+        """`fixed` = (lengths, p_twohop, questions, answer position or None): one stage for the
+        whole run (probes)."""
+        self.stages = [(fixed[0], fixed[1], 2.0, 1.0, fixed[2], fixed[3])] if fixed else CURRICULA[name]
         self.stage = 0
 
     def update(self, f, single_em):
@@ -436,6 +437,8 @@ def main():
                     help="probe: train only at these prompt lengths in tokens (e.g. 96,128), no curriculum")
     ap.add_argument("--fixed-twohop", type=float, default=0.0, help="probe: share of two-hop questions")
     ap.add_argument("--fixed-questions", type=int, default=1, help="probe: questions per sequence (1 = no practice)")
+    ap.add_argument("--fixed-position", default="",
+                    help="probe: LO:HI, the evidence documents' place in the context (lazyllm-make-task --answer-position)")
     ap.add_argument("--no-export", action="store_true", help="probe: skip the export and the reference logits")
     ap.add_argument("--init", default="", help="continue from this exported model.safetensors (same shape)")
     ap.add_argument("--start-stage", type=int, default=0, help="begin the curriculum at this stage (with --init)")
@@ -502,7 +505,16 @@ def main():
     rng = np.random.default_rng(0)
     fixed = None
     if a.fixed_lengths:
-        fixed = ([int(x) for x in a.fixed_lengths.split(",")], a.fixed_twohop, a.fixed_questions)
+        position = None
+        if a.fixed_position:
+            lo, _, hi = a.fixed_position.partition(":")
+            try:
+                position = (float(lo), float(hi))
+            except ValueError:
+                raise SystemExit(f"--fixed-position {a.fixed_position!r}: expected LO:HI, e.g. 0:0.5")
+            if not 0.0 <= position[0] < position[1] <= 1.0:
+                raise SystemExit(f"--fixed-position {a.fixed_position!r}: need 0 <= LO < HI <= 1")
+        fixed = ([int(x) for x in a.fixed_lengths.split(",")], a.fixed_twohop, a.fixed_questions, position)
     cur = Curriculum(a.curriculum, fixed)
     if not 0 <= a.start_stage < len(cur.stages):
         raise SystemExit(f"--start-stage {a.start_stage}: the curriculum has {len(cur.stages)} stages")
