@@ -1,14 +1,20 @@
 // SPDX-License-Identifier: MIT
-// Checks an exported model against PyTorch: reads train.py's reference_logits.json (prompt ids,
-// the last position's logits and the greedy continuation computed in fp32 from the bf16 weights),
-// runs the same prompt through lazyllm's CPU reference (dense), and prints the largest logit
-// difference and both greedy continuations. Exit 0 when the largest difference is within
-// --tol (default 1e-2) relative to the largest |logit| and the greedy ids match, else 1.
+// Checks an exported model against PyTorch. Two reference formats:
+//  - train.py's reference_logits.json (prompt ids, the last position's logits and the greedy
+//    continuation computed in fp32 from the bf16 weights): runs the prompt through lazyllm's CPU
+//    reference (dense) and compares the logits and the greedy continuation;
+//  - tools/train/lazy_reference.py's reference_lazy.json ("cases": prompt ids, a LazyLLM
+//    schedule, |S_l| per layer, the last position's logits and greedy next token, from an
+//    independent PyTorch implementation of the method): runs each case's prefill through the CPU
+//    pipeline with policy::Lazy and compares |S_l| exactly, the logits and the greedy token.
+// Prints the largest logit difference per check. Exit 0 when every difference is within --tol
+// (default 1e-2) relative to the largest |logit| and the ids (and sets) match, else 1.
 // Build: g++ -std=c++20 -O2 -fopenmp -Iinclude -I.deps/include tools/train/ref_logits.cpp -o build/ref_logits
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -18,9 +24,58 @@
 
 using namespace lazyllm;
 
+namespace {
+
+/// Largest |a - b| and largest |b|.
+std::pair<double, double> logit_diff(std::span<const float> a, std::span<const float> b) {
+  double max_diff = 0, max_abs = 0;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    max_diff = std::max(max_diff, double(std::fabs(a[i] - b[i])));
+    max_abs = std::max(max_abs, double(std::fabs(b[i])));
+  }
+  return {max_diff, max_abs};
+}
+
+std::string join(const std::vector<int>& v) {
+  std::string s;
+  for (auto x : v) s += (s.empty() ? "" : " ") + std::to_string(x);
+  return s;
+}
+
+
+/// reference_lazy.json: every case's prefill under policy::Lazy with its schedule.
+int check_lazy_cases(const ModelWeights& w, const nlohmann::json& cases, double tol) {
+  int bad = 0;
+  for (const auto& c : cases) {
+    const auto ids = c.at("prompt_ids").get<std::vector<std::int32_t>>();
+    const auto ref = c.at("last_logits").get<std::vector<float>>();
+    const auto ref_sel = c.at("selected").get<std::vector<int>>();
+    const int ref_id = c.at("greedy_id").get<int>();
+    const std::string sched = c.at("schedule").get<std::string>();
+    Pipeline<RuntimeConfig, policy::Lazy, ContiguousLayout, CpuBackend> pipe(
+        CpuBackend{w}, policy::Lazy{policy::schedule_from_string(sched, w.config.n_layers)});
+    const auto logits = pipe.prefill(ids);
+    if (logits.size() != ref.size()) {
+      std::fprintf(stderr, "vocab differs: %zu vs %zu\n", logits.size(), ref.size());
+      return 1;
+    }
+    const auto [max_diff, max_abs] = logit_diff(logits, ref);
+    const auto& sel = pipe.stats().steps.at(0).selected;
+    const bool ok = max_diff <= tol * max_abs && sel == ref_sel && int(argmax(logits)) == ref_id;
+    bad += ok ? 0 : 1;
+    std::printf("%-20s %zu tokens: |S_l| lazyllm [%s] torch [%s]; greedy %d / %d; max |logit diff| %.3g (relative %.3g): %s\n",
+                sched.c_str(), ids.size(), join(sel).c_str(), join(ref_sel).c_str(), int(argmax(logits)), ref_id, max_diff,
+                max_diff / max_abs, ok ? "OK" : "MISMATCH");
+  }
+  std::printf("%zu cases, %d mismatched (tolerance %.3g relative)\n", cases.size(), bad, tol);
+  return bad == 0 && !cases.empty() ? 0 : 1;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: ref_logits MODEL_DIR reference_logits.json [--tol T]\n");
+    std::fprintf(stderr, "usage: ref_logits MODEL_DIR reference_logits.json|reference_lazy.json [--tol T]\n");
     return 2;
   }
   double tol = 1e-2;
@@ -28,6 +83,7 @@ int main(int argc, char** argv) {
   try {
     std::ifstream f(argv[2]);
     const auto j = nlohmann::json::parse(f);
+    if (j.contains("cases")) return check_lazy_cases(load_model(argv[1]), j.at("cases"), tol);
     const auto ids = j.at("prompt_ids").get<std::vector<std::int32_t>>();
     const auto ref = j.at("last_logits").get<std::vector<float>>();
     const auto ref_gen = j.at("greedy_ids").get<std::vector<std::int32_t>>();
@@ -38,15 +94,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "vocab differs: %zu vs %zu\n", logits.size(), ref.size());
       return 1;
     }
-    double max_diff = 0, max_abs = 0;
-    for (std::size_t i = 0; i < ref.size(); ++i) {
-      max_diff = std::max(max_diff, double(std::fabs(logits[i] - ref[i])));
-      max_abs = std::max(max_abs, double(std::fabs(ref[i])));
-    }
+    const auto [max_diff, max_abs] = logit_diff(logits, ref);
     std::vector<std::int32_t> gen;
     for (std::size_t s = 0; s < ref_gen.size(); ++s) {
-      const auto it = std::max_element(logits.begin(), logits.end());
-      const auto next = std::int32_t(it - logits.begin());
+      const auto next = std::int32_t(argmax(logits));
       gen.push_back(next);
       if (next == 2) break;
       logits = pipe.decode(next);

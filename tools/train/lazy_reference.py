@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""An independent LazyLLM prefill in PyTorch (fp32 on the CPU, from an exported model's bf16
+weights), written from ../shared/DESIGN.md section 1 and not from the C++ code, to check the
+library's pruned path on a real trained model: `lazyllm-ref-logits MODEL_DIR reference_lazy.json`
+(ctest `lazyqa_pytorch_lazy`) runs the same prompts and schedules through the CPU pipeline with
+policy::Lazy and compares |S_l| per layer, the last position's logits and the greedy next token.
+
+The method as implemented here: S_0 = every prompt token. Layer l runs on the tokens of S_l only
+(causal attention among them in position order, RoPE at their original positions). Its score
+for token i of S_l is the last token's attention probability to i, mean over heads. Going into
+a scheduled layer l+1 with percentile p: threshold = the k-th smallest score of S_l with
+k = min(floor(p * |S_l|), |S_l| - 1) (0-based; p as a float32, as schedules store it); keep the
+tokens scoring at or above it (ties kept) and the last token. The logits come from the last
+token after the final norm (tied embeddings).
+
+Each case records the gap between the threshold and the nearest score on either side of the
+cut at every pruning boundary: a case whose gap is below --min-gap (relative) could flip under
+float reordering, so it is left out rather than making a fragile test.
+
+  python3 tools/train/lazy_reference.py --make-task build/examples/eval/lazyllm-make-task \
+      -o models/lazyqa/reference_lazy.json
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import train  # noqa: E402  (load_safetensors, generate)
+from make_tokenizer import Tokenizer  # noqa: E402
+
+SCHEDULES = ["3:0.3,5:0.5", "2:0.5,4:0.5", "1:0.5,3:0.5,5:0.5"]
+PROMPTS = [(424243, "single"), (424244, "twohop"), (424245, "single")]  # (make-task seed, variant)
+
+
+class Model:
+    def __init__(self, model_dir):
+        cfg = json.load(open(os.path.join(model_dir, "config.json")))
+        t = train.load_safetensors(os.path.join(model_dir, "model.safetensors"))
+        self.L = cfg["num_hidden_layers"]
+        self.H, self.KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+        self.hd = cfg.get("head_dim", cfg["hidden_size"] // self.H)
+        self.eps, self.theta = cfg["rms_norm_eps"], cfg["rope_theta"]
+        self.emb = t["model.embed_tokens.weight"]
+        self.final_norm = t["model.norm.weight"]
+        self.layers = []
+        for i in range(self.L):
+            p = f"model.layers.{i}."
+            self.layers.append({n: t[p + n + ".weight"] for n in (
+                "input_layernorm", "post_attention_layernorm", "self_attn.q_proj", "self_attn.k_proj",
+                "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")})
+
+    def rms(self, x, w):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * w
+
+    def rope(self, x, pos):  # x [heads, n, hd]; HF layout: pairs (i, i + hd/2)
+        inv = 1.0 / (self.theta ** (torch.arange(0, self.hd, 2, dtype=torch.float64) / self.hd))
+        ang = torch.outer(pos.double(), inv)
+        cos, sin = torch.cat([ang.cos(), ang.cos()], -1).float(), torch.cat([ang.sin(), ang.sin()], -1).float()
+        half = self.hd // 2
+        rot = torch.cat([-x[..., half:], x[..., :half]], -1)
+        return x * cos + rot * sin
+
+    def layer(self, i, x, pos):
+        """Layer i on the rows x (positions pos, ascending): new rows and the last row's scores."""
+        w = self.layers[i]
+        n = x.shape[0]
+        h = self.rms(x, w["input_layernorm"])
+        q = (h @ w["self_attn.q_proj"].T).view(n, self.H, self.hd).transpose(0, 1)
+        k = (h @ w["self_attn.k_proj"].T).view(n, self.KV, self.hd).transpose(0, 1)
+        v = (h @ w["self_attn.v_proj"].T).view(n, self.KV, self.hd).transpose(0, 1)
+        q, k = self.rope(q, pos), self.rope(k, pos)
+        g = self.H // self.KV  # query head j uses KV head j // g
+        k, v = k.repeat_interleave(g, 0), v.repeat_interleave(g, 0)
+        s = (q @ k.transpose(1, 2)) / math.sqrt(self.hd)
+        s = s.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
+        prob = torch.softmax(s, -1)
+        o = (prob @ v).transpose(0, 1).reshape(n, self.H * self.hd)
+        x = x + o @ w["self_attn.o_proj"].T
+        h = self.rms(x, w["post_attention_layernorm"])
+        gate, up = h @ w["mlp.gate_proj"].T, h @ w["mlp.up_proj"].T
+        x = x + (torch.nn.functional.silu(gate) * up) @ w["mlp.down_proj"].T
+        return x, prob[:, -1, :].mean(0)
+
+    def lazy_prefill(self, ids, schedule):
+        """(logits, |S_l| per layer, smallest relative gap at a cut) for one prompt."""
+        plan = {int(a): float(np.float32(b)) for a, b in (e.split(":") for e in schedule.split(","))} if schedule else {}
+        keep = torch.arange(len(ids))
+        x = self.emb[torch.tensor(ids)]
+        sizes, gap = [], float("inf")
+        for i in range(self.L):
+            sizes.append(int(keep.numel()))
+            x, score = self.layer(i, x, keep)
+            if i + 1 in plan:
+                n = score.numel()
+                kth = min(int(math.floor(plan[i + 1] * n)), n - 1)
+                srt = torch.sort(score).values
+                thr = srt[kth]
+                below = srt[srt < thr]
+                above = srt[srt > thr]
+                if below.numel():
+                    gap = min(gap, float((thr - below[-1]) / thr))
+                if above.numel():  # a score just above could drop under thr too
+                    gap = min(gap, float((above[0] - thr) / thr))
+                m = score >= thr
+                m[-1] = True
+                keep, x = keep[m], x[m]
+        logits = self.rms(x[-1:], self.final_norm) @ self.emb.T
+        return logits[0], sizes, gap
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--make-task", required=True)
+    ap.add_argument("--model", default=os.path.join(here, "..", "..", "models", "lazyqa"))
+    ap.add_argument("--length", type=int, default=256, help="prompt tokens")
+    ap.add_argument("--min-gap", type=float, default=1e-3, help="relative score gap a case needs at every cut")
+    ap.add_argument("-o", "--out", required=True)
+    a = ap.parse_args()
+    torch.set_grad_enabled(False)
+    tok_path = os.path.join(a.model, "tokenizer.bin")
+    tok = Tokenizer.load(tok_path)
+    model = Model(a.model)
+    cases = []
+    for seed, variant in PROMPTS:
+        r = train.generate(a.make_task, seed, 1, a.length, variant, tok_path)[0]
+        ids = tok.encode_fast(r["prompt"], True)
+        dense, sizes0, _ = model.lazy_prefill(ids, "")
+        for sched in [""] + SCHEDULES:
+            logits, sizes, gap = model.lazy_prefill(ids, sched)
+            tag = f"seed {seed} {variant} ({len(ids)} tokens), schedule {sched or 'none'}"
+            if gap < a.min_gap:
+                print(f"{tag}: left out, relative gap {gap:.2e} at a cut")
+                continue
+            first = int(logits.argmax())
+            print(f"{tag}: |S_l| {sizes}, gap {gap:.2e}, greedy {first} {tok.decode([first])!r} "
+                  f"(answer {r['answers'][0]!r}; dense greedy {int(dense.argmax())})")
+            cases.append({"make_task": f"--seed {seed} --count 1 --length {a.length} --variant {variant} --emit-prompt",
+                          "schedule": sched or "none", "prompt_ids": ids, "selected": sizes,
+                          "min_relative_gap": gap if math.isfinite(gap) else None, "greedy_id": first,
+                          "last_logits": [round(float(v), 6) for v in logits]})
+    with open(a.out, "w") as f:
+        json.dump({"what": "LazyLLM prefill, PyTorch fp32 from the bf16 weights (tools/train/lazy_reference.py)",
+                   "model": os.path.basename(os.path.normpath(a.model)), "cases": cases}, f)
+    print(f"{len(cases)} cases -> {a.out}")
+
+
+if __name__ == "__main__":
+    main()
