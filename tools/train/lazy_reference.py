@@ -32,10 +32,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train  # noqa: E402  (load_safetensors, generate)
-from make_tokenizer import Tokenizer  # noqa: E402
+from make_tokenizer import EOS, Tokenizer  # noqa: E402
 
 SCHEDULES = ["3:0.3,5:0.5", "2:0.5,4:0.5", "1:0.5,3:0.5,5:0.5"]
-PROMPTS = [(424243, "single"), (424244, "twohop"), (424245, "single")]  # (make-task seed, variant)
+PROMPTS = [(424243, "single"), (424244, "twohop"), (424245, "single"), (424246, "twohop")]  # (make-task seed, variant)
 
 
 class Model:
@@ -66,52 +66,93 @@ class Model:
         rot = torch.cat([-x[..., half:], x[..., :half]], -1)
         return x * cos + rot * sin
 
-    def layer(self, i, x, pos):
-        """Layer i on the rows x (positions pos, ascending): new rows and the last row's scores."""
+    def qkv(self, i, x, pos):
+        """Layer i's normed input projections of rows x at positions pos: q [H, n, hd], k and v
+        [KV, n, hd] (RoPE applied to q and k)."""
         w = self.layers[i]
         n = x.shape[0]
         h = self.rms(x, w["input_layernorm"])
         q = (h @ w["self_attn.q_proj"].T).view(n, self.H, self.hd).transpose(0, 1)
         k = (h @ w["self_attn.k_proj"].T).view(n, self.KV, self.hd).transpose(0, 1)
         v = (h @ w["self_attn.v_proj"].T).view(n, self.KV, self.hd).transpose(0, 1)
-        q, k = self.rope(q, pos), self.rope(k, pos)
+        return self.rope(q, pos), self.rope(k, pos), v
+
+    def finish(self, i, x, q, qpos, k, v, kpos):
+        """Layer i for the query rows x (their q at positions qpos) over keys/values k, v at kpos
+        (causal by position): new rows, and the last query row's probabilities mean over heads."""
+        w = self.layers[i]
         g = self.H // self.KV  # query head j uses KV head j // g
         k, v = k.repeat_interleave(g, 0), v.repeat_interleave(g, 0)
         s = (q @ k.transpose(1, 2)) / math.sqrt(self.hd)
-        s = s.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
+        s = s.masked_fill(kpos[None, :] > qpos[:, None], float("-inf"))
         prob = torch.softmax(s, -1)
-        o = (prob @ v).transpose(0, 1).reshape(n, self.H * self.hd)
+        o = (prob @ v).transpose(0, 1).reshape(x.shape[0], self.H * self.hd)
         x = x + o @ w["self_attn.o_proj"].T
         h = self.rms(x, w["post_attention_layernorm"])
         gate, up = h @ w["mlp.gate_proj"].T, h @ w["mlp.up_proj"].T
-        x = x + (torch.nn.functional.silu(gate) * up) @ w["mlp.down_proj"].T
-        return x, prob[:, -1, :].mean(0)
+        return x + (torch.nn.functional.silu(gate) * up) @ w["mlp.down_proj"].T, prob[:, -1, :].mean(0)
 
-    def lazy_prefill(self, ids, schedule):
-        """(logits, |S_l| per layer, smallest relative gap at a cut) for one prompt."""
-        plan = {int(a): float(np.float32(b)) for a, b in (e.split(":") for e in schedule.split(","))} if schedule else {}
-        keep = torch.arange(len(ids))
-        x = self.emb[torch.tensor(ids)]
-        sizes, gap = [], float("inf")
-        for i in range(self.L):
-            sizes.append(int(keep.numel()))
-            x, score = self.layer(i, x, keep)
-            if i + 1 in plan:
+
+class LazyRun:
+    """One sequence under a schedule, step by step (DESIGN.md section 1): per-layer K/V caches
+    that nest, an Aux Cache of parked hidden states, selection repeated from layer 0 at every step
+    with the newest token as the last token, and revival of selected tokens that lack K/V."""
+
+    def __init__(self, model, schedule):
+        self.m = model
+        self.plan = {int(a): float(np.float32(b)) for a, b in (e.split(":") for e in schedule.split(","))} if schedule else {}
+        self.kv = [dict() for _ in range(model.L)]  # layer -> {position: (k [KV, hd], v [KV, hd])}
+        self.aux = {}  # position -> (layer, hidden state at the input of that layer)
+        self.n = 0  # context length
+
+    def step(self, ids):
+        """Appends ids (the prompt, or one token) and runs them; returns (logits of the newest
+        token, |S_l| per layer, |C_l| per layer, revivals, smallest relative score gap at a cut)."""
+        m = self.m
+        new = list(range(self.n, self.n + len(ids)))
+        self.n += len(ids)
+        sel = list(range(self.n))  # S_0: every context token
+        hid = {p: m.emb[t] for p, t in zip(new, ids)}  # inputs of the tokens computed at this layer
+        sizes, computed, revivals, gap = [], [], 0, float("inf")
+        for i in range(m.L):
+            comp = [p for p in sel if p not in self.kv[i]]
+            for p in comp:
+                if p not in hid:  # selected again without layer-i K/V: revive from the Aux Cache
+                    layer, h = self.aux.pop(p)
+                    assert layer == i, f"token {p}: Aux entry for layer {layer}, needed at {i}"
+                    hid[p] = h
+                    revivals += 1
+            x = torch.stack([hid[p] for p in comp])
+            cpos = torch.tensor(comp)
+            q, k, v = m.qkv(i, x, cpos)
+            for j, p in enumerate(comp):
+                self.kv[i][p] = (k[:, j], v[:, j])
+            spos = torch.tensor(sel)
+            K = torch.stack([self.kv[i][p][0] for p in sel], 1)
+            V = torch.stack([self.kv[i][p][1] for p in sel], 1)
+            out, score = m.finish(i, x, q, cpos, K, V, spos)
+            sizes.append(len(sel))
+            computed.append(len(comp))
+            hid = {p: out[j] for j, p in enumerate(comp)}
+            if i + 1 in self.plan:
                 n = score.numel()
-                kth = min(int(math.floor(plan[i + 1] * n)), n - 1)
+                kth = min(int(math.floor(self.plan[i + 1] * n)), n - 1)
                 srt = torch.sort(score).values
                 thr = srt[kth]
-                below = srt[srt < thr]
-                above = srt[srt > thr]
+                below, above = srt[srt < thr], srt[srt > thr]
                 if below.numel():
                     gap = min(gap, float((thr - below[-1]) / thr))
-                if above.numel():  # a score just above could drop under thr too
+                if above.numel():  # a score just above could fall under thr too
                     gap = min(gap, float((above[0] - thr) / thr))
-                m = score >= thr
-                m[-1] = True
-                keep, x = keep[m], x[m]
-        logits = self.rms(x[-1:], self.final_norm) @ self.emb.T
-        return logits[0], sizes, gap
+                keep = score >= thr
+                keep[-1] = True
+                for j, p in enumerate(sel):
+                    if not keep[j] and p in hid:  # computed at layer i this step, dropped going into i+1
+                        self.aux[p] = (i + 1, hid.pop(p))
+                sel = [p for j, p in enumerate(sel) if keep[j]]
+        last = self.n - 1
+        logits = m.rms(hid[last][None], m.final_norm) @ m.emb.T
+        return logits[0], sizes, computed, revivals, gap
 
 
 def main():
@@ -120,7 +161,8 @@ def main():
     ap.add_argument("--make-task", required=True)
     ap.add_argument("--model", default=os.path.join(here, "..", "..", "models", "lazyqa"))
     ap.add_argument("--length", type=int, default=256, help="prompt tokens")
-    ap.add_argument("--min-gap", type=float, default=1e-3, help="relative score gap a case needs at every cut")
+    ap.add_argument("--decode-steps", type=int, default=4, help="greedy decode steps per case")
+    ap.add_argument("--min-gap", type=float, default=1e-4, help="relative score gap a case needs at every cut")
     ap.add_argument("-o", "--out", required=True)
     a = ap.parse_args()
     torch.set_grad_enabled(False)
@@ -131,20 +173,33 @@ def main():
     for seed, variant in PROMPTS:
         r = train.generate(a.make_task, seed, 1, a.length, variant, tok_path)[0]
         ids = tok.encode_fast(r["prompt"], True)
-        dense, sizes0, _ = model.lazy_prefill(ids, "")
         for sched in [""] + SCHEDULES:
-            logits, sizes, gap = model.lazy_prefill(ids, sched)
+            run = LazyRun(model, sched)
+            logits, sizes, comp, rev, gap = run.step(ids)
             tag = f"seed {seed} {variant} ({len(ids)} tokens), schedule {sched or 'none'}"
             if gap < a.min_gap:
-                print(f"{tag}: left out, relative gap {gap:.2e} at a cut")
+                print(f"{tag}: left out, relative gap {gap:.2e} at a prefill cut")
                 continue
             first = int(logits.argmax())
-            print(f"{tag}: |S_l| {sizes}, gap {gap:.2e}, greedy {first} {tok.decode([first])!r} "
-                  f"(answer {r['answers'][0]!r}; dense greedy {int(dense.argmax())})")
-            cases.append({"make_task": f"--seed {seed} --count 1 --length {a.length} --variant {variant} --emit-prompt",
-                          "schedule": sched or "none", "prompt_ids": ids, "selected": sizes,
-                          "min_relative_gap": gap if math.isfinite(gap) else None, "greedy_id": first,
-                          "last_logits": [round(float(v), 6) for v in logits]})
+            case = {"make_task": f"--seed {seed} --count 1 --length {a.length} --variant {variant} --emit-prompt",
+                    "schedule": sched or "none", "prompt_ids": ids, "selected": sizes, "computed": comp,
+                    "min_relative_gap": gap if math.isfinite(gap) else None, "greedy_id": first,
+                    "last_logits": [round(float(v), 6) for v in logits], "decode": []}
+            # decode: feed the greedy token each step, until EOS, --decode-steps or a close cut
+            nxt, steps = first, []
+            while len(steps) < a.decode_steps and nxt != EOS:
+                logits, sizes, comp, rev, gap = run.step([nxt])
+                if gap < a.min_gap:
+                    print(f"{tag}: decode stops before step {len(steps) + 1} (relative gap {gap:.2e})")
+                    break
+                steps.append({"id": nxt, "selected": sizes, "computed": comp, "revivals": rev,
+                              "greedy_id": int(logits.argmax()), "last_logits": [round(float(v), 6) for v in logits]})
+                nxt = int(logits.argmax())
+            case["decode"] = steps
+            text = tok.decode([first] + [st["greedy_id"] for st in steps])
+            print(f"{tag}: |S_l| {case['selected']}, gap {case['min_relative_gap']}, {len(steps)} decode steps, "
+                  f"revivals {[st['revivals'] for st in steps]}, greedy {text!r} (answer {r['answers'][0]!r})")
+            cases.append(case)
     with open(a.out, "w") as f:
         json.dump({"what": "LazyLLM prefill, PyTorch fp32 from the bf16 weights (tools/train/lazy_reference.py)",
                    "model": os.path.basename(os.path.normpath(a.model)), "cases": cases}, f)

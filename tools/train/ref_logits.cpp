@@ -6,7 +6,9 @@
 //  - tools/train/lazy_reference.py's reference_lazy.json ("cases": prompt ids, a LazyLLM
 //    schedule, |S_l| per layer, the last position's logits and greedy next token, from an
 //    independent PyTorch implementation of the method): runs each case's prefill through the CPU
-//    pipeline with policy::Lazy and compares |S_l| exactly, the logits and the greedy token.
+//    pipeline with policy::Lazy and compares |S_l| exactly, the logits and the greedy token, then
+//    feeds the case's decode tokens and compares |S_l|, |C_l|, revivals, logits and greedy token
+//    of each step.
 // Prints the largest logit difference per check. Exit 0 when every difference is within --tol
 // (default 1e-2) relative to the largest |logit| and the ids (and sets) match, else 1.
 // Build: g++ -std=c++20 -O2 -fopenmp -Iinclude -I.deps/include tools/train/ref_logits.cpp -o build/ref_logits
@@ -61,11 +63,30 @@ int check_lazy_cases(const ModelWeights& w, const nlohmann::json& cases, double 
     }
     const auto [max_diff, max_abs] = logit_diff(logits, ref);
     const auto& sel = pipe.stats().steps.at(0).selected;
-    const bool ok = max_diff <= tol * max_abs && sel == ref_sel && int(argmax(logits)) == ref_id;
-    bad += ok ? 0 : 1;
-    std::printf("%-20s %zu tokens: |S_l| lazyllm [%s] torch [%s]; greedy %d / %d; max |logit diff| %.3g (relative %.3g): %s\n",
+    bool ok = max_diff <= tol * max_abs && sel == ref_sel && int(argmax(logits)) == ref_id;
+    std::printf("%-20s %zu tokens: |S_l| lazyllm [%s] torch [%s]; greedy %d / %d; max |logit diff| %.3g (relative %.3g)\n",
                 sched.c_str(), ids.size(), join(sel).c_str(), join(ref_sel).c_str(), int(argmax(logits)), ref_id, max_diff,
-                max_diff / max_abs, ok ? "OK" : "MISMATCH");
+                max_diff / max_abs);
+    // Decode steps (DESIGN.md 1.5: selection from layer 0 each step, revival from the Aux Cache).
+    const auto steps = c.value("decode", nlohmann::json::array());
+    for (std::size_t k = 0; k < steps.size(); ++k) {
+      const auto& d = steps[k];
+      const auto ref_d = d.at("last_logits").get<std::vector<float>>();
+      const auto out = pipe.decode(d.at("id").get<std::int32_t>());
+      const auto [dd, da] = logit_diff(out, ref_d);
+      const auto& st = pipe.stats().steps.at(k + 1);
+      const bool step_ok = dd <= tol * da && st.selected == d.at("selected").get<std::vector<int>>() &&
+                           st.computed == d.at("computed").get<std::vector<int>>() &&
+                           st.revivals == d.at("revivals").get<std::int64_t>() &&
+                           int(argmax(out)) == d.at("greedy_id").get<int>();
+      ok = ok && step_ok;
+      std::printf("  decode %zu: |S_l| [%s] |C_l| [%s] (torch [%s]), revivals %lld / %lld; max |logit diff| %.3g (relative %.3g)%s\n",
+                  k + 1, join(st.selected).c_str(), join(st.computed).c_str(),
+                  join(d.at("computed").get<std::vector<int>>()).c_str(), static_cast<long long>(st.revivals),
+                  static_cast<long long>(d.at("revivals").get<std::int64_t>()), dd, dd / da, step_ok ? "" : "  MISMATCH");
+    }
+    bad += ok ? 0 : 1;
+    std::printf("  %s\n", ok ? "OK" : "MISMATCH");
   }
   std::printf("%zu cases, %d mismatched (tolerance %.3g relative)\n", cases.size(), bad, tol);
   return bad == 0 && !cases.empty() ? 0 : 1;
