@@ -184,7 +184,7 @@ def main():
             case = {"make_task": f"--seed {seed} --count 1 --length {a.length} --variant {variant} --emit-prompt",
                     "schedule": sched or "none", "prompt_ids": ids, "selected": sizes, "computed": comp,
                     "min_relative_gap": gap if math.isfinite(gap) else None, "greedy_id": first,
-                    "last_logits": [round(float(v), 6) for v in logits], "decode": []}
+                    "last_logits": [round(float(v), 4) for v in logits], "decode": []}
             # decode: feed the greedy token each step, until EOS, --decode-steps or a close cut
             nxt, steps = first, []
             while len(steps) < a.decode_steps and nxt != EOS:
@@ -193,7 +193,7 @@ def main():
                     print(f"{tag}: decode stops before step {len(steps) + 1} (relative gap {gap:.2e})")
                     break
                 steps.append({"id": nxt, "selected": sizes, "computed": comp, "revivals": rev,
-                              "greedy_id": int(logits.argmax()), "last_logits": [round(float(v), 6) for v in logits]})
+                              "greedy_id": int(logits.argmax()), "last_logits": [round(float(v), 4) for v in logits]})
                 nxt = int(logits.argmax())
             case["decode"] = steps
             text = tok.decode([first] + [st["greedy_id"] for st in steps])
