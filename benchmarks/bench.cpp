@@ -393,7 +393,7 @@ int main(int argc, char** argv) {
         std::puts(
             "usage: lazyllm-bench [--backend cpu|cuda|host] [-m PATH | --synthetic tiny|llama2-7b|llama2-13b] [-p "
             "128,256]\n"
-            "                     [-n 16] [-r 3] [--policy dense,lazy,static,random] [--schedule S]...\n"
+            "                     [-n 16] [-r 3] [--policy dense,lazy,static,random,window] [--schedule S]...\n"
             "                     [-o md|json|csv] [--progress] [--floor] [--breakdown]\n"
             "  -m PATH        a model file or HF directory (load_model); prompts are seeded made-up token ids\n"
             "  --synthetic S  random weights of a real shape (default: tiny)\n"

@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -16,22 +15,17 @@
 #include "lazyllm/model/sampler.hpp"
 #include "lazyllm/model/weights.hpp"
 #include "lazyllm/pipeline.hpp"
-#include "lazyllm/policy/dense.hpp"
-#include "lazyllm/policy/lazy.hpp"
-#include "lazyllm/policy/random_drop.hpp"
-#include "lazyllm/policy/static.hpp"
+#include "lazyllm/policy/any.hpp"
 
 namespace lazyllm::bench {
 
 using Clock = std::chrono::steady_clock;
-using AnyPolicy = std::variant<policy::Dense, policy::Lazy, policy::Static, policy::RandomDrop>;
+using policy::AnyPolicy;
 
 inline AnyPolicy make_policy(const std::string& name, const Schedule& s) {
-  if (name == "dense") return policy::Dense{};
-  if (name == "lazy") return policy::Lazy(s);
-  if (name == "static") return policy::Static(s);
-  if (name == "random") return policy::RandomDrop(s, 1);
-  throw InvalidArgument("--policy: unknown '" + name + "' (dense, lazy, static, random)");
+  if (!policy::is_policy_name(name))
+    throw InvalidArgument("--policy: unknown '" + name + "' (" + std::string(policy::kPolicyNames) + ")");
+  return policy::make_policy(name, s, 1);
 }
 
 struct Plan {
@@ -176,7 +170,7 @@ template <class Backend, class Ext>
 std::vector<Measurement> run_policies(Backend& backend, const std::vector<AnyPolicy>& pols, const Plan& plan, Ext& ext) {
   std::vector<Measurement> all;
   for (const auto& p : pols) {
-    auto m = std::visit([&](const auto& pol) { return run_policy(backend, pol, plan, ext); }, p);
+    auto m = run_policy(backend, p, plan, ext);
     all.insert(all.end(), std::make_move_iterator(m.begin()), std::make_move_iterator(m.end()));
   }
   return all;

@@ -15,8 +15,7 @@ bool cuda_available() {
 std::vector<ExampleResult> run_examples_cuda(const ModelWeights& w, const AnyPolicy& p, int n_ctx,
                                              const std::vector<Prepared>& examples, const TokenClasses& cls,
                                              const Progress& progress) {
-  return std::visit(
-      [&](const auto& pol) { return run_examples(CudaBackend(w), pol, n_ctx, examples, cls, progress); }, p);
+  return run_examples(CudaBackend(w), p, n_ctx, examples, cls, progress);
 }
 
 }  // namespace lazyllm::evalrun

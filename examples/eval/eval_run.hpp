@@ -7,22 +7,18 @@
 #include <cstdint>
 #include <functional>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "lazyllm/backend/cpu/cpu_backend.hpp"
 #include "lazyllm/cache/contiguous.hpp"
 #include "lazyllm/model/sampler.hpp"
 #include "lazyllm/pipeline.hpp"
-#include "lazyllm/policy/dense.hpp"
-#include "lazyllm/policy/lazy.hpp"
-#include "lazyllm/policy/random_drop.hpp"
-#include "lazyllm/policy/static.hpp"
+#include "lazyllm/policy/any.hpp"
 
 namespace lazyllm::evalrun {
 
 using Clock = std::chrono::steady_clock;
-using AnyPolicy = std::variant<policy::Dense, policy::Lazy, policy::Static, policy::RandomDrop>;
+using policy::AnyPolicy;
 
 /// One example, ready to run: the prompt's token ids (BOS first) and how to generate.
 struct Prepared {

@@ -34,15 +34,14 @@ Backend warm_backend(const ModelWeights& w, int prompt_tokens) {
 template <class Backend>
 RunResult run_policy_on(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks) {
   const Hooks h = with_gpu_probe(hooks);
-  return std::visit(
-      [&](const auto& pol) { return generate(warm_backend<Backend>(w, int(o.prompt.size())), pol, o, h); }, p);
+  return generate(warm_backend<Backend>(w, int(o.prompt.size())), p, o, h);
 }
 
 template <class Backend>
 ConversationEnd converse_on(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks,
                             const Conversation& conv) {
   const Hooks h = with_gpu_probe(hooks);
-  return std::visit([&](const auto& pol) { return converse(warm_backend<Backend>(w, 32), pol, o, h, conv); }, p);
+  return converse(warm_backend<Backend>(w, 32), p, o, h, conv);
 }
 
 // Defined in cuda_fp16.cu and cuda_fp32.cu.

@@ -10,7 +10,6 @@
 #include <span>
 #include <stdexcept>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "../common/cli.hpp"
@@ -18,10 +17,7 @@
 #include "lazyllm/cache/contiguous.hpp"
 #include "lazyllm/model/sampler.hpp"
 #include "lazyllm/pipeline.hpp"
-#include "lazyllm/policy/dense.hpp"
-#include "lazyllm/policy/lazy.hpp"
-#include "lazyllm/policy/random_drop.hpp"
-#include "lazyllm/policy/static.hpp"
+#include "lazyllm/policy/any.hpp"
 #include "memory.hpp"
 
 namespace lazyllm::driver {
@@ -65,14 +61,8 @@ struct Options {
   bool mem_check = true;     // off with --no-mem-check
 };
 
-using AnyPolicy = std::variant<policy::Dense, policy::Lazy, policy::Static, policy::RandomDrop>;
-
-inline AnyPolicy make_policy(const std::string& name, const Schedule& s, std::uint64_t seed) {
-  if (name == "lazy") return policy::Lazy(s);
-  if (name == "static") return policy::Static(s);
-  if (name == "random") return policy::RandomDrop(s, seed);
-  return policy::Dense{};
-}
+using policy::AnyPolicy;
+using policy::make_policy;
 
 struct RunResult {
   std::vector<std::int32_t> ids;  // generated (a stopping BOS/EOS is not included)

@@ -58,7 +58,7 @@ const char* kUsage = R"(usage: lazyllm-llama2 [options]
                         (what the CPU reference computes, same greedy ids; falls back to bf16
                         when fp32 does not fit in GPU memory), else bf16 or fp16 as stored.
                         Force bf16 for speed on an fp32 checkpoint.
-  --policy NAME         dense | lazy | static | random (default dense)
+  --policy NAME         dense | lazy | static | random | window (default dense)
   --schedule S          LAYER:PERCENTILE,... e.g. 8:0.3,16:0.5,24:0.7, or a preset:
                         none | gentle | default | aggressive (default: default)
   --compare             run dense and the chosen policy (lazy if dense) on the same prompt
@@ -162,8 +162,8 @@ Options parse_args(int argc, char** argv) {
   if (o.backend == "auto") o.backend = cuda_device_available() ? "cuda" : "cpu";
   if (!o.precision_auto && o.backend != "cuda")
     throw UsageError("--precision applies to the CUDA backend (the CPU reference always computes in fp32)");
-  if (o.policy != "dense" && o.policy != "lazy" && o.policy != "static" && o.policy != "random")
-    throw UsageError("--policy '" + o.policy + "' is not one of dense, lazy, static, random");
+  if (!policy::is_policy_name(o.policy))
+    throw UsageError("--policy '" + o.policy + "' is not one of " + std::string(policy::kPolicyNames));
   try {
     o.sampler.validate();
   } catch (const InvalidArgument& e) {
@@ -197,13 +197,13 @@ Schedule make_schedule(const std::string& text, int n_layers) {
 
 RunResult run_policy(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks = {}) {
   if (o.backend == "cuda") return run_policy_cuda(w, p, o, hooks);
-  return std::visit([&](const auto& pol) { return generate(CpuBackend{w}, pol, o, hooks); }, p);
+  return generate(CpuBackend{w}, p, o, hooks);
 }
 
 ConversationEnd run_conversation(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks,
                                  const Conversation& conv) {
   if (o.backend == "cuda") return converse_cuda(w, p, o, hooks, conv);
-  return std::visit([&](const auto& pol) { return converse(CpuBackend{w}, pol, o, hooks, conv); }, p);
+  return converse(CpuBackend{w}, p, o, hooks, conv);
 }
 
 double decode_ms_per_token(const RunResult& r) {
@@ -330,13 +330,9 @@ nlohmann::json config_json(const RuntimeConfig& c) {
 }
 
 int count_aux_layers(const AnyPolicy& p, int n_layers) {
-  return std::visit(
-      [&](const auto& pol) {
-        int n = 0;
-        for (int l = 1; l < n_layers; ++l) n += pol.prunes_into(l) ? 1 : 0;
-        return n;
-      },
-      p);
+  int n = 0;
+  for (int l = 1; l < n_layers; ++l) n += p.prunes_into(l) ? 1 : 0;
+  return n;
 }
 
 nlohmann::json need_json(const MemoryNeed& m, std::optional<std::uint64_t> available, const std::string& source) {

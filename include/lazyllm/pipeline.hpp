@@ -118,7 +118,7 @@ class Pipeline {
     if constexpr (requires { policy_.schedule(); })
       stats_.schedule = policy_.schedule().to_string();
     else
-      stats_.schedule = "n/a";
+      stats_.schedule = "none";  // as an empty Schedule prints (AnyPolicy holding Dense says the same)
     stats_.n_layers = backend_.config().n_layers;
   }
 

@@ -10,6 +10,7 @@
 #include "lazyllm/config/llama2.hpp"
 #include "lazyllm/model/sampler.hpp"
 #include "lazyllm/pipeline.hpp"
+#include "lazyllm/policy/any.hpp"
 #include "lazyllm/policy/dense.hpp"
 #include "lazyllm/policy/lazy.hpp"
 #include "lazyllm/policy/random_drop.hpp"
@@ -209,6 +210,42 @@ TEST_CASE("static never revives; random keeps the nominal counts and is seeded")
   CHECK(a.first == b.first);
   CHECK(a.first != c.first);
   CHECK(a.second == std::vector<int>{40, 20, 20, 10});
+}
+
+TEST_CASE("window keeps sinks + recent tokens through the pipeline; AnyPolicy runs equal the concrete policy's") {
+  const auto w = random_model(small_config(), 8, 0.3f);
+  const auto ids = prompt_of(40, 6, w.config.vocab_size);
+  const Schedule s = Schedule::parse("1:0.5,3:0.5");
+  CpuPipe<policy::Window> win(CpuBackend{w}, policy::Window(s, 4));
+  auto lg = win.prefill(ids);
+  CHECK(win.stats().steps[0].selected == std::vector<int>{40, 20, 20, 10});
+  for (int i = 0; i < 12; ++i) {
+    lg = win.decode(argmax(lg));
+    check_cache_invariants(win, win.layout(), 4, [](int l) { return l == 1 || l == 3; });
+  }
+  // The window only slides forward (its start moves by 1 - (growth of the kept count) >= 0 per
+  // step), so no token ever comes back.
+  CHECK(win.stats().total_revivals() == 0);
+  for (std::size_t k = 1; k < win.stats().steps.size(); ++k)
+    CHECK(win.stats().steps[k].selected[1] == int(detail::percentile_keep_count(std::size_t(40 + k), 0.5f)));
+
+  // One Pipeline<..., AnyPolicy, ...> instantiation serves every policy, bit for bit.
+  auto run = [&](auto pol) {
+    CpuPipe<decltype(pol)> p(CpuBackend{w}, pol);
+    auto l = p.prefill(ids);
+    std::vector<float> all(l.begin(), l.end());
+    for (int i = 0; i < 6; ++i) {
+      l = p.decode(argmax(l));
+      all.insert(all.end(), l.begin(), l.end());
+    }
+    std::vector<std::vector<int>> sets;
+    for (const auto& st : p.stats().steps) sets.push_back(st.computed);
+    return std::tuple{all, sets, p.stats().policy, p.stats().schedule};
+  };
+  CHECK(run(policy::AnyPolicy(policy::Lazy(s))) == run(policy::Lazy(s)));
+  CHECK(run(policy::AnyPolicy(policy::RandomDrop(s, 3))) == run(policy::RandomDrop(s, 3)));
+  CHECK(run(policy::AnyPolicy(policy::Window(s))) == run(policy::Window(s)));
+  CHECK(run(policy::AnyPolicy{}) == run(policy::Dense{}));
 }
 
 TEST_CASE("paged and contiguous layouts give identical results") {

@@ -1,10 +1,12 @@
 // Schedules and policies as values: parsing, validation, the percentile rule, presets.
 #include <sstream>
 
+#include "lazyllm/policy/any.hpp"
 #include "lazyllm/policy/dense.hpp"
 #include "lazyllm/policy/lazy.hpp"
 #include "lazyllm/policy/random_drop.hpp"
 #include "lazyllm/policy/static.hpp"
+#include "lazyllm/policy/window.hpp"
 #include "test_util.hpp"
 
 using namespace lazyllm;
@@ -71,4 +73,90 @@ TEST_CASE("presets scale with depth and their nominal compute is documented") {
   CHECK(policy::preset_schedule("gentle", 32) == Schedule::parse("16:0.3,24:0.5"));
   CHECK(policy::preset_schedule("default", 5).entries().size() >= 2);  // still valid for tiny models
   CHECK_THROWS_WITH_AS(policy::preset_schedule("fast", 32), doctest::Contains("unknown schedule preset"), InvalidArgument);
+}
+
+TEST_CASE("window: the first `sink` tokens and the most recent ones, the nominal count, no scores") {
+  std::vector<std::int32_t> pos(10);
+  std::iota(pos.begin(), pos.end(), 0);
+  const std::vector<float> scores{9, 9, 9, 9, 9, 9, 9, 9, 9, 0};  // ignored
+  std::vector<std::uint8_t> cached(10, 0), keep(10);
+  const SelectArgs args{2, 4, Phase::Prefill, 0, pos, scores, cached};
+  policy::Window(Schedule::parse("2:0.5"), 2).select(args, keep);  // keeps 5: 2 first + 3 last
+  CHECK(keep == std::vector<std::uint8_t>{1, 1, 0, 0, 0, 0, 0, 1, 1, 1});
+  policy::Window(Schedule::parse("2:0.5"), 0).select(args, keep);  // no sink: the last 5
+  CHECK(keep == std::vector<std::uint8_t>{0, 0, 0, 0, 0, 1, 1, 1, 1, 1});
+  policy::Window(Schedule::parse("2:0.8"), 4).select(args, keep);  // keeps 2: the sink yields to the last token
+  CHECK(keep == std::vector<std::uint8_t>{1, 0, 0, 0, 0, 0, 0, 0, 0, 1});
+  policy::Window(Schedule::parse("2:0.0"), 4).select(args, keep);  // keeps all
+  CHECK(keep == std::vector<std::uint8_t>(10, 1));
+  std::vector<std::uint8_t> one(1);
+  policy::Window(Schedule::parse("2:0.9"), 4)
+      .select(SelectArgs{2, 4, Phase::Prefill, 0, {pos.data(), 1}, {scores.data(), 1}, {cached.data(), 1}}, one);
+  CHECK(one[0] == 1);
+  CHECK_THROWS_AS(policy::Window(Schedule::parse("2:0.5"), -1), InvalidArgument);
+  std::ostringstream os;
+  os << policy::Window(Schedule::parse("2:0.5"), 3);
+  CHECK(os.str() == "window(2:0.5, sink=3)");
+}
+
+TEST_CASE("AnyPolicy: a run-time choice that behaves exactly as the policy it holds") {
+  const Schedule s = Schedule::parse("1:0.4,3:0.5");
+  std::vector<std::int32_t> pos(12);
+  std::iota(pos.begin(), pos.end(), 0);
+  const std::vector<float> scores{.3f, .1f, .5f, .2f, .2f, .9f, .4f, .05f, .6f, .7f, .15f, .8f};
+  std::vector<std::uint8_t> cached{1, 0, 1, 0, 0, 1, 1, 0, 0, 1, 0, 0};
+  const std::vector<policy::AnyPolicy> all{policy::Dense{}, policy::Lazy(s), policy::Static(s),
+                                           policy::RandomDrop(s, 5), policy::Window(s)};
+  for (const auto& any : all) {
+    CAPTURE(any);
+    for (auto phase : {Phase::Prefill, Phase::Decode})
+      for (int into : {1, 2, 3}) {
+        const SelectArgs a{into, 4, phase, phase == Phase::Prefill ? 0 : 3, pos, scores, cached};
+        std::vector<std::uint8_t> k1(12), k2(12);
+        any.select(a, k1);
+        std::visit([&](const auto& p) { p.select(a, k2); }, any.variant());
+        CHECK(k1 == k2);
+        CHECK(any.prunes_into(into) ==
+              std::visit([&](const auto& p) { return bool(p.prunes_into(into)); }, any.variant()));
+      }
+  }
+  CHECK(all[0].schedule().empty());
+  CHECK(all[1].schedule() == s);
+  CHECK(all[3].name() == "random");
+  CHECK(policy::AnyPolicy{} == policy::AnyPolicy(policy::Dense{}));
+  CHECK(all[1] != all[2]);  // same schedule, different policy
+  std::ostringstream os;
+  for (const auto& p : all) os << p << ' ';
+  CHECK(os.str() ==
+        "dense lazy(1:0.4,3:0.5) static(1:0.4,3:0.5) random(1:0.4,3:0.5, seed=5) window(1:0.4,3:0.5, sink=4) ");
+  // make_policy: every documented name, and a clear error for anything else
+  for (std::string_view n : {"dense", "lazy", "static", "random", "window"}) {
+    CHECK(policy::is_policy_name(n));
+    CHECK(policy::make_policy(n, s, 5).name() == n);
+  }
+  CHECK(policy::make_policy("random", s, 5) == all[3]);
+  CHECK_FALSE(policy::is_policy_name("Lazy"));
+  CHECK_THROWS_WITH_AS(policy::make_policy("topk", s), doctest::Contains("dense, lazy, static, random, window"),
+                       InvalidArgument);
+}
+
+TEST_CASE("lazy keep_recent: the percentile rule plus the last N tokens; 0 is the paper's rule") {
+  std::vector<std::int32_t> pos(8);
+  std::iota(pos.begin(), pos.end(), 0);
+  const std::vector<float> scores{.9f, .1f, .8f, .7f, .2f, .05f, .03f, .6f};
+  std::vector<std::uint8_t> cached(8, 0), keep(8);
+  const SelectArgs a{1, 4, Phase::Prefill, 0, pos, scores, cached};
+  policy::Lazy(Schedule::parse("1:0.5")).select(a, keep);  // threshold .6: rank 4 of the sorted scores
+  CHECK(keep == std::vector<std::uint8_t>{1, 0, 1, 1, 0, 0, 0, 1});
+  policy::Lazy(Schedule::parse("1:0.5"), 3).select(a, keep);  // + positions 5, 6 (7 is kept already)
+  CHECK(keep == std::vector<std::uint8_t>{1, 0, 1, 1, 0, 1, 1, 1});
+  policy::Lazy(Schedule::parse("1:0.5"), 100).select(a, keep);  // more than the set: all
+  CHECK(keep == std::vector<std::uint8_t>(8, 1));
+  CHECK(policy::Lazy(Schedule::parse("1:0.5")) != policy::Lazy(Schedule::parse("1:0.5"), 3));
+  std::ostringstream os;
+  os << policy::Lazy(Schedule::parse("1:0.5"), 3) << ' ' << policy::Lazy(Schedule::parse("1:0.5"));
+  CHECK(os.str() == "lazy(1:0.5, recent=3) lazy(1:0.5)");
+  CHECK_THROWS_AS(policy::Lazy(Schedule::parse("1:0.5"), -1), InvalidArgument);
+  CHECK(policy::make_policy("lazy", Schedule::parse("1:0.5"), 0, 3) ==
+        policy::AnyPolicy(policy::Lazy(Schedule::parse("1:0.5"), 3)));
 }

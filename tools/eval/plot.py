@@ -4,7 +4,7 @@
 
     python3 tools/eval/plot.py eval.json -o accuracy.png [--title TEXT] [--x speedup|fraction]
 
-One line per pruning policy (lazy, static, random) through its schedules, ordered by speedup;
+One line per pruning policy (lazy, static, random, window) through its schedules, ordered by speedup;
 dense is the reference point (speedup 1) and a dashed horizontal line at its score. With
 --x fraction the x axis is the token-layers computed (% of dense) instead of the speedup.
 Several JSON files may be given (e.g. one per prompt length); each gets its own panel.
@@ -18,6 +18,7 @@ STYLE = {
     "lazy": dict(color="tab:blue", marker="o", label="LazyLLM"),
     "static": dict(color="tab:orange", marker="s", label="Static"),
     "random": dict(color="tab:green", marker="^", label="RandomDrop"),
+    "window": dict(color="tab:purple", marker="D", label="Window (keep first 4 + last)"),
 }
 
 

@@ -44,7 +44,6 @@ std::string join(const std::vector<int>& v) {
   return s;
 }
 
-
 /// reference_lazy.json: every case's prefill under policy::Lazy with its schedule.
 int check_lazy_cases(const ModelWeights& w, const nlohmann::json& cases, double tol) {
   int bad = 0;
@@ -64,9 +63,10 @@ int check_lazy_cases(const ModelWeights& w, const nlohmann::json& cases, double 
     const auto [max_diff, max_abs] = logit_diff(logits, ref);
     const auto& sel = pipe.stats().steps.at(0).selected;
     bool ok = max_diff <= tol * max_abs && sel == ref_sel && int(argmax(logits)) == ref_id;
-    std::printf("%-20s %zu tokens: |S_l| lazyllm [%s] torch [%s]; greedy %d / %d; max |logit diff| %.3g (relative %.3g)\n",
-                sched.c_str(), ids.size(), join(sel).c_str(), join(ref_sel).c_str(), int(argmax(logits)), ref_id, max_diff,
-                max_diff / max_abs);
+    std::printf(
+        "%-20s %zu tokens: |S_l| lazyllm [%s] torch [%s]; greedy %d / %d; max |logit diff| %.3g (relative %.3g)\n",
+        sched.c_str(), ids.size(), join(sel).c_str(), join(ref_sel).c_str(), int(argmax(logits)), ref_id, max_diff,
+        max_diff / max_abs);
     // Decode steps (DESIGN.md 1.5: selection from layer 0 each step, revival from the Aux Cache).
     const auto steps = c.value("decode", nlohmann::json::array());
     for (std::size_t k = 0; k < steps.size(); ++k) {
@@ -80,10 +80,12 @@ int check_lazy_cases(const ModelWeights& w, const nlohmann::json& cases, double 
                            st.revivals == d.at("revivals").get<std::int64_t>() &&
                            int(argmax(out)) == d.at("greedy_id").get<int>();
       ok = ok && step_ok;
-      std::printf("  decode %zu: |S_l| [%s] |C_l| [%s] (torch [%s]), revivals %lld / %lld; max |logit diff| %.3g (relative %.3g)%s\n",
-                  k + 1, join(st.selected).c_str(), join(st.computed).c_str(),
-                  join(d.at("computed").get<std::vector<int>>()).c_str(), static_cast<long long>(st.revivals),
-                  static_cast<long long>(d.at("revivals").get<std::int64_t>()), dd, dd / da, step_ok ? "" : "  MISMATCH");
+      std::printf(
+          "  decode %zu: |S_l| [%s] |C_l| [%s] (torch [%s]), revivals %lld / %lld; max |logit diff| %.3g (relative "
+          "%.3g)%s\n",
+          k + 1, join(st.selected).c_str(), join(st.computed).c_str(),
+          join(d.at("computed").get<std::vector<int>>()).c_str(), static_cast<long long>(st.revivals),
+          static_cast<long long>(d.at("revivals").get<std::int64_t>()), dd, dd / da, step_ok ? "" : "  MISMATCH");
     }
     bad += ok ? 0 : 1;
     std::printf("  %s\n", ok ? "OK" : "MISMATCH");
