@@ -145,6 +145,16 @@ if(NOT sched STREQUAL "1:0.5,3:0.5" OR sel1 LESS 60 OR sel1 GREATER 61 OR sel3 L
    OR NOT frac LESS 1)
   message(SEND_ERROR "[lazy-stats] unexpected stats: schedule=${sched} |S_1|=${sel1} |S_3|=${sel3} fraction=${frac}")
 endif()
+# --keep-recent: the stats name the policy with it; --policy window runs; a bad value is refused.
+expect_run(keep-recent 0 "token-layers computed" -m ${MODEL} --prompt-ids ${prompt_ids} -n 2 --policy lazy
+           --schedule 1:0.5 --keep-recent 8 --stats ${WORK}/stats-recent.json)
+file(READ ${WORK}/stats-recent.json st)
+string(JSON pol GET "${st}" policy)
+if(NOT pol STREQUAL "lazy(1:0.5, recent=8)")
+  message(SEND_ERROR "[keep-recent] stats policy is '${pol}'")
+endif()
+expect_run(window 0 "token-layers computed" -m ${MODEL} --prompt-ids ${prompt_ids} -n 2 --policy window --schedule 1:0.5)
+expect_run(bad-keep-recent 2 "--keep-recent: '-3' is not a non-negative integer" -m ${MODEL} --keep-recent -3)
 expect_run(compare 0 "compare: schedule .* TTFT dense [0-9.]+ ms, lazy [0-9.]+ ms, speedup [0-9.]+x \\| first [0-9]+ of [0-9]+ generated tokens agree"
            -m ${MODEL} --prompt-ids ${prompt_ids} -n 8 --compare --schedule aggressive)
 expect_run(random-static 0 "static" -m ${MODEL} --prompt-ids ${prompt_ids} -n 4 --policy static --schedule default)

@@ -60,6 +60,12 @@ expect_command(eval-run 0 "\\| policy \\| schedule \\| score \\| EM \\| TTFT ms 
            ${EVAL} -m ${MODEL} -z ${TOK} --data ${WORK}/a.jsonl --policy dense,lazy,static,random
            --schedule default --schedule aggressive --schedule 1:0.5 --backend cpu --max-new 8
            -o ${WORK}/table.md --json ${WORK}/eval.json)
+# The window baseline and Lazy with --keep-recent (reported apart, as lazy+recentN).
+expect_command(eval-window-recent 0 "\\| window \\| 1:0.5 \\|.*\\| lazy\\+recent4 \\| 1:0.5 \\|"
+           ${EVAL} -m ${MODEL} -z ${TOK} --data ${WORK}/a.jsonl --policy window,lazy --keep-recent 4
+           --schedule 1:0.5 --backend cpu --max-new 4)
+expect_command(eval-bad-keep-recent 2 "--keep-recent" ${EVAL} -m ${MODEL} -z ${TOK} --data ${WORK}/a.jsonl
+           --keep-recent -1)
 # Tables: the summary (a header, a separator and 1 + 3 x 3 rows), then the same rows by the answer
 # document's position (the generator's records carry answer_doc and n_docs).
 file(STRINGS ${WORK}/table.md rows REGEX "^\\| (dense|lazy|static|random) \\|")

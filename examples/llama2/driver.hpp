@@ -39,6 +39,7 @@ struct Options {
   std::string precision = "auto";
   bool precision_auto = true;  // set by parse_args: --precision not given, or given as auto
   std::string policy = "dense";
+  int keep_recent = 0;  // --keep-recent N: Lazy also keeps the last N tokens of each set
   std::string schedule = "default";
   bool schedule_given = false;
   std::string stats_file;

@@ -61,6 +61,8 @@ const char* kUsage = R"(usage: lazyllm-llama2 [options]
   --policy NAME         dense | lazy | static | random | window (default dense)
   --schedule S          LAYER:PERCENTILE,... e.g. 8:0.3,16:0.5,24:0.7, or a preset:
                         none | gentle | default | aggressive (default: default)
+  --keep-recent N       lazy also keeps the last N tokens of every set whatever their scores
+                        (default 0: the paper's rule; docs/accuracy.md measures N = 16)
   --compare             run dense and the chosen policy (lazy if dense) on the same prompt
   --stats FILE.json     write the run's pruning statistics as JSON
   --json FILE           write the whole run as JSON (config, prompt, ids, text, timings, stats;
@@ -133,6 +135,8 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--backend") o.backend = value();
     else if (a == "--precision") o.precision = value();
     else if (a == "--policy") o.policy = value();
+    else if (a == "--keep-recent")
+      o.keep_recent = parse_number<int>(a, value());
     else if (a == "--schedule") { o.schedule = value(); o.schedule_given = true; }
     else if (a == "--stats") o.stats_file = value();
     else if (a == "--print-ids") o.print_ids = true;
@@ -361,7 +365,7 @@ nlohmann::json check_memory(Options& o, const std::string& chosen) {
   const auto cfg = peek_config(o.model);
   if (!cfg) return nullptr;
   const int ctx = o.n_ctx ? std::min(o.n_ctx, cfg->max_seq_len) : cfg->max_seq_len;
-  const AnyPolicy pol = make_policy(chosen, make_schedule(o.schedule, cfg->n_layers), o.sampler.seed);
+  const AnyPolicy pol = make_policy(chosen, make_schedule(o.schedule, cfg->n_layers), o.sampler.seed, o.keep_recent);
   const int aux_layers = count_aux_layers(pol, cfg->n_layers);
   nlohmann::json j = {{"n_ctx", ctx}, {"aux_layers", aux_layers}, {"enforced", o.mem_check}};
 
@@ -499,7 +503,7 @@ int run(int argc, char** argv) {
                      std::to_string(w.config.max_seq_len));
 
   const Schedule schedule = make_schedule(o.schedule, w.config.n_layers);
-  const AnyPolicy pol = make_policy(chosen, schedule, o.sampler.seed);
+  const AnyPolicy pol = make_policy(chosen, schedule, o.sampler.seed, o.keep_recent);
 
   std::string demo_answer;
   if (o.demo_qa) {
