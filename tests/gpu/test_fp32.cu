@@ -2,9 +2,13 @@
 // It must compute what the CPU reference computes: logits within 1e-4 (normalised) at every shape
 // here, and stories260K's free-running greedy ids identical to the CPU's.
 #include <algorithm>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include "gpu_util.hpp"
 #include "lazyllm/backend/cuda/cuda_backend.cuh"
+#include "lazyllm/io/load.hpp"
 #include "lazyllm/model/sampler.hpp"
 #include "lazyllm/policy/lazy.hpp"
 #include "pipeline_compare.hpp"
@@ -86,5 +90,36 @@ TEST_CASE("fp32: stories260K greedy ids from [1] are the CPU's, free-running, an
   for (std::size_t k = 0; k < lc.stats().steps.size(); ++k) {
     CAPTURE(k);
     CHECK(lc.stats().steps[k].selected == lg.stats().steps[k].selected);
+  }
+}
+
+TEST_CASE("fp32: models/lazyqa under LazyLLM = the independent PyTorch LazyLLM (reference_lazy.json)") {
+  // The cases of ctest lazyqa_pytorch_lazy (tools/train/lazy_reference.py), on the GPU: the same
+  // |S_l|, |C_l| and revivals at every layer and step, logits within the fp32 bound.
+  const auto dir = test_data() / ".." / ".." / "models" / "lazyqa";
+  if (!have_gpu() || !std::filesystem::exists(dir / "reference_lazy.json")) return;
+  const auto w = load_model(dir);
+  std::ifstream f(dir / "reference_lazy.json");
+  const auto j = nlohmann::json::parse(f);
+  REQUIRE(j.at("cases").size() >= 10);
+  for (const auto& c : j.at("cases")) {
+    const std::string sched = c.at("schedule").get<std::string>();
+    CAPTURE(sched);
+    Pipe<CudaBackendFp32, policy::Lazy> g(CudaBackendFp32{w}, policy::Lazy(policy::schedule_from_string(sched, w.config.n_layers)));
+    const auto ids = c.at("prompt_ids").get<std::vector<std::int32_t>>();
+    auto l = logits_copy(g.prefill(ids));
+    CHECK(norm_err(l, c.at("last_logits").get<std::vector<float>>()) < kFp32Bound);
+    CHECK(g.stats().steps.at(0).selected == c.at("selected").get<std::vector<int>>());
+    CHECK(int(argmax(l)) == c.at("greedy_id").get<int>());
+    const auto& steps = c.at("decode");
+    for (std::size_t k = 0; k < steps.size(); ++k) {
+      CAPTURE(k);
+      l = logits_copy(g.decode(steps[k].at("id").get<std::int32_t>()));
+      const auto& st = g.stats().steps.at(k + 1);
+      CHECK(norm_err(l, steps[k].at("last_logits").get<std::vector<float>>()) < kFp32Bound);
+      CHECK(st.selected == steps[k].at("selected").get<std::vector<int>>());
+      CHECK(st.computed == steps[k].at("computed").get<std::vector<int>>());
+      CHECK(st.revivals == steps[k].at("revivals").get<std::int64_t>());
+    }
   }
 }
