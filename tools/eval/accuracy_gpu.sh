@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The long-prompt half of docs/accuracy.md, on the GPU machine: held-out lazyllm_mdqa questions at
-# 1k / 2k / 4k tokens, answered by models/lazyqa with dense, LazyLLM, Static and RandomDrop at the
+# 1k / 2k / 4k tokens, answered by models/lazyqa with dense, LazyLLM, Static, RandomDrop and Window at the
 # same schedules as the CPU table, then the score-vs-speedup plot of every JSON in OUT_DIR (put
 # the CPU results there too to get them in the same figure).
 #
 #   bash tools/eval/accuracy_gpu.sh OUT_DIR [COUNT]        (COUNT examples per length, default 100)
 #
 # Builds lazyllm-eval and lazyllm-make-task with CUDA in $BUILD (default build-dev, the folder
-# tools/gpu/check.sh uses). Writes gpu-L.md / gpu-L.json per length L and accuracy.png.
+# tools/gpu/check.sh uses). Leaves summary.md (every table), accuracy.png and details.tgz (the
+# gpu-L.md / .json / .log per length L): the device tool returns at most 8 files.
 # MODEL=DIR evaluates another export (e.g. a fresh train.py run's OUT/lazyqa) instead of models/lazyqa.
+# POLICIES (default dense,lazy,static,random,window); KEEP_RECENT (default 16, 0 = skip) adds a
+# LazyLLM run that also keeps the last N tokens (gpu-L-recent.*). BACKEND=cpu for a smoke test.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:?usage: accuracy_gpu.sh OUT_DIR [COUNT]}
@@ -28,12 +31,22 @@ for L in ${LENGTHS:-1024 2048 4096}; do
   "$E/lazyllm-make-task" --seed $((9000000 + 10 * L)) --count "$COUNT" --length "$L" --variant single -z "$TOK" \
     -o "$OUT/heldout-$L.jsonl" 2>/dev/null || exit 1
   t0=$(date +%s)
-  "$E/lazyllm-eval" -m "$MODEL" --data "$OUT/heldout-$L.jsonl" --backend cuda \
-    --policy dense,lazy,static,random --schedule "$SCHEDULES" -o "$OUT/gpu-$L.md" --json "$OUT/gpu-$L.json" \
-    >"$OUT/gpu-$L.log" 2>&1 || { echo "eval at $L failed:"; tail -5 "$OUT/gpu-$L.log"; exit 1; }
+  "$E/lazyllm-eval" -m "$MODEL" --data "$OUT/heldout-$L.jsonl" --backend "${BACKEND:-cuda}" \
+    --policy "${POLICIES:-dense,lazy,static,random,window}" --schedule "$SCHEDULES" -o "$OUT/gpu-$L.md" \
+    --json "$OUT/gpu-$L.json" >"$OUT/gpu-$L.log" 2>&1 || { echo "eval at $L failed:"; tail -5 "$OUT/gpu-$L.log"; exit 1; }
   echo "== $L tokens ($COUNT examples, $(($(date +%s) - t0)) s)"
   grep "^|" "$OUT/gpu-$L.md"
+  # LazyLLM that also keeps the question (docs/accuracy.md): KEEP_RECENT=0 skips it.
+  if [ "${KEEP_RECENT:-16}" != 0 ]; then
+    "$E/lazyllm-eval" -m "$MODEL" --data "$OUT/heldout-$L.jsonl" --backend "${BACKEND:-cuda}" --policy lazy \
+      --keep-recent "${KEEP_RECENT:-16}" --schedule "$SCHEDULES" -o "$OUT/gpu-$L-recent.md" \
+      --json "$OUT/gpu-$L-recent.json" >"$OUT/gpu-$L-recent.log" 2>&1 || { echo "eval --keep-recent at $L failed"; exit 1; }
+    grep "^| lazy+recent" "$OUT/gpu-$L-recent.md" | head -"$(echo "$SCHEDULES" | tr ';' '\n' | wc -l)"
+  fi
   rm -f "$OUT/heldout-$L.jsonl"
 done
-jsons=$(ls "$OUT"/*.json 2>/dev/null | sort -V)
+jsons=$(ls "$OUT"/*.json 2>/dev/null | grep -v -- "-recent.json" | sort -V)  # the plot needs a dense run per file
 python3 tools/eval/plot.py $jsons -o "$OUT/accuracy.png" || echo "plot failed"
+# The device tool brings back at most 8 files: one summary, the plot, everything else packed.
+(cd "$OUT" && for f in $(ls gpu-*.md | sort -V); do echo "## $f"; cat "$f"; echo; done >summary.md &&
+  tar czf details.tgz ./*.json ./*.log gpu-*.md && rm -f ./*.log gpu-*.md ./*.json)
