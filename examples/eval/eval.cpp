@@ -108,14 +108,13 @@ Options parse_args(int argc, char** argv) {
   }
   if (o.model.empty()) throw UsageError("-m MODEL is required");
   if (o.data.empty()) throw UsageError("--data FILE.jsonl is required");
-  if (o.policies.empty()) throw UsageError("--policy: give at least one of " + std::string(policy::kPolicyNames));
+  if (o.policies.empty()) throw UsageError("--policy: give at least one of " + policy::policy_names());
   std::vector<std::string> unique;  // each policy once, in the order given
   for (const auto& p : o.policies)
     if (std::find(unique.begin(), unique.end(), p) == unique.end()) unique.push_back(p);
   o.policies = std::move(unique);
   for (const auto& p : o.policies)
-    if (!policy::is_policy_name(p))
-      throw UsageError("--policy '" + p + "' is not one of " + std::string(policy::kPolicyNames));
+    if (!policy::is_policy_name(p)) throw UsageError("--policy '" + p + "' is not one of " + policy::policy_names());
   if (o.schedules.empty()) o.schedules = {"default"};
   if (o.backend != "cpu" && o.backend != "cuda" && o.backend != "auto")
     throw UsageError("--backend '" + o.backend + "' is not available (cpu, cuda or auto)");

@@ -167,7 +167,7 @@ Options parse_args(int argc, char** argv) {
   if (!o.precision_auto && o.backend != "cuda")
     throw UsageError("--precision applies to the CUDA backend (the CPU reference always computes in fp32)");
   if (!policy::is_policy_name(o.policy))
-    throw UsageError("--policy '" + o.policy + "' is not one of " + std::string(policy::kPolicyNames));
+    throw UsageError("--policy '" + o.policy + "' is not one of " + policy::policy_names());
   try {
     o.sampler.validate();
   } catch (const InvalidArgument& e) {

@@ -130,7 +130,8 @@ TEST_CASE("AnyPolicy: a run-time choice that behaves exactly as the policy it ho
   CHECK(os.str() ==
         "dense lazy(1:0.4,3:0.5) static(1:0.4,3:0.5) random(1:0.4,3:0.5, seed=5) window(1:0.4,3:0.5, sink=4) ");
   // make_policy: every documented name, and a clear error for anything else
-  for (std::string_view n : {"dense", "lazy", "static", "random", "window"}) {
+  CHECK(policy::kPolicies.size() == std::variant_size_v<policy::AnyPolicy::Variant>);
+  for (std::string_view n : policy::kPolicies) {
     CHECK(policy::is_policy_name(n));
     CHECK(policy::make_policy(n, s, 5).name() == n);
   }

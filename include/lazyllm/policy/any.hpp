@@ -5,6 +5,8 @@
 // pruning boundaries only, so the dispatch costs nothing measurable, while every Pipeline
 // instantiation over a CUDA backend costs build time and binary size.
 #pragma once
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <ostream>
 #include <span>
@@ -23,8 +25,15 @@
 
 namespace lazyllm::policy {
 
-/// The names make_policy() accepts, for help texts and error messages.
-inline constexpr std::string_view kPolicyNames = "dense, lazy, static, random, window";
+/// The names make_policy() accepts (cpu:test_policy checks that it accepts each of them).
+inline constexpr std::array<std::string_view, 5> kPolicies{"dense", "lazy", "static", "random", "window"};
+
+/// kPolicies as "dense, lazy, ...", for help texts and error messages.
+inline std::string policy_names() {
+  std::string s;
+  for (auto n : kPolicies) s += (s.empty() ? "" : ", ") + std::string(n);
+  return s;
+}
 
 class AnyPolicy {
  public:
@@ -71,7 +80,7 @@ class AnyPolicy {
 
 static_assert(PruningPolicy<AnyPolicy>);
 
-/// The policy called `name` (one of kPolicyNames) with schedule `s`; `seed` drives RandomDrop,
+/// The policy called `name` (one of kPolicies) with schedule `s`; `seed` drives RandomDrop,
 /// `keep_recent` Lazy (Lazy's keep_recent; 0 = the paper's method). Throws InvalidArgument naming
 /// the choices for any other name.
 inline AnyPolicy make_policy(std::string_view name, const Schedule& s, std::uint64_t seed = 0, int keep_recent = 0) {
@@ -80,12 +89,12 @@ inline AnyPolicy make_policy(std::string_view name, const Schedule& s, std::uint
   if (name == "static") return Static(s);
   if (name == "random") return RandomDrop(s, seed);
   if (name == "window") return Window(s);
-  throw InvalidArgument("unknown policy '" + std::string(name) + "' (" + std::string(kPolicyNames) + ")");
+  throw InvalidArgument("unknown policy '" + std::string(name) + "' (" + policy_names() + ")");
 }
 
 /// Whether make_policy() knows `name`.
 inline bool is_policy_name(std::string_view name) {
-  return name == "dense" || name == "lazy" || name == "static" || name == "random" || name == "window";
+  return std::find(kPolicies.begin(), kPolicies.end(), name) != kPolicies.end();
 }
 
 }  // namespace lazyllm::policy
