@@ -104,6 +104,7 @@ class LazyRun:
         self.kv = [dict() for _ in range(model.L)]  # layer -> {position: (k [KV, hd], v [KV, hd])}
         self.aux = {}  # position -> (layer, hidden state at the input of that layer)
         self.n = 0  # context length
+        self.scores = []  # the last step's score per layer, over that layer's set S_l
 
     def step(self, ids):
         """Appends ids (the prompt, or one token) and runs them; returns (logits of the newest
@@ -114,6 +115,7 @@ class LazyRun:
         sel = list(range(self.n))  # S_0: every context token
         hid = {p: m.emb[t] for p, t in zip(new, ids)}  # inputs of the tokens computed at this layer
         sizes, computed, revivals, gap = [], [], 0, float("inf")
+        self.scores = []
         for i in range(m.L):
             comp = [p for p in sel if p not in self.kv[i]]
             for p in comp:
@@ -131,6 +133,7 @@ class LazyRun:
             K = torch.stack([self.kv[i][p][0] for p in sel], 1)
             V = torch.stack([self.kv[i][p][1] for p in sel], 1)
             out, score = m.finish(i, x, q, cpos, K, V, spos)
+            self.scores.append(score)
             sizes.append(len(sel))
             computed.append(len(comp))
             hid = {p: out[j] for j, p in enumerate(comp)}

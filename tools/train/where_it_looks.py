@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Where does the last prompt token look? For held-out lazyllm_mdqa questions, runs an exported
-model (PyTorch fp32 on the CPU, from its bf16 safetensors) and, for every layer, takes LazyLLM's
+model (PyTorch fp32 on the CPU, from its bf16 safetensors, through lazy_reference.py's forward
+with no schedule) and, for every layer, takes LazyLLM's
 importance score: the last prompt token's attention probabilities, mean over heads. It reports
 where the answer's value token (e.g. " Chicago" in "Rudolf Weber lives in Chicago.", in the
 evidence document) ranks among all prompt tokens, and how much of the attention the evidence
@@ -25,37 +26,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import train  # noqa: E402
+import train  # noqa: E402  (generate, EVAL_SEED)
+from lazy_reference import LazyRun, Model  # noqa: E402  (the same fp32 forward as the LazyLLM check)
 from make_tokenizer import Tokenizer  # noqa: E402
-
-
-def load_model(model_dir):
-    cfg = json.load(open(os.path.join(model_dir, "config.json")))
-    c = {"vocab": cfg["vocab_size"], "dim": cfg["hidden_size"], "layers": cfg["num_hidden_layers"],
-         "n_heads": cfg["num_attention_heads"], "n_kv_heads": cfg["num_key_value_heads"],
-         "head_dim": cfg.get("head_dim", cfg["hidden_size"] // cfg["num_attention_heads"]),
-         "hidden": cfg["intermediate_size"], "eps": cfg["rms_norm_eps"], "rope_theta": cfg["rope_theta"],
-         "max_pos": cfg["max_position_embeddings"]}
-    torch.manual_seed(0)
-    model = train.Llama(c)
-    train.init_from(model, os.path.join(model_dir, "model.safetensors"))
-    return model.eval(), c
-
-
-class LastRowProbe:
-    """Replaces train.attention: plain causal attention that also keeps the last row's
-    probabilities (heads x T) of every layer, in call order."""
-
-    def __init__(self):
-        self.rows = []
-
-    def __call__(self, q, k, v):
-        T = q.shape[-2]
-        s = (q @ k.transpose(-1, -2)) / (q.shape[-1] ** 0.5)
-        s = s.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
-        p = torch.softmax(s.float(), -1)
-        self.rows.append(p[0, :, -1, :].clone())
-        return p.to(v.dtype) @ v
 
 
 def doc_span(context, doc_index):
@@ -78,12 +51,11 @@ def main():
 
     tok_path = os.path.join(a.model, "tokenizer.bin")
     tok = Tokenizer.load(tok_path)
-    model, c = load_model(a.model)
+    torch.set_grad_enabled(False)
+    model = Model(a.model)
     seed = a.seed if a.seed is not None else train.EVAL_SEED + 10 * a.length
     recs = train.generate(a.make_task, seed, a.count, a.length, "single", tok_path)
-    probe = LastRowProbe()
-    train.attention = probe
-    L = c["layers"]
+    L = model.L
     out = []
     for r in recs:
         prompt = r["prompt"]
@@ -100,14 +72,13 @@ def main():
         first = tok.encode_words(" " + answer)[0]
         if ids[t_value] != first:
             raise SystemExit(f"{r['_id']}: token {t_value} is {ids[t_value]}, expected the value's first token {first}")
-        probe.rows.clear()
-        with torch.no_grad():
-            logits = model(torch.tensor([ids]))
-        right = int(logits[0, -1].argmax()) == first
+        run = LazyRun(model, "")  # dense: every layer's set is the whole prompt
+        logits = run.step(ids)[0]
+        right = int(logits.argmax()) == first
         T = len(ids)
         rank, mass = [], []
         for layer in range(L):
-            score = probe.rows[layer].mean(0).numpy()  # LazyLLM's importance from this layer
+            score = run.scores[layer].numpy()  # LazyLLM's importance from this layer
             # percentile of the value token: share of prompt tokens scoring below it
             rank.append(float((score < score[t_value]).sum()) / T)
             mass.append(float(score[t_doc[0]:t_doc[1]].sum()))
