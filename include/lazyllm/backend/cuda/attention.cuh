@@ -65,6 +65,7 @@ struct AttnLaunchT {
   int n_splits = 1, keys_per_split = 0;
   float* part_o = nullptr;   // [split][row][head][HD] (unnormalised)
   float* part_ml = nullptr;  // [split][row][head][2]  (m in log2 units, l)
+  unsigned* split_done = nullptr;  // [head] decode: splits finished; 0 between launches
 };
 using AttnLaunch = AttnLaunchT<bf16>;
 
@@ -267,8 +268,10 @@ __global__ void attention_combine_kernel(AttnLaunchT<ST> L) {
 /// keys. Bandwidth-bound, so the keys are spread thin: grid (query head, split), each of the 4
 /// warps walks its keys 32 at a time: the K and V rows of its 32 keys go to shared memory by
 /// coalesced 16-byte cp.async (all in flight at once, through the slot index), then lane = key
-/// for q.k and lane = output dims for p.v. The warps' states merge in shared memory, the splits
-/// in attention_combine_kernel.
+/// for q.k and lane = output dims for p.v. The warps' states merge in shared memory; with several
+/// splits each block stores its partial (m, l, o), and the last block of a head to finish
+/// (counted in split_done) merges them as attention_combine_kernel does, in the same order, so
+/// a decode step is one kernel.
 template <int HD, int R>
 struct DecodeTraits {
   static_assert(HD == 64 || HD == 128, "DecodeTraits: head dim 64 or 128");
@@ -416,6 +419,34 @@ __global__ void __launch_bounds__(T::kWarps * 32) decode_attention_kernel(AttnLa
       if (d == 0) *reinterpret_cast<float2*>(L.part_ml + cell * 2) = make_float2(mx, lsum);
     }
   }
+  if (L.n_splits == 1) return;
+  // The last block of head h to get here merges every split's partial (the writes above are
+  // made visible device-wide before the count; the merge reads through L2).
+  __shared__ bool s_last;
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) s_last = atomicAdd(L.split_done + h, 1u) == unsigned(L.n_splits - 1);
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  for (int i = tid; i < a.rows * HD; i += W * 32) {
+    const int r = i / HD, d = i % HD;
+    const std::int64_t rh = std::int64_t(r) * a.n_heads + h;
+    float mx = -INFINITY;
+    for (int sp = 0; sp < L.n_splits; ++sp)
+      mx = fmaxf(mx, __ldcg(L.part_ml + ((std::int64_t(sp) * a.rows) * a.n_heads + rh) * 2));
+    float num = 0.f, den = 0.f;
+    for (int sp = 0; sp < L.n_splits; ++sp) {
+      const std::int64_t cell = std::int64_t(sp) * a.rows * a.n_heads + rh;
+      const float ms = __ldcg(L.part_ml + cell * 2), ls = __ldcg(L.part_ml + cell * 2 + 1);
+      if (ms == -INFINITY) continue;
+      const float wgt = exp2f(ms - mx);
+      den += ls * wgt;
+      num += __ldcg(L.part_o + cell * HD + d) * wgt;
+    }
+    a.out[std::int64_t(r) * a.ldo + h * HD + d] = Storage<ST>::from_float(den > 0.f ? num / den : 0.f);
+  }
+  if (tid == 0) L.split_done[h] = 0;  // ready for the next launch (stream order)
 }
 
 // ------------------------------------------------------------------ fp32 storage
@@ -561,12 +592,6 @@ void launch_decode_attention(const AttnLaunchT<ST>& L, cudaStream_t stream) {
   decode_attention_kernel<T, ST>
       <<<dim3(unsigned(L.a.n_heads), unsigned(L.n_splits)), T::kWarps * 32, T::kSmemBytes, stream>>>(L);
   LAZYLLM_CUDA_CHECK_LAUNCH();
-  if (L.n_splits > 1) {
-    const std::int64_t n = std::int64_t(L.a.rows) * L.a.n_heads * L.a.hd;
-    attention_combine_kernel<AttnTraits<HD>, ST>
-        <<<unsigned(std::min<std::int64_t>((n + 255) / 256, 65535)), 256, 0, stream>>>(L);
-    LAZYLLM_CUDA_CHECK_LAUNCH();
-  }
 }
 
 }  // namespace detail
@@ -657,6 +682,11 @@ class Attention {
         part_ml_.reserve(cells * 2, "attention split workspace");
         L.part_o = part_o_.get();
         L.part_ml = part_ml_.get();
+        if (split_done_.size() < std::size_t(a.n_heads)) {  // zero once; each launch leaves them zero
+          split_done_.reserve(std::size_t(a.n_heads), "attention split counters");
+          LAZYLLM_CUDA_CHECK(cudaMemsetAsync(split_done_.get(), 0, split_done_.bytes(), stream));
+        }
+        L.split_done = split_done_.get();
       }
       last_splits_ = L.n_splits;
       last_decode_ = true;
@@ -738,6 +768,7 @@ class Attention {
   bool last_tensor_core_ = false;
   bool last_decode_ = false;
   DeviceBuffer<float> part_o_, part_ml_, logits_;
+  DeviceBuffer<unsigned> split_done_;
   DeviceBuffer<float2> ml_;
 };
 
