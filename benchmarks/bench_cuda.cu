@@ -223,6 +223,7 @@ struct CudaExt {
 std::vector<Measurement> run_cuda(const ModelWeights& w, const std::vector<AnyPolicy>& pols, const Plan& plan) {
   const auto t0 = Clock::now();
   CudaBackend backend(w);
+  backend.set_decode_graphs(plan.graphs);
   backend.synchronize();
   std::fprintf(stderr, "  weights uploaded in %.1f s\n", std::chrono::duration<double>(Clock::now() - t0).count());
   CudaExt ext;

@@ -73,6 +73,7 @@ class Pipeline {
     if constexpr (requires { policy_.schedule(); }) policy_.schedule().validate_for(rc.n_layers);
     LayoutShape shape{rc.n_layers, n_ctx_, std::vector<bool>(std::size_t(rc.n_layers), false)};
     for (int l = 1; l < rc.n_layers; ++l) shape.aux_layers[std::size_t(l)] = bool(policy_.prunes_into(l));
+    prunes_ = std::find(shape.aux_layers.begin(), shape.aux_layers.end(), true) != shape.aux_layers.end();
     layout_.reset(shape);
     backend_.allocate(layout_.kv_slots(), layout_.aux_slots());
     shape_ = std::move(shape);
@@ -146,6 +147,12 @@ class Pipeline {
     sel_.resize(std::size_t(N));
     std::iota(sel_.begin(), sel_.end(), 0);
     prev_c_.clear();
+    // A decode step that prunes nothing (the dense model) makes the same launches every step with
+    // one row per layer: a GraphStepBackend records them and replays them at once (one CUDA graph).
+    // Not with an on_layer callback, which may wait for each layer.
+    GraphStep graph{backend_, false};
+    if constexpr (GraphStepBackend<Backend>)
+      graph.on = phase == Phase::Decode && tokens.size() == 1 && !prunes_ && !on_layer_ && backend_.begin_graph_step(N);
     for (int l = 0; l < L; ++l) {
       // C_l: the tokens of S_l without layer-l K/V, with where their input comes from.
       cur_c_.clear();
@@ -199,6 +206,8 @@ class Pipeline {
       std::swap(prev_c_, cur_c_);
       if (prune_next) select_into(l + 1, phase);
     }
+    if constexpr (GraphStepBackend<Backend>)
+      if (graph.on) backend_.end_graph_step();
     const auto logits = backend_.logits(x_, x_.rows - 1);
     backend_.synchronize();
     st.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -238,11 +247,22 @@ class Pipeline {
     stats_.aux_peak_bytes = stats_.aux_peak_entries * backend_.aux_bytes_per_token();
   }
 
+  // Drops the backend's recording of a step that throws before end_graph_step (a no-op after it).
+  struct GraphStep {
+    Backend& backend;
+    bool on = false;
+    ~GraphStep() {
+      if constexpr (GraphStepBackend<Backend>)
+        if (on) backend.cancel_graph_step();
+    }
+  };
+
   Backend backend_;
   Policy policy_;
   Layout layout_;
   LayoutShape shape_;
   int n_ctx_ = 0;
+  bool prunes_ = false;  // the policy prunes going into some layer
   std::vector<std::int32_t> tokens_;
   RunStats stats_;
   std::function<void(const LayerProgress&)> on_layer_;

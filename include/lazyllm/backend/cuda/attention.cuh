@@ -17,6 +17,7 @@
 // test models have hd 8).
 #pragma once
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -66,6 +67,10 @@ struct AttnLaunchT {
   float* part_o = nullptr;   // [split][row][head][HD] (unnormalised)
   float* part_ml = nullptr;  // [split][row][head][2]  (m in log2 units, l)
   unsigned* split_done = nullptr;  // [head] decode: splits finished; 0 between launches
+  // Decode only: when set, the kernel reads the key count from here (a.n_kv is then the capacity
+  // of kv_pos / kv_slots) and derives keys_per_split itself from split_cap (graph replays).
+  const int* n_kv_dev = nullptr;
+  int split_cap = 1;
 };
 using AttnLaunch = AttnLaunchT<bf16>;
 
@@ -272,6 +277,16 @@ __global__ void attention_combine_kernel(AttnLaunchT<ST> L) {
 /// splits each block stores its partial (m, l, o), and the last block of a head to finish
 /// (counted in split_done) merges them as attention_combine_kernel does, in the same order, so
 /// a decode step is one kernel.
+/// Keys per split of the decode kernel for `n_kv` keys and at most `split_cap` splits: whole
+/// passes of `pass` keys, spread evenly. The host (Attention::run) and the kernel (when it reads
+/// the key count on the device) use this one rule, so both split alike.
+__host__ __device__ inline int decode_keys_per_split(int n_kv, int split_cap, int pass) {
+  const int passes = n_kv > pass ? (n_kv + pass - 1) / pass : 1;
+  const int cap = split_cap > 1 ? split_cap : 1;
+  const int splits = cap < passes ? cap : passes;
+  return (passes + splits - 1) / splits * pass;
+}
+
 template <int HD, int R>
 struct DecodeTraits {
   static_assert(HD == 64 || HD == 128, "DecodeTraits: head dim 64 or 128");
@@ -304,13 +319,17 @@ __global__ void __launch_bounds__(T::kWarps * 32) decode_attention_kernel(AttnLa
     const int r = i / HD, d = i % HD;
     sq[r][d] = r < a.rows ? Storage<ST>::to_float(a.q[std::int64_t(r) * a.ldq + h * HD + d]) : 0.f;
   }
-  if (tid < R) s_nvis[tid] = tid < a.rows ? count_le(a.kv_pos, a.n_kv, a.q_pos[tid]) : 0;
+  const int n_kv = L.n_kv_dev ? *L.n_kv_dev : a.n_kv;
+  if (tid < R) s_nvis[tid] = tid < a.rows ? count_le(a.kv_pos, n_kv, a.q_pos[tid]) : 0;
   __syncthreads();
   int nv[R], hi = 0;
 #pragma unroll
   for (int r = 0; r < R; ++r) hi = max(hi, nv[r] = s_nvis[r]);
-  const int lo = split * L.keys_per_split;
-  const int end = min(hi, lo + L.keys_per_split);
+  // A graph replay splits as Attention::run would for this step's count; blocks past the last
+  // split find no keys and store an empty partial (m = -inf), which the merge skips.
+  const int kps = L.n_kv_dev ? decode_keys_per_split(n_kv, L.split_cap, T::kKeysPerPass) : L.keys_per_split;
+  const int lo = split * kps;
+  const int end = min(hi, lo + kps);
 
   float m[R], l[R], o[R][DL];
 #pragma unroll
@@ -664,38 +683,11 @@ class Attention {
       detail::AttnLaunchT<ST> L;
       L.a = a;
       L.scale_log2 = float(1.4426950408889634 / std::sqrt(double(a.hd)));
-      // (head, split) blocks for kDecodeWaves full waves of the GPU, each split whole passes of
-      // 128 keys: the kernel is bandwidth-bound and its blocks are short, so a partly filled last
-      // wave (the earlier rule, 4 blocks per multiprocessor where 3 fit) costs a whole pass.
-      constexpr int kPass = detail::DecodeTraits<64, 1>::kKeysPerPass;
-      const int passes = std::max(1, (a.n_kv + kPass - 1) / kPass);
-      const int per_sm = a.hd == 64 ? (a.rows == 1 ? detail::decode_attention_blocks_per_sm<64, 1, ST>()
-                                                   : detail::decode_attention_blocks_per_sm<64, 4, ST>())
-                                    : (a.rows == 1 ? detail::decode_attention_blocks_per_sm<128, 1, ST>()
-                                                   : detail::decode_attention_blocks_per_sm<128, 4, ST>());
-      const int splits = std::clamp(kDecodeWaves * per_sm * sm_count_ / a.n_heads, 1, passes);
-      L.keys_per_split = (passes + splits - 1) / splits * kPass;
+      L.split_cap = decode_split_cap<ST>(a);
+      L.keys_per_split = detail::decode_keys_per_split(a.n_kv, L.split_cap, kDecodePass);
       L.n_splits = std::max(1, (a.n_kv + L.keys_per_split - 1) / L.keys_per_split);
-      if (L.n_splits > 1) {
-        const std::size_t cells = std::size_t(L.n_splits) * std::size_t(a.rows) * std::size_t(a.n_heads);
-        part_o_.reserve(cells * std::size_t(a.hd), "attention split workspace");
-        part_ml_.reserve(cells * 2, "attention split workspace");
-        L.part_o = part_o_.get();
-        L.part_ml = part_ml_.get();
-        if (split_done_.size() < std::size_t(a.n_heads)) {  // zero once; each launch leaves them zero
-          split_done_.reserve(std::size_t(a.n_heads), "attention split counters");
-          LAZYLLM_CUDA_CHECK(cudaMemsetAsync(split_done_.get(), 0, split_done_.bytes(), stream));
-        }
-        L.split_done = split_done_.get();
-      }
-      last_splits_ = L.n_splits;
-      last_decode_ = true;
-      if (a.hd == 64)
-        a.rows == 1 ? detail::launch_decode_attention<64, 1, ST>(L, stream)
-                    : detail::launch_decode_attention<64, 4, ST>(L, stream);
-      else
-        a.rows == 1 ? detail::launch_decode_attention<128, 1, ST>(L, stream)
-                    : detail::launch_decode_attention<128, 4, ST>(L, stream);
+      if (L.n_splits > 1) decode_workspace(a, L, stream, /*may_allocate=*/true);
+      launch_decode(L, stream);
       return;
     }
     detail::AttnLaunchT<ST> L;
@@ -728,7 +720,94 @@ class Attention {
       detail::launch_attention<128, ST>(L, stream);
   }
 
+  static constexpr int kDecodePass = detail::DecodeTraits<64, 1>::kKeysPerPass;
+
+  /// (head, split) blocks for kDecodeWaves full waves of the GPU, each split whole passes of 128
+  /// keys: the kernel is bandwidth-bound and its blocks are short, so a partly filled last wave
+  /// (the earlier rule, 4 blocks per multiprocessor where 3 fit) costs a whole pass.
+  template <class ST>
+  int decode_split_cap(const AttnArgsT<ST>& a) const {
+    const int per_sm = a.hd == 64 ? (a.rows == 1 ? detail::decode_attention_blocks_per_sm<64, 1, ST>()
+                                                 : detail::decode_attention_blocks_per_sm<64, 4, ST>())
+                                  : (a.rows == 1 ? detail::decode_attention_blocks_per_sm<128, 1, ST>()
+                                                 : detail::decode_attention_blocks_per_sm<128, 4, ST>());
+    return std::max(1, kDecodeWaves * per_sm * sm_count_ / a.n_heads);
+  }
+
+  /// Points L at the split workspace for L.n_splits splits (allocating it only if `may_allocate`:
+  /// not inside a graph capture) and zeroes the per-head counters the first time.
+  template <class ST>
+  void decode_workspace(const AttnArgsT<ST>& a, detail::AttnLaunchT<ST>& L, cudaStream_t stream, bool may_allocate) {
+    const std::size_t cells = std::size_t(L.n_splits) * std::size_t(a.rows) * std::size_t(a.n_heads);
+    if (!may_allocate && (part_o_.size() < cells * std::size_t(a.hd) || part_ml_.size() < cells * 2 ||
+                          split_done_.size() < std::size_t(a.n_heads)))
+      throw Error("internal: Attention::run_decode_dynamic without prepare_decode_dynamic for this shape");
+    part_o_.reserve(cells * std::size_t(a.hd), "attention split workspace");
+    part_ml_.reserve(cells * 2, "attention split workspace");
+    L.part_o = part_o_.get();
+    L.part_ml = part_ml_.get();
+    if (split_done_.size() < std::size_t(a.n_heads)) {  // zero once; each launch leaves them zero
+      split_done_.reserve(std::size_t(a.n_heads), "attention split counters");
+      LAZYLLM_CUDA_CHECK(cudaMemsetAsync(split_done_.get(), 0, split_done_.bytes(), stream));
+    }
+    L.split_done = split_done_.get();
+  }
+
+  template <class ST>
+  void launch_decode(const detail::AttnLaunchT<ST>& L, cudaStream_t stream) {
+    last_tensor_core_ = false;
+    last_splits_ = L.n_splits;
+    last_decode_ = true;
+    if (L.a.hd == 64)
+      L.a.rows == 1 ? detail::launch_decode_attention<64, 1, ST>(L, stream)
+                    : detail::launch_decode_attention<64, 4, ST>(L, stream);
+    else
+      L.a.rows == 1 ? detail::launch_decode_attention<128, 1, ST>(L, stream)
+                    : detail::launch_decode_attention<128, 4, ST>(L, stream);
+  }
+
+  template <class ST>
+  static void check_decode_dynamic(const AttnArgsT<ST>& a) {
+    static_assert(!std::is_same_v<ST, float>, "Attention::run_decode_dynamic: 2-byte storage only");
+    if ((a.hd != 64 && a.hd != 128) || a.rows < 1 || a.rows > kDecodeMaxRows)
+      throw InvalidArgument("CudaBackend attention: the device-count decode needs head_dim 64 or 128 and 1.." +
+                            std::to_string(kDecodeMaxRows) + " rows");
+  }
+
  public:
+  /// Reserves what run_decode_dynamic(a, ...) uses (call it before a CUDA graph capture: the
+  /// launch itself never allocates) and returns the workspace addresses, which a captured graph
+  /// bakes in: when they change, capture again.
+  template <class ST>
+  std::array<const void*, 3> prepare_decode_dynamic(const AttnArgsT<ST>& a, cudaStream_t stream) {
+    check_decode_dynamic(a);
+    detail::AttnLaunchT<ST> L;
+    L.a = a;
+    L.n_splits = decode_split_cap<ST>(a);
+    if (L.n_splits > 1) decode_workspace(a, L, stream, /*may_allocate=*/true);
+    return {L.part_o, L.part_ml, L.split_done};
+  }
+
+  /// The decode kernel with its key count read on the device: *n_kv_dev (at most a.n_kv, the
+  /// capacity of a.kv_pos / a.kv_slots) when the kernel runs, so one launch captured in a CUDA
+  /// graph serves every decode step. The grid has the most splits run() would use; each block
+  /// derives the split run() chooses for that count, and blocks past it store an empty partial:
+  /// the same keys per block and the same merge order as run(), so the same results bit for bit.
+  /// Head dim 64 or 128, at most kDecodeMaxRows rows, 2-byte storage; prepare_decode_dynamic first.
+  template <class ST>
+  void run_decode_dynamic(const AttnArgsT<ST>& a, const int* n_kv_dev, cudaStream_t stream) {
+    check_decode_dynamic(a);
+    detail::AttnLaunchT<ST> L;
+    L.a = a;
+    L.scale_log2 = float(1.4426950408889634 / std::sqrt(double(a.hd)));
+    L.n_kv_dev = n_kv_dev;
+    L.split_cap = decode_split_cap<ST>(a);
+    L.n_splits = L.split_cap;
+    L.keys_per_split = kDecodePass;  // unused: the kernel derives it
+    if (L.n_splits > 1) decode_workspace(a, L, stream, /*may_allocate=*/false);
+    launch_decode(L, stream);
+  }
+
   /// scores_dev[j] (j < n_kv) = softmax attention of the last query row to entry j, averaged
   /// over the query heads; entries after the last row's position get 0. `n_vis` = number of
   /// kv_pos <= q_pos[rows-1] (the caller knows it on the host).

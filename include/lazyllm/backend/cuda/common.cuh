@@ -225,6 +225,57 @@ class Event {
   cudaEvent_t e_ = nullptr;
 };
 
+/// An instantiated CUDA graph (owned; move-only; empty until capture() succeeds).
+class GraphExec {
+ public:
+  GraphExec() = default;
+  GraphExec(const GraphExec&) = delete;
+  GraphExec& operator=(const GraphExec&) = delete;
+  GraphExec(GraphExec&& o) noexcept : e_(std::exchange(o.e_, nullptr)) {}
+  GraphExec& operator=(GraphExec&& o) noexcept {
+    if (this != &o) {
+      reset();
+      e_ = std::exchange(o.e_, nullptr);
+    }
+    return *this;
+  }
+  ~GraphExec() { reset(); }
+  void reset() noexcept {
+    if (e_) (void)cudaGraphExecDestroy(e_);
+    e_ = nullptr;
+  }
+  explicit operator bool() const { return e_ != nullptr; }
+
+  /// Captures what `record()` queues on `stream` (which must be idle of other captures) and
+  /// instantiates it, replacing the previous graph. If `record` throws, the capture is ended and
+  /// discarded and the exception passes on; the stream is usable again.
+  template <class F>
+  void capture(cudaStream_t stream, F&& record) {
+    reset();
+    LAZYLLM_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed));
+    cudaGraph_t g = nullptr;
+    try {
+      record();
+    } catch (...) {
+      (void)cudaStreamEndCapture(stream, &g);
+      if (g) (void)cudaGraphDestroy(g);
+      (void)cudaGetLastError();
+      throw;
+    }
+    LAZYLLM_CUDA_CHECK(cudaStreamEndCapture(stream, &g));
+    const cudaError_t e = cudaGraphInstantiate(&e_, g, 0);
+    (void)cudaGraphDestroy(g);
+    if (e != cudaSuccess) {
+      e_ = nullptr;
+      LAZYLLM_CUDA_CHECK(e);
+    }
+  }
+  void launch(cudaStream_t stream) const { LAZYLLM_CUDA_CHECK(cudaGraphLaunch(e_, stream)); }
+
+ private:
+  cudaGraphExec_t e_ = nullptr;
+};
+
 namespace detail {
 
 /// fp32 -> bf16 on the host, round to nearest even (NaN stays NaN).

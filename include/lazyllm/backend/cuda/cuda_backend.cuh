@@ -11,6 +11,7 @@
 #pragma once
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <concepts>
 #include <cstdint>
 #include <cstring>
@@ -280,6 +281,12 @@ class BasicCudaBackend {
     for (auto id : ids)
       if (id < 0 || id >= config_.vocab_size)
         throw InvalidArgument("CudaBackend::embed: token id " + std::to_string(id) + " is outside the vocabulary");
+    if (graph_.recording) {
+      if (n != 1) throw Error("internal: CudaBackend::embed of " + std::to_string(n) + " tokens in a recorded decode step");
+      std::memcpy(graph_.host.get() + kGraphTokenWord, &ids[0], sizeof(std::int32_t));
+      graph_.embed_x = x.data();
+      return;
+    }
     prof_.mark(cuda::OpClass::Gather, -1);
     auto* dev = upload(ids);
     cuda::detail::launch_embed(embedding_, reinterpret_cast<const std::int32_t*>(dev), n, d, x.data(), stream_);
@@ -290,6 +297,7 @@ class BasicCudaBackend {
     const int n = int(src_rows.size()), d = config_.dim;
     dst.resize(n, d);
     if (n == 0) return;
+    not_recording("gather");
     prof_.mark(cuda::OpClass::Gather);
     auto dev = upload(src_rows, aux_slots);
     cuda::detail::launch_gather_rows(src.data(), reinterpret_cast<const std::int32_t*>(dev.first), dev.second, aux_.get(),
@@ -299,6 +307,7 @@ class BasicCudaBackend {
   void store_aux(const Activations& x, std::span<const std::int32_t> rows, std::span<const std::int64_t> aux_slots) {
     const int n = int(rows.size());
     if (n == 0) return;
+    not_recording("store_aux");
     prof_.mark(cuda::OpClass::Gather);
     auto dev = upload(rows, aux_slots);
     cuda::detail::launch_store_aux(x.data(), reinterpret_cast<const std::int32_t*>(dev.first), dev.second, n, config_.dim,
@@ -307,68 +316,20 @@ class BasicCudaBackend {
 
   /// One decoder layer in place on x (see CpuBackend::layer for the formula).
   void layer(const LayerCall& call, Activations& x, std::span<float> scores) {
-    const auto& c = config_;
     const Layer& L = layers_.at(std::size_t(call.layer));
-    const int rows = x.rows, d = c.dim, kvd = c.kv_dim(), hd = c.head_dim(), n_kv = int(call.kv_pos.size());
+    const int rows = x.rows, n_kv = int(call.kv_pos.size());
     if (rows == 0) return;
     if (int(call.q_pos.size()) != rows || int(call.q_slots.size()) != rows || int(call.kv_slots.size()) != n_kv)
       throw InvalidArgument("CudaBackend::layer: index arrays do not match the activations (" + std::to_string(rows) +
                             " rows)");
     prof_.mark(cuda::OpClass::Other, call.layer);
     reserve_scratch(rows);
-    const LayerIndices idx = upload_layer(call);
-
-    // Few rows (decode): the GEMV path, with the norms, SwiGLU and residual adds folded into the
-    // linear layers (gemv.cuh). Otherwise cuBLASLt, with the residual adds as fp32 accumulation.
-    const bool few = rows <= gemv_rows_;
-
-    // Attention block.
-    if (few) {  // never in fp32 (gemv_rows_ == 0), and not compiled there
-      if constexpr (!kFp32) {
-        prof_.mark(cuda::OpClass::Gemm, call.layer);
-        cuda::gemv::run(cuda::gemv::RmsNormRowsT<ST>{x.data(), d, L.attn_norm, c.norm_eps}, L.qkv, d, d + 2 * kvd, rows,
-                        cuda::gemv::Store<ST>{qkv_.get(), d + 2 * kvd}, stream_);
-      }
-    } else {
-      prof_.mark(cuda::OpClass::Norm, call.layer);
-      cuda::detail::launch_rmsnorm(x.data(), L.attn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
-      prof_.mark(cuda::OpClass::Gemm, call.layer);
-      gemm_qkv(L, rows);
+    if (graph_.recording) {
+      record_layer(call, x);
+      return;
     }
-    cuda::detail::RopeArgsT<ST> ra;
-    ra.qkv = qkv_.get();
-    ra.ld = d + 2 * kvd;
-    ra.rows = rows;
-    ra.n_heads = c.n_heads;
-    ra.n_kv_heads = c.n_kv_heads;
-    ra.hd = hd;
-    ra.pos = idx.q_pos;
-    ra.slots = idx.q_slots;
-    ra.table = rope_.get();
-    ra.max_pos = c.max_seq_len;
-    ra.style = c.rope_style;
-    ra.k_cache = k_.get();
-    ra.v_cache = v_.get();
-    prof_.mark(cuda::OpClass::Norm, call.layer);
-    cuda::detail::launch_rope_store(ra, stream_);
-
-    cuda::AttnArgsT<ST> aa;
-    aa.q = qkv_.get();
-    aa.ldq = d + 2 * kvd;
-    aa.k_cache = k_.get();
-    aa.v_cache = v_.get();
-    aa.kv_slots = idx.kv_slots;
-    aa.kv_pos = idx.kv_pos;
-    aa.q_pos = idx.q_pos;
-    aa.rows = rows;
-    aa.n_kv = n_kv;
-    aa.n_heads = c.n_heads;
-    aa.n_kv_heads = c.n_kv_heads;
-    aa.hd = hd;
-    aa.out = att_.get();
-    aa.ldo = d;
-    prof_.mark(cuda::OpClass::Attention, call.layer);
-    attn_.run(aa, stream_);
+    const LayerIndices idx = upload_layer(call);
+    const cuda::AttnArgsT<ST> aa = attention_block(L, call.layer, rows, n_kv, idx, x.data(), nullptr);
     if (call.want_scores) {
       if (scores.size() < std::size_t(n_kv))
         throw InvalidArgument("CudaBackend::layer: scores span has " + std::to_string(scores.size()) + " entries, " +
@@ -382,29 +343,7 @@ class BasicCudaBackend {
       LAZYLLM_CUDA_CHECK(cudaMemcpyAsync(scores_host_.get(), scores_dev_.get(), std::size_t(n_kv) * sizeof(float),
                                          cudaMemcpyDeviceToHost, stream_));
     }
-    // x += Wo att; then the FFN block: x += W2 swiglu(W13 norm(x)).
-    prof_.mark(cuda::OpClass::Gemm, call.layer);
-    if (few) {
-      if constexpr (!kFp32) {
-        cuda::gemv::run(cuda::gemv::Rows<ST>{att_.get(), d}, L.wo, d, d, rows, cuda::gemv::AddF32{x.data(), d},
-                        stream_);
-        cuda::gemv::run(cuda::gemv::RmsNormRowsT<ST>{x.data(), d, L.ffn_norm, c.norm_eps}, L.gate_up, d, hid_, rows,
-                        cuda::gemv::SwiGluT<ST>{h_.get(), hid_, hid_}, stream_);
-        cuda::gemv::run(cuda::gemv::Rows<ST>{h_.get(), hid_}, L.w2, hid_, d, rows, cuda::gemv::AddF32{x.data(), d},
-                        stream_);
-      }
-    } else {
-      gemm_o_add(L, att_.get(), x.data(), rows);
-      prof_.mark(cuda::OpClass::Norm, call.layer);
-      cuda::detail::launch_rmsnorm(x.data(), L.ffn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
-      prof_.mark(cuda::OpClass::Gemm, call.layer);
-      gemm_gate_up(L, rows);
-      prof_.mark(cuda::OpClass::Norm, call.layer);
-      cuda::detail::launch_swiglu(gu_.get(), rows, hid_, h_.get(), stream_);
-      prof_.mark(cuda::OpClass::Gemm, call.layer);
-      gemm_down_add(L, x.data(), rows);
-    }
-
+    output_and_ffn_block(L, call.layer, rows, x.data());
     if (call.want_scores) {
       // The pipeline selects from the scores right after this call: wait for them here.
       synchronize();
@@ -412,6 +351,90 @@ class BasicCudaBackend {
     }
     prof_.mark(call.want_scores ? cuda::OpClass::Select : cuda::OpClass::Other, call.layer);
   }
+
+  // ---- decode steps as one CUDA graph (GraphStepBackend, attention_backend.hpp) ----
+
+  /// Graph replay of plain decode steps: on (the default) or off (every launch on the stream, as
+  /// before; for A/B measurements). Off also drops the cached graph.
+  void set_decode_graphs(bool on) {
+    graph_.on = on;
+    if (!on) graph_.exec.reset();
+  }
+  bool decode_graphs() const { return graph_.on; }
+  /// Graphs captured and graph launches so far (tests, benchmarks).
+  std::int64_t graph_captures() const { return graph_.captures; }
+  std::int64_t graph_launches() const { return graph_.launches; }
+
+  /// The pipeline calls this before a step whose every layer computes one row and wants no scores
+  /// (a decode step that prunes nothing) with an upper bound on each layer's key count. Returns
+  /// true when this backend records the step's embed and layer calls (their index arrays go to a
+  /// pinned staging area; nothing is launched) for end_graph_step(). False when graphs are off, a
+  /// profiler is attached (it times single launches), or the model takes another attention kernel
+  /// (fp32 storage, head_dim other than 64 / 128).
+  bool begin_graph_step(int n_kv_max) {
+    graph_.recording = false;
+    const int hd = config_.head_dim();
+    if (!graph_.on || kFp32 || prof_.prof || (hd != 64 && hd != 128) || gemv_rows_ < 1 || layers_.empty() ||
+        n_kv_max < 1)
+      return false;
+    // Each layer's section holds n_kv, the row's position and slot, then kv_pos and kv_slots for
+    // up to `cap` keys; the capacity doubles (sections move, so the next step captures anew).
+    const int cap = std::max(256, int(std::bit_ceil(unsigned(n_kv_max))));
+    graph_.copied.create();
+    LAZYLLM_CUDA_CHECK(cudaEventSynchronize(graph_.copied.get()));  // the last upload has read the staging
+    if (cap > graph_.cap) {
+      const std::size_t stride = kGraphHeaderWords + std::size_t(cap) / 2 + std::size_t(cap);
+      const std::size_t words = stride * layers_.size();
+      graph_.host.reserve(words);
+      graph_.dev.reserve(words, "decode graph indices");
+      graph_.cap = cap;
+      graph_.stride = stride;
+    }
+    graph_.rec.clear();
+    graph_.embed_x = nullptr;
+    graph_.max_n_kv = 0;
+    graph_.recording = true;
+    return true;
+  }
+
+  /// Runs the recorded step: uploads its indices (two copies), then launches the step's graph,
+  /// capturing it first when it is new or anything it points at has moved (capacity growth, a
+  /// longer prefill's scratch). Each replay computes what the same launches on the stream
+  /// compute, bit for bit.
+  void end_graph_step() {
+    if (!graph_.recording) return;
+    graph_.recording = false;
+    if constexpr (!kFp32) {
+      const std::size_t n_layers = layers_.size();
+      if (graph_.rec.size() != n_layers || !graph_.embed_x)
+        throw Error("internal: a recorded decode step must embed one token and run every layer once (" +
+                    std::to_string(graph_.rec.size()) + " of " + std::to_string(n_layers) + " layers)");
+      const std::size_t pitch = graph_.stride * 8, head = kGraphHeaderWords + std::size_t(graph_.max_n_kv + 1) / 2;
+      LAZYLLM_CUDA_CHECK(cudaMemcpy2DAsync(graph_.dev.get(), pitch, graph_.host.get(), pitch, head * 8, n_layers,
+                                           cudaMemcpyHostToDevice, stream_));
+      const std::size_t kvs = kGraphHeaderWords + std::size_t(graph_.cap) / 2;
+      LAZYLLM_CUDA_CHECK(cudaMemcpy2DAsync(graph_.dev.get() + kvs, pitch, graph_.host.get() + kvs, pitch,
+                                           std::size_t(graph_.max_n_kv) * 8, n_layers, cudaMemcpyHostToDevice, stream_));
+      LAZYLLM_CUDA_CHECK(cudaEventRecord(graph_.copied.get(), stream_));
+
+      const cuda::AttnArgsT<ST> probe = attn_args(1, graph_.cap, LayerIndices{});
+      const auto ws = attn_.prepare_decode_dynamic(probe, stream_);
+      std::vector<const void*> key{graph_.dev.get(), graph_.embed_x, xn_.get(), qkv_.get(), att_.get(), gu_.get(),
+                                   h_.get(),         k_.get(),       v_.get(),  ws[0],      ws[1],      ws[2]};
+      key.push_back(reinterpret_cast<const void*>(std::uintptr_t(graph_.cap)));
+      for (const auto& r : graph_.rec) key.push_back(r.x);
+      if (!graph_.exec || key != graph_.key) {
+        graph_.exec.capture(stream_, [&] { launch_recorded_step(); });
+        graph_.key = std::move(key);
+        ++graph_.captures;
+      }
+      graph_.exec.launch(stream_);
+      ++graph_.launches;
+    }
+  }
+
+  /// Drops a recording that will not be ended (the pipeline calls it when a step throws).
+  void cancel_graph_step() noexcept { graph_.recording = false; }
 
   /// Final RMSNorm and classifier of one row, as host fp32 logits (valid until the next call).
   std::span<const float> logits(const Activations& x, int row) {
@@ -443,6 +466,7 @@ class BasicCudaBackend {
   const float* logits_device(const Activations& x, int row, const char* who = "CudaBackend::logits_device") {
     const auto& c = config_;
     if (row < 0 || row >= x.rows) throw InvalidArgument(std::string(who) + ": row " + std::to_string(row) + " out of range");
+    not_recording("logits");
     reserve_scratch(1);
     logits_dev_.reserve(std::size_t(c.vocab_size), "logits");
     if constexpr (kFp32) {  // no GEMV path in fp32: final norm, then cuBLASLt
@@ -472,6 +496,175 @@ class BasicCudaBackend {
     const float *attn_norm = nullptr, *ffn_norm = nullptr;
   };
 
+  // ---- the launches of one layer (layer() and the decode graph share them) ----
+
+  struct LayerIndices {  // device addresses of a layer's index arrays
+    const std::int32_t *q_pos = nullptr, *kv_pos = nullptr;
+    const std::int64_t *q_slots = nullptr, *kv_slots = nullptr;
+  };
+
+  cuda::AttnArgsT<ST> attn_args(int rows, int n_kv, const LayerIndices& idx) const {
+    const auto& c = config_;
+    cuda::AttnArgsT<ST> aa;
+    aa.q = qkv_.get();
+    aa.ldq = c.dim + 2 * c.kv_dim();
+    aa.k_cache = k_.get();
+    aa.v_cache = v_.get();
+    aa.kv_slots = idx.kv_slots;
+    aa.kv_pos = idx.kv_pos;
+    aa.q_pos = idx.q_pos;
+    aa.rows = rows;
+    aa.n_kv = n_kv;
+    aa.n_heads = c.n_heads;
+    aa.n_kv_heads = c.n_kv_heads;
+    aa.hd = c.head_dim();
+    aa.out = att_.get();
+    aa.ldo = c.dim;
+    return aa;
+  }
+
+  /// Norm, QKV, RoPE + K/V store, attention into att_. `n_kv_dev`: the decode attention reads its
+  /// key count there (n_kv is then the capacity of the index arrays; graph replays).
+  cuda::AttnArgsT<ST> attention_block(const Layer& L, int l, int rows, int n_kv, const LayerIndices& idx, float* x,
+                                      const int* n_kv_dev) {
+    const auto& c = config_;
+    const int d = c.dim, kvd = c.kv_dim();
+    // Few rows (decode): the GEMV path, with the norms, SwiGLU and residual adds folded into the
+    // linear layers (gemv.cuh). Otherwise cuBLASLt, with the residual adds as fp32 accumulation.
+    if (rows <= gemv_rows_) {  // never in fp32 (gemv_rows_ == 0), and not compiled there
+      if constexpr (!kFp32) {
+        prof_.mark(cuda::OpClass::Gemm, l);
+        cuda::gemv::run(cuda::gemv::RmsNormRowsT<ST>{x, d, L.attn_norm, c.norm_eps}, L.qkv, d, d + 2 * kvd, rows,
+                        cuda::gemv::Store<ST>{qkv_.get(), d + 2 * kvd}, stream_);
+      }
+    } else {
+      prof_.mark(cuda::OpClass::Norm, l);
+      cuda::detail::launch_rmsnorm(x, L.attn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
+      prof_.mark(cuda::OpClass::Gemm, l);
+      gemm_qkv(L, rows);
+    }
+    cuda::detail::RopeArgsT<ST> ra;
+    ra.qkv = qkv_.get();
+    ra.ld = d + 2 * kvd;
+    ra.rows = rows;
+    ra.n_heads = c.n_heads;
+    ra.n_kv_heads = c.n_kv_heads;
+    ra.hd = c.head_dim();
+    ra.pos = idx.q_pos;
+    ra.slots = idx.q_slots;
+    ra.table = rope_.get();
+    ra.max_pos = c.max_seq_len;
+    ra.style = c.rope_style;
+    ra.k_cache = k_.get();
+    ra.v_cache = v_.get();
+    prof_.mark(cuda::OpClass::Norm, l);
+    cuda::detail::launch_rope_store(ra, stream_);
+
+    const cuda::AttnArgsT<ST> aa = attn_args(rows, n_kv, idx);
+    prof_.mark(cuda::OpClass::Attention, l);
+    if constexpr (!kFp32) {
+      if (n_kv_dev) {
+        attn_.run_decode_dynamic(aa, n_kv_dev, stream_);
+        return aa;
+      }
+    }
+    attn_.run(aa, stream_);
+    return aa;
+  }
+
+  /// x += Wo att; then the FFN block: x += W2 swiglu(W13 norm(x)).
+  void output_and_ffn_block(const Layer& L, int l, int rows, float* x) {
+    const auto& c = config_;
+    const int d = c.dim;
+    prof_.mark(cuda::OpClass::Gemm, l);
+    if (rows <= gemv_rows_) {
+      if constexpr (!kFp32) {
+        cuda::gemv::run(cuda::gemv::Rows<ST>{att_.get(), d}, L.wo, d, d, rows, cuda::gemv::AddF32{x, d}, stream_);
+        cuda::gemv::run(cuda::gemv::RmsNormRowsT<ST>{x, d, L.ffn_norm, c.norm_eps}, L.gate_up, d, hid_, rows,
+                        cuda::gemv::SwiGluT<ST>{h_.get(), hid_, hid_}, stream_);
+        cuda::gemv::run(cuda::gemv::Rows<ST>{h_.get(), hid_}, L.w2, hid_, d, rows, cuda::gemv::AddF32{x, d}, stream_);
+      }
+    } else {
+      gemm_o_add(L, att_.get(), x, rows);
+      prof_.mark(cuda::OpClass::Norm, l);
+      cuda::detail::launch_rmsnorm(x, L.ffn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
+      prof_.mark(cuda::OpClass::Gemm, l);
+      gemm_gate_up(L, rows);
+      prof_.mark(cuda::OpClass::Norm, l);
+      cuda::detail::launch_swiglu(gu_.get(), rows, hid_, h_.get(), stream_);
+      prof_.mark(cuda::OpClass::Gemm, l);
+      gemm_down_add(L, x, rows);
+    }
+  }
+
+  // ---- the decode graph's recording ----
+
+  // Staging layout (8-byte words), one section of graph_.stride words per layer: word 0 = n_kv
+  // (int32), word 1 = the row's position (int32), word 2 = its K/V slot, word 3 = the step's
+  // token id (layer 0's section only), then kv_pos (cap int32), then kv_slots (cap int64).
+  static constexpr std::size_t kGraphHeaderWords = 4;
+  static constexpr std::size_t kGraphTokenWord = 3;
+
+  void not_recording(const char* what) const {
+    if (graph_.recording)
+      throw Error(std::string("internal: CudaBackend::") + what + " inside a recorded decode step");
+  }
+
+  void record_layer(const LayerCall& call, Activations& x) {
+    const int n_kv = int(call.kv_pos.size());
+    if (x.rows != 1 || call.want_scores || n_kv > graph_.cap || call.layer < 0 ||
+        std::size_t(call.layer) != graph_.rec.size())
+      throw Error("internal: CudaBackend::layer " + std::to_string(call.layer) + " (" + std::to_string(x.rows) + " rows, " +
+                  std::to_string(n_kv) + " keys" + (call.want_scores ? ", scores" : "") +
+                  ") does not fit the recorded decode step");
+    std::int64_t* sec = graph_.host.get() + std::size_t(call.layer) * graph_.stride;
+    const std::int32_t n32 = n_kv;
+    std::memcpy(sec, &n32, 4);
+    std::memcpy(sec + 1, &call.q_pos[0], 4);
+    sec[2] = call.q_slots[0];
+    std::memcpy(sec + kGraphHeaderWords, call.kv_pos.data(), call.kv_pos.size_bytes());
+    std::memcpy(sec + kGraphHeaderWords + std::size_t(graph_.cap) / 2, call.kv_slots.data(), call.kv_slots.size_bytes());
+    graph_.rec.push_back({x.data()});
+    graph_.max_n_kv = std::max(graph_.max_n_kv, n_kv);
+  }
+
+  /// The launches of the recorded step, reading every index from graph_.dev (inside a capture).
+  void launch_recorded_step() {
+    const std::int64_t* dev = graph_.dev.get();
+    cuda::detail::launch_embed(embedding_, reinterpret_cast<const std::int32_t*>(dev + kGraphTokenWord), 1, config_.dim,
+                               graph_.embed_x, stream_);
+    for (std::size_t l = 0; l < graph_.rec.size(); ++l) {
+      const std::int64_t* sec = dev + l * graph_.stride;
+      LayerIndices idx;
+      idx.q_pos = reinterpret_cast<const std::int32_t*>(sec + 1);
+      idx.q_slots = sec + 2;
+      idx.kv_pos = reinterpret_cast<const std::int32_t*>(sec + kGraphHeaderWords);
+      idx.kv_slots = sec + kGraphHeaderWords + std::size_t(graph_.cap) / 2;
+      const Layer& L = layers_[l];
+      (void)attention_block(L, int(l), 1, graph_.cap, idx, graph_.rec[l].x, reinterpret_cast<const int*>(sec));
+      output_and_ffn_block(L, int(l), 1, graph_.rec[l].x);
+    }
+  }
+
+  struct GraphRecord {
+    float* x = nullptr;  // the layer's activations
+  };
+  struct DecodeGraph {
+    bool on = true;
+    bool recording = false;
+    int cap = 0;             // keys per layer section
+    std::size_t stride = 0;  // words per layer section
+    int max_n_kv = 0;
+    float* embed_x = nullptr;
+    std::vector<GraphRecord> rec;
+    cuda::PinnedBuffer<std::int64_t> host;
+    cuda::DeviceBuffer<std::int64_t> dev;
+    cuda::Event copied;                // the last upload from `host` has run
+    std::vector<const void*> key;      // what the captured graph points at
+    cuda::GraphExec exec;
+    std::int64_t captures = 0, launches = 0;
+  };
+
   // The four cuBLASLt GEMMs of a layer's prefill path, shared by layer() and warm_up() (so the
   // warm-up loads exactly the plans layer() uses): qkv_ = xn_ Wqkv^T; x += att Wo^T;
   // gu_ = xn_ Wgate_up^T; x += h_ W2^T (the residual adds accumulate in fp32).
@@ -490,10 +683,6 @@ class BasicCudaBackend {
 
   struct LayerOffsets {
     std::int64_t qkv = 0, wo = 0, gate_up = 0, w2 = 0;
-  };
-  struct LayerIndices {
-    const std::int32_t *q_pos = nullptr, *kv_pos = nullptr;
-    const std::int64_t *q_slots = nullptr, *kv_slots = nullptr;
   };
   /// Pinned host staging for index uploads, paired with a device buffer. Two of them alternate;
   /// a slot's event marks when its last copy has run, so the host never overwrites bytes that a
@@ -576,6 +765,7 @@ class BasicCudaBackend {
   cuda::PinnedBuffer<float> scores_host_, logits_host_;
   std::array<Staging, 2> staging_;
   std::size_t next_staging_ = 0;
+  DecodeGraph graph_;
   cuda::ProfileHook prof_;  // op-boundary marks (a null test unless a Profiler is attached)
 };
 
