@@ -225,6 +225,32 @@ class Event {
   cudaEvent_t e_ = nullptr;
 };
 
+/// A CUDA stream (owned; move-only; created by create(), non-blocking).
+class Stream {
+ public:
+  Stream() = default;
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  Stream(Stream&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  Stream& operator=(Stream&& o) noexcept {
+    if (this != &o) {
+      if (s_) (void)cudaStreamDestroy(s_);
+      s_ = std::exchange(o.s_, nullptr);
+    }
+    return *this;
+  }
+  ~Stream() {
+    if (s_) (void)cudaStreamDestroy(s_);
+  }
+  void create() {
+    if (!s_) LAZYLLM_CUDA_CHECK(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking));
+  }
+  cudaStream_t get() const { return s_; }
+
+ private:
+  cudaStream_t s_ = nullptr;
+};
+
 /// An instantiated CUDA graph (owned; move-only; empty until capture() succeeds).
 class GraphExec {
  public:
@@ -246,8 +272,8 @@ class GraphExec {
   }
   explicit operator bool() const { return e_ != nullptr; }
 
-  /// Captures what `record()` queues on `stream` (which must be idle of other captures) and
-  /// instantiates it, replacing the previous graph. If `record` throws, the capture is ended and
+  /// Captures what `record()` queues on `stream` (not the legacy default stream, which cannot be
+  /// captured; nothing runs while capturing) and instantiates it, replacing the previous graph. If `record` throws, the capture is ended and
   /// discarded and the exception passes on; the stream is usable again.
   template <class F>
   void capture(cudaStream_t stream, F&& record) {

@@ -424,6 +424,15 @@ class BasicCudaBackend {
       key.push_back(reinterpret_cast<const void*>(std::uintptr_t(graph_.cap)));
       for (const auto& r : graph_.rec) key.push_back(r.x);
       if (!graph_.exec || key != graph_.key) {
+        // Captured on a stream of its own (the user's may be the legacy default stream, which
+        // cannot be captured); the graph is launched on the user's stream.
+        graph_.capture_stream.create();
+        struct Restore {
+          cudaStream_t& s;
+          cudaStream_t saved;
+          ~Restore() { s = saved; }
+        } restore{stream_, stream_};
+        stream_ = graph_.capture_stream.get();
         graph_.exec.capture(stream_, [&] { launch_recorded_step(); });
         graph_.key = std::move(key);
         ++graph_.captures;
@@ -661,6 +670,7 @@ class BasicCudaBackend {
     cuda::DeviceBuffer<std::int64_t> dev;
     cuda::Event copied;                // the last upload from `host` has run
     std::vector<const void*> key;      // what the captured graph points at
+    cuda::Stream capture_stream;
     cuda::GraphExec exec;
     std::int64_t captures = 0, launches = 0;
   };
