@@ -60,9 +60,9 @@ void graph_matches_stream(const ModelWeights& w, const std::vector<std::pair<int
     }
     steps_total += steps;
   }
-  CHECK(g.backend().graph_launches() == steps_total);
+  CHECK(g.backend().graph_steps() == steps_total);
   CHECK(g.backend().graph_captures() == want_captures);
-  CHECK(s.backend().graph_launches() == 0);
+  CHECK(s.backend().graph_steps() == 0);
 }
 
 }  // namespace
@@ -79,12 +79,18 @@ TEST_CASE("decode graph: Llama-2-7B layer shape (MHA and GQA), bf16: bit-identic
   }
 }
 
-TEST_CASE("decode graph: head_dim 64 GQA, bf16 and fp16, contiguous and paged: bit-identical to stream launches") {
+TEST_CASE("decode graph: head_dim 64 GQA, bf16 and fp16, contiguous and paged, several graphs per step: bit-identical") {
   if (!have_gpu()) return;
   const auto w = random_model(hd64_gqa(), 5u, 0.05f);
-  graph_matches_stream<CudaBackend>(w, {{1, 60}, {200, 70}}, 2048, 1);
+  // 1 token: keys 2..61 (capacity 256); the 200-token prefill moves the scratch (a capture); keys
+  // past 256 (capacity 512, a capture).
+  graph_matches_stream<CudaBackend>(w, {{1, 60}, {200, 70}}, 2048, 3);
   graph_matches_stream<CudaBackendFp16>(w, {{130, 40}}, 2048, 1);
   graph_matches_stream<CudaBackend, PagedLayout<16>>(w, {{97, 50}}, 2048, 1);
+  // 9 layers: three graphs per step (4 + 4 + 1 layers), each captured once.
+  auto c9 = hd64_gqa();
+  c9.n_layers = 9;
+  graph_matches_stream<CudaBackend>(random_model(c9, 8u, 0.05f), {{50, 20}}, 2048, 3);
 }
 
 TEST_CASE("decode graph: only for steps that prune nothing, and not while profiling") {
@@ -95,7 +101,7 @@ TEST_CASE("decode graph: only for steps that prune nothing, and not while profil
     GPipe<CudaBackend, policy::Lazy> p(CudaBackend{w}, policy::Lazy(Schedule::parse("1:0.5,2:0.5")));
     auto l = p.prefill(ids);
     for (int i = 0; i < 5; ++i) l = p.decode(argmax(l));
-    CHECK(p.backend().graph_launches() == 0);
+    CHECK(p.backend().graph_steps() == 0);
   }
   {  // LazyLLM with an empty schedule is the dense model: graphs, and the dense logits
     GPipe<CudaBackend, policy::Lazy> p(CudaBackend{w}, policy::Lazy{});
@@ -108,7 +114,7 @@ TEST_CASE("decode graph: only for steps that prune nothing, and not while profil
       ld = logits_copy(d.decode(argmax(ld)));
       CHECK(l == ld);
     }
-    CHECK(p.backend().graph_launches() == 5);
+    CHECK(p.backend().graph_steps() == 5);
   }
   {  // a profiler times single launches: no graph while it is attached
     GPipe<CudaBackend> p(CudaBackend{w});
@@ -119,9 +125,9 @@ TEST_CASE("decode graph: only for steps that prune nothing, and not while profil
     l = p.decode(argmax(l));
     prof.end(p.backend().stream());
     p.backend().set_profiler(nullptr);
-    CHECK(p.backend().graph_launches() == 0);
+    CHECK(p.backend().graph_steps() == 0);
     l = p.decode(argmax(l));
-    CHECK(p.backend().graph_launches() == 1);
+    CHECK(p.backend().graph_steps() == 1);
   }
   {  // an on_layer callback may wait for each layer: no graph while one is set
     GPipe<CudaBackend> p(CudaBackend{w});
@@ -130,7 +136,7 @@ TEST_CASE("decode graph: only for steps that prune nothing, and not while profil
     auto l = p.prefill(ids);
     l = p.decode(argmax(l));
     CHECK(calls == 2 * w.config.n_layers);
-    CHECK(p.backend().graph_launches() == 0);
+    CHECK(p.backend().graph_steps() == 0);
   }
 }
 
@@ -140,6 +146,8 @@ TEST_CASE("decode graph: a refused step, then reset: graphs again, still the str
   GPipe<CudaBackend> p(CudaBackend{w}, {}, {}, 130);
   auto l = logits_copy(p.prefill(prompt_of(128, 4, w.config.vocab_size)));
   l = logits_copy(p.decode(argmax(l)));
+  l = logits_copy(p.decode(argmax(l)));
+  CHECK(p.backend().graph_steps() == 2);
   CHECK_THROWS_AS(p.decode(argmax(l)), InvalidArgument);  // the context (130) is full
   // The backend is not left recording: a fresh prefill on the same pipeline works, dense vs stream.
   p.reset();

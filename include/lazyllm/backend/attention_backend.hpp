@@ -54,10 +54,11 @@ concept AttentionBackend = requires(B& b, const B& cb, typename B::Activations& 
 /// Optional: a backend that can replay a step's launches (the CUDA backend: one CUDA graph per
 /// decode step). Before a step whose every layer computes one row and wants no scores (a decode
 /// step that prunes nothing), the pipeline calls `begin_graph_step(n_kv_max)` (no layer will see
-/// more keys); when it returns true, the backend may record the step's embed and layer calls
-/// instead of running them, and `end_graph_step()` (called after the last layer, before
-/// `logits`) runs them. `cancel_graph_step()` drops a recording when the step throws (a no-op
-/// otherwise). Results must be those of the same calls run one by one.
+/// more keys); when it returns true, the backend may defer the launches of the step's embed and
+/// layer calls (the pipeline reads nothing back until `logits`), and `end_graph_step()`, called
+/// after the last layer and before `logits`, is the point by which all of them are issued.
+/// `cancel_graph_step()` drops a recording when the step throws (a no-op otherwise). Results must
+/// be those of the same calls run one by one.
 template <class B>
 concept GraphStepBackend = requires(B& b, int n) {
   { b.begin_graph_step(n) } -> std::convertible_to<bool>;

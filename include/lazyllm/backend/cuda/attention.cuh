@@ -766,6 +766,14 @@ class Attention {
                     : detail::launch_decode_attention<128, 4, ST>(L, stream);
   }
 
+  /// The most splits run() uses for any key count up to a.n_kv (the count never exceeds the
+  /// passes of 128 keys, which grow with it).
+  template <class ST>
+  int decode_dynamic_splits(const AttnArgsT<ST>& a) const {
+    const int passes = std::max(1, (a.n_kv + kDecodePass - 1) / kDecodePass);
+    return std::min(decode_split_cap<ST>(a), passes);
+  }
+
   template <class ST>
   static void check_decode_dynamic(const AttnArgsT<ST>& a) {
     static_assert(!std::is_same_v<ST, float>, "Attention::run_decode_dynamic: 2-byte storage only");
@@ -783,15 +791,16 @@ class Attention {
     check_decode_dynamic(a);
     detail::AttnLaunchT<ST> L;
     L.a = a;
-    L.n_splits = decode_split_cap<ST>(a);
+    L.n_splits = decode_dynamic_splits(a);
     if (L.n_splits > 1) decode_workspace(a, L, stream, /*may_allocate=*/true);
     return {L.part_o, L.part_ml, L.split_done};
   }
 
   /// The decode kernel with its key count read on the device: *n_kv_dev (at most a.n_kv, the
   /// capacity of a.kv_pos / a.kv_slots) when the kernel runs, so one launch captured in a CUDA
-  /// graph serves every decode step. The grid has the most splits run() would use; each block
-  /// derives the split run() chooses for that count, and blocks past it store an empty partial:
+  /// graph serves every decode step. The grid has the most splits run() would use for up to a.n_kv
+  /// keys; each block derives the split run() chooses for that count, and blocks past it store an
+  /// empty partial:
   /// the same keys per block and the same merge order as run(), so the same results bit for bit.
   /// Head dim 64 or 128, at most kDecodeMaxRows rows, 2-byte storage; prepare_decode_dynamic first.
   template <class ST>
@@ -802,7 +811,7 @@ class Attention {
     L.scale_log2 = float(1.4426950408889634 / std::sqrt(double(a.hd)));
     L.n_kv_dev = n_kv_dev;
     L.split_cap = decode_split_cap<ST>(a);
-    L.n_splits = L.split_cap;
+    L.n_splits = decode_dynamic_splits(a);
     L.keys_per_split = kDecodePass;  // unused: the kernel derives it
     if (L.n_splits > 1) decode_workspace(a, L, stream, /*may_allocate=*/false);
     launch_decode(L, stream);

@@ -358,19 +358,21 @@ class BasicCudaBackend {
   /// before; for A/B measurements). Off also drops the cached graph.
   void set_decode_graphs(bool on) {
     graph_.on = on;
-    if (!on) graph_.exec.reset();
+    if (!on) graph_.chunks.clear();
   }
   bool decode_graphs() const { return graph_.on; }
-  /// Graphs captured and graph launches so far (tests, benchmarks).
+  /// Decode steps run as graphs, graphs captured and graphs launched so far (tests, benchmarks).
+  std::int64_t graph_steps() const { return graph_.steps; }
   std::int64_t graph_captures() const { return graph_.captures; }
   std::int64_t graph_launches() const { return graph_.launches; }
 
   /// The pipeline calls this before a step whose every layer computes one row and wants no scores
   /// (a decode step that prunes nothing) with an upper bound on each layer's key count. Returns
-  /// true when this backend records the step's embed and layer calls (their index arrays go to a
-  /// pinned staging area; nothing is launched) for end_graph_step(). False when graphs are off, a
-  /// profiler is attached (it times single launches), or the model takes another attention kernel
-  /// (fp32 storage, head_dim other than 64 / 128).
+  /// true when this backend takes the step as CUDA graphs: embed and layer calls then only stage
+  /// their index arrays (pinned memory), and every kGraphChunkLayers layers the staged part is
+  /// uploaded and launched as one graph (so the GPU starts while the host still walks the later
+  /// layers). False when graphs are off, a profiler is attached (it times single launches), or
+  /// the model takes another attention kernel (fp32 storage, head_dim other than 64 / 128).
   bool begin_graph_step(int n_kv_max) {
     graph_.recording = false;
     const int hd = config_.head_dim();
@@ -390,56 +392,22 @@ class BasicCudaBackend {
       graph_.cap = cap;
       graph_.stride = stride;
     }
+    graph_.chunks.resize((layers_.size() + kGraphChunkLayers - 1) / kGraphChunkLayers);
     graph_.rec.clear();
+    graph_.flushed = 0;
     graph_.embed_x = nullptr;
-    graph_.max_n_kv = 0;
     graph_.recording = true;
     return true;
   }
 
-  /// Runs the recorded step: uploads its indices (two copies), then launches the step's graph,
-  /// capturing it first when it is new or anything it points at has moved (capacity growth, a
-  /// longer prefill's scratch). Each replay computes what the same launches on the stream
-  /// compute, bit for bit.
+  /// Ends a graph step: every layer must have been staged (and so launched).
   void end_graph_step() {
     if (!graph_.recording) return;
     graph_.recording = false;
-    if constexpr (!kFp32) {
-      const std::size_t n_layers = layers_.size();
-      if (graph_.rec.size() != n_layers || !graph_.embed_x)
-        throw Error("internal: a recorded decode step must embed one token and run every layer once (" +
-                    std::to_string(graph_.rec.size()) + " of " + std::to_string(n_layers) + " layers)");
-      const std::size_t pitch = graph_.stride * 8, head = kGraphHeaderWords + std::size_t(graph_.max_n_kv + 1) / 2;
-      LAZYLLM_CUDA_CHECK(cudaMemcpy2DAsync(graph_.dev.get(), pitch, graph_.host.get(), pitch, head * 8, n_layers,
-                                           cudaMemcpyHostToDevice, stream_));
-      const std::size_t kvs = kGraphHeaderWords + std::size_t(graph_.cap) / 2;
-      LAZYLLM_CUDA_CHECK(cudaMemcpy2DAsync(graph_.dev.get() + kvs, pitch, graph_.host.get() + kvs, pitch,
-                                           std::size_t(graph_.max_n_kv) * 8, n_layers, cudaMemcpyHostToDevice, stream_));
-      LAZYLLM_CUDA_CHECK(cudaEventRecord(graph_.copied.get(), stream_));
-
-      const cuda::AttnArgsT<ST> probe = attn_args(1, graph_.cap, LayerIndices{});
-      const auto ws = attn_.prepare_decode_dynamic(probe, stream_);
-      std::vector<const void*> key{graph_.dev.get(), graph_.embed_x, xn_.get(), qkv_.get(), att_.get(), gu_.get(),
-                                   h_.get(),         k_.get(),       v_.get(),  ws[0],      ws[1],      ws[2]};
-      key.push_back(reinterpret_cast<const void*>(std::uintptr_t(graph_.cap)));
-      for (const auto& r : graph_.rec) key.push_back(r.x);
-      if (!graph_.exec || key != graph_.key) {
-        // Captured on a stream of its own (the user's may be the legacy default stream, which
-        // cannot be captured); the graph is launched on the user's stream.
-        graph_.capture_stream.create();
-        struct Restore {
-          cudaStream_t& s;
-          cudaStream_t saved;
-          ~Restore() { s = saved; }
-        } restore{stream_, stream_};
-        stream_ = graph_.capture_stream.get();
-        graph_.exec.capture(stream_, [&] { launch_recorded_step(); });
-        graph_.key = std::move(key);
-        ++graph_.captures;
-      }
-      graph_.exec.launch(stream_);
-      ++graph_.launches;
-    }
+    if (graph_.flushed != layers_.size())
+      throw Error("internal: a graph decode step must run every layer once (" + std::to_string(graph_.flushed) +
+                  " of " + std::to_string(layers_.size()) + " layers)");
+    ++graph_.steps;
   }
 
   /// Drops a recording that will not be ended (the pipeline calls it when a step throws).
@@ -633,16 +601,67 @@ class BasicCudaBackend {
     sec[2] = call.q_slots[0];
     std::memcpy(sec + kGraphHeaderWords, call.kv_pos.data(), call.kv_pos.size_bytes());
     std::memcpy(sec + kGraphHeaderWords + std::size_t(graph_.cap) / 2, call.kv_slots.data(), call.kv_slots.size_bytes());
-    graph_.rec.push_back({x.data()});
-    graph_.max_n_kv = std::max(graph_.max_n_kv, n_kv);
+    graph_.rec.push_back({x.data(), n_kv});
+    if (graph_.rec.size() % kGraphChunkLayers == 0 || graph_.rec.size() == layers_.size()) launch_staged();
   }
 
-  /// The launches of the recorded step, reading every index from graph_.dev (inside a capture).
-  void launch_recorded_step() {
+  /// Uploads the staged layers [flushed, rec.size()) (two copies) and launches their graph,
+  /// capturing it first when it is new or anything it points at has moved (capacity growth, a
+  /// longer prefill's scratch). A replay computes what the same launches on the stream compute,
+  /// bit for bit.
+  void launch_staged() {
+    if constexpr (!kFp32) {
+      const std::size_t l0 = graph_.flushed, l1 = graph_.rec.size();
+      if (l0 == 0 && !graph_.embed_x) throw Error("internal: a graph decode step must embed its token first");
+      int max_n = 0;
+      for (std::size_t l = l0; l < l1; ++l) max_n = std::max(max_n, graph_.rec[l].n_kv);
+      const std::size_t pitch = graph_.stride * 8, at = l0 * graph_.stride;
+      const std::size_t head = kGraphHeaderWords + std::size_t(max_n + 1) / 2;
+      LAZYLLM_CUDA_CHECK(cudaMemcpy2DAsync(graph_.dev.get() + at, pitch, graph_.host.get() + at, pitch, head * 8, l1 - l0,
+                                           cudaMemcpyHostToDevice, stream_));
+      const std::size_t kvs = at + kGraphHeaderWords + std::size_t(graph_.cap) / 2;
+      LAZYLLM_CUDA_CHECK(cudaMemcpy2DAsync(graph_.dev.get() + kvs, pitch, graph_.host.get() + kvs, pitch,
+                                           std::size_t(max_n) * 8, l1 - l0, cudaMemcpyHostToDevice, stream_));
+      LAZYLLM_CUDA_CHECK(cudaEventRecord(graph_.copied.get(), stream_));
+
+      const auto ws = attn_.prepare_decode_dynamic(attn_args(1, graph_.cap, LayerIndices{}), stream_);
+      std::vector<const void*> key{graph_.dev.get(), l0 == 0 ? graph_.embed_x : nullptr,
+                                   xn_.get(),        qkv_.get(),
+                                   att_.get(),       gu_.get(),
+                                   h_.get(),         k_.get(),
+                                   v_.get(),         ws[0],
+                                   ws[1],            ws[2]};
+      key.push_back(reinterpret_cast<const void*>(std::uintptr_t(graph_.cap)));
+      for (std::size_t l = l0; l < l1; ++l) key.push_back(graph_.rec[l].x);
+      GraphChunk& chunk = graph_.chunks.at(l0 / kGraphChunkLayers);
+      if (!chunk.exec || key != chunk.key) {
+        // Captured on a stream of its own (the user's may be the legacy default stream, which
+        // cannot be captured); the graph is launched on the user's stream.
+        graph_.capture_stream.create();
+        struct Restore {
+          cudaStream_t& s;
+          cudaStream_t saved;
+          ~Restore() { s = saved; }
+        } restore{stream_, stream_};
+        stream_ = graph_.capture_stream.get();
+        chunk.exec.capture(stream_, [&] { launch_recorded(l0, l1); });
+        chunk.key = std::move(key);
+        ++graph_.captures;
+      }
+      chunk.exec.launch(stream_);
+      ++graph_.launches;
+      graph_.flushed = l1;
+    }
+  }
+
+  /// The launches of staged layers [l0, l1) (and the embedding with layer 0), reading every index
+  /// from graph_.dev (inside a capture).
+  void launch_recorded(std::size_t l0, std::size_t l1) {
     const std::int64_t* dev = graph_.dev.get();
-    cuda::detail::launch_embed(embedding_, reinterpret_cast<const std::int32_t*>(dev + kGraphTokenWord), 1, config_.dim,
-                               graph_.embed_x, stream_);
-    for (std::size_t l = 0; l < graph_.rec.size(); ++l) {
+    if (l0 == 0)
+      cuda::detail::launch_embed(embedding_, reinterpret_cast<const std::int32_t*>(dev + kGraphTokenWord), 1,
+                                 config_.dim, graph_.embed_x, stream_);
+    for (std::size_t l = l0; l < l1; ++l) {
       const std::int64_t* sec = dev + l * graph_.stride;
       LayerIndices idx;
       idx.q_pos = reinterpret_cast<const std::int32_t*>(sec + 1);
@@ -655,24 +674,30 @@ class BasicCudaBackend {
     }
   }
 
+  /// Layers per graph: the first part starts on the GPU while the host stages the rest.
+  static constexpr std::size_t kGraphChunkLayers = 4;
   struct GraphRecord {
     float* x = nullptr;  // the layer's activations
+    int n_kv = 0;
+  };
+  struct GraphChunk {
+    cuda::GraphExec exec;
+    std::vector<const void*> key;  // what the captured graph points at
   };
   struct DecodeGraph {
     bool on = true;
     bool recording = false;
     int cap = 0;             // keys per layer section
     std::size_t stride = 0;  // words per layer section
-    int max_n_kv = 0;
+    std::size_t flushed = 0; // layers of this step already launched
     float* embed_x = nullptr;
     std::vector<GraphRecord> rec;
+    std::vector<GraphChunk> chunks;  // one graph per kGraphChunkLayers layers
     cuda::PinnedBuffer<std::int64_t> host;
     cuda::DeviceBuffer<std::int64_t> dev;
-    cuda::Event copied;                // the last upload from `host` has run
-    std::vector<const void*> key;      // what the captured graph points at
+    cuda::Event copied;  // the last upload from `host` has run
     cuda::Stream capture_stream;
-    cuda::GraphExec exec;
-    std::int64_t captures = 0, launches = 0;
+    std::int64_t steps = 0, captures = 0, launches = 0;
   };
 
   // The four cuBLASLt GEMMs of a layer's prefill path, shared by layer() and warm_up() (so the
