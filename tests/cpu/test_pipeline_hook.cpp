@@ -6,8 +6,8 @@
 
 #include "lazyllm/backend/cpu/cpu_backend.hpp"
 #include "lazyllm/cache/contiguous.hpp"
-#include "lazyllm/pipeline.hpp"
 #include "lazyllm/model/sampler.hpp"
+#include "lazyllm/pipeline.hpp"
 #include "lazyllm/policy/lazy.hpp"
 #include "random_model.hpp"
 #include "test_util.hpp"

@@ -79,7 +79,8 @@ TEST_CASE("decode graph: Llama-2-7B layer shape (MHA and GQA), bf16: bit-identic
   }
 }
 
-TEST_CASE("decode graph: head_dim 64 GQA, bf16 and fp16, contiguous and paged, several graphs per step: bit-identical") {
+TEST_CASE(
+    "decode graph: head_dim 64 GQA, bf16 and fp16, contiguous and paged, several graphs per step: bit-identical") {
   if (!have_gpu()) return;
   const auto w = random_model(hd64_gqa(), 5u, 0.05f);
   // 1 token: keys 2..61 (capacity 256); the 200-token prefill moves the scratch (a capture); keys
