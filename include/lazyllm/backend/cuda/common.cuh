@@ -199,82 +199,57 @@ class PinnedBuffer {
   std::size_t n_ = 0;
 };
 
-/// Move-only owner of a cudaEvent_t (timing disabled: used for host/stream ordering only).
-class Event {
+namespace detail {
+/// Move-only owner of a CUDA handle `H`, released with `Destroy` (errors ignored: destructors).
+template <class H, cudaError_t (*Destroy)(H)>
+class UniqueHandle {
  public:
-  Event() = default;
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-  Event(Event&& o) noexcept : e_(std::exchange(o.e_, nullptr)) {}
-  Event& operator=(Event&& o) noexcept {
-    if (this != &o) {
-      if (e_) (void)cudaEventDestroy(e_);
-      e_ = std::exchange(o.e_, nullptr);
-    }
-    return *this;
-  }
-  ~Event() {
-    if (e_) (void)cudaEventDestroy(e_);
-  }
-  void create() {
-    if (!e_) LAZYLLM_CUDA_CHECK(cudaEventCreateWithFlags(&e_, cudaEventDisableTiming));
-  }
-  cudaEvent_t get() const { return e_; }
-
- private:
-  cudaEvent_t e_ = nullptr;
-};
-
-/// A CUDA stream (owned; move-only; created by create(), non-blocking).
-class Stream {
- public:
-  Stream() = default;
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-  Stream(Stream&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
-  Stream& operator=(Stream&& o) noexcept {
-    if (this != &o) {
-      if (s_) (void)cudaStreamDestroy(s_);
-      s_ = std::exchange(o.s_, nullptr);
-    }
-    return *this;
-  }
-  ~Stream() {
-    if (s_) (void)cudaStreamDestroy(s_);
-  }
-  void create() {
-    if (!s_) LAZYLLM_CUDA_CHECK(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking));
-  }
-  cudaStream_t get() const { return s_; }
-
- private:
-  cudaStream_t s_ = nullptr;
-};
-
-/// An instantiated CUDA graph (owned; move-only; empty until capture() succeeds).
-class GraphExec {
- public:
-  GraphExec() = default;
-  GraphExec(const GraphExec&) = delete;
-  GraphExec& operator=(const GraphExec&) = delete;
-  GraphExec(GraphExec&& o) noexcept : e_(std::exchange(o.e_, nullptr)) {}
-  GraphExec& operator=(GraphExec&& o) noexcept {
+  UniqueHandle() = default;
+  UniqueHandle(const UniqueHandle&) = delete;
+  UniqueHandle& operator=(const UniqueHandle&) = delete;
+  UniqueHandle(UniqueHandle&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
+  UniqueHandle& operator=(UniqueHandle&& o) noexcept {
     if (this != &o) {
       reset();
-      e_ = std::exchange(o.e_, nullptr);
+      h_ = std::exchange(o.h_, nullptr);
     }
     return *this;
   }
-  ~GraphExec() { reset(); }
+  ~UniqueHandle() { reset(); }
   void reset() noexcept {
-    if (e_) (void)cudaGraphExecDestroy(e_);
-    e_ = nullptr;
+    if (h_) (void)Destroy(h_);
+    h_ = nullptr;
   }
-  explicit operator bool() const { return e_ != nullptr; }
+  H get() const { return h_; }
+  explicit operator bool() const { return h_ != nullptr; }
 
+ protected:
+  H h_ = nullptr;
+};
+}  // namespace detail
+
+/// Move-only owner of a cudaEvent_t (timing disabled: used for host/stream ordering only).
+class Event : public detail::UniqueHandle<cudaEvent_t, cudaEventDestroy> {
+ public:
+  void create() {
+    if (!h_) LAZYLLM_CUDA_CHECK(cudaEventCreateWithFlags(&h_, cudaEventDisableTiming));
+  }
+};
+
+/// Move-only owner of a CUDA stream (created non-blocking by create()).
+class Stream : public detail::UniqueHandle<cudaStream_t, cudaStreamDestroy> {
+ public:
+  void create() {
+    if (!h_) LAZYLLM_CUDA_CHECK(cudaStreamCreateWithFlags(&h_, cudaStreamNonBlocking));
+  }
+};
+
+/// An instantiated CUDA graph (move-only; empty until capture() succeeds).
+class GraphExec : public detail::UniqueHandle<cudaGraphExec_t, cudaGraphExecDestroy> {
+ public:
   /// Captures what `record()` queues on `stream` (not the legacy default stream, which cannot be
-  /// captured; nothing runs while capturing) and instantiates it, replacing the previous graph. If `record` throws, the capture is ended and
-  /// discarded and the exception passes on; the stream is usable again.
+  /// captured; nothing runs while capturing) and instantiates it, replacing the previous graph. If `record` throws, the
+  /// capture is ended and discarded and the exception passes on; the stream is usable again.
   template <class F>
   void capture(cudaStream_t stream, F&& record) {
     reset();
@@ -289,17 +264,14 @@ class GraphExec {
       throw;
     }
     LAZYLLM_CUDA_CHECK(cudaStreamEndCapture(stream, &g));
-    const cudaError_t e = cudaGraphInstantiate(&e_, g, 0);
+    const cudaError_t e = cudaGraphInstantiate(&h_, g, 0);
     (void)cudaGraphDestroy(g);
     if (e != cudaSuccess) {
-      e_ = nullptr;
+      h_ = nullptr;
       LAZYLLM_CUDA_CHECK(e);
     }
   }
-  void launch(cudaStream_t stream) const { LAZYLLM_CUDA_CHECK(cudaGraphLaunch(e_, stream)); }
-
- private:
-  cudaGraphExec_t e_ = nullptr;
+  void launch(cudaStream_t stream) const { LAZYLLM_CUDA_CHECK(cudaGraphLaunch(h_, stream)); }
 };
 
 namespace detail {
