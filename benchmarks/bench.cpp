@@ -390,19 +390,21 @@ int main(int argc, char** argv) {
       else if (a == "--floor") plan.floor = true;
       else if (a == "--breakdown") plan.breakdown = true;
       else if (a == "--no-graphs") plan.graphs = false;
+      else if (a == "--graph-chunk") plan.graph_chunk = to_int(a, val(), 1);
       else if (a == "-h" || a == "--help") {
         std::puts(
             "usage: lazyllm-bench [--backend cpu|cuda|host] [-m PATH | --synthetic tiny|llama2-7b|llama2-13b] [-p "
             "128,256]\n"
             "                     [-n 16] [-r 3] [--policy dense,lazy,static,random,window] [--schedule S]...\n"
-            "                     [-o md|json|csv] [--progress] [--floor] [--breakdown] [--no-graphs]\n"
+            "                     [-o md|json|csv] [--progress] [--floor] [--breakdown] [--no-graphs] [--graph-chunk N]\n"
             "  -m PATH        a model file or HF directory (load_model); prompts are seeded made-up token ids\n"
             "  --synthetic S  random weights of a real shape (default: tiny)\n"
             "  --schedule S   a preset (gentle, default, aggressive) or LAYER:PERCENTILE,... ; repeatable\n"
             "  --floor        (cuda) also time the model's cuBLASLt GEMMs alone for the same per-layer token\n"
             "                 counts, and report TTFT / floor\n"
             "  --breakdown    (cuda) prefill time per op class and layer (one more set of profiled prefills)\n"
-            "  --no-graphs    (cuda) launch dense decode steps kernel by kernel instead of as one CUDA graph\n"
+            "  --no-graphs    (cuda) launch dense decode steps kernel by kernel instead of as CUDA graphs\n"
+            "  --graph-chunk N (cuda) layers per decode graph (default 4); --breakdown's profiled passes use no graphs\n"
             "  --backend host the pipeline's host bookkeeping alone (a backend that computes nothing; no\n"
             "                 weights are made): what the host adds per prefill and per token\n"
             "  LAZYLLM_COMMIT in the environment overrides the commit recorded in the JSON");
@@ -469,6 +471,7 @@ int main(int argc, char** argv) {
         {"compiler", __VERSION__},
         {"reps", plan.reps},
         {"decode_graphs", backend == "cuda" && plan.graphs},
+        {"decode_graph_chunk", plan.graph_chunk},
         {"warmup", 1},
         {"timing", backend == "cuda"   ? "cudaEvent on the backend stream: prompt in -> first logits on the host"
                    : backend == "host" ? "steady_clock: the pipeline's host work alone (NullBackend computes nothing)"

@@ -32,7 +32,8 @@ struct Plan {
   bool progress = false;
   bool floor = false;      // --floor: time the model's GEMMs alone for the same token counts
   bool breakdown = false;  // --breakdown: per-op-class, per-layer times of the prefill
-  bool graphs = true;      // (cuda) dense decode steps as one CUDA graph each; --no-graphs: launch by launch
+  bool graphs = true;      // (cuda) dense decode steps as CUDA graphs; --no-graphs: launch by launch
+  int graph_chunk = 0;     // (cuda) --graph-chunk N: layers per decode graph (0: the backend's default)
 };
 
 /// The op classes of --breakdown, in the order of lazyllm::cuda::OpClass (profiler.cuh; checked

@@ -38,8 +38,9 @@ RuntimeConfig hd64_gqa() {  // 8 heads of 64, 2 K/V heads
 /// prompt on the same two pipelines (a reset between them); every step's logits must be equal.
 template <class Backend, class Layout = ContiguousLayout>
 void graph_matches_stream(const ModelWeights& w, const std::vector<std::pair<int, int>>& runs, int n_ctx,
-                          std::int64_t want_captures) {
+                          std::int64_t want_captures, int chunk_layers = 0) {
   GPipe<Backend, policy::Dense, Layout> g(Backend{w}, {}, {}, n_ctx), s(Backend{w}, {}, {}, n_ctx);
+  if (chunk_layers > 0) g.backend().set_graph_chunk_layers(chunk_layers);
   s.backend().set_decode_graphs(false);
   REQUIRE(g.backend().decode_graphs());
   std::int64_t steps_total = 0;
@@ -88,10 +89,14 @@ TEST_CASE(
   graph_matches_stream<CudaBackend>(w, {{1, 60}, {200, 70}}, 2048, 3);
   graph_matches_stream<CudaBackendFp16>(w, {{130, 40}}, 2048, 1);
   graph_matches_stream<CudaBackend, PagedLayout<16>>(w, {{97, 50}}, 2048, 1);
-  // 9 layers: three graphs per step (4 + 4 + 1 layers), each captured once.
+  // 9 layers: three graphs per step (4 + 4 + 1 layers), each captured once; then 1 and 16 layers
+  // per graph.
   auto c9 = hd64_gqa();
   c9.n_layers = 9;
-  graph_matches_stream<CudaBackend>(random_model(c9, 8u, 0.05f), {{50, 20}}, 2048, 3);
+  const auto w9 = random_model(c9, 8u, 0.05f);
+  graph_matches_stream<CudaBackend>(w9, {{50, 20}}, 2048, 3);
+  graph_matches_stream<CudaBackend>(w9, {{50, 20}}, 2048, 9, 1);   // a graph per layer
+  graph_matches_stream<CudaBackend>(w9, {{50, 20}}, 2048, 1, 16);  // one graph per step
 }
 
 TEST_CASE("decode graph: only for steps that prune nothing, and not while profiling") {
@@ -129,6 +134,7 @@ TEST_CASE("decode graph: only for steps that prune nothing, and not while profil
     CHECK(p.backend().graph_steps() == 0);
     l = p.decode(argmax(l));
     CHECK(p.backend().graph_steps() == 1);
+    CHECK_THROWS_AS(p.backend().set_graph_chunk_layers(0), InvalidArgument);
   }
   {  // an on_layer callback may wait for each layer: no graph while one is set
     GPipe<CudaBackend> p(CudaBackend{w});

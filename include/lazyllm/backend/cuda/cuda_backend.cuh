@@ -361,6 +361,14 @@ class BasicCudaBackend {
     if (!on) graph_.chunks.clear();
   }
   bool decode_graphs() const { return graph_.on; }
+  /// Layers per decode graph (default 4; 1 = a graph per layer; n_layers or more = one graph per
+  /// step). Drops the cached graphs.
+  void set_graph_chunk_layers(int n) {
+    if (n < 1) throw InvalidArgument("CudaBackend::set_graph_chunk_layers: " + std::to_string(n) + " (at least 1)");
+    graph_.chunk_layers = std::size_t(n);
+    graph_.chunks.clear();
+  }
+  int graph_chunk_layers() const { return int(graph_.chunk_layers); }
   /// Decode steps run as graphs, graphs captured and graphs launched so far (tests, benchmarks).
   std::int64_t graph_steps() const { return graph_.steps; }
   std::int64_t graph_captures() const { return graph_.captures; }
@@ -369,7 +377,7 @@ class BasicCudaBackend {
   /// The pipeline calls this before a step whose every layer computes one row and wants no scores
   /// (a decode step that prunes nothing) with an upper bound on each layer's key count. Returns
   /// true when this backend takes the step as CUDA graphs: embed and layer calls then only stage
-  /// their index arrays (pinned memory), and every kGraphChunkLayers layers the staged part is
+  /// their index arrays (pinned memory), and every graph_chunk_layers() layers the staged part is
   /// uploaded and launched as one graph (so the GPU starts while the host still walks the later
   /// layers). False when graphs are off, a profiler is attached (it times single launches), or
   /// the model takes another attention kernel (fp32 storage, head_dim other than 64 / 128).
@@ -392,7 +400,7 @@ class BasicCudaBackend {
       graph_.cap = cap;
       graph_.stride = stride;
     }
-    graph_.chunks.resize((layers_.size() + kGraphChunkLayers - 1) / kGraphChunkLayers);
+    graph_.chunks.resize((layers_.size() + graph_.chunk_layers - 1) / graph_.chunk_layers);
     graph_.rec.clear();
     graph_.flushed = 0;
     graph_.embed_x = nullptr;
@@ -602,7 +610,7 @@ class BasicCudaBackend {
     std::memcpy(sec + kGraphHeaderWords, call.kv_pos.data(), call.kv_pos.size_bytes());
     std::memcpy(sec + kGraphHeaderWords + std::size_t(graph_.cap) / 2, call.kv_slots.data(), call.kv_slots.size_bytes());
     graph_.rec.push_back({x.data(), n_kv});
-    if (graph_.rec.size() % kGraphChunkLayers == 0 || graph_.rec.size() == layers_.size()) launch_staged();
+    if (graph_.rec.size() % graph_.chunk_layers == 0 || graph_.rec.size() == layers_.size()) launch_staged();
   }
 
   /// Uploads the staged layers [flushed, rec.size()) (two copies) and launches their graph,
@@ -633,7 +641,7 @@ class BasicCudaBackend {
                                    ws[1],            ws[2]};
       key.push_back(reinterpret_cast<const void*>(std::uintptr_t(graph_.cap)));
       for (std::size_t l = l0; l < l1; ++l) key.push_back(graph_.rec[l].x);
-      GraphChunk& chunk = graph_.chunks.at(l0 / kGraphChunkLayers);
+      GraphChunk& chunk = graph_.chunks.at(l0 / graph_.chunk_layers);
       if (!chunk.exec || key != chunk.key) {
         // Captured on a stream of its own (the user's may be the legacy default stream, which
         // cannot be captured); the graph is launched on the user's stream.
@@ -674,8 +682,6 @@ class BasicCudaBackend {
     }
   }
 
-  /// Layers per graph: the first part starts on the GPU while the host stages the rest.
-  static constexpr std::size_t kGraphChunkLayers = 4;
   struct GraphRecord {
     float* x = nullptr;  // the layer's activations
     int n_kv = 0;
@@ -692,7 +698,10 @@ class BasicCudaBackend {
     std::size_t flushed = 0; // layers of this step already launched
     float* embed_x = nullptr;
     std::vector<GraphRecord> rec;
-    std::vector<GraphChunk> chunks;  // one graph per kGraphChunkLayers layers
+    std::vector<GraphChunk> chunks;  // one graph per chunk_layers layers
+    // Layers per graph: the first graph starts on the GPU while the host stages the rest (4:
+    // measured on an H200, 7B shape, against one graph per step).
+    std::size_t chunk_layers = 4;
     cuda::PinnedBuffer<std::int64_t> host;
     cuda::DeviceBuffer<std::int64_t> dev;
     cuda::Event copied;  // the last upload from `host` has run
