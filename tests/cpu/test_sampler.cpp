@@ -1,5 +1,7 @@
 // Sampling: greedy, temperature, top-k, top-p, repetition penalty, seeds; statistics as JSON.
 #include <map>
+#include <numeric>
+#include <random>
 
 #include "lazyllm/model/sampler.hpp"
 #include "lazyllm/stats.hpp"
@@ -40,6 +42,97 @@ TEST_CASE("temperature sampling follows the softmax and is reproducible per seed
   // top-k 2 removes the least likely token entirely
   Sampler k2({.temperature = 1.0f, .top_k = 2, .seed = 1});
   for (int i = 0; i < 2000; ++i) CHECK(k2.sample(l) != 0);
+}
+
+namespace {
+
+/// The sampling rule written plainly, as Sampler did it before it sorted only what it reads (the
+/// whole candidate list sorted up front; with top_p 1 a prefix mass rounded up to 1 stops the
+/// cut early): the reference the faster Sampler must reproduce.
+std::int32_t reference_sample(std::vector<float> work, const SamplerParams& p, double u) {
+  if (p.temperature == 0.0f) return argmax(work);
+  std::vector<int> idx(work.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  const std::size_t k = p.top_k > 0 ? std::min<std::size_t>(std::size_t(p.top_k), idx.size()) : idx.size();
+  std::sort(idx.begin(), idx.end(), [&](int a, int b) {
+    return work[std::size_t(a)] > work[std::size_t(b)] || (work[std::size_t(a)] == work[std::size_t(b)] && a < b);
+  });
+  idx.resize(k);
+  std::vector<float> e(k);
+  const float m = work[std::size_t(idx[0])];
+  double sum = 0.0;
+  for (std::size_t i = 0; i < k; ++i) sum += e[i] = std::exp((work[std::size_t(idx[i])] - m) / p.temperature);
+  std::size_t n = k;
+  double mass = 0.0;
+  for (std::size_t i = 0; i < k; ++i) {
+    mass += float(e[i] / sum);
+    if (mass >= p.top_p) {  // with top_p 1 only a mass rounded up to 1 stops early
+      n = i + 1;
+      break;
+    }
+  }
+  double total = 0.0;
+  for (std::size_t i = 0; i < n; ++i) total += float(e[i] / sum);
+  const double r = u * total;
+  double acc = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    acc += float(e[i] / sum);
+    if (r < acc) return idx[i];
+  }
+  return idx[n - 1];
+}
+
+/// The uniform draws a Sampler seeded with `seed` makes (splitmix64, as sampler.hpp).
+double nth_uniform(std::uint64_t seed, int n) {
+  std::uint64_t st = seed, z = 0;
+  for (int i = 0; i <= n; ++i) {
+    z = (st += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+  }
+  return double(z >> 11) * 0x1.0p-53;
+}
+
+}  // namespace
+
+TEST_CASE("Sampler sorts only what it reads, and draws what the fully sorted rule draws") {
+  // Vocabularies of 7 to 32000, peaked and flat logits, ties, top-k / top-p combinations: the
+  // same ids as reference_sample (its sums run in another order, which could only flip a draw
+  // landing within rounding of a boundary; none does here).
+  std::mt19937 gen(5);
+  int draws = 0, mismatches = 0;
+  for (int vocab : {7, 300, 32000}) {
+    for (float scale : {0.5f, 3.0f, 8.0f}) {
+      std::normal_distribution<float> nd(0.0f, scale);
+      std::vector<float> l(static_cast<std::size_t>(vocab));
+      for (auto& x : l) x = nd(gen);
+      for (int i = 0; i < vocab / 5; ++i) l[std::size_t(gen() % unsigned(vocab))] = l[0];  // ties
+      const std::vector<SamplerParams> ps{{.temperature = 1.0f},
+                                          {.temperature = 0.8f, .top_p = 0.9f},
+                                          {.temperature = 1.3f, .top_p = 0.95f},
+                                          {.temperature = 0.7f, .top_k = 40, .top_p = 0.9f},
+                                          {.temperature = 0.6f, .top_k = 2000},
+                                          {.temperature = 2.0f, .top_k = 1000, .top_p = 0.5f},
+                                          {.temperature = 0.05f, .top_p = 0.99f}};
+      for (SamplerParams p : ps) {
+        p.seed = std::uint64_t(vocab) * 131 + std::uint64_t(scale * 10);
+        Sampler s(p);
+        for (int d = 0; d < 40; ++d) {
+          const int got = s.sample(l), want = reference_sample(l, p, nth_uniform(p.seed, d));
+          ++draws;
+          if (got != want) {
+            ++mismatches;
+            MESSAGE("vocab " << vocab << " scale " << scale << " T " << p.temperature << " k " << p.top_k << " p "
+                             << p.top_p << " draw " << d << ": " << got << " vs " << want);
+          }
+        }
+      }
+    }
+  }
+  MESSAGE(draws << " draws compared");
+  CHECK(draws == 3 * 3 * 7 * 40);
+  CHECK(mismatches == 0);
 }
 
 TEST_CASE("repetition penalty discourages recent tokens") {
