@@ -416,6 +416,8 @@ int main(int argc, char** argv) {
     if (out != "md" && out != "json" && out != "csv") throw InvalidArgument("-o must be md, json or csv");
     if ((plan.floor || plan.breakdown) && backend != "cuda")
       throw InvalidArgument("--floor and --breakdown time CUDA work: they need --backend cuda");
+    if ((!plan.graphs || plan.graph_chunk > 0) && backend != "cuda")
+      throw InvalidArgument("--no-graphs and --graph-chunk set up CUDA graphs: they need --backend cuda");
     if (schedules.empty()) schedules.push_back("aggressive");
     for (const auto& ps : split(prompts, ',')) plan.prompts.push_back(to_int("-p", ps, 1));
     if (plan.prompts.empty()) throw InvalidArgument("-p: no prompt lengths");
