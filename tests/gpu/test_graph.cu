@@ -62,6 +62,8 @@ void graph_matches_stream(const ModelWeights& w, const std::vector<std::pair<int
     steps_total += steps;
   }
   CHECK(g.backend().graph_steps() == steps_total);
+  const int chunk = g.backend().graph_chunk_layers();
+  CHECK(g.backend().graph_launches() == steps_total * ((w.config.n_layers + chunk - 1) / chunk));  // graphs per step
   CHECK(g.backend().graph_captures() == want_captures);
   CHECK(s.backend().graph_steps() == 0);
 }

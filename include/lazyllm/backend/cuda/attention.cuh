@@ -269,6 +269,19 @@ __global__ void attention_combine_kernel(AttnLaunchT<ST> L) {
 
 // ------------------------------------------------------------------ decode (few rows)
 
+/// Passes of `pass` keys over `n_kv` keys (at least one).
+__host__ __device__ inline int decode_passes(int n_kv, int pass) { return n_kv > pass ? (n_kv + pass - 1) / pass : 1; }
+
+/// Keys per split of the decode kernel for `n_kv` keys and at most `split_cap` splits: whole
+/// passes of `pass` keys, spread evenly. The host (Attention::run) and the kernel (when it reads
+/// the key count on the device) use this one rule, so both split alike.
+__host__ __device__ inline int decode_keys_per_split(int n_kv, int split_cap, int pass) {
+  const int passes = decode_passes(n_kv, pass);
+  const int cap = split_cap > 1 ? split_cap : 1;
+  const int splits = cap < passes ? cap : passes;
+  return (passes + splits - 1) / splits * pass;
+}
+
 /// Decode-shaped attention: at most R query rows (R = 1 for a plain decode step) against many
 /// keys. Bandwidth-bound, so the keys are spread thin: grid (query head, split), each of the 4
 /// warps walks its keys 32 at a time: the K and V rows of its 32 keys go to shared memory by
@@ -277,16 +290,6 @@ __global__ void attention_combine_kernel(AttnLaunchT<ST> L) {
 /// splits each block stores its partial (m, l, o), and the last block of a head to finish
 /// (counted in split_done) merges them as attention_combine_kernel does, in the same order, so
 /// a decode step is one kernel.
-/// Keys per split of the decode kernel for `n_kv` keys and at most `split_cap` splits: whole
-/// passes of `pass` keys, spread evenly. The host (Attention::run) and the kernel (when it reads
-/// the key count on the device) use this one rule, so both split alike.
-__host__ __device__ inline int decode_keys_per_split(int n_kv, int split_cap, int pass) {
-  const int passes = n_kv > pass ? (n_kv + pass - 1) / pass : 1;
-  const int cap = split_cap > 1 ? split_cap : 1;
-  const int splits = cap < passes ? cap : passes;
-  return (passes + splits - 1) / splits * pass;
-}
-
 template <int HD, int R>
 struct DecodeTraits {
   static_assert(HD == 64 || HD == 128, "DecodeTraits: head dim 64 or 128");
@@ -770,8 +773,7 @@ class Attention {
   /// passes of 128 keys, which grow with it).
   template <class ST>
   int decode_dynamic_splits(const AttnArgsT<ST>& a) const {
-    const int passes = std::max(1, (a.n_kv + kDecodePass - 1) / kDecodePass);
-    return std::min(decode_split_cap<ST>(a), passes);
+    return std::min(decode_split_cap<ST>(a), detail::decode_passes(a.n_kv, kDecodePass));
   }
 
   template <class ST>
@@ -800,8 +802,8 @@ class Attention {
   /// capacity of a.kv_pos / a.kv_slots) when the kernel runs, so one launch captured in a CUDA
   /// graph serves every decode step. The grid has the most splits run() would use for up to a.n_kv
   /// keys; each block derives the split run() chooses for that count, and blocks past it store an
-  /// empty partial:
-  /// the same keys per block and the same merge order as run(), so the same results bit for bit.
+  /// empty partial: the same keys per block and the same merge order as run(), so the same
+  /// results bit for bit.
   /// Head dim 64 or 128, at most kDecodeMaxRows rows, 2-byte storage; prepare_decode_dynamic first.
   template <class ST>
   void run_decode_dynamic(const AttnArgsT<ST>& a, const int* n_kv_dev, cudaStream_t stream) {
