@@ -148,8 +148,8 @@ class Pipeline {
     std::iota(sel_.begin(), sel_.end(), 0);
     prev_c_.clear();
     // A decode step that prunes nothing (the dense model) makes the same launches every step with
-    // one row per layer: a GraphStepBackend records them and replays them at once (one CUDA graph).
-    // Not with an on_layer callback, which may wait for each layer.
+    // one row per layer: a GraphStepBackend may defer them and replay them as CUDA graphs. Not with
+    // an on_layer callback, which may wait for each layer.
     GraphStep graph{backend_, false};
     if constexpr (GraphStepBackend<Backend>)
       graph.on = phase == Phase::Decode && tokens.size() == 1 && !prunes_ && !on_layer_ && backend_.begin_graph_step(N);
