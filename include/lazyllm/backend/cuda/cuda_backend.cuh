@@ -342,11 +342,14 @@ class BasicCudaBackend {
       scores_host_.reserve(std::size_t(n_kv));
       LAZYLLM_CUDA_CHECK(cudaMemcpyAsync(scores_host_.get(), scores_dev_.get(), std::size_t(n_kv) * sizeof(float),
                                          cudaMemcpyDeviceToHost, stream_));
+      scores_ready_.create();
+      LAZYLLM_CUDA_CHECK(cudaEventRecord(scores_ready_.get(), stream_));
     }
     output_and_ffn_block(L, call.layer, rows, x.data());
     if (call.want_scores) {
-      // The pipeline selects from the scores right after this call: wait for them here.
-      synchronize();
+      // The pipeline selects from the scores right after this call: wait for them (not for the
+      // whole stream), so the host's selection runs while the GPU does this layer's FFN.
+      LAZYLLM_CUDA_CHECK(cudaEventSynchronize(scores_ready_.get()));
       std::copy_n(scores_host_.get(), n_kv, scores.begin());
     }
     prof_.mark(call.want_scores ? cuda::OpClass::Select : cuda::OpClass::Other, call.layer);
@@ -807,6 +810,7 @@ class BasicCudaBackend {
   cuda::DeviceBuffer<ST> xn_, qkv_, att_, gu_, h_;
   cuda::DeviceBuffer<float> scores_dev_, logits_dev_;
   cuda::PinnedBuffer<float> scores_host_, logits_host_;
+  cuda::Event scores_ready_;  // the scores' read-back has landed in scores_host_
   std::array<Staging, 2> staging_;
   std::size_t next_staging_ = 0;
   DecodeGraph graph_;

@@ -6,8 +6,9 @@
 // cudaEvent on the stream into a preallocated pool; the time between two consecutive marks is
 // charged to the first one's class and layer. So the per-class totals add up exactly to the
 // time from begin() to end(), host gaps included (a gap after a mark is charged to its class:
-// the mark after the synchronous score read-back is OpClass::Select, so host-side selection
-// and compaction show up there). Without a Profiler a mark is one null-pointer test.
+// the mark after a layer that read scores back is OpClass::Select, so the part of the host's
+// selection and compaction that the layer's FFN does not hide shows up there). Without a
+// Profiler a mark is one null-pointer test.
 #pragma once
 #include <cuda_runtime.h>
 
