@@ -355,7 +355,7 @@ class BasicCudaBackend {
     prof_.mark(call.want_scores ? cuda::OpClass::Select : cuda::OpClass::Other, call.layer);
   }
 
-  // ---- decode steps as one CUDA graph (GraphStepBackend, attention_backend.hpp) ----
+  // ---- decode steps as CUDA graphs (GraphStepBackend, attention_backend.hpp) ----
 
   /// Graph replay of plain decode steps: on (the default) or off (every launch on the stream, as
   /// before; for A/B measurements). Off also drops the cached graph.
@@ -402,6 +402,14 @@ class BasicCudaBackend {
       graph_.dev.reserve(words, "decode graph indices");
       graph_.cap = cap;
       graph_.stride = stride;
+    }
+    if constexpr (!kFp32) {
+      // What every graph of this step points at besides its layers' activations (the scratch and
+      // the split workspace are sized here, so nothing moves while the step is staged).
+      reserve_scratch(1);
+      const auto ws = attn_.prepare_decode_dynamic(attn_args(1, graph_.cap, LayerIndices{}), stream_);
+      graph_.step_key.assign({graph_.dev.get(), xn_.get(), qkv_.get(), att_.get(), gu_.get(), h_.get(), k_.get(),
+                              v_.get(), ws[0], ws[1], ws[2], reinterpret_cast<const void*>(std::uintptr_t(graph_.cap))});
     }
     graph_.chunks.resize((layers_.size() + graph_.chunk_layers - 1) / graph_.chunk_layers);
     graph_.rec.clear();
@@ -635,14 +643,9 @@ class BasicCudaBackend {
                                            std::size_t(max_n) * 8, l1 - l0, cudaMemcpyHostToDevice, stream_));
       LAZYLLM_CUDA_CHECK(cudaEventRecord(graph_.copied.get(), stream_));
 
-      const auto ws = attn_.prepare_decode_dynamic(attn_args(1, graph_.cap, LayerIndices{}), stream_);
-      std::vector<const void*> key{graph_.dev.get(), l0 == 0 ? graph_.embed_x : nullptr,
-                                   xn_.get(),        qkv_.get(),
-                                   att_.get(),       gu_.get(),
-                                   h_.get(),         k_.get(),
-                                   v_.get(),         ws[0],
-                                   ws[1],            ws[2]};
-      key.push_back(reinterpret_cast<const void*>(std::uintptr_t(graph_.cap)));
+      std::vector<const void*>& key = graph_.key;
+      key.assign(graph_.step_key.begin(), graph_.step_key.end());
+      key.push_back(l0 == 0 ? graph_.embed_x : nullptr);
       for (std::size_t l = l0; l < l1; ++l) key.push_back(graph_.rec[l].x);
       GraphChunk& chunk = graph_.chunks.at(l0 / graph_.chunk_layers);
       if (!chunk.exec || key != chunk.key) {
@@ -656,7 +659,7 @@ class BasicCudaBackend {
         } restore{stream_, stream_};
         stream_ = graph_.capture_stream.get();
         chunk.exec.capture(stream_, [&] { launch_recorded(l0, l1); });
-        chunk.key = std::move(key);
+        chunk.key = key;
         ++graph_.captures;
       }
       chunk.exec.launch(stream_);
@@ -702,6 +705,7 @@ class BasicCudaBackend {
     float* embed_x = nullptr;
     std::vector<GraphRecord> rec;
     std::vector<GraphChunk> chunks;  // one graph per chunk_layers layers
+    std::vector<const void*> step_key, key;  // this step's shared pointers; a chunk's (scratch)
     // Layers per graph: the first graph starts on the GPU while the host stages the rest (4:
     // measured on an H200, 7B shape, against one graph per step).
     std::size_t chunk_layers = 4;
