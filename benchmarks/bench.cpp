@@ -391,12 +391,14 @@ int main(int argc, char** argv) {
       else if (a == "--breakdown") plan.breakdown = true;
       else if (a == "--no-graphs") plan.graphs = false;
       else if (a == "--graph-chunk") plan.graph_chunk = to_int(a, val(), 1);
+      else if (a == "--no-wgmma") plan.wgmma = false;
       else if (a == "-h" || a == "--help") {
         std::puts(
             "usage: lazyllm-bench [--backend cpu|cuda|host] [-m PATH | --synthetic tiny|llama2-7b|llama2-13b] [-p "
             "128,256]\n"
             "                     [-n 16] [-r 3] [--policy dense,lazy,static,random,window] [--schedule S]...\n"
             "                     [-o md|json|csv] [--progress] [--floor] [--breakdown] [--no-graphs] [--graph-chunk N]\n"
+            "                     [--no-wgmma]\n"
             "  -m PATH        a model file or HF directory (load_model); prompts are seeded made-up token ids\n"
             "  --synthetic S  random weights of a real shape (default: tiny)\n"
             "  --schedule S   a preset (gentle, default, aggressive) or LAYER:PERCENTILE,... ; repeatable\n"
@@ -405,6 +407,7 @@ int main(int argc, char** argv) {
             "  --breakdown    (cuda) prefill time per op class and layer (one more set of profiled prefills)\n"
             "  --no-graphs    (cuda) launch dense decode steps kernel by kernel instead of as CUDA graphs\n"
             "  --graph-chunk N (cuda) layers per decode graph (default 4); --breakdown's profiled passes use no graphs\n"
+            "  --no-wgmma     (cuda) prefill attention with the mma.sync kernel on Hopper too (A/B runs)\n"
             "  --backend host the pipeline's host bookkeeping alone (a backend that computes nothing; no\n"
             "                 weights are made): what the host adds per prefill and per token\n"
             "  LAZYLLM_COMMIT in the environment overrides the commit recorded in the JSON");
@@ -418,6 +421,7 @@ int main(int argc, char** argv) {
       throw InvalidArgument("--floor and --breakdown time CUDA work: they need --backend cuda");
     if ((!plan.graphs || plan.graph_chunk > 0) && backend != "cuda")
       throw InvalidArgument("--no-graphs and --graph-chunk set up CUDA graphs: they need --backend cuda");
+    if (!plan.wgmma && backend != "cuda") throw InvalidArgument("--no-wgmma picks a CUDA kernel: it needs --backend cuda");
     if (schedules.empty()) schedules.push_back("aggressive");
     for (const auto& ps : split(prompts, ',')) plan.prompts.push_back(to_int("-p", ps, 1));
     if (plan.prompts.empty()) throw InvalidArgument("-p: no prompt lengths");
@@ -474,6 +478,7 @@ int main(int argc, char** argv) {
         {"reps", plan.reps},
         {"decode_graphs", backend == "cuda" && plan.graphs},
         {"decode_graph_chunk", plan.graph_chunk},
+        {"wgmma_attention", backend == "cuda" && plan.wgmma},
         {"warmup", 1},
         {"timing", backend == "cuda"   ? "cudaEvent on the backend stream: prompt in -> first logits on the host"
                    : backend == "host" ? "steady_clock: the pipeline's host work alone (NullBackend computes nothing)"

@@ -33,6 +33,7 @@ struct Plan {
   bool floor = false;      // --floor: time the model's GEMMs alone for the same token counts
   bool breakdown = false;  // --breakdown: per-op-class, per-layer times of the prefill
   bool graphs = true;      // (cuda) dense decode steps as CUDA graphs; --no-graphs: launch by launch
+  bool wgmma = true;       // (cuda) Hopper prefill attention with wgmma; --no-wgmma: the mma.sync kernel
   int graph_chunk = 0;     // (cuda) --graph-chunk N: layers per decode graph (0: the backend's default)
 };
 

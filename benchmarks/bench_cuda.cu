@@ -224,6 +224,7 @@ std::vector<Measurement> run_cuda(const ModelWeights& w, const std::vector<AnyPo
   const auto t0 = Clock::now();
   CudaBackend backend(w);
   backend.set_decode_graphs(plan.graphs);
+  backend.set_wgmma_attention(plan.wgmma);
   if (plan.graph_chunk > 0) backend.set_graph_chunk_layers(plan.graph_chunk);
   backend.synchronize();
   std::fprintf(stderr, "  weights uploaded in %.1f s\n", std::chrono::duration<double>(Clock::now() - t0).count());

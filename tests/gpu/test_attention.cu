@@ -23,6 +23,44 @@ struct Case {
   int force_splits = 0;
 };
 
+// Tile variants of the tensor-core kernel (MmaAttnTraits<HD, warps, m16 tiles per warp, keys>),
+// each checked against the CPU reference like the kernels Attention::run chooses from, and timed
+// side by side in the informational timing case.
+template <class T>
+void launch_variant(const cuda::AttnArgs& a, cudaStream_t s) {
+  const cuda::detail::MmaAttnLaunchT<cuda::bf16> M{
+      a.q,      a.ldq,     a.k_cache, a.v_cache,    a.kv_slots, a.kv_pos, a.q_pos, a.rows, a.n_kv,
+      a.n_heads, a.n_kv_heads, a.out, a.ldo, float(1.4426950408889634 / std::sqrt(double(a.hd)))};
+  cuda::detail::launch_mma_attention<T, cuda::bf16>(M, s);
+}
+template <class T>
+void launch_sm90_variant(const cuda::AttnArgs& a, cudaStream_t s) {
+  const cuda::detail::MmaAttnLaunchT<cuda::bf16> M{
+      a.q,      a.ldq,     a.k_cache, a.v_cache,    a.kv_slots, a.kv_pos, a.q_pos, a.rows, a.n_kv,
+      a.n_heads, a.n_kv_heads, a.out, a.ldo, float(1.4426950408889634 / std::sqrt(double(a.hd)))};
+  cuda::detail::launch_sm90_attention<T, cuda::bf16>(M, s);
+}
+struct Variant {
+  std::string name;
+  int hd;
+  void (*launch)(const cuda::AttnArgs&, cudaStream_t);
+  bool sm90 = false;
+};
+template <int HD, int W, int MT, int BK>
+Variant variant(const char* name) {
+  return {name, HD, &launch_variant<cuda::MmaAttnTraits<HD, W, MT, BK>>};
+}
+const std::vector<Variant>& variants() {
+  static const std::vector<Variant> v{
+      variant<128, 4, 1, 64>("mma 128 (default)"), variant<128, 4, 2, 64>("mma 128 w4 mt2"),
+      variant<64, 4, 1, 64>("mma 64 (default)"),   variant<64, 4, 2, 64>("mma 64 w4 mt2"),
+      {"sm90 128", 128, &launch_sm90_variant<cuda::Sm90AttnTraits<128>>, true},
+      {"sm90 64", 64, &launch_sm90_variant<cuda::Sm90AttnTraits<64>>, true},
+      {"sm90 128 overlap b2", 128, &launch_sm90_variant<cuda::Sm90AttnTraits<128, 2, true>>, true},
+      {"sm90 64 overlap b3", 64, &launch_sm90_variant<cuda::Sm90AttnTraits<64, 3, true>>, true}};
+  return v;
+}
+
 void run_case(const Case& cs, cuda::Attention& attn) {
   CAPTURE(cs.hd);
   CAPTURE(cs.n_heads);
@@ -135,6 +173,24 @@ void run_case(const Case& cs, cuda::Attention& attn) {
     CHECK(err < kOutBound);
   }
 
+  if (cs.force_splits == 0)
+    for (const auto& v : variants()) {
+      if (v.hd != hd || (v.sm90 && !attn.sm90_available())) continue;
+      CAPTURE(v.name);
+      LAZYLLM_CUDA_CHECK(cudaMemset(out.get(), 0xff, out.bytes()));
+      v.launch(a, nullptr);
+      LAZYLLM_CUDA_CHECK(cudaDeviceSynchronize());
+      const auto got = bf16_to_host(out.get(), std::size_t(rows) * d);
+      double err = 0;
+      for (std::size_t i = 0; i < rows_checked.size(); ++i)
+        err = std::max(err, norm_err(std::span(got).subspan(std::size_t(rows_checked[i]) * d, std::size_t(d)), refs[i]));
+      bool finite = true;
+      for (float x : got) finite = finite && std::isfinite(x);
+      MESSAGE("variant " << v.name << " n_kv=" << n << " rows=" << rows << " err=" << err);
+      CHECK(finite);
+      CHECK(err < kOutBound);
+    }
+
   const int n_vis_last = int(std::upper_bound(kv_pos.begin(), kv_pos.end(), q_pos.back()) - kv_pos.begin());
   attn.last_row_scores(a, n_vis_last, scores.get(), nullptr);
   LAZYLLM_CUDA_CHECK(cudaDeviceSynchronize());
@@ -228,6 +284,30 @@ TEST_CASE("attention: timing at Llama-2-7B heads (informational, no bound)") {
       LAZYLLM_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
       return ms / reps;
     };
+    for (const auto& v : variants()) {
+      if (v.sm90 && !attn.sm90_available()) continue;
+      a.hd = v.hd;  // same d: 32 heads of 128 or 64 heads of 64
+      a.n_heads = a.n_kv_heads = d / v.hd;
+      for (const int rows : {n, n / 4}) {  // a dense layer; a pruned one (the last quarter of the rows)
+        a.rows = rows;
+        a.q_pos = dpos.get() + (n - rows);
+        v.launch(a, nullptr);
+        LAZYLLM_CUDA_CHECK(cudaEventRecord(e0));
+        for (int i = 0; i < 5; ++i) v.launch(a, nullptr);
+        LAZYLLM_CUDA_CHECK(cudaEventRecord(e1));
+        LAZYLLM_CUDA_CHECK(cudaEventSynchronize(e1));
+        float ms = 0;
+        LAZYLLM_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+        ms /= 5;
+        const double fl = 4.0 * d * (double(rows) * (2.0 * n - rows + 1) / 2);
+        MESSAGE("variant " << v.name << " n=" << n << " rows=" << rows << ": " << ms << " ms, " << fl / ms / 1e9
+                           << " TFLOP/s");
+      }
+    }
+    a.rows = n;
+    a.q_pos = dpos.get();
+    a.hd = hd;
+    a.n_heads = a.n_kv_heads = H;
     const float prefill = time_it(5);
     const bool tc = attn.last_tensor_core();
     const double flops = 4.0 * H * hd * (double(n) * n / 2);

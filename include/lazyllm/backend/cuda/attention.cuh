@@ -23,6 +23,7 @@
 #include <type_traits>
 
 #include "lazyllm/backend/cuda/attention_mma.cuh"
+#include "lazyllm/backend/cuda/sm90_attention.cuh"
 #include "lazyllm/backend/cuda/common.cuh"
 
 namespace lazyllm::cuda {
@@ -621,8 +622,17 @@ void launch_decode_attention(const AttnLaunchT<ST>& L, cudaStream_t stream) {
 /// Attention over a token set; owns the split-over-keys and scores workspaces. Move-only.
 class Attention {
  public:
-  /// Set once per device (number of multiprocessors, used to size the key split).
-  void init(int sm_count) { sm_count_ = std::max(1, sm_count); }
+  /// Set once per device (number of multiprocessors, used to size the key split); also asks
+  /// whether the device runs the Hopper (wgmma) prefill kernel.
+  void init(int sm_count) {
+    sm_count_ = std::max(1, sm_count);
+    sm90_ = sm90_attention_available();
+  }
+  /// Whether prefill-sized calls may take the Hopper wgmma kernel where the device has it
+  /// (default on; off = the mma.sync kernel, for comparisons).
+  void set_sm90(bool on) { sm90_wanted_ = on; }
+  bool sm90_wanted() const { return sm90_wanted_; }
+  bool sm90_available() const { return sm90_; }
 
   /// Which kernel run() uses: the tensor-core prefill kernel, the decode kernel (at most
   /// kDecodeMaxRows rows), or the general CUDA-core kernel (any shape; splits over keys).
@@ -670,10 +680,17 @@ class Attention {
       last_splits_ = 1;
       last_tensor_core_ = true;
       last_decode_ = false;
-      if (a.hd == 64)
-        detail::launch_mma_attention<64, ST>(M, stream);
-      else
-        detail::launch_mma_attention<128, ST>(M, stream);
+      last_sm90_ = sm90_ && sm90_wanted_;
+      if (last_sm90_) {
+        if (a.hd == 64)
+          detail::launch_sm90_attention<Sm90AttnTraits<64>, ST>(M, stream);
+        else
+          detail::launch_sm90_attention<Sm90AttnTraits<128>, ST>(M, stream);
+      } else if (a.hd == 64) {
+        detail::launch_mma_attention<MmaAttnTraits<64>, ST>(M, stream);
+      } else {
+        detail::launch_mma_attention<MmaAttnTraits<128>, ST>(M, stream);
+      }
       return;
     }
     last_tensor_core_ = false;
@@ -851,12 +868,16 @@ class Attention {
   bool last_tensor_core() const { return last_tensor_core_; }
   /// Whether the last run() used the decode kernel.
   bool last_decode() const { return last_decode_; }
+  /// Whether the last tensor-core run() used the Hopper wgmma kernel.
+  bool last_sm90() const { return last_sm90_; }
 
  private:
   int sm_count_ = 132;
   int last_splits_ = 1;
   bool last_tensor_core_ = false;
   bool last_decode_ = false;
+  bool last_sm90_ = false;
+  bool sm90_ = false, sm90_wanted_ = true;
   DeviceBuffer<float> part_o_, part_ml_, logits_;
   DeviceBuffer<unsigned> split_done_;
   DeviceBuffer<float2> ml_;

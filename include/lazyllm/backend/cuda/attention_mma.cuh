@@ -17,16 +17,25 @@
 
 namespace lazyllm::cuda {
 
-/// Tile shape of the tensor-core prefill kernel for head dim HD.
-template <int HD>
+/// Tile shape of the tensor-core prefill kernel: `Warps` warps per block, each owning `MTiles`
+/// m16 tiles of query rows (rows per block = 16 * MTiles * Warps), `Keys` keys per shared-memory
+/// tile. Two m16 tiles per warp reuse every K/V fragment read from shared memory twice (with one,
+/// ldmatrix bandwidth, not the tensor cores, bounds the kernel); Q stays in registers only when
+/// that leaves room (one tile, or head_dim 64).
+template <int HD, int Warps = 4, int MTiles = 1, int Keys = 64>
 struct MmaAttnTraits {
   static_assert(HD == 64 || HD == 128, "MmaAttnTraits: the tensor-core attention supports head_dim 64 and 128");
+  static_assert(MTiles == 1 || MTiles == 2, "MmaAttnTraits: one or two m16 row tiles per warp");
+  static_assert(Keys == 32 || Keys == 64, "MmaAttnTraits: 32 or 64 keys per tile");
   static constexpr int kHeadDim = HD;
-  static constexpr int kWarps = 4;
+  static constexpr int kWarps = Warps;
+  static constexpr int kMTiles = MTiles;
   static constexpr int kThreads = kWarps * 32;
-  static constexpr int kBlockRows = 16 * kWarps;  // one m16 tile per warp
-  static constexpr int kKeys = 64;                // keys per tile (8 n8 tiles for S, 4 k16 chunks for PV)
-  static constexpr int kStride = HD + 8;          // bf16 per smem row: 16-byte pad, conflict-free ldmatrix
+  static constexpr int kBlockRows = 16 * kMTiles * kWarps;
+  static constexpr int kKeys = Keys;
+  static constexpr bool kQInRegs = MTiles == 1 || HD == 64;
+  static constexpr int kMinBlocks = 256 / kThreads;  // 8 warps per SM: up to 255 registers per thread
+  static constexpr int kStride = HD + 8;             // elements per smem row: 16-byte pad, conflict-free ldmatrix
   static constexpr int kTileElems = kKeys * kStride;
   static constexpr int kSmemBytes = (kBlockRows * kStride + 4 * kTileElems) * 2;  // Q + 2 stages of K and V
 };
@@ -101,9 +110,10 @@ struct MmaAttnLaunchT {
 using MmaAttnLaunch = MmaAttnLaunchT<bf16>;
 
 template <class T, class ST>
-__global__ void __launch_bounds__(T::kThreads, 2) mma_attention_kernel(MmaAttnLaunchT<ST> L) {
+__global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) mma_attention_kernel(MmaAttnLaunchT<ST> L) {
   constexpr int HD = T::kHeadDim, BR = T::kBlockRows, BK = T::kKeys, S = T::kStride, NT = T::kThreads;
-  constexpr int CH = HD / 8;  // 16-byte chunks per row
+  constexpr int MT = T::kMTiles, WR = 16 * MT;  // m16 tiles and rows per warp
+  constexpr int CH = HD / 8;                    // 16-byte chunks per row
   extern __shared__ __align__(16) unsigned char smem_raw[];
   ST* sq = reinterpret_cast<ST*>(smem_raw);
   ST* sk = sq + BR * S;             // [2][BK][S]
@@ -124,9 +134,9 @@ __global__ void __launch_bounds__(T::kThreads, 2) mma_attention_kernel(MmaAttnLa
     cp_async_16(sq + r * S + c * 8, L.q + std::int64_t(ok ? row : 0) * L.ldq + h * HD + c * 8, ok);
   }
   cp_async_commit();
-  if (tid < BR) {
-    const int row = row0 + tid;
-    s_nvis[tid] = row < L.rows ? count_le(L.kv_pos, L.n_kv, L.q_pos[row]) : 0;
+  for (int r = tid; r < BR; r += NT) {
+    const int row = row0 + r;
+    s_nvis[r] = row < L.rows ? count_le(L.kv_pos, L.n_kv, L.q_pos[row]) : 0;
   }
   __syncthreads();
   int hi = 0;
@@ -135,13 +145,19 @@ __global__ void __launch_bounds__(T::kThreads, 2) mma_attention_kernel(MmaAttnLa
       hi = s_nvis[r];  // ascending: the last valid row sees the most
       break;
     }
-  const int nv0 = s_nvis[warp * 16 + g], nv1 = s_nvis[warp * 16 + g + 8];
+  const int wr0 = warp * WR;
+  int nv[MT][2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) {
+    nv[mt][0] = s_nvis[wr0 + mt * 16 + g];
+    nv[mt][1] = s_nvis[wr0 + mt * 16 + g + 8];
+  }
   // Warp-uniform bounds (mma.sync needs the whole warp): keys below warp_lo are visible to every
   // row of the warp, none at or past warp_max to any.
-  int warp_lo = s_nvis[warp * 16], warp_max = 0;
-  for (int r = 0; r < 16; ++r) {
-    warp_max = max(warp_max, s_nvis[warp * 16 + r]);
-    warp_lo = min(warp_lo, s_nvis[warp * 16 + r]);
+  int warp_lo = s_nvis[wr0], warp_max = 0;
+  for (int r = 0; r < WR; ++r) {
+    warp_max = max(warp_max, s_nvis[wr0 + r]);
+    warp_lo = min(warp_lo, s_nvis[wr0 + r]);
   }
 
   auto load_tile = [&](int stage, int t0) {
@@ -159,24 +175,33 @@ __global__ void __launch_bounds__(T::kThreads, 2) mma_attention_kernel(MmaAttnLa
 
   const int n_tiles = (hi + BK - 1) / BK;
   if (n_tiles > 0) load_tile(0, 0);
-
-  // Q fragments (A operand) for the warp's 16 rows: HD/16 k-chunks.
   if (n_tiles > 0)
     cp_async_wait<1>();  // the Q group (older than the first tile's) has landed
   else
     cp_async_wait<0>();
   __syncthreads();
-  std::uint32_t qf[HD / 16][4];
-  {
-    const int r = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+
+  // Q fragments (A operand): row offset of this lane's ldmatrix address within an m16 tile.
+  const int q_lr = (lane & 7) + ((lane >> 3) & 1) * 8, q_lc = (lane >> 4) * 8;
+  auto load_q = [&](std::uint32_t (&f)[4], int mt, int kk) {
+    ldmatrix_x4(f, sq + (wr0 + mt * 16 + q_lr) * S + kk * 16 + q_lc);
+  };
+  std::uint32_t qreg[T::kQInRegs ? MT : 1][T::kQInRegs ? HD / 16 : 1][4];
+  if constexpr (T::kQInRegs) {
 #pragma unroll
-    for (int kk = 0; kk < HD / 16; ++kk) ldmatrix_x4(qf[kk], sq + r * S + kk * 16 + (lane >> 4) * 8);
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int kk = 0; kk < HD / 16; ++kk) load_q(qreg[mt][kk], mt, kk);
   }
 
-  float o[HD / 8][4];
+  float o[MT][HD / 8][4];
 #pragma unroll
-  for (int i = 0; i < HD / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
-  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int i = 0; i < HD / 8; ++i) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.f;
+  float m[MT][2], l[MT][2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0.f;
 
   for (int it = 0; it < n_tiles; ++it) {
     const int t0 = it * BK, stage = it & 1;
@@ -190,66 +215,86 @@ __global__ void __launch_bounds__(T::kThreads, 2) mma_attention_kernel(MmaAttnLa
     if (t0 < warp_max) {
       const ST* ck = sk + stage * T::kTileElems;
       const ST* cv = sv + stage * T::kTileElems;
-      // S = Q K^T for the warp's 16 rows x 64 keys.
-      float s[BK / 8][4];
+      // S = Q K^T for the warp's rows x BK keys; each K fragment feeds MT tiles of rows.
+      float s[MT][BK / 8][4];
 #pragma unroll
-      for (int nb = 0; nb < BK / 8; ++nb) s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.f;
+      for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-      for (int nb = 0; nb < BK / 8; ++nb) {
+        for (int nb = 0; nb < BK / 8; ++nb) s[mt][nb][0] = s[mt][nb][1] = s[mt][nb][2] = s[mt][nb][3] = 0.f;
 #pragma unroll
-        for (int kk = 0; kk < HD / 16; kk += 2) {
+      for (int kk = 0; kk < HD / 16; kk += 2) {
+        std::uint32_t qa[MT][2][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+          for (int u = 0; u < 2; ++u) {
+            if constexpr (T::kQInRegs) {
+#pragma unroll
+              for (int e = 0; e < 4; ++e) qa[mt][u][e] = qreg[mt][kk + u][e];
+            } else {
+              load_q(qa[mt][u], mt, kk + u);
+            }
+          }
+#pragma unroll
+        for (int nb = 0; nb < BK / 8; ++nb) {
           std::uint32_t b[4];
           ldmatrix_x4(b, ck + (nb * 8 + (lane & 7)) * S + kk * 16 + (lane >> 3) * 8);
-          mma_16816<ST>(s[nb], qf[kk], b[0], b[1]);
-          mma_16816<ST>(s[nb], qf[kk + 1], b[2], b[3]);
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            mma_16816<ST>(s[mt][nb], qa[mt][0], b[0], b[1]);
+            mma_16816<ST>(s[mt][nb], qa[mt][1], b[2], b[3]);
+          }
         }
       }
       // Mask (only where the tile crosses a row's visible count) and scale into base 2.
       const bool full = t0 + BK <= warp_lo;
+      std::uint32_t pf[MT][BK / 16][4];  // P as A fragments, one per k16 chunk of keys
 #pragma unroll
-      for (int nb = 0; nb < BK / 8; ++nb) {
-        const int key = t0 + nb * 8 + 2 * t;
-        s[nb][0] = (full || key < nv0) ? s[nb][0] * L.scale_log2 : -INFINITY;
-        s[nb][1] = (full || key + 1 < nv0) ? s[nb][1] * L.scale_log2 : -INFINITY;
-        s[nb][2] = (full || key < nv1) ? s[nb][2] * L.scale_log2 : -INFINITY;
-        s[nb][3] = (full || key + 1 < nv1) ? s[nb][3] * L.scale_log2 : -INFINITY;
-      }
-      // Online softmax: rows g (values 0,1) and g+8 (values 2,3); a row spans the quad.
-      float mx0 = m0, mx1 = m1;
+      for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
-      for (int nb = 0; nb < BK / 8; ++nb) {
-        mx0 = fmaxf(mx0, fmaxf(s[nb][0], s[nb][1]));
-        mx1 = fmaxf(mx1, fmaxf(s[nb][2], s[nb][3]));
-      }
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-      const float u0 = mx0 == -INFINITY ? 0.f : mx0, u1 = mx1 == -INFINITY ? 0.f : mx1;
-      const float a0 = exp2f(m0 - u0), a1 = exp2f(m1 - u1);
-      m0 = mx0;
-      m1 = mx1;
-      float rs0 = 0.f, rs1 = 0.f;
-      std::uint32_t pf[BK / 16][4];  // P as A fragments, one per k16 chunk of keys
+        for (int nb = 0; nb < BK / 8; ++nb) {
+          const int key = t0 + nb * 8 + 2 * t;
+          s[mt][nb][0] = (full || key < nv[mt][0]) ? s[mt][nb][0] * L.scale_log2 : -INFINITY;
+          s[mt][nb][1] = (full || key + 1 < nv[mt][0]) ? s[mt][nb][1] * L.scale_log2 : -INFINITY;
+          s[mt][nb][2] = (full || key < nv[mt][1]) ? s[mt][nb][2] * L.scale_log2 : -INFINITY;
+          s[mt][nb][3] = (full || key + 1 < nv[mt][1]) ? s[mt][nb][3] * L.scale_log2 : -INFINITY;
+        }
+        // Online softmax: rows g (values 0,1) and g+8 (values 2,3); a row spans the quad.
+        float mx0 = m[mt][0], mx1 = m[mt][1];
 #pragma unroll
-      for (int nb = 0; nb < BK / 8; ++nb) {
-        const float p0 = exp2f(s[nb][0] - u0), p1 = exp2f(s[nb][1] - u0);
-        const float p2 = exp2f(s[nb][2] - u1), p3 = exp2f(s[nb][3] - u1);
-        rs0 += p0 + p1;
-        rs1 += p2 + p3;
-        pf[nb / 2][(nb & 1) * 2 + 0] = pack2<ST>(p0, p1);
-        pf[nb / 2][(nb & 1) * 2 + 1] = pack2<ST>(p2, p3);
-      }
-      l0 = l0 * a0 + rs0;  // per-thread partial sums; reduced over the quad at the end
-      l1 = l1 * a1 + rs1;
+        for (int nb = 0; nb < BK / 8; ++nb) {
+          mx0 = fmaxf(mx0, fmaxf(s[mt][nb][0], s[mt][nb][1]));
+          mx1 = fmaxf(mx1, fmaxf(s[mt][nb][2], s[mt][nb][3]));
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float u0 = mx0 == -INFINITY ? 0.f : mx0, u1 = mx1 == -INFINITY ? 0.f : mx1;
+        const float a0 = exp2f(m[mt][0] - u0), a1 = exp2f(m[mt][1] - u1);
+        m[mt][0] = mx0;
+        m[mt][1] = mx1;
+        float rs0 = 0.f, rs1 = 0.f;
 #pragma unroll
-      for (int i = 0; i < HD / 8; ++i) {
-        o[i][0] *= a0;
-        o[i][1] *= a0;
-        o[i][2] *= a1;
-        o[i][3] *= a1;
+        for (int nb = 0; nb < BK / 8; ++nb) {
+          const float p0 = exp2f(s[mt][nb][0] - u0), p1 = exp2f(s[mt][nb][1] - u0);
+          const float p2 = exp2f(s[mt][nb][2] - u1), p3 = exp2f(s[mt][nb][3] - u1);
+          rs0 += p0 + p1;
+          rs1 += p2 + p3;
+          pf[mt][nb / 2][(nb & 1) * 2 + 0] = pack2<ST>(p0, p1);
+          pf[mt][nb / 2][(nb & 1) * 2 + 1] = pack2<ST>(p2, p3);
+        }
+        l[mt][0] = l[mt][0] * a0 + rs0;  // per-thread partial sums; reduced over the quad at the end
+        l[mt][1] = l[mt][1] * a1 + rs1;
+#pragma unroll
+        for (int i = 0; i < HD / 8; ++i) {
+          o[mt][i][0] *= a0;
+          o[mt][i][1] *= a0;
+          o[mt][i][2] *= a1;
+          o[mt][i][3] *= a1;
+        }
       }
-      // O += P V. Skip k16 chunks no row of the warp can see.
+      // O += P V; each V fragment feeds MT tiles of rows. Skip k16 chunks no row of the warp sees.
 #pragma unroll
       for (int kc = 0; kc < BK / 16; ++kc) {
         if (t0 + kc * 16 >= warp_max) break;
@@ -257,8 +302,11 @@ __global__ void __launch_bounds__(T::kThreads, 2) mma_attention_kernel(MmaAttnLa
         for (int dn = 0; dn < HD / 8; dn += 2) {
           std::uint32_t b[4];
           ldmatrix_x4_trans(b, cv + (kc * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S + dn * 8 + (lane >> 4) * 8);
-          mma_16816<ST>(o[dn], pf[kc], b[0], b[1]);
-          mma_16816<ST>(o[dn + 1], pf[kc], b[2], b[3]);
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            mma_16816<ST>(o[mt][dn], pf[mt][kc], b[0], b[1]);
+            mma_16816<ST>(o[mt][dn + 1], pf[mt][kc], b[2], b[3]);
+          }
         }
       }
     }
@@ -266,27 +314,30 @@ __global__ void __launch_bounds__(T::kThreads, 2) mma_attention_kernel(MmaAttnLa
   }
 
   // Normalise and write (ST).
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-  const float i0 = l0 > 0.f ? 1.f / l0 : 0.f, i1 = l1 > 0.f ? 1.f / l1 : 0.f;
-  const int r0 = row0 + warp * 16 + g, r1 = r0 + 8;
 #pragma unroll
-  for (int dn = 0; dn < HD / 8; ++dn) {
-    const int d = h * HD + dn * 8 + 2 * t;
-    if (r0 < L.rows)
-      *reinterpret_cast<typename Storage<ST>::pair*>(L.out + std::int64_t(r0) * L.ldo + d) =
-          Storage<ST>::from_float2(o[dn][0] * i0, o[dn][1] * i0);
-    if (r1 < L.rows)
-      *reinterpret_cast<typename Storage<ST>::pair*>(L.out + std::int64_t(r1) * L.ldo + d) =
-          Storage<ST>::from_float2(o[dn][2] * i1, o[dn][3] * i1);
+  for (int mt = 0; mt < MT; ++mt) {
+    float l0 = l[mt][0], l1 = l[mt][1];
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float i0 = l0 > 0.f ? 1.f / l0 : 0.f, i1 = l1 > 0.f ? 1.f / l1 : 0.f;
+    const int r0 = row0 + wr0 + mt * 16 + g, r1 = r0 + 8;
+#pragma unroll
+    for (int dn = 0; dn < HD / 8; ++dn) {
+      const int d = h * HD + dn * 8 + 2 * t;
+      if (r0 < L.rows)
+        *reinterpret_cast<typename Storage<ST>::pair*>(L.out + std::int64_t(r0) * L.ldo + d) =
+            Storage<ST>::from_float2(o[mt][dn][0] * i0, o[mt][dn][1] * i0);
+      if (r1 < L.rows)
+        *reinterpret_cast<typename Storage<ST>::pair*>(L.out + std::int64_t(r1) * L.ldo + d) =
+            Storage<ST>::from_float2(o[mt][dn][2] * i1, o[mt][dn][3] * i1);
+    }
   }
 }
 
-template <int HD, class ST>
+template <class T, class ST>
 void launch_mma_attention(const MmaAttnLaunchT<ST>& L, cudaStream_t stream) {
-  using T = MmaAttnTraits<HD>;
   // Over 48 KiB of dynamic shared memory needs the opt-in (cheap; set on every launch so that it
   // holds on whichever device is current).
   LAZYLLM_CUDA_CHECK(

@@ -355,6 +355,12 @@ class BasicCudaBackend {
     prof_.mark(call.want_scores ? cuda::OpClass::Select : cuda::OpClass::Other, call.layer);
   }
 
+  /// Prefill attention on Hopper: the wgmma kernel (sm90_attention.cuh; the default where the
+  /// device runs sm_90a code) or, off, the mma.sync kernel every sm_80+ GPU runs (A/B runs).
+  void set_wgmma_attention(bool on) { attn_.set_sm90(on); }
+  /// Whether prefill attention takes the wgmma kernel (on, and the device has it).
+  bool wgmma_attention() const { return attn_.sm90_wanted() && attn_.sm90_available(); }
+
   // ---- decode steps as CUDA graphs (GraphStepBackend, attention_backend.hpp) ----
 
   /// Graph replay of plain decode steps: on (the default) or off (every launch on the stream, as

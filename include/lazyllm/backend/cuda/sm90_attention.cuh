@@ -1,0 +1,423 @@
+// SPDX-License-Identifier: MIT
+// Hopper (sm_90a) causal prefill attention with warpgroup MMA (wgmma): the same contract as the
+// mma.sync kernel in attention_mma.cuh (compacted, position-ordered token set; K/V rows fetched
+// through the cache index; visible-key counts for the mask), one warpgroup per block of 64 query
+// rows. K and V tiles are gathered with cp.async into 128-byte-swizzled shared memory (the layout
+// wgmma's descriptors read), Q and P stay in registers as the A operand, S = Q K^T and O += P V
+// run as wgmma m64n64k16 (V read transposed, one 64-column atom per instruction, so each
+// descriptor spans a single swizzle atom along N). The online softmax is the mma.sync kernel's:
+// wgmma's accumulator fragment per warp is the m16n8 layout repeated along N.
+//
+// Compiled for every architecture; the body exists only in sm_90a code. Attention::run takes it
+// when sm90_attention_available() says the running device executes that code.
+#pragma once
+#include <cstdint>
+
+#include "lazyllm/backend/cuda/attention_mma.cuh"
+
+namespace lazyllm::cuda {
+
+/// Tile shape of the Hopper prefill kernel for head dim HD; `MinBlocks` resident blocks per SM
+/// (the register cap follows: 3 blocks of 128 threads leave 168 registers a thread; on an H200,
+/// 3 beat 2 by 7-10 % at head_dim 128, 4k-8k keys, and tie at 64).
+template <int HD, int MinBlocks = 3, bool Overlap = false>
+struct Sm90AttnTraits {
+  // (experiment) S of the next tile on the tensor cores while the softmax of this one runs
+  static constexpr bool kOverlap = Overlap;
+  static_assert(HD == 64 || HD == 128, "Sm90AttnTraits: the wgmma attention supports head_dim 64 and 128");
+  static constexpr int kHeadDim = HD;
+  static constexpr int kThreads = 128;    // one warpgroup
+  static constexpr int kBlockRows = 64;   // wgmma M
+  static constexpr int kKeys = 64;        // keys per K/V tile (wgmma N of S = Q K^T)
+  static constexpr int kMinBlocks = MinBlocks;
+  static constexpr int kTileBytes = kKeys * HD * 2;
+  static constexpr int kQStride = HD + 8;  // padded Q rows (ldmatrix, conflict-free)
+  // Q is staged in the second K/V stage (read into registers before that stage's first load).
+  static_assert(64 * kQStride * 2 <= 2 * kTileBytes, "Sm90AttnTraits: Q must fit in one K/V stage");
+  static constexpr int kSmemBytes = 1024 + 4 * kTileBytes;  // alignment slack, 2 stages of (K, V)
+};
+
+namespace detail {
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define LAZYLLM_SM90_WGMMA 1
+#endif
+
+/// 1 in sm_90a code (the wgmma kernel has a body), 0 elsewhere (a template: header-only).
+template <int = 0>
+__global__ void sm90_wgmma_probe_kernel(int* out) {
+#ifdef LAZYLLM_SM90_WGMMA
+  *out = 1;
+#else
+  *out = 0;
+#endif
+}
+
+#ifdef LAZYLLM_SM90_WGMMA
+/// Shared-memory matrix descriptor, 128-byte swizzle. `sbo`: bytes between 8-row groups (1024
+/// here: rows of 128 bytes); `lbo`: bytes between swizzle atoms along the contiguous dimension
+/// of an MN-major operand (V read transposed, N = 128 = two atoms); unused by K-major ones.
+__device__ __forceinline__ std::uint64_t sm90_desc(std::uint32_t saddr, std::uint32_t lbo = 1024,
+                                                   std::uint32_t sbo = 1024) {
+  return std::uint64_t((saddr & 0x3FFFF) >> 4) | (std::uint64_t(lbo >> 4) << 16) | (std::uint64_t(sbo >> 4) << 32) |
+         (std::uint64_t(1) << 62);
+}
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+/// 2^x with the hardware approximation (relative error ~2^-22; -inf gives 0).
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+/// Keeps the compiler from moving accumulator reads or writes across the asynchronous MMAs.
+__device__ __forceinline__ void reg_fence(float (&d)[8][4]) {
+#pragma unroll
+  for (int i = 0; i < 8; ++i) asm volatile("" : "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])::"memory");
+}
+
+/// d (64 x N fp32, m16n8 fragments per warp) += A (registers, 64 x 16) * B (shared, 16 x N).
+/// TransB = 0: B stored as N rows of K (K-major); 1: as K rows of N (read transposed).
+template <class ST, int TransB, int N>
+__device__ __forceinline__ void wgmma_64xNx16(float (&d)[N / 8][4], const std::uint32_t (&a)[4], std::uint64_t desc) {
+  static_assert(N == 64 || N == 128, "wgmma_64xNx16: N is 64 or 128");
+  if constexpr (N == 64 && std::is_same_v<ST, fp16>)
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %38, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, %37;\n}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "n"(TransB), "r"(1));
+  else if constexpr (N == 64)
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %38, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, %37;\n}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "n"(TransB), "r"(1));
+  else if constexpr (std::is_same_v<ST, fp16>)
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %70, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, %69;\n}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]), "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "n"(TransB), "r"(1));
+  else
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %70, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, %69;\n}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]), "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "n"(TransB), "r"(1));
+}
+#endif
+
+template <class T, class ST>
+__global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) sm90_attention_kernel(MmaAttnLaunchT<ST> L) {
+#ifdef LAZYLLM_SM90_WGMMA
+  constexpr int HD = T::kHeadDim, BR = T::kBlockRows, BK = T::kKeys, NT = T::kThreads, QS = T::kQStride;
+  constexpr int CH = HD / 8;  // 16-byte chunks per row
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  // Swizzle atoms are 1024 bytes and must start 1024-aligned.
+  unsigned char* base = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
+  ST* sq = reinterpret_cast<ST*>(base + 2 * T::kTileBytes);  // stage 1, until the loop's first prefetch
+  __shared__ int s_nvis[BR];
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int row0 = (gridDim.x - 1 - blockIdx.x) * BR;  // heavier (later) row blocks first
+  const int h = blockIdx.y, kh = h / (L.n_heads / L.n_kv_heads);
+  const std::int64_t kvd = std::int64_t(L.n_kv_heads) * HD;
+
+  if (tid < BR) {
+    const int row = row0 + tid;
+    s_nvis[tid] = row < L.rows ? count_le(L.kv_pos, L.n_kv, L.q_pos[row]) : 0;
+  }
+  __syncthreads();
+  int hi = 0;
+  for (int r = BR - 1; r >= 0; --r)
+    if (s_nvis[r] > 0) {
+      hi = s_nvis[r];
+      break;
+    }
+  const int nv0 = s_nvis[warp * 16 + g], nv1 = s_nvis[warp * 16 + g + 8];
+  // Keys below block_lo are visible to every row of the block. The mask is skipped on tiles below
+  // it: a condition the whole warpgroup evaluates alike (wgmma is warpgroup-aligned, and a
+  // per-warp branch lets the compiler duplicate the MMAs that follow it into divergent paths).
+  int block_lo = s_nvis[0];
+  for (int r = 1; r < BR; ++r) block_lo = min(block_lo, s_nvis[r]);
+
+  // K/V rows t0.. into a tile at `dst`: kAtoms regions of BK rows x 128 B, 16-byte chunk c of
+  // row j at chunk (c ^ (j & 7)) (the 128-byte swizzle wgmma's descriptors read).
+  auto load_rows = [&](unsigned char* dst, const ST* src, int t0) {
+    for (int i = tid; i < BK * CH; i += NT) {
+      const int j = i / CH, c = i % CH, key = t0 + j;
+      const bool ok = key < hi;
+      const std::int64_t off = (ok ? L.kv_slots[key] : 0) * kvd + std::int64_t(kh) * HD + c * 8;
+      cp_async_16(dst + (c >> 3) * (BK * 128) + j * 128 + (((c & 7) ^ (j & 7)) << 4), src + off, ok);
+    }
+  };
+  const int n_tiles = (hi + BK - 1) / BK;
+  const std::uint32_t base_addr = smem_addr(base);
+  const float sc = L.scale_log2;
+
+  float o[HD / 64][8][4];
+#pragma unroll
+  for (int a = 0; a < HD / 64; ++a)
+#pragma unroll
+    for (int i = 0; i < 8; ++i) o[a][i][0] = o[a][i][1] = o[a][i][2] = o[a][i][3] = 0.f;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+  std::uint32_t qf[HD / 16][4];
+
+  // S = Q K^T (64 rows x 64 keys), issued (not waited): k16 steps walk 32 bytes along a swizzle
+  // atom, then the next atom.
+  auto issue_qk = [&](float (&sx)[8][4], std::uint32_t k_addr) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) sx[i][0] = sx[i][1] = sx[i][2] = sx[i][3] = 0.f;
+    reg_fence(sx);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; ++kk)
+      wgmma_64xNx16<ST, 0, 64>(sx, qf[kk], sm90_desc(k_addr + (kk >> 2) * (BK * 128) + (kk & 3) * 32));
+    wgmma_commit();
+  };
+  // Mask (raw scores; -inf where a row cannot see the key), online softmax in base 2 with the
+  // scale folded into one FMA per element, O rescaled; P as A fragments.
+  auto softmax = [&](float (&sx)[8][4], int t0, std::uint32_t (&pf)[BK / 16][4]) {
+    if (t0 + BK > block_lo) {
+#pragma unroll
+      for (int nb = 0; nb < 8; ++nb) {
+        const int key = t0 + nb * 8 + 2 * t;
+        if (key >= nv0) sx[nb][0] = -INFINITY;
+        if (key + 1 >= nv0) sx[nb][1] = -INFINITY;
+        if (key >= nv1) sx[nb][2] = -INFINITY;
+        if (key + 1 >= nv1) sx[nb][3] = -INFINITY;
+      }
+    }
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int nb = 0; nb < 8; ++nb) {
+      mx0 = fmaxf(mx0, fmaxf(sx[nb][0], sx[nb][1]));
+      mx1 = fmaxf(mx1, fmaxf(sx[nb][2], sx[nb][3]));
+    }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    mx0 = fmaxf(m0, mx0 * sc);  // running maxima, scaled (sc > 0)
+    mx1 = fmaxf(m1, mx1 * sc);
+    const float u0 = mx0 == -INFINITY ? 0.f : mx0, u1 = mx1 == -INFINITY ? 0.f : mx1;
+    const float a0 = fast_exp2(m0 - u0), a1 = fast_exp2(m1 - u1);
+    m0 = mx0;
+    m1 = mx1;
+    float rs0 = 0.f, rs1 = 0.f;
+#pragma unroll
+    for (int nb = 0; nb < 8; ++nb) {
+      const float p0 = fast_exp2(fmaf(sx[nb][0], sc, -u0)), p1 = fast_exp2(fmaf(sx[nb][1], sc, -u0));
+      const float p2 = fast_exp2(fmaf(sx[nb][2], sc, -u1)), p3 = fast_exp2(fmaf(sx[nb][3], sc, -u1));
+      rs0 += p0 + p1;
+      rs1 += p2 + p3;
+      pf[nb / 2][(nb & 1) * 2 + 0] = pack2<ST>(p0, p1);
+      pf[nb / 2][(nb & 1) * 2 + 1] = pack2<ST>(p2, p3);
+    }
+    l0 = l0 * a0 + rs0;
+    l1 = l1 * a1 + rs1;
+#pragma unroll
+    for (int a = 0; a < HD / 64; ++a)
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        o[a][i][0] *= a0;
+        o[a][i][1] *= a0;
+        o[a][i][2] *= a1;
+        o[a][i][3] *= a1;
+      }
+  };
+  // O += P V, issued: k16 steps are 16 key rows (2048 bytes) down the V tile.
+  auto issue_pv = [&](std::uint32_t v_addr, const std::uint32_t (&pf)[BK / 16][4]) {
+#pragma unroll
+    for (int a = 0; a < HD / 64; ++a) reg_fence(o[a]);
+    wgmma_fence();
+#pragma unroll
+    for (int kc = 0; kc < BK / 16; ++kc) {
+      if constexpr (HD == 128) {  // one m64n128: the two 64-column atoms BK * 128 bytes apart
+        wgmma_64xNx16<ST, 1, 128>(reinterpret_cast<float(&)[16][4]>(o), pf[kc],
+                                  sm90_desc(v_addr + kc * 16 * 128, BK * 128, 1024));
+      } else {
+        wgmma_64xNx16<ST, 1, 64>(o[0], pf[kc], sm90_desc(v_addr + kc * 16 * 128));
+      }
+    }
+    wgmma_commit();
+  };
+  auto o_fence = [&] {
+#pragma unroll
+    for (int a = 0; a < HD / 64; ++a) reg_fence(o[a]);
+  };
+
+  if constexpr (!T::kOverlap) {
+    // Stage s: K at base + 2s tiles, V at base + 2s+1. Q is staged in stage 1 first.
+    for (int i = tid; i < BR * CH; i += NT) {
+      const int r = i / CH, c = i % CH, row = row0 + r;
+      const bool ok = row < L.rows;
+      cp_async_16(sq + r * QS + c * 8, L.q + std::int64_t(ok ? row : 0) * L.ldq + h * HD + c * 8, ok);
+    }
+    cp_async_commit();
+    auto load_tile = [&](int stage, int t0) {
+      unsigned char* dk = base + (2 * stage) * T::kTileBytes;
+      load_rows(dk, L.k_cache, t0);
+      load_rows(dk + T::kTileBytes, L.v_cache, t0);
+      cp_async_commit();
+    };
+    if (n_tiles > 0) load_tile(0, 0);
+    if (n_tiles > 0)
+      cp_async_wait<1>();
+    else
+      cp_async_wait<0>();
+    __syncthreads();
+    {
+      const int r = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+#pragma unroll
+      for (int kk = 0; kk < HD / 16; ++kk) ldmatrix_x4(qf[kk], sq + r * QS + kk * 16 + (lane >> 4) * 8);
+    }
+    __syncthreads();  // Q is in registers everywhere: stage 1 may be refilled
+
+    for (int it = 0; it < n_tiles; ++it) {
+      const int t0 = it * BK, stage = it & 1;
+      if (it + 1 < n_tiles) {
+        load_tile(stage ^ 1, t0 + BK);
+        cp_async_wait<1>();
+      } else {
+        cp_async_wait<0>();
+      }
+      fence_proxy_async();  // this thread's cp.async writes, visible to wgmma (the async proxy)
+      __syncthreads();
+      const std::uint32_t k_addr = base_addr + (2 * stage) * T::kTileBytes;
+      float s[8][4];
+      issue_qk(s, k_addr);
+      wgmma_wait_all();
+      reg_fence(s);
+      std::uint32_t pf[BK / 16][4];
+      softmax(s, t0, pf);
+      issue_pv(k_addr + T::kTileBytes, pf);
+      wgmma_wait_all();
+      o_fence();
+      __syncthreads();  // the stage is consumed before the next iteration refills it
+    }
+  } else {
+    // K tiles at base + b tiles, V tiles at base + (2 + b) tiles (b = 0, 1). The loads of
+    // iteration `it` (K of it + 2, V of it + 1) land while S of it + 1 and P V of it run.
+    auto kbuf = [&](int b) { return base + b * T::kTileBytes; };
+    auto vbuf = [&](int b) { return base + (2 + b) * T::kTileBytes; };
+    // Q straight into A fragments (rows past the end read as zeros).
+    {
+      const int ra = row0 + warp * 16 + g, rb = ra + 8;
+      const ST* qa = L.q + std::int64_t(ra < L.rows ? ra : 0) * L.ldq + h * HD + 2 * t;
+      const ST* qb = L.q + std::int64_t(rb < L.rows ? rb : 0) * L.ldq + h * HD + 2 * t;
+      const bool oka = ra < L.rows, okb = rb < L.rows;
+#pragma unroll
+      for (int kk = 0; kk < HD / 16; ++kk) {
+        qf[kk][0] = oka ? *reinterpret_cast<const std::uint32_t*>(qa + kk * 16) : 0u;
+        qf[kk][1] = okb ? *reinterpret_cast<const std::uint32_t*>(qb + kk * 16) : 0u;
+        qf[kk][2] = oka ? *reinterpret_cast<const std::uint32_t*>(qa + kk * 16 + 8) : 0u;
+        qf[kk][3] = okb ? *reinterpret_cast<const std::uint32_t*>(qb + kk * 16 + 8) : 0u;
+      }
+    }
+    if (n_tiles > 0) {
+      load_rows(kbuf(0), L.k_cache, 0);
+      cp_async_commit();
+      if (n_tiles > 1) load_rows(kbuf(1), L.k_cache, BK);
+      load_rows(vbuf(0), L.v_cache, 0);
+      cp_async_commit();
+      cp_async_wait<1>();
+      fence_proxy_async();
+      __syncthreads();
+      float s[8][4];
+      issue_qk(s, smem_addr(kbuf(0)));
+      wgmma_wait_all();
+      reg_fence(s);
+      for (int it = 0; it < n_tiles; ++it) {
+        __syncthreads();  // S of `it` and P V of it - 1 are done block-wide: their buffers are free
+        if (it + 2 < n_tiles) load_rows(kbuf(it & 1), L.k_cache, (it + 2) * BK);
+        if (it + 1 < n_tiles) load_rows(vbuf((it + 1) & 1), L.v_cache, (it + 1) * BK);
+        cp_async_commit();
+        cp_async_wait<1>();  // K of it + 1 and V of it have landed
+        fence_proxy_async();
+        __syncthreads();
+        const bool more = it + 1 < n_tiles;
+        float sn[8][4];
+        if (more) issue_qk(sn, smem_addr(kbuf((it + 1) & 1)));
+        std::uint32_t pf[BK / 16][4];
+        softmax(s, it * BK, pf);
+        issue_pv(smem_addr(vbuf(it & 1)), pf);
+        wgmma_wait_all();
+        o_fence();
+        if (more) {
+          reg_fence(sn);
+#pragma unroll
+          for (int i = 0; i < 8; ++i)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) s[i][e] = sn[i][e];
+        }
+      }
+    }
+  }
+
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  const float i0 = l0 > 0.f ? 1.f / l0 : 0.f, i1 = l1 > 0.f ? 1.f / l1 : 0.f;
+  const int r0 = row0 + warp * 16 + g, r1 = r0 + 8;
+#pragma unroll
+  for (int a = 0; a < HD / 64; ++a)
+#pragma unroll
+    for (int dn = 0; dn < 8; ++dn) {
+      const int d = h * HD + a * 64 + dn * 8 + 2 * t;
+      if (r0 < L.rows)
+        *reinterpret_cast<typename Storage<ST>::pair*>(L.out + std::int64_t(r0) * L.ldo + d) =
+            Storage<ST>::from_float2(o[a][dn][0] * i0, o[a][dn][1] * i0);
+      if (r1 < L.rows)
+        *reinterpret_cast<typename Storage<ST>::pair*>(L.out + std::int64_t(r1) * L.ldo + d) =
+            Storage<ST>::from_float2(o[a][dn][2] * i1, o[a][dn][3] * i1);
+    }
+#else
+  __trap();  // not sm_90a code: Attention::run never launches it (sm90_attention_available)
+#endif
+}
+
+template <class T, class ST>
+void launch_sm90_attention(const MmaAttnLaunchT<ST>& L, cudaStream_t stream) {
+  LAZYLLM_CUDA_CHECK(
+      cudaFuncSetAttribute(sm90_attention_kernel<T, ST>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
+  const dim3 grid(unsigned((L.rows + T::kBlockRows - 1) / T::kBlockRows), unsigned(L.n_heads));
+  sm90_attention_kernel<T, ST><<<grid, T::kThreads, T::kSmemBytes, stream>>>(L);
+  LAZYLLM_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace detail
+
+/// Whether the current device runs the sm_90a wgmma attention (a Hopper GPU and sm_90a code in
+/// this binary); asked once per device by a one-thread probe.
+inline bool sm90_attention_available() {
+  int dev = 0;
+  LAZYLLM_CUDA_CHECK(cudaGetDevice(&dev));
+  static thread_local int cached_dev = -1, cached = 0;
+  if (cached_dev == dev) return cached != 0;
+  int major = 0;
+  LAZYLLM_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  int result = 0;
+  if (major == 9) {
+    int* d = nullptr;
+    LAZYLLM_CUDA_CHECK(cudaMalloc(&d, sizeof(int)));
+    detail::sm90_wgmma_probe_kernel<><<<1, 1>>>(d);
+    const cudaError_t e = cudaMemcpy(&result, d, sizeof(int), cudaMemcpyDeviceToHost);
+    cudaFree(d);
+    LAZYLLM_CUDA_CHECK(e);
+  }
+  cached_dev = dev;
+  cached = result;
+  return result != 0;
+}
+
+}  // namespace lazyllm::cuda
