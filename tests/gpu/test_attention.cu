@@ -55,9 +55,7 @@ const std::vector<Variant>& variants() {
       variant<128, 4, 1, 64>("mma 128 (default)"), variant<128, 4, 2, 64>("mma 128 w4 mt2"),
       variant<64, 4, 1, 64>("mma 64 (default)"),   variant<64, 4, 2, 64>("mma 64 w4 mt2"),
       {"sm90 128", 128, &launch_sm90_variant<cuda::Sm90AttnTraits<128>>, true},
-      {"sm90 64", 64, &launch_sm90_variant<cuda::Sm90AttnTraits<64>>, true},
-      {"sm90 128 overlap b2", 128, &launch_sm90_variant<cuda::Sm90AttnTraits<128, 2, true>>, true},
-      {"sm90 64 overlap b3", 64, &launch_sm90_variant<cuda::Sm90AttnTraits<64, 3, true>>, true}};
+      {"sm90 64", 64, &launch_sm90_variant<cuda::Sm90AttnTraits<64>>, true}};
   return v;
 }
 

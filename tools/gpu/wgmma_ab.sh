@@ -2,7 +2,7 @@
 # The Hopper (wgmma) prefill attention, one device call (~6 min on an H200):
 #   1. builds the GPU tests, the bench and the driver (Release, sm_90a);
 #   2. the attention tests (every kernel and tile variant against the CPU reference, and the
-#      informational timing of each variant); stops here if they fail;
+#      informational timing of each variant);
 #   3. tools/gpu/check.sh without its build (the whole `ctest -L gpu` and the driver's ids);
 #   4. 7B-shape prefill, dense and LazyLLM 4:0.5,8:0.5,16:0.5, 1k-8k tokens, wgmma vs --no-wgmma
 #      (the mma.sync kernel), and the 4k breakdown with wgmma.
@@ -28,7 +28,7 @@ echo "attention tests rc $rc"
 grep -E "test cases|assertions" "$OUT/attention.txt"
 grep -E "MESSAGE: variant .* ms," "$OUT/attention.txt" | grep -E "n=(4096|8192)" | sed 's/.*MESSAGE: variant //'
 grep -E "MESSAGE: variant .*err=" "$OUT/attention.txt" | sed 's/.*MESSAGE: variant //' | sort -t= -k4 -g | tail -3
-[ $rc = 0 ] || exit 1
+[ $rc = 0 ] || echo "attention tests FAILED: going on (check.sh and the bench show the rest)"
 SKIP_BUILD=1 BUILD=$B bash tools/gpu/check.sh "$OUT/check" >/dev/null 2>&1
 cat "$OUT/check/summary.txt"
 BEN=$B/benchmarks/lazyllm-bench

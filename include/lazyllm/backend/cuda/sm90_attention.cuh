@@ -20,10 +20,8 @@ namespace lazyllm::cuda {
 /// Tile shape of the Hopper prefill kernel for head dim HD; `MinBlocks` resident blocks per SM
 /// (the register cap follows: 3 blocks of 128 threads leave 168 registers a thread; on an H200,
 /// 3 beat 2 by 7-10 % at head_dim 128, 4k-8k keys, and tie at 64).
-template <int HD, int MinBlocks = 3, bool Overlap = false>
+template <int HD, int MinBlocks = 3>
 struct Sm90AttnTraits {
-  // (experiment) S of the next tile on the tensor cores while the softmax of this one runs
-  static constexpr bool kOverlap = Overlap;
   static_assert(HD == 64 || HD == 128, "Sm90AttnTraits: the wgmma attention supports head_dim 64 and 128");
   static constexpr int kHeadDim = HD;
   static constexpr int kThreads = 128;    // one warpgroup
@@ -131,6 +129,12 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) sm90_attention_ker
   const int h = blockIdx.y, kh = h / (L.n_heads / L.n_kv_heads);
   const std::int64_t kvd = std::int64_t(L.n_kv_heads) * HD;
 
+  for (int i = tid; i < BR * CH; i += NT) {  // Q, staged in stage 1 (read into registers below)
+    const int r = i / CH, c = i % CH, row = row0 + r;
+    const bool ok = row < L.rows;
+    cp_async_16(sq + r * QS + c * 8, L.q + std::int64_t(ok ? row : 0) * L.ldq + h * HD + c * 8, ok);
+  }
+  cp_async_commit();
   if (tid < BR) {
     const int row = row0 + tid;
     s_nvis[tid] = row < L.rows ? count_le(L.kv_pos, L.n_kv, L.q_pos[row]) : 0;
@@ -143,25 +147,41 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) sm90_attention_ker
       break;
     }
   const int nv0 = s_nvis[warp * 16 + g], nv1 = s_nvis[warp * 16 + g + 8];
-  // Keys below block_lo are visible to every row of the block. The mask is skipped on tiles below
-  // it: a condition the whole warpgroup evaluates alike (wgmma is warpgroup-aligned, and a
-  // per-warp branch lets the compiler duplicate the MMAs that follow it into divergent paths).
+  // Keys below block_lo are visible to every row of the block: tiles below it skip the mask (a
+  // condition uniform over the warpgroup, like everything around the warpgroup-wide MMAs).
   int block_lo = s_nvis[0];
   for (int r = 1; r < BR; ++r) block_lo = min(block_lo, s_nvis[r]);
 
-  // K/V rows t0.. into a tile at `dst`: kAtoms regions of BK rows x 128 B, 16-byte chunk c of
-  // row j at chunk (c ^ (j & 7)) (the 128-byte swizzle wgmma's descriptors read).
-  auto load_rows = [&](unsigned char* dst, const ST* src, int t0) {
+  // Stage s: K at base + 2s tiles, V at base + 2s+1; a tile is HD/64 regions of BK rows x 128 B,
+  // 16-byte chunk c of row j at chunk (c ^ (j & 7)) (the 128-byte swizzle wgmma's descriptors read).
+  auto load_tile = [&](int stage, int t0) {
+    unsigned char* dk = base + (2 * stage) * T::kTileBytes;
+    unsigned char* dv = dk + T::kTileBytes;
     for (int i = tid; i < BK * CH; i += NT) {
       const int j = i / CH, c = i % CH, key = t0 + j;
       const bool ok = key < hi;
       const std::int64_t off = (ok ? L.kv_slots[key] : 0) * kvd + std::int64_t(kh) * HD + c * 8;
-      cp_async_16(dst + (c >> 3) * (BK * 128) + j * 128 + (((c & 7) ^ (j & 7)) << 4), src + off, ok);
+      const int so = (c >> 3) * (BK * 128) + j * 128 + (((c & 7) ^ (j & 7)) << 4);
+      cp_async_16(dk + so, L.k_cache + off, ok);
+      cp_async_16(dv + so, L.v_cache + off, ok);
     }
+    cp_async_commit();
   };
+
   const int n_tiles = (hi + BK - 1) / BK;
-  const std::uint32_t base_addr = smem_addr(base);
-  const float sc = L.scale_log2;
+  if (n_tiles > 0) load_tile(0, 0);
+  if (n_tiles > 0)
+    cp_async_wait<1>();  // the Q group (older than the first tile's) has landed
+  else
+    cp_async_wait<0>();
+  __syncthreads();
+  std::uint32_t qf[HD / 16][4];
+  {
+    const int r = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; ++kk) ldmatrix_x4(qf[kk], sq + r * QS + kk * 16 + (lane >> 4) * 8);
+  }
+  __syncthreads();  // Q is in registers everywhere: stage 1 may be refilled
 
   float o[HD / 64][8][4];
 #pragma unroll
@@ -169,38 +189,50 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) sm90_attention_ker
 #pragma unroll
     for (int i = 0; i < 8; ++i) o[a][i][0] = o[a][i][1] = o[a][i][2] = o[a][i][3] = 0.f;
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
-  std::uint32_t qf[HD / 16][4];
+  const std::uint32_t base_addr = smem_addr(base);
+  const float sc = L.scale_log2;
 
-  // S = Q K^T (64 rows x 64 keys), issued (not waited): k16 steps walk 32 bytes along a swizzle
-  // atom, then the next atom.
-  auto issue_qk = [&](float (&sx)[8][4], std::uint32_t k_addr) {
+  for (int it = 0; it < n_tiles; ++it) {
+    const int t0 = it * BK, stage = it & 1;
+    if (it + 1 < n_tiles) {
+      load_tile(stage ^ 1, t0 + BK);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    fence_proxy_async();  // this thread's cp.async writes, visible to wgmma (the async proxy)
+    __syncthreads();
+    const std::uint32_t k_addr = base_addr + (2 * stage) * T::kTileBytes, v_addr = k_addr + T::kTileBytes;
+    // S = Q K^T (64 rows x 64 keys): k16 steps walk 32 bytes along a swizzle atom, then the next atom.
+    float s[8][4];
 #pragma unroll
-    for (int i = 0; i < 8; ++i) sx[i][0] = sx[i][1] = sx[i][2] = sx[i][3] = 0.f;
-    reg_fence(sx);
+    for (int i = 0; i < 8; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+    reg_fence(s);
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk)
-      wgmma_64xNx16<ST, 0, 64>(sx, qf[kk], sm90_desc(k_addr + (kk >> 2) * (BK * 128) + (kk & 3) * 32));
+      wgmma_64xNx16<ST, 0, 64>(s, qf[kk], sm90_desc(k_addr + (kk >> 2) * (BK * 128) + (kk & 3) * 32));
     wgmma_commit();
-  };
-  // Mask (raw scores; -inf where a row cannot see the key), online softmax in base 2 with the
-  // scale folded into one FMA per element, O rescaled; P as A fragments.
-  auto softmax = [&](float (&sx)[8][4], int t0, std::uint32_t (&pf)[BK / 16][4]) {
+    wgmma_wait_all();
+    reg_fence(s);
+
+    // Mask (raw scores; -inf where a row cannot see the key), online softmax in base 2 with the
+    // scale folded into one FMA per element.
     if (t0 + BK > block_lo) {
 #pragma unroll
       for (int nb = 0; nb < 8; ++nb) {
         const int key = t0 + nb * 8 + 2 * t;
-        if (key >= nv0) sx[nb][0] = -INFINITY;
-        if (key + 1 >= nv0) sx[nb][1] = -INFINITY;
-        if (key >= nv1) sx[nb][2] = -INFINITY;
-        if (key + 1 >= nv1) sx[nb][3] = -INFINITY;
+        if (key >= nv0) s[nb][0] = -INFINITY;
+        if (key + 1 >= nv0) s[nb][1] = -INFINITY;
+        if (key >= nv1) s[nb][2] = -INFINITY;
+        if (key + 1 >= nv1) s[nb][3] = -INFINITY;
       }
     }
     float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
     for (int nb = 0; nb < 8; ++nb) {
-      mx0 = fmaxf(mx0, fmaxf(sx[nb][0], sx[nb][1]));
-      mx1 = fmaxf(mx1, fmaxf(sx[nb][2], sx[nb][3]));
+      mx0 = fmaxf(mx0, fmaxf(s[nb][0], s[nb][1]));
+      mx1 = fmaxf(mx1, fmaxf(s[nb][2], s[nb][3]));
     }
     mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
     mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
@@ -213,10 +245,11 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) sm90_attention_ker
     m0 = mx0;
     m1 = mx1;
     float rs0 = 0.f, rs1 = 0.f;
+    std::uint32_t pf[BK / 16][4];
 #pragma unroll
     for (int nb = 0; nb < 8; ++nb) {
-      const float p0 = fast_exp2(fmaf(sx[nb][0], sc, -u0)), p1 = fast_exp2(fmaf(sx[nb][1], sc, -u0));
-      const float p2 = fast_exp2(fmaf(sx[nb][2], sc, -u1)), p3 = fast_exp2(fmaf(sx[nb][3], sc, -u1));
+      const float p0 = fast_exp2(fmaf(s[nb][0], sc, -u0)), p1 = fast_exp2(fmaf(s[nb][1], sc, -u0));
+      const float p2 = fast_exp2(fmaf(s[nb][2], sc, -u1)), p3 = fast_exp2(fmaf(s[nb][3], sc, -u1));
       rs0 += p0 + p1;
       rs1 += p2 + p3;
       pf[nb / 2][(nb & 1) * 2 + 0] = pack2<ST>(p0, p1);
@@ -233,9 +266,7 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) sm90_attention_ker
         o[a][i][2] *= a1;
         o[a][i][3] *= a1;
       }
-  };
-  // O += P V, issued: k16 steps are 16 key rows (2048 bytes) down the V tile.
-  auto issue_pv = [&](std::uint32_t v_addr, const std::uint32_t (&pf)[BK / 16][4]) {
+    // O += P V: k16 steps are 16 key rows (2048 bytes) down the V tile.
 #pragma unroll
     for (int a = 0; a < HD / 64; ++a) reg_fence(o[a]);
     wgmma_fence();
@@ -249,118 +280,15 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) sm90_attention_ker
       }
     }
     wgmma_commit();
-  };
-  auto o_fence = [&] {
+    wgmma_wait_all();
+    // The MMAs read P from registers asynchronously: keep those registers (and O) untouched until
+    // the wait above (without this the compiler may reuse P's registers before it).
+#pragma unroll
+    for (int kc = 0; kc < BK / 16; ++kc)
+      asm volatile("" : "+r"(pf[kc][0]), "+r"(pf[kc][1]), "+r"(pf[kc][2]), "+r"(pf[kc][3])::"memory");
 #pragma unroll
     for (int a = 0; a < HD / 64; ++a) reg_fence(o[a]);
-  };
-
-  if constexpr (!T::kOverlap) {
-    // Stage s: K at base + 2s tiles, V at base + 2s+1. Q is staged in stage 1 first.
-    for (int i = tid; i < BR * CH; i += NT) {
-      const int r = i / CH, c = i % CH, row = row0 + r;
-      const bool ok = row < L.rows;
-      cp_async_16(sq + r * QS + c * 8, L.q + std::int64_t(ok ? row : 0) * L.ldq + h * HD + c * 8, ok);
-    }
-    cp_async_commit();
-    auto load_tile = [&](int stage, int t0) {
-      unsigned char* dk = base + (2 * stage) * T::kTileBytes;
-      load_rows(dk, L.k_cache, t0);
-      load_rows(dk + T::kTileBytes, L.v_cache, t0);
-      cp_async_commit();
-    };
-    if (n_tiles > 0) load_tile(0, 0);
-    if (n_tiles > 0)
-      cp_async_wait<1>();
-    else
-      cp_async_wait<0>();
-    __syncthreads();
-    {
-      const int r = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-#pragma unroll
-      for (int kk = 0; kk < HD / 16; ++kk) ldmatrix_x4(qf[kk], sq + r * QS + kk * 16 + (lane >> 4) * 8);
-    }
-    __syncthreads();  // Q is in registers everywhere: stage 1 may be refilled
-
-    for (int it = 0; it < n_tiles; ++it) {
-      const int t0 = it * BK, stage = it & 1;
-      if (it + 1 < n_tiles) {
-        load_tile(stage ^ 1, t0 + BK);
-        cp_async_wait<1>();
-      } else {
-        cp_async_wait<0>();
-      }
-      fence_proxy_async();  // this thread's cp.async writes, visible to wgmma (the async proxy)
-      __syncthreads();
-      const std::uint32_t k_addr = base_addr + (2 * stage) * T::kTileBytes;
-      float s[8][4];
-      issue_qk(s, k_addr);
-      wgmma_wait_all();
-      reg_fence(s);
-      std::uint32_t pf[BK / 16][4];
-      softmax(s, t0, pf);
-      issue_pv(k_addr + T::kTileBytes, pf);
-      wgmma_wait_all();
-      o_fence();
-      __syncthreads();  // the stage is consumed before the next iteration refills it
-    }
-  } else {
-    // K tiles at base + b tiles, V tiles at base + (2 + b) tiles (b = 0, 1). The loads of
-    // iteration `it` (K of it + 2, V of it + 1) land while S of it + 1 and P V of it run.
-    auto kbuf = [&](int b) { return base + b * T::kTileBytes; };
-    auto vbuf = [&](int b) { return base + (2 + b) * T::kTileBytes; };
-    // Q straight into A fragments (rows past the end read as zeros).
-    {
-      const int ra = row0 + warp * 16 + g, rb = ra + 8;
-      const ST* qa = L.q + std::int64_t(ra < L.rows ? ra : 0) * L.ldq + h * HD + 2 * t;
-      const ST* qb = L.q + std::int64_t(rb < L.rows ? rb : 0) * L.ldq + h * HD + 2 * t;
-      const bool oka = ra < L.rows, okb = rb < L.rows;
-#pragma unroll
-      for (int kk = 0; kk < HD / 16; ++kk) {
-        qf[kk][0] = oka ? *reinterpret_cast<const std::uint32_t*>(qa + kk * 16) : 0u;
-        qf[kk][1] = okb ? *reinterpret_cast<const std::uint32_t*>(qb + kk * 16) : 0u;
-        qf[kk][2] = oka ? *reinterpret_cast<const std::uint32_t*>(qa + kk * 16 + 8) : 0u;
-        qf[kk][3] = okb ? *reinterpret_cast<const std::uint32_t*>(qb + kk * 16 + 8) : 0u;
-      }
-    }
-    if (n_tiles > 0) {
-      load_rows(kbuf(0), L.k_cache, 0);
-      cp_async_commit();
-      if (n_tiles > 1) load_rows(kbuf(1), L.k_cache, BK);
-      load_rows(vbuf(0), L.v_cache, 0);
-      cp_async_commit();
-      cp_async_wait<1>();
-      fence_proxy_async();
-      __syncthreads();
-      float s[8][4];
-      issue_qk(s, smem_addr(kbuf(0)));
-      wgmma_wait_all();
-      reg_fence(s);
-      for (int it = 0; it < n_tiles; ++it) {
-        __syncthreads();  // S of `it` and P V of it - 1 are done block-wide: their buffers are free
-        if (it + 2 < n_tiles) load_rows(kbuf(it & 1), L.k_cache, (it + 2) * BK);
-        if (it + 1 < n_tiles) load_rows(vbuf((it + 1) & 1), L.v_cache, (it + 1) * BK);
-        cp_async_commit();
-        cp_async_wait<1>();  // K of it + 1 and V of it have landed
-        fence_proxy_async();
-        __syncthreads();
-        const bool more = it + 1 < n_tiles;
-        float sn[8][4];
-        if (more) issue_qk(sn, smem_addr(kbuf((it + 1) & 1)));
-        std::uint32_t pf[BK / 16][4];
-        softmax(s, it * BK, pf);
-        issue_pv(smem_addr(vbuf(it & 1)), pf);
-        wgmma_wait_all();
-        o_fence();
-        if (more) {
-          reg_fence(sn);
-#pragma unroll
-          for (int i = 0; i < 8; ++i)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) s[i][e] = sn[i][e];
-        }
-      }
-    }
+    __syncthreads();  // the stage is consumed before the next iteration refills it
   }
 
   l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
