@@ -28,16 +28,24 @@ struct Case {
 // side by side in the informational timing case.
 template <class T>
 void launch_variant(const cuda::AttnArgs& a, cudaStream_t s) {
-  const cuda::detail::MmaAttnLaunchT<cuda::bf16> M{
-      a.q,      a.ldq,     a.k_cache, a.v_cache,    a.kv_slots, a.kv_pos, a.q_pos, a.rows, a.n_kv,
-      a.n_heads, a.n_kv_heads, a.out, a.ldo, float(1.4426950408889634 / std::sqrt(double(a.hd)))};
+  const cuda::detail::MmaAttnLaunchT<cuda::bf16> M{a.q,          a.ldq,
+                                                   a.k_cache,    a.v_cache,
+                                                   a.kv_slots,   a.kv_pos,
+                                                   a.q_pos,      a.rows,
+                                                   a.n_kv,       a.n_heads,
+                                                   a.n_kv_heads, a.out,
+                                                   a.ldo,        float(1.4426950408889634 / std::sqrt(double(a.hd)))};
   cuda::detail::launch_mma_attention<T, cuda::bf16>(M, s);
 }
 template <class T>
 void launch_sm90_variant(const cuda::AttnArgs& a, cudaStream_t s) {
-  const cuda::detail::MmaAttnLaunchT<cuda::bf16> M{
-      a.q,      a.ldq,     a.k_cache, a.v_cache,    a.kv_slots, a.kv_pos, a.q_pos, a.rows, a.n_kv,
-      a.n_heads, a.n_kv_heads, a.out, a.ldo, float(1.4426950408889634 / std::sqrt(double(a.hd)))};
+  const cuda::detail::MmaAttnLaunchT<cuda::bf16> M{a.q,          a.ldq,
+                                                   a.k_cache,    a.v_cache,
+                                                   a.kv_slots,   a.kv_pos,
+                                                   a.q_pos,      a.rows,
+                                                   a.n_kv,       a.n_heads,
+                                                   a.n_kv_heads, a.out,
+                                                   a.ldo,        float(1.4426950408889634 / std::sqrt(double(a.hd)))};
   cuda::detail::launch_sm90_attention<T, cuda::bf16>(M, s);
 }
 struct Variant {
@@ -51,11 +59,11 @@ Variant variant(const char* name) {
   return {name, HD, &launch_variant<cuda::MmaAttnTraits<HD, W, MT, BK>>};
 }
 const std::vector<Variant>& variants() {
-  static const std::vector<Variant> v{
-      variant<128, 4, 1, 64>("mma 128 (default)"), variant<128, 4, 2, 64>("mma 128 w4 mt2"),
-      variant<64, 4, 1, 64>("mma 64 (default)"),   variant<64, 4, 2, 64>("mma 64 w4 mt2"),
-      {"sm90 128", 128, &launch_sm90_variant<cuda::Sm90AttnTraits<128>>, true},
-      {"sm90 64", 64, &launch_sm90_variant<cuda::Sm90AttnTraits<64>>, true}};
+  static const std::vector<Variant> v{variant<128, 4, 1, 64>("mma 128 (default)"),
+                                      variant<128, 4, 2, 64>("mma 128 w4 mt2"),
+                                      variant<64, 4, 1, 64>("mma 64 (default)"),
+                                      variant<64, 4, 2, 64>("mma 64 w4 mt2"),
+                                      {"sm90 128", 128, &launch_sm90_variant<cuda::Sm90AttnTraits<128>>, true}};
   return v;
 }
 
@@ -159,6 +167,7 @@ void run_case(const Case& cs, cuda::Attention& attn) {
     LAZYLLM_CUDA_CHECK(cudaDeviceSynchronize());
     CHECK(attn.last_tensor_core() == tc);
     CHECK(attn.last_decode() == dec);
+    if (tc) CHECK(attn.last_sm90() == (attn.sm90_available() && hd == 128));  // wgmma: Hopper, head_dim 128
     const auto got = bf16_to_host(out.get(), std::size_t(rows) * d);
     double err = 0;
     for (std::size_t i = 0; i < rows_checked.size(); ++i)
@@ -181,7 +190,8 @@ void run_case(const Case& cs, cuda::Attention& attn) {
       const auto got = bf16_to_host(out.get(), std::size_t(rows) * d);
       double err = 0;
       for (std::size_t i = 0; i < rows_checked.size(); ++i)
-        err = std::max(err, norm_err(std::span(got).subspan(std::size_t(rows_checked[i]) * d, std::size_t(d)), refs[i]));
+        err =
+            std::max(err, norm_err(std::span(got).subspan(std::size_t(rows_checked[i]) * d, std::size_t(d)), refs[i]));
       bool finite = true;
       for (float x : got) finite = finite && std::isfinite(x);
       MESSAGE("variant " << v.name << " n_kv=" << n << " rows=" << rows << " err=" << err);

@@ -23,8 +23,8 @@
 #include <type_traits>
 
 #include "lazyllm/backend/cuda/attention_mma.cuh"
-#include "lazyllm/backend/cuda/sm90_attention.cuh"
 #include "lazyllm/backend/cuda/common.cuh"
+#include "lazyllm/backend/cuda/sm90_attention.cuh"
 
 namespace lazyllm::cuda {
 
@@ -628,8 +628,8 @@ class Attention {
     sm_count_ = std::max(1, sm_count);
     sm90_ = sm90_attention_available();
   }
-  /// Whether prefill-sized calls may take the Hopper wgmma kernel where the device has it
-  /// (default on; off = the mma.sync kernel, for comparisons).
+  /// Whether prefill-sized calls at head_dim 128 may take the Hopper wgmma kernel where the
+  /// device has it (default on; off = the mma.sync kernel, for comparisons).
   void set_sm90(bool on) { sm90_wanted_ = on; }
   bool sm90_wanted() const { return sm90_wanted_; }
   bool sm90_available() const { return sm90_; }
@@ -680,12 +680,9 @@ class Attention {
       last_splits_ = 1;
       last_tensor_core_ = true;
       last_decode_ = false;
-      last_sm90_ = sm90_ && sm90_wanted_;
+      last_sm90_ = sm90_ && sm90_wanted_ && a.hd == 128;
       if (last_sm90_) {
-        if (a.hd == 64)
-          detail::launch_sm90_attention<Sm90AttnTraits<64>, ST>(M, stream);
-        else
-          detail::launch_sm90_attention<Sm90AttnTraits<128>, ST>(M, stream);
+        detail::launch_sm90_attention<Sm90AttnTraits<128>, ST>(M, stream);
       } else if (a.hd == 64) {
         detail::launch_mma_attention<MmaAttnTraits<64>, ST>(M, stream);
       } else {

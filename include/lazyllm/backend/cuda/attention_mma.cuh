@@ -183,7 +183,7 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) mma_attention_kern
 
   // Q fragments (A operand): row offset of this lane's ldmatrix address within an m16 tile.
   const int q_lr = (lane & 7) + ((lane >> 3) & 1) * 8, q_lc = (lane >> 4) * 8;
-  auto load_q = [&](std::uint32_t (&f)[4], int mt, int kk) {
+  auto load_q = [&](std::uint32_t(&f)[4], int mt, int kk) {
     ldmatrix_x4(f, sq + (wr0 + mt * 16 + q_lr) * S + kk * 16 + q_lc);
   };
   std::uint32_t qreg[T::kQInRegs ? MT : 1][T::kQInRegs ? HD / 16 : 1][4];
