@@ -28,25 +28,11 @@ struct Case {
 // side by side in the informational timing case.
 template <class T>
 void launch_variant(const cuda::AttnArgs& a, cudaStream_t s) {
-  const cuda::detail::MmaAttnLaunchT<cuda::bf16> M{a.q,          a.ldq,
-                                                   a.k_cache,    a.v_cache,
-                                                   a.kv_slots,   a.kv_pos,
-                                                   a.q_pos,      a.rows,
-                                                   a.n_kv,       a.n_heads,
-                                                   a.n_kv_heads, a.out,
-                                                   a.ldo,        float(1.4426950408889634 / std::sqrt(double(a.hd)))};
-  cuda::detail::launch_mma_attention<T, cuda::bf16>(M, s);
+  cuda::detail::launch_mma_attention<T, cuda::bf16>(cuda::detail::mma_launch_args(a), s);
 }
 template <class T>
 void launch_sm90_variant(const cuda::AttnArgs& a, cudaStream_t s) {
-  const cuda::detail::MmaAttnLaunchT<cuda::bf16> M{a.q,          a.ldq,
-                                                   a.k_cache,    a.v_cache,
-                                                   a.kv_slots,   a.kv_pos,
-                                                   a.q_pos,      a.rows,
-                                                   a.n_kv,       a.n_heads,
-                                                   a.n_kv_heads, a.out,
-                                                   a.ldo,        float(1.4426950408889634 / std::sqrt(double(a.hd)))};
-  cuda::detail::launch_sm90_attention<T, cuda::bf16>(M, s);
+  cuda::detail::launch_sm90_attention<T, cuda::bf16>(cuda::detail::mma_launch_args(a), s);
 }
 struct Variant {
   std::string name;

@@ -617,6 +617,18 @@ void launch_decode_attention(const AttnLaunchT<ST>& L, cudaStream_t stream) {
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
+/// The tensor-core kernels' launch parameters for `a` (both prefill kernels take the same).
+template <class ST>
+MmaAttnLaunchT<ST> mma_launch_args(const AttnArgsT<ST>& a) {
+  return {a.q,          a.ldq,
+          a.k_cache,    a.v_cache,
+          a.kv_slots,   a.kv_pos,
+          a.q_pos,      a.rows,
+          a.n_kv,       a.n_heads,
+          a.n_kv_heads, a.out,
+          a.ldo,        float(1.4426950408889634 / std::sqrt(double(a.hd)))};
+}
+
 }  // namespace detail
 
 /// Attention over a token set; owns the split-over-keys and scores workspaces. Move-only.
@@ -672,11 +684,7 @@ class Attention {
     if (kernel == Kernel::TensorCore && !tc_ok)
       throw InvalidArgument("CudaBackend attention: the tensor-core kernel needs head_dim 64 or 128 and no forced split");
     if (tc_ok && (kernel == Kernel::TensorCore || (kernel == Kernel::Auto && a.rows >= kTensorCoreMinRows))) {
-      // clang-format off
-      detail::MmaAttnLaunchT<ST> M{a.q,    a.ldq,  a.k_cache, a.v_cache,    a.kv_slots, a.kv_pos, a.q_pos,
-                                   a.rows, a.n_kv, a.n_heads, a.n_kv_heads, a.out,      a.ldo,
-                                   float(1.4426950408889634 / std::sqrt(double(a.hd)))};
-      // clang-format on
+      const detail::MmaAttnLaunchT<ST> M = detail::mma_launch_args(a);
       last_splits_ = 1;
       last_tensor_core_ = true;
       last_decode_ = false;
