@@ -3,9 +3,9 @@
 // mma.sync kernel in attention_mma.cuh (compacted, position-ordered token set; K/V rows fetched
 // through the cache index; visible-key counts for the mask), one warpgroup per block of 64 query
 // rows. K and V tiles are gathered with cp.async into 128-byte-swizzled shared memory (the layout
-// wgmma's descriptors read), Q and P stay in registers as the A operand, S = Q K^T and O += P V
-// run as wgmma m64n64k16 (V read transposed, one 64-column atom per instruction, so each
-// descriptor spans a single swizzle atom along N). The online softmax is the mma.sync kernel's:
+// wgmma's descriptors read), Q and P stay in registers as the A operand, S = Q K^T runs as
+// wgmma m64n64k16 and O += P V as m64n128k16 (V read transposed: its two 64-column swizzle atoms
+// are the descriptor's leading byte offset apart). The online softmax is the mma.sync kernel's:
 // wgmma's accumulator fragment per warp is the m16n8 layout repeated along N.
 //
 // Compiled for every architecture; the body exists only in sm_90a code. Attention::run takes it
