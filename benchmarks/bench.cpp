@@ -478,12 +478,15 @@ int main(int argc, char** argv) {
         {"reps", plan.reps},
         {"decode_graphs", backend == "cuda" && plan.graphs},
         {"decode_graph_chunk", plan.graph_chunk},
-        {"wgmma_attention", backend == "cuda" && plan.wgmma},
         {"warmup", 1},
         {"timing", backend == "cuda"   ? "cudaEvent on the backend stream: prompt in -> first logits on the host"
                    : backend == "host" ? "steady_clock: the pipeline's host work alone (NullBackend computes nothing)"
                                        : "steady_clock: prompt in -> first logits"}};
-    if (backend == "cuda") rep.env["gpu"] = cuda_device_info();
+    if (backend == "cuda") {
+      rep.env["gpu"] = cuda_device_info();
+      // prefill attention at head_dim 128 ran the wgmma kernel: the GPU runs it, no --no-wgmma
+      rep.env["wgmma_attention"] = plan.wgmma && rep.env["gpu"].value("wgmma_attention_kernel", false);
+    }
     if (out == "json") print_json(rep);
     else if (out == "csv") print_csv(rep);
     else print_md(rep);

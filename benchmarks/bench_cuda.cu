@@ -265,6 +265,11 @@ nlohmann::json cuda_device_info() {
   }
   j["driver_version"] = driver_version.empty() ? "unknown" : driver_version;
   j["sm_clock_now_mhz"] = current_sm_clock_mhz();
+  try {  // whether prefill attention can take the Hopper wgmma kernel (sm_90a code on an sm_90 GPU)
+    j["wgmma_attention_kernel"] = cuda::sm90_attention_available();
+  } catch (const std::exception&) {
+    j["wgmma_attention_kernel"] = false;
+  }
   return j;
 }
 
