@@ -11,7 +11,8 @@
 # and collapsed at 768-2048, where one question per 1-2k-token sequence gives one retrieval
 # gradient per sequence. Round 3 asks whether K = 8 answered questions per sequence (practice
 # turns about random facts of the context, so most are far from their question) make 1-2k
-# learnable, against the one-question control at the lengths where run 6 still learned.
+# learnable, against the one-question control at the lengths where run 6 still learned, and a
+# fourth run mixes 128-2048-token prompts in one stage.
 #
 # usage, on the GPU machine (see models/MODEL_CARD.md for the device command):
 #   [ROUND=2|3] bash tools/train/probe.sh OUT_DIR [SECONDS_PER_RUN]
@@ -47,6 +48,8 @@ else
   run far_1q_768-1024 "${INIT[@]}" --fixed-lengths 768,1024 --fixed-position 0:0.5 --lr 3e-4
   run far_8q_768-1024 "${INIT[@]}" --fixed-lengths 768,1024 --fixed-position 0:0.5 --fixed-questions 8 --lr 3e-4
   run any_8q_512-2048 "${INIT[@]}" --fixed-lengths 512,1024,1536,2048 --fixed-questions 8 --lr 3e-4
+  # MODEL_CARD "Next" 1: one mixed-length stage (short prompts keep the skill, long ones stretch it).
+  run mix_8q_128-2048 "${INIT[@]}" --fixed-lengths 128,256,512,1024,1536,2048 --fixed-questions 8 --lr 3e-4
 fi
 wait
 
