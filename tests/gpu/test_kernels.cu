@@ -1,7 +1,9 @@
 // Each CUDA kernel against the CPU reference operator (lazyllm::cpu), at Llama-2-7B shapes.
 // Inputs are rounded to bf16 on the host first, so the reference sees exactly what the GPU sees;
 // what remains is accumulation order and the bf16 rounding of outputs.
+#include <algorithm>
 #include <numeric>
+#include <string>
 
 #include "gpu_util.hpp"
 #include "lazyllm/backend/cpu/ops.hpp"
@@ -84,8 +86,10 @@ TEST_CASE("gemm: cuBLASLt bf16 (fp32 accumulate) vs cpu::matmul at Llama-2-7B sh
 
 TEST_CASE("rmsnorm vs cpu::rmsnorm") {
   if (!have_gpu()) return;
-  for (int dim : {64, 4096}) {
+  // 12288: wider than the 4 chunks x 256 threads rmsnorm_kernel keeps in registers (tail path)
+  for (int dim : {64, 4096, 12288}) {
     for (int rows : {1, 7, 129, 1000, 4096}) {
+      if (dim == 12288 && rows > 129) continue;
       CAPTURE(dim);
       CAPTURE(rows);
       const auto x = randn(std::size_t(rows) * dim, 5, 2.0f);
@@ -102,15 +106,21 @@ TEST_CASE("rmsnorm vs cpu::rmsnorm") {
         cpu::rmsnorm(ref.data() + std::size_t(r) * dim, x.data() + std::size_t(r) * dim, wn.data(), dim, 1e-5f);
       CHECK(norm_err(got, ref) < kBf16Out);
       CHECK(to_host(dx.get(), x.size()) == x);  // the input is only read
+      // Rows kept in registers or read twice: the same arithmetic, the same bits.
+      cuda::DeviceBuffer<cuda::bf16> out0(std::size_t(rows) * dim);
+      cd::launch_rmsnorm<cuda::bf16, 0>(dx.get(), dw.get(), rows, dim, 1e-5f, out0.get(), nullptr);
+      CHECK(bf16_to_host(out0.get(), std::size_t(rows) * dim) == got);
     }
   }
 }
 
 TEST_CASE("rope (both styles, original positions) + K/V scatter into slots vs cpu::rope") {
   if (!have_gpu()) return;
+  // head_dim 8 in rotate-half form takes the one-element path (half = 4), the rest 8-wide accesses
   for (auto style : {RopeStyle::Interleaved, RopeStyle::RotateHalf})
-    for (int hd : {64, 128})
+    for (int hd : {8, 16, 64, 128})
       for (int rows : {1, 7, 129, 1000, 4096}) {
+        if (hd < 64 && rows > 129) continue;
         CAPTURE(hd);
         CAPTURE(rows);
         CAPTURE(int(style));
@@ -129,6 +139,7 @@ TEST_CASE("rope (both styles, original positions) + K/V scatter into slots vs cp
           slots[r] = perm[std::size_t(r)];
         }
         auto dqkv = to_device_bf16(qkv);
+        auto dqkv1 = to_device_bf16(qkv);  // for the one-element path
         auto dpos = to_device(pos);
         auto dslots = to_device(slots);
         const auto table = cd::rope_table(max_pos, hd, 10000.0f);
@@ -152,6 +163,24 @@ TEST_CASE("rope (both styles, original positions) + K/V scatter into slots vs cp
         const auto got_qkv = bf16_to_host(dqkv.get(), std::size_t(rows) * ld);
         const auto got_k = bf16_to_host(K.get(), std::size_t(n_slots) * kvd);
         const auto got_v = bf16_to_host(V.get(), std::size_t(n_slots) * kvd);
+        {  // the one-element path gives the same bits
+          cuda::DeviceBuffer<cuda::bf16> K1(std::size_t(n_slots) * kvd), V1(std::size_t(n_slots) * kvd);
+          LAZYLLM_CUDA_CHECK(cudaMemset(K1.get(), 0, K1.bytes()));
+          LAZYLLM_CUDA_CHECK(cudaMemset(V1.get(), 0, V1.bytes()));
+          cd::RopeArgs a1 = a;
+          a1.qkv = dqkv1.get();
+          a1.k_cache = K1.get();
+          a1.v_cache = V1.get();
+          cd::launch_rope_store<cuda::bf16, false>(a1, nullptr);
+          CHECK(bf16_to_host(dqkv1.get(), std::size_t(rows) * ld) == got_qkv);
+          const auto k1 = bf16_to_host(K1.get(), std::size_t(n_slots) * kvd);
+          bool same_k = true;
+          for (int r = 0; r < rows; ++r)
+            same_k = same_k && std::equal(k1.begin() + std::ptrdiff_t(slots[r] * kvd),
+                                          k1.begin() + std::ptrdiff_t((slots[r] + 1) * kvd),
+                                          got_k.begin() + std::ptrdiff_t(slots[r] * kvd));
+          CHECK(same_k);
+        }
         double eq = 0, ek = 0, ev = 0;
         for (int r : sample_rows(rows, 16)) {
           std::vector<float> q(qkv.begin() + std::ptrdiff_t(r) * ld, qkv.begin() + std::ptrdiff_t(r) * ld + d);
@@ -221,4 +250,77 @@ TEST_CASE("embedding gather, row gather with Aux Cache entries (-1), store_aux a
   for (int i = 0; i < 4; ++i)
     CHECK(std::equal(gy.begin() + std::ptrdiff_t(i) * dim, gy.begin() + std::ptrdiff_t(i + 1) * dim,
                      got.begin() + std::ptrdiff_t(expect_row[i]) * dim));
+}
+
+TEST_CASE("memory-bound kernels at 4096 rows of Llama-2-7B: time and bandwidth (informational, no bound)") {
+  if (!have_gpu()) return;
+  const int rows = 4096, d = 4096, kvd = 4096, ld = d + 2 * kvd, hid = 11008, hd = 128;
+  cudaEvent_t e0, e1;
+  LAZYLLM_CUDA_CHECK(cudaEventCreate(&e0));
+  LAZYLLM_CUDA_CHECK(cudaEventCreate(&e1));
+  // Median of 9 timed launches after one warm-up; bytes = what the kernel must read and write.
+  auto report = [&](const char* what, double bytes, auto&& fn) {
+    fn();
+    std::vector<float> ms;
+    for (int i = 0; i < 9; ++i) {
+      LAZYLLM_CUDA_CHECK(cudaEventRecord(e0));
+      fn();
+      LAZYLLM_CUDA_CHECK(cudaEventRecord(e1));
+      LAZYLLM_CUDA_CHECK(cudaEventSynchronize(e1));
+      float t = 0;
+      LAZYLLM_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+      ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    MESSAGE(what << ": " << ms[4] * 1e3 << " us, " << bytes / (ms[4] * 1e-3) / 1e9 << " GB/s");
+  };
+  cuda::DeviceBuffer<float> x(std::size_t(rows) * d), w{std::size_t(d)};
+  LAZYLLM_CUDA_CHECK(cudaMemset(x.get(), 0, x.bytes()));
+  LAZYLLM_CUDA_CHECK(cudaMemset(w.get(), 0, w.bytes()));
+  cuda::DeviceBuffer<cuda::bf16> xn(std::size_t(rows) * d);
+  const double norm_bytes = double(rows) * d * (4 + 2);
+  report("rmsnorm 4096 x 4096, row kept in registers", norm_bytes,
+         [&] { cd::launch_rmsnorm<cuda::bf16, 4>(x.get(), w.get(), rows, d, 1e-5f, xn.get(), nullptr); });
+  report("rmsnorm 4096 x 4096, row read twice", norm_bytes,
+         [&] { cd::launch_rmsnorm<cuda::bf16, 0>(x.get(), w.get(), rows, d, 1e-5f, xn.get(), nullptr); });
+
+  cuda::DeviceBuffer<cuda::bf16> qkv(std::size_t(rows) * ld), K(std::size_t(rows) * kvd), V(std::size_t(rows) * kvd);
+  LAZYLLM_CUDA_CHECK(cudaMemset(qkv.get(), 0, qkv.bytes()));
+  std::vector<std::int32_t> pos(rows);
+  std::vector<std::int64_t> slots(rows);
+  std::iota(pos.begin(), pos.end(), 0);
+  std::iota(slots.begin(), slots.end(), 0);
+  auto dpos = to_device(pos);
+  auto dslots = to_device(slots);
+  auto dtable = to_device(cd::rope_table(rows, hd, 10000.0f));
+  cd::RopeArgs a;
+  a.qkv = qkv.get();
+  a.ld = ld;
+  a.rows = rows;
+  a.n_heads = d / hd;
+  a.n_kv_heads = kvd / hd;
+  a.hd = hd;
+  a.pos = dpos.get();
+  a.slots = dslots.get();
+  a.table = dtable.get();
+  a.max_pos = rows;
+  a.k_cache = K.get();
+  a.v_cache = V.get();
+  // read q, k, v; write q in place, k and v into the cache (the (cos, sin) table stays in L2)
+  const double rope_bytes = double(rows) * 2 * (ld + d + 2 * kvd);
+  for (auto style : {RopeStyle::RotateHalf, RopeStyle::Interleaved}) {
+    a.style = style;
+    const char* name = style == RopeStyle::RotateHalf ? "rotate-half" : "interleaved";
+    report((std::string("rope + K/V store, ") + name + ", 8-wide").c_str(), rope_bytes,
+           [&] { cd::launch_rope_store<cuda::bf16, true>(a, nullptr); });
+    report((std::string("rope + K/V store, ") + name + ", one element").c_str(), rope_bytes,
+           [&] { cd::launch_rope_store<cuda::bf16, false>(a, nullptr); });
+  }
+
+  cuda::DeviceBuffer<cuda::bf16> gu(std::size_t(rows) * 2 * hid), h(std::size_t(rows) * hid);
+  LAZYLLM_CUDA_CHECK(cudaMemset(gu.get(), 0, gu.bytes()));
+  report("swiglu 4096 x 11008", double(rows) * hid * 2 * 3,
+         [&] { cd::launch_swiglu(gu.get(), rows, hid, h.get(), nullptr); });
+  LAZYLLM_CUDA_CHECK(cudaEventDestroy(e0));
+  LAZYLLM_CUDA_CHECK(cudaEventDestroy(e1));
 }

@@ -59,19 +59,45 @@ __device__ __forceinline__ void load8(const float* p, float (&f)[8]) {
 
 /// out = S(x / sqrt(mean(x^2) + eps) * w) for one row, by the whole block (every thread must
 /// call it). rmsnorm_kernel and gemv::RmsNormRows (gemv.cuh) both use it, so the GEMM and GEMV
-/// paths normalise identically (with the same block size).
-template <class S>
+/// paths normalise identically (with the same block size). `Cached`: how many of a thread's
+/// 8-element chunks stay in registers between the sum of squares and the scaling (the rest are
+/// read twice); the order of every sum and product is the same for any value, so the output is
+/// bit-identical. The GEMV keeps 0 (its own registers hold weights in flight).
+template <class S, int Cached = 0>
 __device__ __forceinline__ void rmsnorm_row(const float* __restrict__ xr, const float* __restrict__ w, int dim,
                                             float eps, S* __restrict__ out) {
+  constexpr int kKeep = Cached > 0 ? Cached : 1;
+  float keep[kKeep][8];
+  const int chunks = dim / 8, stride = int(blockDim.x);
   float ss = 0.0f;
-  for (int c = threadIdx.x; c < dim / 8; c += blockDim.x) {
+#pragma unroll
+  for (int k = 0; k < Cached; ++k) {
+    const int c = int(threadIdx.x) + k * stride;
+    if (c < chunks) {
+      load8(xr + c * 8, keep[k]);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) ss += keep[k][i] * keep[k][i];
+    }
+  }
+  for (int c = int(threadIdx.x) + Cached * stride; c < chunks; c += stride) {
     float f[8];
     load8(xr + c * 8, f);
 #pragma unroll
     for (int i = 0; i < 8; ++i) ss += f[i] * f[i];
   }
   const float scale = rsqrtf(block_sum(ss) / float(dim) + eps);
-  for (int c = threadIdx.x; c < dim / 8; c += blockDim.x) {
+#pragma unroll
+  for (int k = 0; k < Cached; ++k) {
+    const int c = int(threadIdx.x) + k * stride;
+    if (c < chunks) {
+      float g[8];
+      load8(w + c * 8, g);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) keep[k][i] = keep[k][i] * scale * g[i];
+      reinterpret_cast<Vec8<S>*>(out)[c] = pack8<S>(keep[k]);
+    }
+  }
+  for (int c = int(threadIdx.x) + Cached * stride; c < chunks; c += stride) {
     float f[8], g[8];
     load8(xr + c * 8, f);
     load8(w + c * 8, g);
@@ -81,12 +107,14 @@ __device__ __forceinline__ void rmsnorm_row(const float* __restrict__ xr, const 
   }
 }
 
-/// One block per row.
-template <class T>
+/// One block per row; `Cached` as in rmsnorm_row (4: rows up to 8192 wide with 256 threads are
+/// read once).
+template <class T, int Cached = 4>
 __global__ void __launch_bounds__(T::kNormThreads)
     rmsnorm_kernel(const float* __restrict__ x, const float* __restrict__ w, int dim, float eps,
                    typename T::store_t* __restrict__ out) {
-  rmsnorm_row(x + std::int64_t(blockIdx.x) * dim, w, dim, eps, out + std::int64_t(blockIdx.x) * dim);
+  rmsnorm_row<typename T::store_t, Cached>(x + std::int64_t(blockIdx.x) * dim, w, dim, eps,
+                                           out + std::int64_t(blockIdx.x) * dim);
 }
 
 // ------------------------------------------------------------------ RoPE + K/V scatter
@@ -108,7 +136,13 @@ using RopeArgs = RopeArgsT<bf16>;
 /// One block per row: rotates the q heads in place, rotates the k heads into the K cache slot,
 /// copies v into the V cache slot. Rotation in fp32 with the host-computed (cos, sin) table,
 /// the same values the CPU reference computes.
-template <class T>
+///
+/// Each thread moves 8 elements per access where the head dim allows it (interleaved: 8
+/// consecutive elements = 4 pairs, head_dim % 8 == 0; rotate-half: 8 elements of each half,
+/// head_dim % 16 == 0), one element per access otherwise (e.g. stories260K's head_dim 8 in
+/// rotate-half form). Both paths compute each output with the same expression, so they agree bit
+/// for bit. `Vector` = false takes the one-element path everywhere (the tests time both).
+template <class T, bool Vector = true>
 __global__ void rope_store_kernel(RopeArgsT<typename T::store_t> a) {
   using S = typename T::store_t;
   const int r = blockIdx.x;
@@ -119,22 +153,53 @@ __global__ void rope_store_kernel(RopeArgsT<typename T::store_t> a) {
   S* row = a.qkv + std::int64_t(r) * a.ld;
   const std::int64_t slot = a.slots[r];
   S* kdst = a.k_cache + slot * kvd;
-  const int pairs = (a.n_heads + a.n_kv_heads) * half;
-  for (int j = threadIdx.x; j < pairs; j += blockDim.x) {
-    const int head = j / half, i = j % half;
-    const int ia = a.style == RopeStyle::Interleaved ? 2 * i : i;
-    const int ib = a.style == RopeStyle::Interleaved ? 2 * i + 1 : i + half;
-    S* src = row + head * a.hd;  // q heads, then k heads (contiguous)
-    const float x0 = Storage<S>::to_float(src[ia]), x1 = Storage<S>::to_float(src[ib]);
-    const float2 c = cs[i];
-    const S y0 = Storage<S>::from_float(x0 * c.x - x1 * c.y), y1 = Storage<S>::from_float(x0 * c.y + x1 * c.x);
-    if (head < a.n_heads) {
-      src[ia] = y0;
-      src[ib] = y1;
-    } else {
-      S* dst = kdst + (head - a.n_heads) * a.hd;
-      dst[ia] = y0;
-      dst[ib] = y1;
+  const int heads = a.n_heads + a.n_kv_heads;
+  // Where head `head`'s rotated values go: in place for q heads, the K cache slot for k heads.
+  auto dst_of = [&](int head) { return head < a.n_heads ? row + head * a.hd : kdst + (head - a.n_heads) * a.hd; };
+  const bool interleaved = a.style == RopeStyle::Interleaved;
+  if (Vector && interleaved && a.hd % 8 == 0) {
+    const int per_head = a.hd / 8;
+    for (int u = threadIdx.x; u < heads * per_head; u += blockDim.x) {
+      const int head = u / per_head, e0 = (u % per_head) * 8;
+      float x[8], y[8];
+      unpack8(*reinterpret_cast<const Vec8<S>*>(row + head * a.hd + e0), x);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const float2 c = cs[e0 / 2 + k];
+        y[2 * k] = x[2 * k] * c.x - x[2 * k + 1] * c.y;
+        y[2 * k + 1] = x[2 * k] * c.y + x[2 * k + 1] * c.x;
+      }
+      *reinterpret_cast<Vec8<S>*>(dst_of(head) + e0) = pack8<S>(y);
+    }
+  } else if (Vector && !interleaved && half % 8 == 0) {
+    const int per_head = half / 8;
+    for (int u = threadIdx.x; u < heads * per_head; u += blockDim.x) {
+      const int head = u / per_head, i0 = (u % per_head) * 8;
+      const S* src = row + head * a.hd;
+      float x0[8], x1[8], y0[8], y1[8];
+      unpack8(*reinterpret_cast<const Vec8<S>*>(src + i0), x0);
+      unpack8(*reinterpret_cast<const Vec8<S>*>(src + half + i0), x1);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        const float2 c = cs[i0 + k];
+        y0[k] = x0[k] * c.x - x1[k] * c.y;
+        y1[k] = x0[k] * c.y + x1[k] * c.x;
+      }
+      S* dst = dst_of(head);
+      *reinterpret_cast<Vec8<S>*>(dst + i0) = pack8<S>(y0);
+      *reinterpret_cast<Vec8<S>*>(dst + half + i0) = pack8<S>(y1);
+    }
+  } else {
+    for (int j = threadIdx.x; j < heads * half; j += blockDim.x) {
+      const int head = j / half, i = j % half;
+      const int ia = interleaved ? 2 * i : i;
+      const int ib = interleaved ? 2 * i + 1 : i + half;
+      const S* src = row + head * a.hd;
+      const float x0 = Storage<S>::to_float(src[ia]), x1 = Storage<S>::to_float(src[ib]);
+      const float2 c = cs[i];
+      S* dst = dst_of(head);
+      dst[ia] = Storage<S>::from_float(x0 * c.x - x1 * c.y);
+      dst[ib] = Storage<S>::from_float(x0 * c.y + x1 * c.x);
     }
   }
   const Vec8<S>* vsrc = reinterpret_cast<const Vec8<S>*>(row + d + kvd);
@@ -211,18 +276,18 @@ void launch_embed(const S* table, const std::int32_t* ids, int rows, int dim, fl
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
-/// out = S(rmsnorm(x) * w), one block per row.
-template <class S>
+/// out = S(rmsnorm(x) * w), one block per row (`Cached` 0: every row read twice; tests time both).
+template <class S, int Cached = 4>
 void launch_rmsnorm(const float* x, const float* w, int rows, int dim, float eps, S* out, cudaStream_t s) {
   if (rows <= 0) return;
-  rmsnorm_kernel<StoreTraits<S>><<<rows, StoreTraits<S>::kNormThreads, 0, s>>>(x, w, dim, eps, out);
+  rmsnorm_kernel<StoreTraits<S>, Cached><<<rows, StoreTraits<S>::kNormThreads, 0, s>>>(x, w, dim, eps, out);
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
-template <class S>
+template <class S, bool Vector = true>
 void launch_rope_store(const RopeArgsT<S>& a, cudaStream_t s) {
   if (a.rows <= 0) return;
-  rope_store_kernel<StoreTraits<S>><<<a.rows, 128, 0, s>>>(a);
+  rope_store_kernel<StoreTraits<S>, Vector><<<a.rows, 128, 0, s>>>(a);
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
