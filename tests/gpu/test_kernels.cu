@@ -116,7 +116,8 @@ TEST_CASE("rmsnorm vs cpu::rmsnorm") {
 
 TEST_CASE("rope (both styles, original positions) + K/V scatter into slots vs cpu::rope") {
   if (!have_gpu()) return;
-  // head_dim 8 in rotate-half form takes the one-element path (half = 4), the rest 8-wide accesses
+  // rotate-half with head_dim 16+ takes 8-wide accesses, head_dim 8 (half = 4) and the interleaved
+  // form one element per access
   for (auto style : {RopeStyle::Interleaved, RopeStyle::RotateHalf})
     for (int hd : {8, 16, 64, 128})
       for (int rows : {1, 7, 129, 1000, 4096}) {
@@ -259,7 +260,7 @@ TEST_CASE("memory-bound kernels at 4096 rows of Llama-2-7B: time and bandwidth (
   LAZYLLM_CUDA_CHECK(cudaEventCreate(&e0));
   LAZYLLM_CUDA_CHECK(cudaEventCreate(&e1));
   // Median of 9 timed launches after one warm-up; bytes = what the kernel must read and write.
-  auto report = [&](const char* what, double bytes, auto&& fn) {
+  auto report = [&](const std::string& what, double bytes, auto&& fn) {
     fn();
     std::vector<float> ms;
     for (int i = 0; i < 9; ++i) {
@@ -311,9 +312,9 @@ TEST_CASE("memory-bound kernels at 4096 rows of Llama-2-7B: time and bandwidth (
   for (auto style : {RopeStyle::RotateHalf, RopeStyle::Interleaved}) {
     a.style = style;
     const char* name = style == RopeStyle::RotateHalf ? "rotate-half" : "interleaved";
-    report((std::string("rope + K/V store, ") + name + ", 8-wide").c_str(), rope_bytes,
+    report(std::string("rope + K/V store, ") + name + ", 8-wide where it applies", rope_bytes,
            [&] { cd::launch_rope_store<cuda::bf16, true>(a, nullptr); });
-    report((std::string("rope + K/V store, ") + name + ", one element").c_str(), rope_bytes,
+    report(std::string("rope + K/V store, ") + name + ", one element", rope_bytes,
            [&] { cd::launch_rope_store<cuda::bf16, false>(a, nullptr); });
   }
 

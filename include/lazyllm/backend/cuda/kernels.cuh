@@ -137,11 +137,13 @@ using RopeArgs = RopeArgsT<bf16>;
 /// copies v into the V cache slot. Rotation in fp32 with the host-computed (cos, sin) table,
 /// the same values the CPU reference computes.
 ///
-/// Each thread moves 8 elements per access where the head dim allows it (interleaved: 8
-/// consecutive elements = 4 pairs, head_dim % 8 == 0; rotate-half: 8 elements of each half,
-/// head_dim % 16 == 0), one element per access otherwise (e.g. stories260K's head_dim 8 in
-/// rotate-half form). Both paths compute each output with the same expression, so they agree bit
-/// for bit. `Vector` = false takes the one-element path everywhere (the tests time both).
+/// The rotate-half form (HF Llama) moves 8 elements of each half per access when head_dim % 16
+/// == 0: 96 us instead of 107 us for 4096 rows of Llama-2-7B on an H200 (2026-11-28, the
+/// bandwidth test case). The interleaved form (llama2.c) and other head dims take one element per
+/// access: an 8-wide interleaved version (4 pairs per access) measured 99 us against 90 us for
+/// this path and was dropped. Both paths compute each output with the same expression, so they
+/// agree bit for bit. `Vector` = false takes the one-element path everywhere (the tests compare
+/// and time both).
 template <class T, bool Vector = true>
 __global__ void rope_store_kernel(RopeArgsT<typename T::store_t> a) {
   using S = typename T::store_t;
@@ -157,21 +159,7 @@ __global__ void rope_store_kernel(RopeArgsT<typename T::store_t> a) {
   // Where head `head`'s rotated values go: in place for q heads, the K cache slot for k heads.
   auto dst_of = [&](int head) { return head < a.n_heads ? row + head * a.hd : kdst + (head - a.n_heads) * a.hd; };
   const bool interleaved = a.style == RopeStyle::Interleaved;
-  if (Vector && interleaved && a.hd % 8 == 0) {
-    const int per_head = a.hd / 8;
-    for (int u = threadIdx.x; u < heads * per_head; u += blockDim.x) {
-      const int head = u / per_head, e0 = (u % per_head) * 8;
-      float x[8], y[8];
-      unpack8(*reinterpret_cast<const Vec8<S>*>(row + head * a.hd + e0), x);
-#pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        const float2 c = cs[e0 / 2 + k];
-        y[2 * k] = x[2 * k] * c.x - x[2 * k + 1] * c.y;
-        y[2 * k + 1] = x[2 * k] * c.y + x[2 * k + 1] * c.x;
-      }
-      *reinterpret_cast<Vec8<S>*>(dst_of(head) + e0) = pack8<S>(y);
-    }
-  } else if (Vector && !interleaved && half % 8 == 0) {
+  if (Vector && !interleaved && half % 8 == 0) {
     const int per_head = half / 8;
     for (int u = threadIdx.x; u < heads * per_head; u += blockDim.x) {
       const int head = u / per_head, i0 = (u % per_head) * 8;
