@@ -53,8 +53,8 @@ TEST_CASE("Profiler: intervals go to the class and layer of their opening mark")
   // plus launch gaps and the host time of a pool flush (measured ~0.55 ms on an H100): 1.5 ms.
   auto near = [](double got, double spin) { return got > spin - 0.05 && got < spin + 1.5; };
   INFO("gemm 0: " << prof.ms(0, cuda::OpClass::Gemm) << " ms, attention 1: " << prof.ms(1, cuda::OpClass::Attention)
-                  << " ms, gather 1: " << prof.ms(1, cuda::OpClass::Gather) << " ms, gemm -1: "
-                  << prof.ms(-1, cuda::OpClass::Gemm) << " ms");
+                  << " ms, gather 1: " << prof.ms(1, cuda::OpClass::Gather)
+                  << " ms, gemm -1: " << prof.ms(-1, cuda::OpClass::Gemm) << " ms");
   CHECK(near(prof.ms(0, cuda::OpClass::Gemm), 3.0));
   CHECK(near(prof.ms(1, cuda::OpClass::Attention), 1.5));
   CHECK(near(prof.ms(1, cuda::OpClass::Gather), 1.0));
