@@ -109,6 +109,41 @@ struct MmaAttnLaunchT {
 };
 using MmaAttnLaunch = MmaAttnLaunchT<bf16>;
 
+/// The prologue both prefill kernels share (this one and sm90_attention.cuh's): queues the
+/// block's BR query rows of head `h` as one cp.async group into `sq` (row stride `qs` elements;
+/// rows past the end read row 0 and are zero-filled), writes each row's visible-key count to
+/// s_nvis (0 past the end), and returns the largest (the keys any row of the block sees) after a
+/// barrier. Every thread of the block calls it.
+template <int HD, int BR, int NT, class ST>
+__device__ __forceinline__ int load_q_and_visible_keys(const MmaAttnLaunchT<ST>& L, int row0, int h, ST* sq, int qs,
+                                                       int* s_nvis) {
+  constexpr int CH = HD / 8;  // 16-byte chunks per row
+  const int tid = threadIdx.x;
+  for (int i = tid; i < BR * CH; i += NT) {
+    const int r = i / CH, c = i % CH, row = row0 + r;
+    const bool ok = row < L.rows;
+    cp_async_16(sq + r * qs + c * 8, L.q + std::int64_t(ok ? row : 0) * L.ldq + h * HD + c * 8, ok);
+  }
+  cp_async_commit();
+  auto count = [&](int r) {
+    const int row = row0 + r;
+    s_nvis[r] = row < L.rows ? count_le(L.kv_pos, L.n_kv, L.q_pos[row]) : 0;
+  };
+  if constexpr (NT >= BR) {  // one row per thread at most (a loop here costs instructions)
+    if (tid < BR) count(tid);
+  } else {
+    for (int r = tid; r < BR; r += NT) count(r);
+  }
+  __syncthreads();
+  int hi = 0;
+  for (int r = BR - 1; r >= 0; --r)
+    if (s_nvis[r] > 0) {
+      hi = s_nvis[r];  // ascending: the last valid row sees the most
+      break;
+    }
+  return hi;
+}
+
 template <class T, class ST>
 __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) mma_attention_kernel(MmaAttnLaunchT<ST> L) {
   constexpr int HD = T::kHeadDim, BR = T::kBlockRows, BK = T::kKeys, S = T::kStride, NT = T::kThreads;
@@ -128,23 +163,7 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) mma_attention_kern
   const std::int64_t kvd = std::int64_t(L.n_kv_heads) * HD;
 
   // Q tile (zero rows past the end) and each row's visible-key count.
-  for (int i = tid; i < BR * CH; i += NT) {
-    const int r = i / CH, c = i % CH, row = row0 + r;
-    const bool ok = row < L.rows;
-    cp_async_16(sq + r * S + c * 8, L.q + std::int64_t(ok ? row : 0) * L.ldq + h * HD + c * 8, ok);
-  }
-  cp_async_commit();
-  for (int r = tid; r < BR; r += NT) {
-    const int row = row0 + r;
-    s_nvis[r] = row < L.rows ? count_le(L.kv_pos, L.n_kv, L.q_pos[row]) : 0;
-  }
-  __syncthreads();
-  int hi = 0;
-  for (int r = BR - 1; r >= 0; --r)
-    if (s_nvis[r] > 0) {
-      hi = s_nvis[r];  // ascending: the last valid row sees the most
-      break;
-    }
+  const int hi = load_q_and_visible_keys<HD, BR, NT>(L, row0, h, sq, S, s_nvis);
   const int wr0 = warp * WR;
   int nv[MT][2];
 #pragma unroll

@@ -149,23 +149,8 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) sm90_attention_ker
   const int h = blockIdx.y, kh = h / (L.n_heads / L.n_kv_heads);
   const std::int64_t kvd = std::int64_t(L.n_kv_heads) * HD;
 
-  for (int i = tid; i < BR * CH; i += NT) {  // Q, staged in stage 1 (read into registers below)
-    const int r = i / CH, c = i % CH, row = row0 + r;
-    const bool ok = row < L.rows;
-    cp_async_16(sq + r * QS + c * 8, L.q + std::int64_t(ok ? row : 0) * L.ldq + h * HD + c * 8, ok);
-  }
-  cp_async_commit();
-  if (tid < BR) {
-    const int row = row0 + tid;
-    s_nvis[tid] = row < L.rows ? count_le(L.kv_pos, L.n_kv, L.q_pos[row]) : 0;
-  }
-  __syncthreads();
-  int hi = 0;
-  for (int r = BR - 1; r >= 0; --r)
-    if (s_nvis[r] > 0) {
-      hi = s_nvis[r];
-      break;
-    }
+  // Q, staged in stage 1 (read into registers below), and each row's visible-key count.
+  const int hi = load_q_and_visible_keys<HD, BR, NT>(L, row0, h, sq, QS, s_nvis);
   const int nv0 = s_nvis[warp * 16 + g], nv1 = s_nvis[warp * 16 + g + 8];
   // Keys below block_lo are visible to every row of the block: tiles below it skip the mask (a
   // condition uniform over the warpgroup, like everything around the warpgroup-wide MMAs).
