@@ -56,7 +56,7 @@ expect_command(eval-bad-schedule 2 "--schedule '9:0.5'.*not below the model's 5 
            ${EVAL} -m ${MODEL} -z ${TOK} --data ${WORK}/a.jsonl --policy lazy --schedule 9:0.5)
 expect_command(eval-no-cuda-or-gpu 1 "(no CUDA backend|no CUDA GPU|CUDA)" ${EVAL} -m ${MODEL} -z ${TOK} --data ${WORK}/a.jsonl
            --backend cuda --policy dense)
-expect_command(eval-run 0 "\\| policy \\| schedule \\| score \\| EM \\| TTFT ms \\| token-layers % \\| speedup \\|"
+expect_command(eval-run 0 "\\| policy \\| schedule \\| score \\| EM \\| starts right \\| TTFT ms \\| token-layers % \\| speedup \\|"
            ${EVAL} -m ${MODEL} -z ${TOK} --data ${WORK}/a.jsonl --policy dense,lazy,static,random
            --schedule default --schedule aggressive --schedule 1:0.5 --backend cpu --max-new 8
            -o ${WORK}/table.md --json ${WORK}/eval.json)

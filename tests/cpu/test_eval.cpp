@@ -367,6 +367,12 @@ TEST_CASE("metrics: QA F1 and exact match") {
   CHECK(qa_f1("x x y", "x y y") == doctest::Approx(2.0 / 3.0));
   CHECK(exact_match("The Oslo!", "oslo") == 1.0);
   CHECK(exact_match("Oslo city", "Oslo") == 0.0);
+  CHECK(starts_with_answer("Oslo. Bergen", "oslo") == 1.0);                // right, but did not stop
+  CHECK(starts_with_answer("the Ivo Adler, friend", "Ivo Adler") == 1.0);  // articles dropped
+  CHECK(starts_with_answer("Ivo", "Ivo Adler") == 0.0);                    // shorter than the answer
+  CHECK(starts_with_answer("Bergen, Oslo", "Oslo") == 0.0);                // the answer is not first
+  CHECK(starts_with_answer("Oslo", "") == 0.0);                            // no truth words
+  CHECK(starts_with_answer("", "Oslo") == 0.0);
   // Best over answers.
   CHECK(best_over(qa_f1, "green", {"red", "green"}) == 1.0);
   CHECK(best_over(qa_f1, "cat sat", {"dog", "cat sat down"}) == doctest::Approx(0.8));

@@ -92,6 +92,17 @@ inline double exact_match(std::string_view prediction, std::string_view truth) {
   return normalize_answer(prediction) == normalize_answer(truth) ? 1.0 : 0.0;
 }
 
+/// 1 when the normalised prediction's words begin with all of the normalised ground truth's
+/// words (an answer that is right but not where the generation stopped: "Oslo. Bergen" for
+/// "Oslo"), else 0; 0 for an empty truth. Not a LongBench metric: lazyllm-eval reports it beside
+/// exact match to tell a wrong answer from a right one that does not stop.
+inline double starts_with_answer(std::string_view prediction, std::string_view truth) {
+  const auto p = detail::split_ws(normalize_answer(prediction));
+  const auto g = detail::split_ws(normalize_answer(truth));
+  if (g.empty() || p.size() < g.size()) return 0.0;
+  return std::equal(g.begin(), g.end(), p.begin()) ? 1.0 : 0.0;
+}
+
 /// Tokens for Rouge: lower-cased runs of ASCII letters and digits (other bytes separate tokens;
 /// non-ASCII bytes are kept inside tokens).
 inline std::vector<std::string> rouge_tokens(std::string_view s) {
