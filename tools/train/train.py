@@ -369,6 +369,12 @@ CURRICULA = {
     # one) at 2-6 documents until entities are told apart, then longer prompts.
     "practice": [([192, 256, 384, 512], 0.0, 0.85, 0.5, 8), ([512, 768, 1024, 1536], 0.3, 0.85, 0.7, 8),
                  ([1024, 2048, 3072, 4096, 4608], 0.5, 2.0, 1.0, 4)],
+    # Runs 5, 7 and 8 in one curriculum, for a new shape from scratch (models/MODEL_CARD.md "Runs 7
+    # and 8", Next 2: a 12-layer model); not run yet. Binding at 2 documents, then 8 answered
+    # questions per sequence at growing lengths, then mostly two-hop questions (run 8's step).
+    "run8": [([128, 134], 0.0, 0.97, 0.15, 1), ([128, 256, 384, 512], 0.0, 0.9, 0.3, 8),
+             ([512, 1024, 1536, 2048, 3072, 4096], 0.2, 0.95, 0.7, 8),
+             ([512, 1024, 1536, 2048, 3072, 4096], 0.8, 2.0, 1.0, 8)],
     # the second run's (v2), see models/MODEL_CARD.md
     "progressive": [([64, 96, 128], 0.0, 0.7, 0.25), ([128, 192, 256, 384], 0.2, 0.7, 0.4),
                     ([256, 512, 768, 1024], 0.4, 0.7, 0.55), ([512, 1024, 1536, 2048, 3072], 0.5, 0.7, 0.7),
