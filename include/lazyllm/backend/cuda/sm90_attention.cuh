@@ -5,8 +5,9 @@
 // rows. K and V tiles are gathered with cp.async into 128-byte-swizzled shared memory (the layout
 // wgmma's descriptors read), Q and P stay in registers as the A operand, S = Q K^T runs as
 // wgmma m64n64k16 and O += P V as m64n128k16 (V read transposed: its two 64-column swizzle atoms
-// are the descriptor's leading byte offset apart). The online softmax is the mma.sync kernel's:
-// wgmma's accumulator fragment per warp is the m16n8 layout repeated along N.
+// are the descriptor's leading byte offset apart). The online softmax and the epilogue are the
+// mma.sync kernel's (online_softmax_step, store_normalized_rows): wgmma's accumulator fragment per
+// warp is the m16n8 layout repeated along N.
 //
 // Compiled for every architecture; the body exists only in sm_90a code. Attention::run takes it
 // for head_dim 128 when sm90_attention_available() says the running device executes that code.
@@ -65,12 +66,6 @@ __device__ __forceinline__ std::uint64_t sm90_desc(std::uint32_t saddr, std::uin
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
-/// 2^x with the hardware approximation (relative error ~2^-22; -inf gives 0).
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 /// Keeps the compiler from moving accumulator reads or writes across the asynchronous MMAs.
 __device__ __forceinline__ void reg_fence(float (&d)[8][4]) {
@@ -193,7 +188,8 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) sm90_attention_ker
   for (int a = 0; a < HD / 64; ++a)
 #pragma unroll
     for (int i = 0; i < 8; ++i) o[a][i][0] = o[a][i][1] = o[a][i][2] = o[a][i][3] = 0.f;
-  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+  auto& o_flat = reinterpret_cast<float(&)[HD / 8][4]>(o);  // the same, as the m16n8 fragments along N
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   const std::uint32_t base_addr = smem_addr(base);
   const float sc = L.scale_log2;
 
@@ -233,52 +229,15 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) sm90_attention_ker
         if (key + 1 >= nv1) s[nb][3] = -INFINITY;
       }
     }
-    float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-    for (int nb = 0; nb < 8; ++nb) {
-      mx0 = fmaxf(mx0, fmaxf(s[nb][0], s[nb][1]));
-      mx1 = fmaxf(mx1, fmaxf(s[nb][2], s[nb][3]));
-    }
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-    mx0 = fmaxf(m0, mx0 * sc);  // running maxima, scaled (sc > 0)
-    mx1 = fmaxf(m1, mx1 * sc);
-    const float u0 = mx0 == -INFINITY ? 0.f : mx0, u1 = mx1 == -INFINITY ? 0.f : mx1;
-    const float a0 = fast_exp2(m0 - u0), a1 = fast_exp2(m1 - u1);
-    m0 = mx0;
-    m1 = mx1;
-    float rs0 = 0.f, rs1 = 0.f;
     std::uint32_t pf[BK / 16][4];
-#pragma unroll
-    for (int nb = 0; nb < 8; ++nb) {
-      const float p0 = fast_exp2(fmaf(s[nb][0], sc, -u0)), p1 = fast_exp2(fmaf(s[nb][1], sc, -u0));
-      const float p2 = fast_exp2(fmaf(s[nb][2], sc, -u1)), p3 = fast_exp2(fmaf(s[nb][3], sc, -u1));
-      rs0 += p0 + p1;
-      rs1 += p2 + p3;
-      pf[nb / 2][(nb & 1) * 2 + 0] = pack2<ST>(p0, p1);
-      pf[nb / 2][(nb & 1) * 2 + 1] = pack2<ST>(p2, p3);
-    }
-    l0 = l0 * a0 + rs0;
-    l1 = l1 * a1 + rs1;
-#pragma unroll
-    for (int a = 0; a < HD / 64; ++a)
-#pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        o[a][i][0] *= a0;
-        o[a][i][1] *= a0;
-        o[a][i][2] *= a1;
-        o[a][i][3] *= a1;
-      }
-      // O += P V: k16 steps are 16 key rows (2048 bytes) down the V tile.
+    online_softmax_step<ST, Exp2Approx>(s, sc, m, l, pf, o_flat);
+    // O += P V: k16 steps are 16 key rows (2048 bytes) down the V tile.
 #pragma unroll
     for (int a = 0; a < HD / 64; ++a) reg_fence(o[a]);
     wgmma_fence();
 #pragma unroll
     for (int kc = 0; kc < BK / 16; ++kc)  // one m64n128: the two 64-column atoms BK * 128 bytes apart
-      wgmma_64xNx16<ST, 1, 128>(reinterpret_cast<float(&)[16][4]>(o), pf[kc],
-                                sm90_desc(v_addr + kc * 16 * 128, BK * 128, 1024));
+      wgmma_64xNx16<ST, 1, 128>(o_flat, pf[kc], sm90_desc(v_addr + kc * 16 * 128, BK * 128, 1024));
     wgmma_commit();
     wgmma_wait_all();
     // The MMAs read P from registers asynchronously: keep those registers (and O) untouched until
@@ -291,24 +250,7 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) sm90_attention_ker
     __syncthreads();  // the stage is consumed before the next iteration refills it
   }
 
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-  const float i0 = l0 > 0.f ? 1.f / l0 : 0.f, i1 = l1 > 0.f ? 1.f / l1 : 0.f;
-  const int r0 = row0 + warp * 16 + g, r1 = r0 + 8;
-#pragma unroll
-  for (int a = 0; a < HD / 64; ++a)
-#pragma unroll
-    for (int dn = 0; dn < 8; ++dn) {
-      const int d = h * HD + a * 64 + dn * 8 + 2 * t;
-      if (r0 < L.rows)
-        *reinterpret_cast<typename Storage<ST>::pair*>(L.out + std::int64_t(r0) * L.ldo + d) =
-            Storage<ST>::from_float2(o[a][dn][0] * i0, o[a][dn][1] * i0);
-      if (r1 < L.rows)
-        *reinterpret_cast<typename Storage<ST>::pair*>(L.out + std::int64_t(r1) * L.ldo + d) =
-            Storage<ST>::from_float2(o[a][dn][2] * i1, o[a][dn][3] * i1);
-    }
+  store_normalized_rows<HD>(L, o_flat, l, row0 + warp * 16 + g, h);
 #else
   __trap();  // not sm_90a code: Attention::run never launches it (sm90_attention_available)
 #endif
