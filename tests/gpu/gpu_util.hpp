@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -34,6 +35,16 @@ inline bool have_gpu() {
     return false;
   }
   return true;
+}
+
+/// True when LAZYLLM_GPU_TESTS_QUICK is set (not "0"): the cases that take minutes under a
+/// sanitizer (racecheck instruments every shared-memory access) run fewer sizes, seeds and draws.
+/// The same kernels and code paths run (multi-tile, multi-block, both vocabularies); what shrinks
+/// is the repetition, and in the distribution test the statistical checks that need many draws
+/// (the support checks stay). ctest's gpu-racecheck sets it; plain `ctest -L gpu` does not.
+inline bool quick_mode() {
+  const char* v = std::getenv("LAZYLLM_GPU_TESTS_QUICK");
+  return v != nullptr && *v != '\0' && std::string(v) != "0";
 }
 
 /// max|a - b| / max|b| over the elements: the normalised error every test bounds.

@@ -17,6 +17,7 @@ mapfile -t PATTERNS < <("$BIN" --list-test-cases --no-intro=true 2>/dev/null | g
 # kernels (racecheck reports hazards inside cuBLASLt's TMA/mbarrier nvjet kernels that it cannot
 # see through; --kernel-name-exclude kns=nvjet made the tool fail with an internal error).
 # ONLY: run only the cases whose names match this grep pattern.
+# LAZYLLM_GPU_TESTS_QUICK=1: the slow cases run fewer sizes, seeds and draws (tests/gpu/gpu_util.hpp).
 one() {
   local EXCLUDE
   read -r -a EXCLUDE <<<"${FILTER:-}"

@@ -125,9 +125,10 @@ TEST_CASE("sampling: temperature, top-k, top-p, penalty on the device give the h
       {{.temperature = 0.05f, .top_k = 100, .top_p = 0.99f}, 1.0f},
   };
   int draws = 0, mismatches = 0;
+  const std::uint64_t n_seeds = quick_mode() ? 3 : 40;
   for (int vocab : {512, 32000}) {
     for (std::size_t ci = 0; ci < cases.size(); ++ci) {
-      for (std::uint64_t seed = 0; seed < 40; ++seed) {
+      for (std::uint64_t seed = 0; seed < n_seeds; ++seed) {
         SamplerParams p = cases[ci].p;
         p.seed = seed * 7919 + 3;
         Sampler host(p);
@@ -164,8 +165,9 @@ TEST_CASE("sampling: distribution on the device (top-k support, chi-square again
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](int a, int b) { return l[std::size_t(a)] > l[std::size_t(b)]; });
 
+  const bool quick = quick_mode();  // few draws: the support checks only
   SUBCASE("top-k 5 at T = 1: only the 5 largest appear; chi-square (4 dof) < 18.47 (p = 0.001)") {
-    const int n = 4000, k = 5;
+    const int n = quick ? 200 : 4000, k = 5;
     lazyllm::cuda::DeviceSampler dev({.temperature = 1.0f, .top_k = k, .seed = 2024});
     std::map<int, int> counts;
     for (int i = 0; i < n; ++i) ++counts[dev.sample(d.get(), vocab, nullptr)];
@@ -183,7 +185,7 @@ TEST_CASE("sampling: distribution on the device (top-k support, chi-square again
     CHECK(inside == n);  // nothing outside the top 5
     CHECK(counts.size() <= std::size_t(k));
     MESSAGE("chi-square " << chi2);
-    CHECK(chi2 < 18.47);
+    if (!quick) CHECK(chi2 < 18.47);
   }
   SUBCASE("top-p 0.6 at T = 0.5: only the smallest prefix of mass >= 0.6 appears, all of it does") {
     const float T = 0.5f;
@@ -203,9 +205,10 @@ TEST_CASE("sampling: distribution on the device (top-k support, chi-square again
     MESSAGE("nucleus of " << nucleus.size() << " ids (" << likely.size() << " likely), mass " << mass);
     lazyllm::cuda::DeviceSampler dev({.temperature = T, .top_p = 0.6f, .seed = 5});
     std::set<int> seen;
-    for (int i = 0; i < 3000; ++i) seen.insert(dev.sample(d.get(), vocab, nullptr));
+    for (int i = 0; i < (quick ? 200 : 3000); ++i) seen.insert(dev.sample(d.get(), vocab, nullptr));
     for (int id : seen) CHECK(nucleus.count(id) == 1);
-    for (int id : likely) CHECK(seen.count(id) == 1);
+    if (!quick)
+      for (int id : likely) CHECK(seen.count(id) == 1);
   }
 }
 
