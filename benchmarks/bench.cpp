@@ -392,13 +392,16 @@ int main(int argc, char** argv) {
       else if (a == "--no-graphs") plan.graphs = false;
       else if (a == "--graph-chunk") plan.graph_chunk = to_int(a, val(), 1);
       else if (a == "--no-wgmma") plan.wgmma = false;
+      else if (a == "--device-select")
+        plan.device_select = true;
       else if (a == "-h" || a == "--help") {
         std::puts(
             "usage: lazyllm-bench [--backend cpu|cuda|host] [-m PATH | --synthetic tiny|llama2-7b|llama2-13b] [-p "
             "128,256]\n"
             "                     [-n 16] [-r 3] [--policy dense,lazy,static,random,window] [--schedule S]...\n"
-            "                     [-o md|json|csv] [--progress] [--floor] [--breakdown] [--no-graphs] [--graph-chunk N]\n"
-            "                     [--no-wgmma]\n"
+            "                     [-o md|json|csv] [--progress] [--floor] [--breakdown] [--no-graphs] [--graph-chunk "
+            "N]\n"
+            "                     [--no-wgmma] [--device-select]\n"
             "  -m PATH        a model file or HF directory (load_model); prompts are seeded made-up token ids\n"
             "  --synthetic S  random weights of a real shape (default: tiny)\n"
             "  --schedule S   a preset (gentle, default, aggressive) or LAYER:PERCENTILE,... ; repeatable\n"
@@ -406,8 +409,11 @@ int main(int argc, char** argv) {
             "                 counts, and report TTFT / floor\n"
             "  --breakdown    (cuda) prefill time per op class and layer (one more set of profiled prefills)\n"
             "  --no-graphs    (cuda) launch dense decode steps kernel by kernel instead of as CUDA graphs\n"
-            "  --graph-chunk N (cuda) layers per decode graph (default 4); --breakdown's profiled passes use no graphs\n"
+            "  --graph-chunk N (cuda) layers per decode graph (default 4); --breakdown's profiled passes use no "
+            "graphs\n"
             "  --no-wgmma     (cuda) prefill attention with the mma.sync kernel on Hopper too (A/B runs)\n"
+            "  --device-select (cuda) LazyLLM's percentile rule on the GPU, only keep flags read back\n"
+            "                 (CudaBackend::set_device_select; off by default)\n"
             "  --backend host the pipeline's host bookkeeping alone (a backend that computes nothing; no\n"
             "                 weights are made): what the host adds per prefill and per token\n"
             "  LAZYLLM_COMMIT in the environment overrides the commit recorded in the JSON");
@@ -422,6 +428,8 @@ int main(int argc, char** argv) {
     if ((!plan.graphs || plan.graph_chunk > 0) && backend != "cuda")
       throw InvalidArgument("--no-graphs and --graph-chunk set up CUDA graphs: they need --backend cuda");
     if (!plan.wgmma && backend != "cuda") throw InvalidArgument("--no-wgmma picks a CUDA kernel: it needs --backend cuda");
+    if (plan.device_select && backend != "cuda")
+      throw InvalidArgument("--device-select selects on the GPU: it needs --backend cuda");
     if (schedules.empty()) schedules.push_back("aggressive");
     for (const auto& ps : split(prompts, ',')) plan.prompts.push_back(to_int("-p", ps, 1));
     if (plan.prompts.empty()) throw InvalidArgument("-p: no prompt lengths");
@@ -486,6 +494,7 @@ int main(int argc, char** argv) {
       rep.env["gpu"] = cuda_device_info();
       // prefill attention at head_dim 128 ran the wgmma kernel: the GPU runs it, no --no-wgmma
       rep.env["wgmma_attention"] = plan.wgmma && rep.env["gpu"].value("wgmma_attention_kernel", false);
+      rep.env["device_select"] = plan.device_select;
     }
     if (out == "json") print_json(rep);
     else if (out == "csv") print_csv(rep);

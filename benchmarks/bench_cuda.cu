@@ -225,6 +225,7 @@ std::vector<Measurement> run_cuda(const ModelWeights& w, const std::vector<AnyPo
   CudaBackend backend(w);
   backend.set_decode_graphs(plan.graphs);
   backend.set_wgmma_attention(plan.wgmma);
+  backend.set_device_select(plan.device_select);
   if (plan.graph_chunk > 0) backend.set_graph_chunk_layers(plan.graph_chunk);
   backend.synchronize();
   std::fprintf(stderr, "  weights uploaded in %.1f s\n", std::chrono::duration<double>(Clock::now() - t0).count());

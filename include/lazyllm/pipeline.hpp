@@ -197,14 +197,22 @@ class Pipeline {
       for (std::size_t j = 0; j < sel_.size(); ++j) kv_slots_[j] = layout_.kv_slot(l, sel_[j]);
 
       const bool prune_next = l + 1 < L && policy_.prunes_into(l + 1);
-      scores_.resize(prune_next ? sel_.size() : 0);
+      const float rule = prune_next ? backend_rule(l + 1, phase) : -1.0f;
       LayerCall call{l, cur_c_, q_slots_, sel_, kv_slots_, prune_next};
-      backend_.layer(call, x_, scores_);
+      if constexpr (SelectingBackend<Backend>)
+        if (rule >= 0.0f) {
+          keep_.assign(sel_.size(), 0);
+          backend_.layer_select(call, x_, rule, keep_);
+        }
+      if (rule < 0.0f) {
+        scores_.resize(prune_next ? sel_.size() : 0);
+        backend_.layer(call, x_, scores_);
+      }
       st.selected[std::size_t(l)] = int(sel_.size());
       st.computed[std::size_t(l)] = int(cur_c_.size());
       if (on_layer_) on_layer_(LayerProgress{l, L, phase, int(tokens.size()), int(cur_c_.size())});
       std::swap(prev_c_, cur_c_);
-      if (prune_next) select_into(l + 1, phase);
+      if (prune_next) select_into(l + 1, phase, rule >= 0.0f);
     }
     if constexpr (GraphStepBackend<Backend>)
       if (graph.on) backend_.end_graph_step();
@@ -215,16 +223,27 @@ class Pipeline {
     return logits;
   }
 
-  // Going into `layer`: the policy keeps part of S_{layer-1}; computed tokens it drops park their
-  // hidden state (this step's output of layer-1) in the Aux Cache of `layer`.
-  void select_into(int layer, Phase phase) {
+  // The percentile the backend applies itself going into `layer` (SelectingBackend), or -1 when
+  // the policy selects from the scores on the host.
+  float backend_rule(int layer, Phase phase) const {
+    if constexpr (SelectingBackend<Backend> && PercentileRulePolicy<Policy>)
+      if (backend_.device_select()) return policy_.percentile_rule(layer, phase);
+    return -1.0f;
+  }
+
+  // Going into `layer`: the policy keeps part of S_{layer-1} (or the backend did, into keep_:
+  // `by_backend`); computed tokens it drops park their hidden state (this step's output of
+  // layer-1) in the Aux Cache of `layer`.
+  void select_into(int layer, Phase phase, bool by_backend) {
     const std::size_t n = sel_.size();
-    keep_.assign(n, 1);
-    cached_next_.resize(n);
-    for (std::size_t j = 0; j < n; ++j) cached_next_[j] = layout_.kv_slot(layer, sel_[j]) >= 0 ? 1 : 0;
-    SelectArgs args{layer, backend_.config().n_layers, phase, std::int64_t(stats_.steps.size()), sel_, scores_,
-                    cached_next_};
-    policy_.select(args, keep_);
+    if (!by_backend) {
+      keep_.assign(n, 1);
+      cached_next_.resize(n);
+      for (std::size_t j = 0; j < n; ++j) cached_next_[j] = layout_.kv_slot(layer, sel_[j]) >= 0 ? 1 : 0;
+      const int n_layers = backend_.config().n_layers;
+      SelectArgs args{layer, n_layers, phase, std::int64_t(stats_.steps.size()), sel_, scores_, cached_next_};
+      policy_.select(args, keep_);
+    }
     keep_[n - 1] = 1;  // the newest token is always computed
     aux_rows_.clear();
     aux_slots_.clear();

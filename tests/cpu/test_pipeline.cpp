@@ -248,6 +248,76 @@ TEST_CASE("window keeps sinks + recent tokens through the pipeline; AnyPolicy ru
   CHECK(run(policy::AnyPolicy{}) == run(policy::Dense{}));
 }
 
+namespace {
+// A SelectingBackend on the CPU (attention_backend.hpp): applies the percentile rule itself, the
+// way the CUDA backend does on the device, and counts how often the pipeline let it.
+struct RuleBackend : CpuBackend {
+  using CpuBackend::CpuBackend;
+  bool on = true;
+  int calls = 0;
+  bool device_select() const { return on; }
+  void layer_select(const LayerCall& call, Activations& x, float p, std::span<std::uint8_t> keep) {
+    std::vector<float> scores(call.kv_pos.size());
+    layer(call, x, scores);
+    const float thr = detail::percentile_threshold(scores, p);
+    for (std::size_t i = 0; i < scores.size(); ++i) keep[i] = scores[i] >= thr ? 1 : 0;
+    keep[keep.size() - 1] = 1;
+    ++calls;
+  }
+};
+static_assert(SelectingBackend<RuleBackend> && !SelectingBackend<CpuBackend>);
+}  // namespace
+
+TEST_CASE(
+    "a backend that selects itself (SelectingBackend) gives the policy's runs bit for bit, where the rule applies") {
+  const auto w = random_model(small_config(), 8, 0.3f);
+  const auto ids = prompt_of(48, 11, w.config.vocab_size);
+  const Schedule s = Schedule::parse("1:0.5,2:0.3,3:0.5");
+  auto run = [&](auto backend, auto pol) {
+    Pipeline<RuntimeConfig, decltype(pol), ContiguousLayout, decltype(backend)> p(std::move(backend), pol);
+    auto l = p.prefill(ids);
+    std::vector<float> all(l.begin(), l.end());
+    for (int i = 0; i < 8; ++i) {
+      l = p.decode(argmax(l));
+      all.insert(all.end(), l.begin(), l.end());
+    }
+    std::vector<std::vector<int>> sets;
+    for (const auto& st : p.stats().steps) sets.push_back(st.selected), sets.push_back(st.computed);
+    int calls = 0;
+    if constexpr (requires { p.backend().calls; }) calls = p.backend().calls;
+    return std::tuple{all, sets, p.stats().total_revivals(), calls};
+  };
+  // Lazy: the rule at all 3 boundaries of all 9 steps; revivals happen, so decode re-selects.
+  const auto lazy_host = run(CpuBackend{w}, policy::Lazy(s));
+  const auto lazy_dev = run(RuleBackend{w}, policy::Lazy(s));
+  CHECK(std::get<2>(lazy_host) > 0);
+  CHECK(std::get<0>(lazy_dev) == std::get<0>(lazy_host));
+  CHECK(std::get<1>(lazy_dev) == std::get<1>(lazy_host));
+  CHECK(std::get<2>(lazy_dev) == std::get<2>(lazy_host));
+  CHECK(std::get<3>(lazy_dev) == 3 * 9);
+  // Through AnyPolicy (the driver's and lazyllm-eval's instantiation) the same.
+  const auto any_dev = run(RuleBackend{w}, policy::AnyPolicy(policy::Lazy(s)));
+  CHECK(std::get<0>(any_dev) == std::get<0>(lazy_host));
+  CHECK(std::get<3>(any_dev) == 3 * 9);
+  // Static: the rule in the prefill only; decode keeps the cached sets on the host.
+  const auto st_host = run(CpuBackend{w}, policy::Static(s));
+  const auto st_dev = run(RuleBackend{w}, policy::Static(s));
+  CHECK(std::get<0>(st_dev) == std::get<0>(st_host));
+  CHECK(std::get<1>(st_dev) == std::get<1>(st_host));
+  CHECK(std::get<3>(st_dev) == 3);
+  // Not the bare rule (keep_recent adds tokens; RandomDrop has no scores rule) or switched off:
+  // the policy selects on the host.
+  const auto recent_dev = run(RuleBackend{w}, policy::Lazy(s, 4));
+  CHECK(std::get<0>(recent_dev) == std::get<0>(run(CpuBackend{w}, policy::Lazy(s, 4))));
+  CHECK(std::get<3>(recent_dev) == 0);
+  CHECK(std::get<3>(run(RuleBackend{w}, policy::AnyPolicy(policy::RandomDrop(s, 2)))) == 0);
+  RuleBackend off{w};
+  off.on = false;
+  const auto off_run = run(std::move(off), policy::Lazy(s));
+  CHECK(std::get<0>(off_run) == std::get<0>(lazy_host));
+  CHECK(std::get<3>(off_run) == 0);
+}
+
 TEST_CASE("paged and contiguous layouts give identical results") {
   const auto w = random_model(small_config(), 13, 0.3f);
   const auto ids = prompt_of(45, 1, w.config.vocab_size);

@@ -1,6 +1,7 @@
 // Device percentile selection (cuda/select.cuh) against the host rule (policy/schedule.hpp's
 // percentile_threshold, then score >= threshold, the last index optionally forced): the same
-// kept indices in the same order, with ties, at set sizes from 1 to 16384; and a second call
+// kept indices in the same order (and flags() the same set as flags), with ties, at set sizes from
+// 1 to 16384; and a second call
 // captured in a CUDA graph (proof that it queues work only: no host sync, no allocation).
 // CUB declares namespace ::cuda, so with `using namespace lazyllm` this file spells lazyllm::cuda.
 #include <cmath>
@@ -70,6 +71,14 @@ TEST_CASE("select: device percentile selection equals the host rule (ties, sizes
           CHECK(got == want);
           // The rule's arithmetic: at least n - floor(p n) kept (more only through ties / the last).
           CHECK(got.size() >= detail::percentile_keep_count(std::size_t(n), p));
+          // flags() alone (CudaBackend::layer_select's path): 1 exactly at the kept indices.
+          const auto un = std::size_t(n);
+          lazyllm::cuda::DeviceBuffer<std::uint8_t> flags(un);
+          sel.flags(d.scores.get(), n, p, keep_last, flags.get(), nullptr);
+          std::vector<std::uint8_t> f(un), want_f(un, 0);
+          LAZYLLM_CUDA_CHECK(cudaMemcpy(f.data(), flags.get(), f.size(), cudaMemcpyDeviceToHost));
+          for (auto i : want) want_f[std::size_t(i)] = 1;
+          CHECK(f == want_f);
           ++cases;
         }
   CHECK(cases == 8 * 5 * 2 * 2);
@@ -107,4 +116,9 @@ TEST_CASE("select: bad arguments are refused with a clear error") {
   CHECK_THROWS_AS(sel.run(d.scores.get(), 2, 1.0f, true, d.kept.get(), d.count.get(), nullptr), InvalidArgument);
   CHECK_THROWS_AS(sel.run(d.scores.get(), 2, -0.1f, true, d.kept.get(), d.count.get(), nullptr), InvalidArgument);
   CHECK_THROWS_AS(sel.run(nullptr, 2, 0.5f, true, d.kept.get(), d.count.get(), nullptr), InvalidArgument);
+  CHECK_THROWS_AS(sel.run(d.scores.get(), 2, 0.5f, true, nullptr, d.count.get(), nullptr), InvalidArgument);
+  CHECK_THROWS_AS(sel.flags(d.scores.get(), 2, 0.5f, true, nullptr, nullptr), InvalidArgument);
+  lazyllm::cuda::DeviceBuffer<std::uint8_t> f(2);
+  CHECK_THROWS_AS(sel.flags(d.scores.get(), 0, 0.5f, true, f.get(), nullptr), InvalidArgument);
+  CHECK_THROWS_AS(sel.flags(d.scores.get(), 2, 1.0f, true, f.get(), nullptr), InvalidArgument);
 }

@@ -54,6 +54,17 @@ class AnyPolicy {
   std::string_view name() const {
     return std::visit([](const auto& p) { return std::string_view(p.name()); }, v_);
   }
+  /// PercentileRulePolicy for the held policy (negative for those that are not).
+  float percentile_rule(int into_layer, Phase phase) const {
+    return std::visit(
+        [&](const auto& p) {
+          if constexpr (PercentileRulePolicy<std::remove_cvref_t<decltype(p)>>)
+            return float(p.percentile_rule(into_layer, phase));
+          else
+            return -1.0f;
+        },
+        v_);
+  }
   /// The held policy's schedule (empty for Dense).
   const Schedule& schedule() const {
     static const Schedule none{};
@@ -78,7 +89,7 @@ class AnyPolicy {
   Variant v_;
 };
 
-static_assert(PruningPolicy<AnyPolicy>);
+static_assert(PruningPolicy<AnyPolicy> && PercentileRulePolicy<AnyPolicy>);
 
 /// The policy called `name` (one of kPolicies) with schedule `s`; `seed` drives RandomDrop,
 /// `keep_recent` Lazy (Lazy's keep_recent; 0 = the paper's method). Throws InvalidArgument naming

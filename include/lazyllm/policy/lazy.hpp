@@ -37,6 +37,10 @@ class Lazy {
     for (std::size_t i = n - r; i < n; ++i) keep[i] = 1;
   }
   static constexpr std::string_view name() { return "lazy"; }
+  /// PercentileRulePolicy: select() is the bare rule unless keep_recent adds tokens.
+  float percentile_rule(int into_layer, Phase) const {
+    return keep_recent_ > 0 ? -1.0f : schedule_.percentile_into(into_layer);
+  }
 
   /// The percentile rule on its own (shared with Static's prefill).
   void keep_top(const SelectArgs& a, std::span<std::uint8_t> keep) const {
@@ -57,7 +61,7 @@ class Lazy {
   int keep_recent_ = 0;
 };
 
-static_assert(PruningPolicy<Lazy>);
+static_assert(PruningPolicy<Lazy> && PercentileRulePolicy<Lazy>);
 
 /// Named schedules, defined as fractions of the model's depth so they fit any Llama size.
 /// Percentiles are relative to the set entering each pruning layer, so the kept fraction

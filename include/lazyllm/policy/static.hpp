@@ -22,6 +22,10 @@ class Static {
     for (std::size_t i = 0; i < keep.size(); ++i) keep[i] = a.cached_next[i];
   }
   static constexpr std::string_view name() { return "static"; }
+  /// PercentileRulePolicy: the prefill is the rule; decode steps keep the cached sets.
+  float percentile_rule(int into_layer, Phase phase) const {
+    return phase == Phase::Prefill ? schedule().percentile_into(into_layer) : -1.0f;
+  }
   friend bool operator==(const Static&, const Static&) = default;
   friend std::ostream& operator<<(std::ostream& os, const Static& p) { return os << "static(" << p.schedule() << ')'; }
 
@@ -29,6 +33,6 @@ class Static {
   Lazy lazy_;
 };
 
-static_assert(PruningPolicy<Static>);
+static_assert(PruningPolicy<Static> && PercentileRulePolicy<Static>);
 
 }  // namespace lazyllm::policy

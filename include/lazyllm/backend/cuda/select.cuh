@@ -8,8 +8,9 @@
 // the order-preserving compaction. Once its scratch is sized, a call only queues kernels on the
 // stream (it can be captured in a CUDA graph; the GPU test does).
 //
-// A building block for device-side selection; the pipeline itself still selects on the host
-// (docs/cuda_backend.md, "Known limits").
+// CudaBackend::layer_select (a SelectingBackend, attention_backend.hpp) uses flags() and copies
+// the n flags back; run() (flags, then the compacted indices and count, all on the device) is the
+// building block for selection with no host round trip (docs/cuda_backend.md, "Known limits").
 #pragma once
 #include <cuda_runtime.h>
 
@@ -68,25 +69,43 @@ class PercentileSelect {
   /// *count. `scores` (n floats), `kept` (room for n) and `count` are device memory; everything
   /// is queued on `stream`. p in [0, 1).
   void run(const float* scores, int n, float p, bool keep_last, std::int32_t* kept, int* count, cudaStream_t stream) {
-    if (n <= 0 || scores == nullptr || kept == nullptr || count == nullptr)
-      throw InvalidArgument("cuda::PercentileSelect::run: need n > 0 scores and device outputs (n " +
-                            std::to_string(n) + ")");
-    if (!(p >= 0.0f && p < 1.0f))
-      throw InvalidArgument("cuda::PercentileSelect::run: percentile " + std::to_string(p) + " is not in [0, 1)");
+    check(scores, n, p);
+    if (kept == nullptr || count == nullptr)
+      throw InvalidArgument("cuda::PercentileSelect::run: need device outputs for the kept indices and their count");
     reserve(n);
+    queue_flags(scores, n, p, keep_last, flags_.get(), stream);
+    std::size_t bytes = temp_.size();
+    LAZYLLM_CUDA_CHECK(cub::DeviceSelect::Flagged(temp_.get(), bytes, thrust::counting_iterator<std::int32_t>(0),
+                                                  flags_.get(), kept, count, n, stream));
+  }
+
+  /// The rule's flags alone: out[i] = 1 where run() keeps i, else 0 (n bytes of device memory),
+  /// queued on `stream`. The same checks as run().
+  void flags(const float* scores, int n, float p, bool keep_last, std::uint8_t* out, cudaStream_t stream) {
+    check(scores, n, p);
+    if (out == nullptr) throw InvalidArgument("cuda::PercentileSelect::flags: need a device output");
+    reserve(n);
+    queue_flags(scores, n, p, keep_last, out, stream);
+  }
+
+ private:
+  static void check(const float* scores, int n, float p) {
+    if (n <= 0 || scores == nullptr)
+      throw InvalidArgument("cuda::PercentileSelect: need n > 0 scores in device memory (n " + std::to_string(n) + ")");
+    if (!(p >= 0.0f && p < 1.0f))
+      throw InvalidArgument("cuda::PercentileSelect: percentile " + std::to_string(p) + " is not in [0, 1)");
+  }
+  // Sorts a copy of the scores for the threshold at rank floor(p * n) and writes the flags.
+  void queue_flags(const float* scores, int n, float p, bool keep_last, std::uint8_t* out, cudaStream_t stream) {
     std::size_t bytes = temp_.size();
     LAZYLLM_CUDA_CHECK(cub::DeviceRadixSort::SortKeys(temp_.get(), bytes, scores, sorted_.get(), n, 0, 32, stream));
     constexpr int kThreads = 256;
     const int blocks = int(std::min<std::int64_t>(detail::blocks_for(n, kThreads), 1024));
     detail::percentile_flags_kernel<<<blocks, kThreads, 0, stream>>>(scores, sorted_.get(), n, percentile_rank(n, p),
-                                                                     keep_last ? 1 : 0, flags_.get());
+                                                                     keep_last ? 1 : 0, out);
     LAZYLLM_CUDA_CHECK_LAUNCH();
-    bytes = temp_.size();
-    LAZYLLM_CUDA_CHECK(cub::DeviceSelect::Flagged(temp_.get(), bytes, thrust::counting_iterator<std::int32_t>(0),
-                                                  flags_.get(), kept, count, n, stream));
   }
 
- private:
   DeviceBuffer<float> sorted_;
   DeviceBuffer<std::uint8_t> flags_;
   DeviceBuffer<std::uint8_t> temp_;
