@@ -29,7 +29,9 @@ namespace lazyllm::cuda {
 
 namespace detail {
 
-/// flags[i] = scores[i] >= sorted[rank] (or i is the last index and keep_last).
+/// flags[i] = scores[i] >= sorted[rank] (or i is the last index and keep_last). A template so that
+/// the header can be included in several translation units of one program.
+template <int = 0>
 __global__ void percentile_flags_kernel(const float* __restrict__ scores, const float* __restrict__ sorted, int n,
                                         int rank, int keep_last, std::uint8_t* __restrict__ flags) {
   const float thr = sorted[rank];
@@ -101,7 +103,7 @@ class PercentileSelect {
     LAZYLLM_CUDA_CHECK(cub::DeviceRadixSort::SortKeys(temp_.get(), bytes, scores, sorted_.get(), n, 0, 32, stream));
     constexpr int kThreads = 256;
     const int blocks = int(std::min<std::int64_t>(detail::blocks_for(n, kThreads), 1024));
-    detail::percentile_flags_kernel<<<blocks, kThreads, 0, stream>>>(scores, sorted_.get(), n, percentile_rank(n, p),
+    detail::percentile_flags_kernel<><<<blocks, kThreads, 0, stream>>>(scores, sorted_.get(), n, percentile_rank(n, p),
                                                                      keep_last ? 1 : 0, out);
     LAZYLLM_CUDA_CHECK_LAUNCH();
   }
