@@ -413,7 +413,7 @@ int main(int argc, char** argv) {
             "graphs\n"
             "  --no-wgmma     (cuda) prefill attention with the mma.sync kernel on Hopper too (A/B runs)\n"
             "  --device-select (cuda) LazyLLM's percentile rule on the GPU, only keep flags read back\n"
-            "                 (CudaBackend::set_device_select; off by default)\n"
+            "                 (SelectingCudaBackend; off: the policy selects on the host)\n"
             "  --backend host the pipeline's host bookkeeping alone (a backend that computes nothing; no\n"
             "                 weights are made): what the host adds per prefill and per token\n"
             "  LAZYLLM_COMMIT in the environment overrides the commit recorded in the JSON");

@@ -34,8 +34,7 @@ struct Plan {
   bool breakdown = false;  // --breakdown: per-op-class, per-layer times of the prefill
   bool graphs = true;      // (cuda) dense decode steps as CUDA graphs; --no-graphs: launch by launch
   bool wgmma = true;       // (cuda) Hopper prefill attention with wgmma; --no-wgmma: the mma.sync kernel
-  bool device_select =
-      false;               // (cuda) --device-select: the percentile rule on the GPU (CudaBackend::set_device_select)
+  bool device_select = false;  // (cuda) --device-select: the percentile rule on the GPU (SelectingCudaBackend)
   int graph_chunk = 0;     // (cuda) --graph-chunk N: layers per decode graph (0: the backend's default)
 };
 

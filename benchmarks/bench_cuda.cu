@@ -12,6 +12,7 @@
 #include "bench.hpp"
 #include "lazyllm/backend/cuda/cuda_backend.cuh"
 #include "lazyllm/backend/cuda/profiler.cuh"
+#include "lazyllm/backend/cuda/selecting_backend.cuh"
 
 namespace lazyllm::bench {
 
@@ -222,7 +223,9 @@ struct CudaExt {
 
 std::vector<Measurement> run_cuda(const ModelWeights& w, const std::vector<AnyPolicy>& pols, const Plan& plan) {
   const auto t0 = Clock::now();
-  CudaBackend backend(w);
+  // SelectingCudaBackend with the rule off is CudaBackend (the policy selects on the host), so
+  // --device-select A/B runs share one Pipeline instantiation.
+  SelectingCudaBackend backend(w);
   backend.set_decode_graphs(plan.graphs);
   backend.set_wgmma_attention(plan.wgmma);
   backend.set_device_select(plan.device_select);

@@ -2,14 +2,22 @@
 // percentile_threshold, then score >= threshold, the last index optionally forced): the same
 // kept indices in the same order (and flags() the same set as flags), with ties, at set sizes from
 // 1 to 16384; and a second call
-// captured in a CUDA graph (proof that it queues work only: no host sync, no allocation).
+// captured in a CUDA graph (proof that it queues work only: no host sync, no allocation); and
+// SelectingCudaBackend (the rule inside the pipeline on the device) against CudaBackend (the
+// policy on the host) over whole runs.
 // CUB declares namespace ::cuda, so with `using namespace lazyllm` this file spells lazyllm::cuda.
 #include <cmath>
 #include <vector>
 
 #include "gpu_util.hpp"
 #include "lazyllm/backend/cuda/select.cuh"
+#include "lazyllm/backend/cuda/selecting_backend.cuh"
+#include "lazyllm/cache/contiguous.hpp"
+#include "lazyllm/model/sampler.hpp"
+#include "lazyllm/pipeline.hpp"
+#include "lazyllm/policy/lazy.hpp"
 #include "lazyllm/policy/schedule.hpp"
+#include "random_model.hpp"
 
 using namespace lazyllm;
 using namespace lazyllm::test;
@@ -121,4 +129,45 @@ TEST_CASE("select: bad arguments are refused with a clear error") {
   lazyllm::cuda::DeviceBuffer<std::uint8_t> f(2);
   CHECK_THROWS_AS(sel.flags(d.scores.get(), 0, 0.5f, true, f.get(), nullptr), InvalidArgument);
   CHECK_THROWS_AS(sel.flags(d.scores.get(), 2, 1.0f, true, f.get(), nullptr), InvalidArgument);
+}
+
+TEST_CASE("select: SelectingCudaBackend gives CudaBackend's runs (host selection) bit for bit, 1..4096 tokens") {
+  if (!have_gpu()) return;
+  // The rule on the device (PercentileSelect::flags on the layer's scores) must keep exactly what
+  // the host policy keeps from the same scores copied back: same |S_l| and |C_l| per layer and
+  // step, same revivals, same logits. A 4-layer model (MHA/GQA) over prompts that give single- and
+  // multi-block sorts, with decode steps that re-select and revive.
+  for (const auto& [kv_heads, n] : {std::pair{4, 1}, std::pair{4, 129}, std::pair{2, 1000}, std::pair{4, 4096}}) {
+    RuntimeConfig c = small_config();
+    c.n_kv_heads = kv_heads;
+    c.max_seq_len = 4200;
+    const auto w = random_model(c, 3, 0.3f);
+    const policy::Lazy pol(Schedule::parse("1:0.5,2:0.3,3:0.5"));
+    auto run = [&](auto backend) {
+      Pipeline<RuntimeConfig, policy::Lazy, ContiguousLayout, decltype(backend)> g(std::move(backend), pol);
+      auto first = g.prefill(prompt_of(n, 23, c.vocab_size));
+      std::vector<float> all(first.begin(), first.end());
+      std::int32_t next = argmax(first);
+      for (int i = 0; i < 6; ++i) {
+        const auto l = g.decode(next);
+        all.insert(all.end(), l.begin(), l.end());
+        next = argmax(l);
+      }
+      std::vector<std::vector<int>> sets;
+      for (const auto& st : g.stats().steps) sets.push_back(st.selected), sets.push_back(st.computed);
+      return std::tuple{all, sets, g.stats().total_revivals()};
+    };
+    CAPTURE(n);
+    CAPTURE(kv_heads);
+    const auto host = run(CudaBackend{w});
+    const auto dev = run(SelectingCudaBackend{w});
+    SelectingCudaBackend off{w};
+    off.set_device_select(false);
+    const auto dev_off = run(std::move(off));
+    CHECK(std::get<1>(dev) == std::get<1>(host));
+    CHECK(std::get<2>(dev) == std::get<2>(host));
+    CHECK(std::get<0>(dev) == std::get<0>(host));
+    CHECK(std::get<0>(dev_off) == std::get<0>(host));
+    MESSAGE("n " << n << ": revivals " << std::get<2>(host));
+  }
 }

@@ -66,15 +66,14 @@ concept GraphStepBackend = requires(B& b, int n) {
   b.cancel_graph_step();
 };
 
-/// Optional: a backend that applies LazyLLM's percentile rule itself, where the scores are (the
-/// CUDA backend: CUB on the device, so n keep flags come back instead of n scores, and the host
-/// does no selection work). When `device_select()` is true and the policy's selection going into
-/// layer l+1 is exactly the rule (PercentileRulePolicy, pruning_policy.hpp, returns p >= 0), the
-/// pipeline calls `layer_select(call, x, p, keep)` instead of `layer(call, x, scores)` and the
-/// policy's select: one layer as `layer` with call.want_scores, then keep[i] = 1 where the scores
-/// (over call.kv_pos) are >= the p-quantile threshold (detail::percentile_threshold, ties kept)
-/// and for the last key, 0 elsewhere; `keep` has call.kv_pos.size() entries. The kept sets must be
-/// those of the policy on the same scores.
+/// Optional: a backend that applies LazyLLM's percentile rule itself, where the scores are
+/// (SelectingCudaBackend, cuda/selecting_backend.cuh: CUB on the device, so n keep flags come back
+/// instead of n scores, and the host does no selection work). When `device_select()` is true and the policy's selection
+/// going into layer l+1 is exactly the rule (PercentileRulePolicy, pruning_policy.hpp, returns p >= 0), the pipeline
+/// calls `layer_select(call, x, p, keep)` instead of `layer(call, x, scores)` and the policy's select: one layer as
+/// `layer` with call.want_scores, then keep[i] = 1 where the scores (over call.kv_pos) are >= the p-quantile threshold
+/// (detail::percentile_threshold, ties kept) and for the last key, 0 elsewhere; `keep` has call.kv_pos.size() entries.
+/// The kept sets must be those of the policy on the same scores.
 template <class B>
 concept SelectingBackend = requires(B& b, const B& cb, typename B::Activations& x, const LayerCall& call, float p,
                                     std::span<std::uint8_t> keep) {

@@ -44,7 +44,7 @@ concept PruningPolicy = std::regular<P> && requires(const P& p, int layer, const
 /// the scores (keep every token whose score is >= the score at rank floor(p * n) of the n scores
 /// sorted ascending, ties kept: detail::percentile_threshold). `percentile_rule(into_layer,
 /// phase)` returns that p there, and a negative value where select() must run. A backend that
-/// applies the rule itself (SelectingBackend, attention_backend.hpp: the CUDA backend does it on
+/// applies the rule itself (SelectingBackend, attention_backend.hpp: SelectingCudaBackend does it on
 /// the device) then selects in its place, and only the keep flags come back.
 template <class P>
 concept PercentileRulePolicy = requires(const P& p, int layer, Phase phase) {

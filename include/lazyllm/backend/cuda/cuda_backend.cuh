@@ -28,7 +28,6 @@
 #include "lazyllm/backend/cuda/gemv.cuh"
 #include "lazyllm/backend/cuda/kernels.cuh"
 #include "lazyllm/backend/cuda/profiler.cuh"
-#include "lazyllm/backend/cuda/select.cuh"
 #include "lazyllm/detail/error.hpp"
 #include "lazyllm/detail/parallel.hpp"
 #include "lazyllm/model/weights.hpp"
@@ -316,27 +315,18 @@ class BasicCudaBackend {
   }
 
   /// One decoder layer in place on x (see CpuBackend::layer for the formula).
-  void layer(const LayerCall& call, Activations& x, std::span<float> scores) { run_layer(call, x, scores, {}, -1.0f); }
-
-  /// SelectingBackend (attention_backend.hpp): the layer, then LazyLLM's percentile rule at `p` on
-  /// its scores on the device (cuda::PercentileSelect::flags: CUB radix sort for the threshold,
-  /// ties kept, the last key kept), and only the n keep flags come back (n bytes instead of n
-  /// floats; the host's selection work is gone). The pipeline uses it when device_select() is on.
-  void layer_select(const LayerCall& call, Activations& x, float p, std::span<std::uint8_t> keep) {
-    if (!call.want_scores) throw InvalidArgument("CudaBackend::layer_select: the call must want scores");
-    run_layer(call, x, {}, keep, p);
+  void layer(const LayerCall& call, Activations& x, std::span<float> scores) {
+    run_layer(call, x, scores, [](const float* scores_dev, int, cudaStream_t) { return scores_dev; });
   }
-  /// Whether the pipeline lets this backend select (layer_select) where the policy's selection is
-  /// the bare percentile rule (PercentileRulePolicy). Off by default until the device path has
-  /// been checked against the host one on a GPU (tests/gpu/test_backend.cu, "device selection").
-  bool device_select() const { return device_select_; }
-  void set_device_select(bool on) { device_select_ = on; }
 
- private:
-  // layer() and layer_select(): with call.want_scores, either the scores (p < 0) or the keep
-  // flags at percentile p come back, through pinned memory, waited for after the FFN is queued.
-  void run_layer(const LayerCall& call, Activations& x, std::span<float> scores, std::span<std::uint8_t> keep,
-                 float p) {
+ protected:
+  /// layer(), with what comes back in place of the scores chosen by `on_scores(scores_dev, n_kv,
+  /// stream)`: it may queue more work on the stream and returns the device array of n_kv values of
+  /// `out`'s type to read back (the scores themselves, or, in SelectingCudaBackend
+  /// (selecting_backend.cuh), the percentile rule's keep flags). The read-back goes through pinned
+  /// memory and is waited for after the layer's FFN is queued.
+  template <class T, class OnScores>
+  void run_layer(const LayerCall& call, Activations& x, std::span<T> out, OnScores&& on_scores) {
     const Layer& L = layers_.at(std::size_t(call.layer));
     const int rows = x.rows, n_kv = int(call.kv_pos.size());
     if (rows == 0) return;
@@ -351,40 +341,28 @@ class BasicCudaBackend {
     }
     const LayerIndices idx = upload_layer(call);
     const cuda::AttnArgsT<ST> aa = attention_block(L, call.layer, rows, n_kv, idx, x.data(), nullptr);
-    const bool select = p >= 0.0f;
+    const std::size_t bytes = std::size_t(n_kv) * sizeof(T);
     if (call.want_scores) {
-      const std::size_t got = select ? keep.size() : scores.size();
-      if (got < std::size_t(n_kv))
-        throw InvalidArgument(std::string("CudaBackend::layer: ") + (select ? "keep" : "scores") + " span has " +
-                              std::to_string(got) + " entries, " + std::to_string(n_kv) + " needed");
+      if (out.size() < std::size_t(n_kv))
+        throw InvalidArgument("CudaBackend::layer: the scores (or keep flags) span has " + std::to_string(out.size()) +
+                              " entries, " + std::to_string(n_kv) + " needed");
       const int n_vis =
           int(std::upper_bound(call.kv_pos.begin(), call.kv_pos.end(), call.q_pos[std::size_t(rows - 1)]) - call.kv_pos.begin());
       prof_.mark(cuda::OpClass::Scores, call.layer);
       scores_dev_.reserve(std::size_t(n_kv), "scores");
       attn_.last_row_scores(aa, n_vis, scores_dev_.get(), stream_);
-      if (select) {
-        keep_dev_.reserve(std::size_t(n_kv), "keep flags");
-        select_.flags(scores_dev_.get(), n_kv, p, true, keep_dev_.get(), stream_);
-        keep_host_.reserve(std::size_t(n_kv));
-        LAZYLLM_CUDA_CHECK(
-            cudaMemcpyAsync(keep_host_.get(), keep_dev_.get(), std::size_t(n_kv), cudaMemcpyDeviceToHost, stream_));
-      } else {
-        scores_host_.reserve(std::size_t(n_kv));
-        LAZYLLM_CUDA_CHECK(cudaMemcpyAsync(scores_host_.get(), scores_dev_.get(), std::size_t(n_kv) * sizeof(float),
-                                           cudaMemcpyDeviceToHost, stream_));
-      }
+      const T* src = on_scores(static_cast<const float*>(scores_dev_.get()), n_kv, stream_);
+      readback_.reserve((bytes + sizeof(float) - 1) / sizeof(float));
+      LAZYLLM_CUDA_CHECK(cudaMemcpyAsync(readback_.get(), src, bytes, cudaMemcpyDeviceToHost, stream_));
       scores_ready_.create();
       LAZYLLM_CUDA_CHECK(cudaEventRecord(scores_ready_.get(), stream_));
     }
     output_and_ffn_block(L, call.layer, rows, x.data());
     if (call.want_scores) {
-      // The pipeline selects right after this call: wait for the scores or flags (not for the
-      // whole stream), so the host's selection runs while the GPU does this layer's FFN.
+      // The pipeline selects right after this call: wait for the read-back (not for the whole
+      // stream), so the host's selection runs while the GPU does this layer's FFN.
       LAZYLLM_CUDA_CHECK(cudaEventSynchronize(scores_ready_.get()));
-      if (select)
-        std::copy_n(keep_host_.get(), n_kv, keep.begin());
-      else
-        std::copy_n(scores_host_.get(), n_kv, scores.begin());
+      std::memcpy(out.data(), readback_.get(), bytes);
     }
     prof_.mark(call.want_scores ? cuda::OpClass::Select : cuda::OpClass::Other, call.layer);
   }
@@ -854,12 +832,8 @@ class BasicCudaBackend {
   std::int64_t kv_slots_ = 0, aux_slots_ = 0;
   cuda::DeviceBuffer<ST> xn_, qkv_, att_, gu_, h_;
   cuda::DeviceBuffer<float> scores_dev_, logits_dev_;
-  cuda::PinnedBuffer<float> scores_host_, logits_host_;
-  cuda::Event scores_ready_;  // the scores' (or keep flags') read-back has landed in scores_host_ (keep_host_)
-  cuda::PercentileSelect select_;
-  cuda::DeviceBuffer<std::uint8_t> keep_dev_;
-  cuda::PinnedBuffer<std::uint8_t> keep_host_;
-  bool device_select_ = false;
+  cuda::PinnedBuffer<float> readback_, logits_host_;  // readback_: a layer's scores (or keep flags)
+  cuda::Event scores_ready_;                          // the read-back has landed in readback_
   std::array<Staging, 2> staging_;
   std::size_t next_staging_ = 0;
   DecodeGraph graph_;
@@ -877,6 +851,5 @@ using CudaBackendFp32 = BasicCudaBackend<float>;
 static_assert(AttentionBackend<CudaBackend>);
 static_assert(AttentionBackend<CudaBackendFp16>);
 static_assert(AttentionBackend<CudaBackendFp32>);
-static_assert(SelectingBackend<CudaBackend>);
 
 }  // namespace lazyllm

@@ -8,7 +8,7 @@
 // the order-preserving compaction. Once its scratch is sized, a call only queues kernels on the
 // stream (it can be captured in a CUDA graph; the GPU test does).
 //
-// CudaBackend::layer_select (a SelectingBackend, attention_backend.hpp) uses flags() and copies
+// SelectingCudaBackend::layer_select (selecting_backend.cuh) uses flags() and copies
 // the n flags back; run() (flags, then the compacted indices and count, all on the device) is the
 // building block for selection with no host round trip (docs/cuda_backend.md, "Known limits").
 #pragma once

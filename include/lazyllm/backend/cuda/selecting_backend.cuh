@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: MIT
+// SelectingCudaBackend: the CUDA backend that applies LazyLLM's percentile rule on the device (a
+// SelectingBackend, attention_backend.hpp). Where the policy's selection is the bare rule
+// (PercentileRulePolicy: Lazy without keep_recent, Static's prefill, AnyPolicy holding either),
+// the pipeline calls layer_select: the layer runs as in CudaBackend, then
+// cuda::PercentileSelect::flags (CUB radix sort for the threshold, ties kept, the last key kept)
+// turns the scores into keep flags in device memory, and only the n flags come back (n bytes
+// instead of n floats; the host does no selection work). The round trip per pruning layer stays:
+// the pipeline keeps the sets on the host and the GEMMs take their row counts from it
+// (docs/cuda_backend.md, "Known limits").
+//
+// A header of its own because CUB declares a namespace ::cuda: code that says `using namespace
+// lazyllm;` and then `cuda::...` would find two. cuda_backend.cuh does not include CUB; include
+// this header where you want device selection (and spell lazyllm::cuda there).
+#pragma once
+#include <cstdint>
+#include <span>
+
+#include "lazyllm/backend/cuda/cuda_backend.cuh"
+#include "lazyllm/backend/cuda/select.cuh"
+
+namespace lazyllm {
+
+template <class ST>
+class BasicSelectingCudaBackend : public BasicCudaBackend<ST> {
+ public:
+  using Base = BasicCudaBackend<ST>;
+  using typename Base::Activations;
+  using Base::Base;
+
+  /// SelectingBackend: whether the pipeline lets this backend select (on unless switched off,
+  /// e.g. for A/B runs against the host selection).
+  bool device_select() const { return on_; }
+  void set_device_select(bool on) { on_ = on; }
+
+  /// One layer (call.want_scores must be set), then keep[i] = 1 where the layer's scores over
+  /// call.kv_pos are >= the p-quantile threshold, and for the last key.
+  void layer_select(const LayerCall& call, Activations& x, float p, std::span<std::uint8_t> keep) {
+    if (!call.want_scores) throw InvalidArgument("SelectingCudaBackend::layer_select: the call must want scores");
+    this->run_layer(call, x, keep, [&](const float* scores, int n, cudaStream_t stream) -> const std::uint8_t* {
+      flags_.reserve(std::size_t(n), "keep flags");
+      select_.flags(scores, n, p, true, flags_.get(), stream);
+      return flags_.get();
+    });
+  }
+
+ private:
+  cuda::PercentileSelect select_;
+  cuda::DeviceBuffer<std::uint8_t> flags_;
+  bool on_ = true;
+};
+
+/// bf16 storage, as CudaBackend, with the percentile rule on the device.
+using SelectingCudaBackend = BasicSelectingCudaBackend<cuda::bf16>;
+
+static_assert(AttentionBackend<SelectingCudaBackend> && SelectingBackend<SelectingCudaBackend>);
+
+}  // namespace lazyllm
