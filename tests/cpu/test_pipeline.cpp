@@ -44,6 +44,22 @@ double max_rel_err(std::span<const float> a, std::span<const float> b) {
   return num / std::max(den, 1e-30);
 }
 
+// A prompt then `n` greedy decode steps: every step's logits end to end, and each step's |S_l|
+// and |C_l| per layer.
+template <class Pipe>
+std::pair<std::vector<float>, std::vector<std::vector<int>>> greedy_run(Pipe& p, std::span<const std::int32_t> ids,
+                                                                        int n) {
+  auto l = p.prefill(ids);
+  std::vector<float> all(l.begin(), l.end());
+  for (int i = 0; i < n; ++i) {
+    l = p.decode(argmax(l));
+    all.insert(all.end(), l.begin(), l.end());
+  }
+  std::vector<std::vector<int>> sets;
+  for (const auto& st : p.stats().steps) sets.push_back(st.selected), sets.push_back(st.computed);
+  return {std::move(all), std::move(sets)};
+}
+
 // The invariant of DESIGN §1.5: a token has an Aux entry at layer l exactly when it has layer-(l-1)
 // K/V but no layer-l K/V, and K/V caches nest.
 template <class P, class L>
@@ -232,14 +248,7 @@ TEST_CASE("window keeps sinks + recent tokens through the pipeline; AnyPolicy ru
   // One Pipeline<..., AnyPolicy, ...> instantiation serves every policy, bit for bit.
   auto run = [&](auto pol) {
     CpuPipe<decltype(pol)> p(CpuBackend{w}, pol);
-    auto l = p.prefill(ids);
-    std::vector<float> all(l.begin(), l.end());
-    for (int i = 0; i < 6; ++i) {
-      l = p.decode(argmax(l));
-      all.insert(all.end(), l.begin(), l.end());
-    }
-    std::vector<std::vector<int>> sets;
-    for (const auto& st : p.stats().steps) sets.push_back(st.computed);
+    auto [all, sets] = greedy_run(p, ids, 6);
     return std::tuple{all, sets, p.stats().policy, p.stats().schedule};
   };
   CHECK(run(policy::AnyPolicy(policy::Lazy(s))) == run(policy::Lazy(s)));
@@ -275,14 +284,7 @@ TEST_CASE(
   const Schedule s = Schedule::parse("1:0.5,2:0.3,3:0.5");
   auto run = [&](auto backend, auto pol) {
     Pipeline<RuntimeConfig, decltype(pol), ContiguousLayout, decltype(backend)> p(std::move(backend), pol);
-    auto l = p.prefill(ids);
-    std::vector<float> all(l.begin(), l.end());
-    for (int i = 0; i < 8; ++i) {
-      l = p.decode(argmax(l));
-      all.insert(all.end(), l.begin(), l.end());
-    }
-    std::vector<std::vector<int>> sets;
-    for (const auto& st : p.stats().steps) sets.push_back(st.selected), sets.push_back(st.computed);
+    auto [all, sets] = greedy_run(p, ids, 8);
     int calls = 0;
     if constexpr (requires { p.backend().calls; }) calls = p.backend().calls;
     return std::tuple{all, sets, p.stats().total_revivals(), calls};
