@@ -7,6 +7,10 @@
 #      (issue "CUDA backend": fp32 and auto, the driver's default, which is fp32 for a llama2.c
 #      file, must; bf16 and fp16 may differ at near-ties).
 # Results go to OUT_DIR (summary.txt, ctest.txt, ids-*.txt).
+# Optional, each adding minutes: RACECHECK=1 also runs `ctest -R gpu-racecheck` (quick mode,
+# tests/gpu/CMakeLists.txt) to racecheck.txt; SELECT_AB=1 also times lazyllm-bench on a
+# Llama-2-7B-shaped synthetic model with the policy selecting on the host and with
+# --device-select (SelectingCudaBackend) to select-ab.txt.
 #
 #   bash tools/gpu/check.sh OUT_DIR [MODELS_DIR]     (MODELS_DIR holds stories260K.bin; default .carry)
 set -uo pipefail
@@ -23,7 +27,8 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90a}" \
     -DLAZYLLM_SHARED_MODELS="$MODELS" >"$OUT/configure.txt" 2>&1 || { say "configure FAILED (see configure.txt)"; exit 1; }
   t0=$(date +%s)
-  cmake --build "$BUILD" -j "$(nproc)" --target lazyllm-gpu-tests lazyllm-llama2 lazyllm-eval lazyllm-make-task >"$OUT/build.txt" 2>&1 ||
+  cmake --build "$BUILD" -j "$(nproc)" --target lazyllm-gpu-tests lazyllm-llama2 lazyllm-eval lazyllm-make-task \
+    $([ "${SELECT_AB:-0}" = 1 ] && echo lazyllm-bench) >"$OUT/build.txt" 2>&1 ||
     { say "build FAILED (see build.txt)"; tail -20 "$OUT/build.txt"; exit 1; }
   say "build: $(($(date +%s) - t0)) s"
 fi
@@ -54,6 +59,20 @@ for p in auto bf16 fp16 fp32; do
     say "driver cuda --precision $p: differs from the CPU's ids from step ${first:-?}"
   fi
 done
+
+if [ "${RACECHECK:-0}" = 1 ]; then
+  t0=$(date +%s)
+  (cd "$BUILD" && ctest -R gpu-racecheck --output-on-failure) >"$OUT/racecheck.txt" 2>&1
+  say "ctest -R gpu-racecheck: rc $? ($(($(date +%s) - t0)) s) | $(grep -E 'RACECHECK SUMMARY' "$OUT/racecheck.txt" | tail -1)"
+fi
+if [ "${SELECT_AB:-0}" = 1 ]; then
+  B="$BUILD/benchmarks/lazyllm-bench"
+  for sel in "" --device-select; do
+    "$B" --backend cuda --synthetic llama2-7b -p 1024,4096 -n 8 -r 3 --policy dense,lazy --schedule aggressive $sel \
+      >>"$OUT/select-ab.txt" 2>&1
+    say "bench ${sel:-host selection}: rc $?"
+  done
+fi
 
 # The device tool brings back at most 8 files: keep summary.txt and ctest.txt, pack the rest.
 (cd "$OUT" && tar czf check-details.tgz configure.txt build.txt errors.txt ids-*.txt ids-*.err 2>/dev/null &&
