@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
-// lazyllm-eval's CUDA half: the same example loop over CudaBackend (weights uploaded once per policy).
+// lazyllm-eval's CUDA half: the same example loop over SelectingCudaBackend (weights uploaded once
+// per policy); with --device-select off (the default) it is CudaBackend, the policy selecting on
+// the host.
 #include <cuda_runtime.h>
 
 #include "eval_run.hpp"
-#include "lazyllm/backend/cuda/cuda_backend.cuh"
+#include "lazyllm/backend/cuda/selecting_backend.cuh"
 
 namespace lazyllm::evalrun {
 
@@ -14,8 +16,10 @@ bool cuda_available() {
 
 std::vector<ExampleResult> run_examples_cuda(const ModelWeights& w, const AnyPolicy& p, int n_ctx,
                                              const std::vector<Prepared>& examples, const TokenClasses& cls,
-                                             const Progress& progress) {
-  return run_examples(CudaBackend(w), p, n_ctx, examples, cls, progress);
+                                             const Progress& progress, bool device_select) {
+  SelectingCudaBackend b(w);
+  b.set_device_select(device_select);
+  return run_examples(std::move(b), p, n_ctx, examples, cls, progress);
 }
 
 }  // namespace lazyllm::evalrun

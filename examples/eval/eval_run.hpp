@@ -87,9 +87,10 @@ std::vector<ExampleResult> run_examples(Backend backend, Policy pol, int n_ctx, 
 }
 
 /// The CUDA backend's run_examples (eval_cuda.cu; throws a clear Error when the build has no CUDA).
+/// `device_select`: SelectingCudaBackend's rule on the GPU (--device-select).
 std::vector<ExampleResult> run_examples_cuda(const ModelWeights& w, const AnyPolicy& p, int n_ctx,
                                              const std::vector<Prepared>& examples, const TokenClasses& cls,
-                                             const Progress& progress);
+                                             const Progress& progress, bool device_select);
 /// True when this build has the CUDA backend and a GPU is visible.
 bool cuda_available();
 

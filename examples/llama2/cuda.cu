@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
-// The driver's CUDA half: the same generation loop over CudaBackend (bf16; --precision fp16 and
-// fp32 dispatch to cuda_fp16.cu / cuda_fp32.cu).
+// The driver's CUDA half: the same generation loop over SelectingCudaBackend (bf16; the GPU
+// selection only with --device-select; --precision fp16 and fp32 dispatch to cuda_fp16.cu /
+// cuda_fp32.cu over their CudaBackends).
 #include <cuda_runtime.h>
 
 #include "cuda_run.cuh"
+#include "lazyllm/backend/cuda/selecting_backend.cuh"  // CUB: only this translation unit
 
 namespace lazyllm::driver {
 
@@ -24,17 +26,21 @@ bool cuda_memory_info(std::uint64_t& free_bytes, std::uint64_t& total_bytes) {
   return true;
 }
 
+// bf16 runs on SelectingCudaBackend: with --device-select off (the default) it is CudaBackend, the
+// policy selecting on the host; on, the percentile rule runs on the GPU.
 RunResult run_policy_cuda(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks) {
+  if (o.precision == "fp16" || o.precision == "fp32") check_device_select(o);
   if (o.precision == "fp16") return run_policy_cuda_fp16(w, p, o, hooks);
   if (o.precision == "fp32") return run_policy_cuda_fp32(w, p, o, hooks);
-  return run_policy_on<CudaBackend>(w, p, o, hooks);
+  return run_policy_on<SelectingCudaBackend>(w, p, o, hooks);
 }
 
 ConversationEnd converse_cuda(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks,
                               const Conversation& conv) {
+  if (o.precision == "fp16" || o.precision == "fp32") check_device_select(o);
   if (o.precision == "fp16") return converse_cuda_fp16(w, p, o, hooks, conv);
   if (o.precision == "fp32") return converse_cuda_fp32(w, p, o, hooks, conv);
-  return converse_on<CudaBackend>(w, p, o, hooks, conv);
+  return converse_on<SelectingCudaBackend>(w, p, o, hooks, conv);
 }
 
 }  // namespace lazyllm::driver

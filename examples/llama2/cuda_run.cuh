@@ -24,9 +24,11 @@ inline Hooks with_gpu_probe(const Hooks& hooks) {
 
 /// The backend with cuBLASLt's one-time kernel loading done before the clock starts (see
 /// BasicCudaBackend::warm_up), so TTFT is the prompt's cost alone.
+/// With --device-select the backend is a SelectingCudaBackend (bf16 only: cuda.cu), its rule on.
 template <class Backend>
-Backend warm_backend(const ModelWeights& w, int prompt_tokens) {
+Backend warm_backend(const ModelWeights& w, int prompt_tokens, const Options& o) {
   Backend b(w);
+  if constexpr (SelectingBackend<Backend>) b.set_device_select(o.device_select);
   b.warm_up(prompt_tokens);
   return b;
 }
@@ -34,14 +36,21 @@ Backend warm_backend(const ModelWeights& w, int prompt_tokens) {
 template <class Backend>
 RunResult run_policy_on(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks) {
   const Hooks h = with_gpu_probe(hooks);
-  return generate(warm_backend<Backend>(w, int(o.prompt.size())), p, o, h);
+  return generate(warm_backend<Backend>(w, int(o.prompt.size()), o), p, o, h);
 }
 
 template <class Backend>
 ConversationEnd converse_on(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks,
                             const Conversation& conv) {
   const Hooks h = with_gpu_probe(hooks);
-  return converse(warm_backend<Backend>(w, 32), p, o, h, conv);
+  return converse(warm_backend<Backend>(w, 32, o), p, o, h, conv);
+}
+
+/// --device-select is implemented for bf16 storage (SelectingCudaBackend).
+inline void check_device_select(const Options& o) {
+  if (o.device_select)
+    throw InvalidArgument("--device-select: the GPU selection is built for bf16 storage only (this run computes in " +
+                          o.precision + "; pass --precision bf16)");
 }
 
 // Defined in cuda_fp16.cu and cuda_fp32.cu.

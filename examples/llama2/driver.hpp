@@ -40,6 +40,7 @@ struct Options {
   bool precision_auto = true;  // set by parse_args: --precision not given, or given as auto
   std::string policy = "dense";
   int keep_recent = 0;  // --keep-recent N: Lazy also keeps the last N tokens of each set
+  bool device_select = false;  // --device-select: (cuda, bf16) the percentile rule on the GPU
   std::string schedule = "default";
   bool schedule_given = false;
   std::string stats_file;

@@ -33,6 +33,16 @@ class BasicSelectingCudaBackend : public BasicCudaBackend<ST> {
   bool device_select() const { return on_; }
   void set_device_select(bool on) { on_ = on; }
 
+  /// BasicCudaBackend::warm_up, and the selection's scratch sized for sets of up to `rows`
+  /// tokens, so that a timed prefill of that length allocates nothing.
+  void warm_up(int rows) {
+    Base::warm_up(rows);
+    if (rows > 0) {
+      select_.reserve(rows);
+      flags_.reserve(std::size_t(rows), "keep flags");
+    }
+  }
+
   /// One layer (call.want_scores must be set), then keep[i] = 1 where the layer's scores over
   /// call.kv_pos are >= the p-quantile threshold, and for the last key.
   void layer_select(const LayerCall& call, Activations& x, float p, std::span<std::uint8_t> keep) {
