@@ -29,7 +29,7 @@ bool cuda_memory_info(std::uint64_t& free_bytes, std::uint64_t& total_bytes) {
 // bf16 runs on SelectingCudaBackend: with --device-select off (the default) it is CudaBackend, the
 // policy selecting on the host; on, the percentile rule runs on the GPU.
 RunResult run_policy_cuda(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks) {
-  if (o.precision == "fp16" || o.precision == "fp32") check_device_select(o);
+  check_device_select(o);
   if (o.precision == "fp16") return run_policy_cuda_fp16(w, p, o, hooks);
   if (o.precision == "fp32") return run_policy_cuda_fp32(w, p, o, hooks);
   return run_policy_on<SelectingCudaBackend>(w, p, o, hooks);
@@ -37,7 +37,7 @@ RunResult run_policy_cuda(const ModelWeights& w, const AnyPolicy& p, const Optio
 
 ConversationEnd converse_cuda(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks,
                               const Conversation& conv) {
-  if (o.precision == "fp16" || o.precision == "fp32") check_device_select(o);
+  check_device_select(o);
   if (o.precision == "fp16") return converse_cuda_fp16(w, p, o, hooks, conv);
   if (o.precision == "fp32") return converse_cuda_fp32(w, p, o, hooks, conv);
   return converse_on<SelectingCudaBackend>(w, p, o, hooks, conv);

@@ -46,9 +46,10 @@ ConversationEnd converse_on(const ModelWeights& w, const AnyPolicy& p, const Opt
   return converse(warm_backend<Backend>(w, 32, o), p, o, h, conv);
 }
 
-/// --device-select is implemented for bf16 storage (SelectingCudaBackend).
+/// --device-select is implemented for bf16 storage (SelectingCudaBackend); o.precision is resolved
+/// (bf16, fp16 or fp32) by the time a run starts.
 inline void check_device_select(const Options& o) {
-  if (o.device_select)
+  if (o.device_select && o.precision != "bf16")
     throw InvalidArgument("--device-select: the GPU selection is built for bf16 storage only (this run computes in " +
                           o.precision + "; pass --precision bf16)");
 }
