@@ -199,12 +199,12 @@ class Pipeline {
       const bool prune_next = l + 1 < L && policy_.prunes_into(l + 1);
       const float rule = prune_next ? backend_rule(l + 1, phase) : -1.0f;
       LayerCall call{l, cur_c_, q_slots_, sel_, kv_slots_, prune_next};
-      if constexpr (SelectingBackend<Backend>)
-        if (rule >= 0.0f) {
-          keep_.assign(sel_.size(), 0);
+      if (rule >= 0.0f) {  // only a SelectingBackend gets a rule (backend_rule)
+        if constexpr (SelectingBackend<Backend>) {
+          keep_.resize(sel_.size());
           backend_.layer_select(call, x_, rule, keep_);
         }
-      if (rule < 0.0f) {
+      } else {
         scores_.resize(prune_next ? sel_.size() : 0);
         backend_.layer(call, x_, scores_);
       }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "greedy_run.hpp"
 #include "lazyllm/backend/cpu/cpu_backend.hpp"
 #include "lazyllm/cache/contiguous.hpp"
 #include "lazyllm/cache/paged.hpp"
@@ -20,6 +21,7 @@
 #include "test_util.hpp"
 
 using namespace lazyllm;
+using test::greedy_run;
 using test::random_model;
 using test::small_config;
 
@@ -42,22 +44,6 @@ double max_rel_err(std::span<const float> a, std::span<const float> b) {
   double num = 0, den = 0;
   for (std::size_t i = 0; i < a.size(); ++i) num = std::max(num, std::abs(double(a[i]) - b[i])), den = std::max(den, std::abs(double(b[i])));
   return num / std::max(den, 1e-30);
-}
-
-// A prompt then `n` greedy decode steps: every step's logits end to end, and each step's |S_l|
-// and |C_l| per layer.
-template <class Pipe>
-std::pair<std::vector<float>, std::vector<std::vector<int>>> greedy_run(Pipe& p, std::span<const std::int32_t> ids,
-                                                                        int n) {
-  auto l = p.prefill(ids);
-  std::vector<float> all(l.begin(), l.end());
-  for (int i = 0; i < n; ++i) {
-    l = p.decode(argmax(l));
-    all.insert(all.end(), l.begin(), l.end());
-  }
-  std::vector<std::vector<int>> sets;
-  for (const auto& st : p.stats().steps) sets.push_back(st.selected), sets.push_back(st.computed);
-  return {std::move(all), std::move(sets)};
 }
 
 // The invariant of DESIGN §1.5: a token has an Aux entry at layer l exactly when it has layer-(l-1)

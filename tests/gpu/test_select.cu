@@ -1,8 +1,8 @@
 // Device percentile selection (cuda/select.cuh) against the host rule (policy/schedule.hpp's
 // percentile_threshold, then score >= threshold, the last index optionally forced): the same
-// kept indices in the same order (and flags() the same set as flags), with ties, at set sizes from
-// 1 to 16384; and a second call
-// captured in a CUDA graph (proof that it queues work only: no host sync, no allocation); and
+// kept indices in the same order (and flags() the same set as flags), with ties, at set sizes
+// from 1 to 16384; a second call captured in a CUDA graph (proof that it queues work only: no
+// host sync, no allocation); and
 // SelectingCudaBackend (the rule inside the pipeline on the device) against CudaBackend (the
 // policy on the host) over whole runs.
 // CUB declares namespace ::cuda, so with `using namespace lazyllm` this file spells lazyllm::cuda.
@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "gpu_util.hpp"
+#include "greedy_run.hpp"
 #include "lazyllm/backend/cuda/select.cuh"
 #include "lazyllm/backend/cuda/selecting_backend.cuh"
 #include "lazyllm/cache/contiguous.hpp"
-#include "lazyllm/model/sampler.hpp"
 #include "lazyllm/pipeline.hpp"
 #include "lazyllm/policy/lazy.hpp"
 #include "lazyllm/policy/schedule.hpp"
@@ -79,12 +79,11 @@ TEST_CASE("select: device percentile selection equals the host rule (ties, sizes
           CHECK(got == want);
           // The rule's arithmetic: at least n - floor(p n) kept (more only through ties / the last).
           CHECK(got.size() >= detail::percentile_keep_count(std::size_t(n), p));
-          // flags() alone (CudaBackend::layer_select's path): 1 exactly at the kept indices.
+          // flags() alone (SelectingCudaBackend::layer_select's path): 1 exactly at the kept indices.
           const auto un = std::size_t(n);
-          lazyllm::cuda::DeviceBuffer<std::uint8_t> flags(un);
-          sel.flags(d.scores.get(), n, p, keep_last, flags.get(), nullptr);
+          const std::uint8_t* flags = sel.flags(d.scores.get(), n, p, keep_last, nullptr);
           std::vector<std::uint8_t> f(un), want_f(un, 0);
-          LAZYLLM_CUDA_CHECK(cudaMemcpy(f.data(), flags.get(), f.size(), cudaMemcpyDeviceToHost));
+          LAZYLLM_CUDA_CHECK(cudaMemcpy(f.data(), flags, f.size(), cudaMemcpyDeviceToHost));
           for (auto i : want) want_f[std::size_t(i)] = 1;
           CHECK(f == want_f);
           ++cases;
@@ -125,10 +124,9 @@ TEST_CASE("select: bad arguments are refused with a clear error") {
   CHECK_THROWS_AS(sel.run(d.scores.get(), 2, -0.1f, true, d.kept.get(), d.count.get(), nullptr), InvalidArgument);
   CHECK_THROWS_AS(sel.run(nullptr, 2, 0.5f, true, d.kept.get(), d.count.get(), nullptr), InvalidArgument);
   CHECK_THROWS_AS(sel.run(d.scores.get(), 2, 0.5f, true, nullptr, d.count.get(), nullptr), InvalidArgument);
-  CHECK_THROWS_AS(sel.flags(d.scores.get(), 2, 0.5f, true, nullptr, nullptr), InvalidArgument);
-  lazyllm::cuda::DeviceBuffer<std::uint8_t> f(2);
-  CHECK_THROWS_AS(sel.flags(d.scores.get(), 0, 0.5f, true, f.get(), nullptr), InvalidArgument);
-  CHECK_THROWS_AS(sel.flags(d.scores.get(), 2, 1.0f, true, f.get(), nullptr), InvalidArgument);
+  CHECK_THROWS_AS(sel.flags(nullptr, 2, 0.5f, true, nullptr), InvalidArgument);
+  CHECK_THROWS_AS(sel.flags(d.scores.get(), 0, 0.5f, true, nullptr), InvalidArgument);
+  CHECK_THROWS_AS(sel.flags(d.scores.get(), 2, 1.0f, true, nullptr), InvalidArgument);
 }
 
 TEST_CASE("select: SelectingCudaBackend gives CudaBackend's runs (host selection) bit for bit, 1..4096 tokens") {
@@ -143,18 +141,10 @@ TEST_CASE("select: SelectingCudaBackend gives CudaBackend's runs (host selection
     c.max_seq_len = 4200;
     const auto w = random_model(c, 3, 0.3f);
     const policy::Lazy pol(Schedule::parse("1:0.5,2:0.3,3:0.5"));
+    const auto ids = prompt_of(n, 23, c.vocab_size);
     auto run = [&](auto backend) {
       Pipeline<RuntimeConfig, policy::Lazy, ContiguousLayout, decltype(backend)> g(std::move(backend), pol);
-      auto first = g.prefill(prompt_of(n, 23, c.vocab_size));
-      std::vector<float> all(first.begin(), first.end());
-      std::int32_t next = argmax(first);
-      for (int i = 0; i < 6; ++i) {
-        const auto l = g.decode(next);
-        all.insert(all.end(), l.begin(), l.end());
-        next = argmax(l);
-      }
-      std::vector<std::vector<int>> sets;
-      for (const auto& st : g.stats().steps) sets.push_back(st.selected), sets.push_back(st.computed);
+      auto [all, sets] = greedy_run(g, ids, 6);
       return std::tuple{all, sets, g.stats().total_revivals()};
     };
     CAPTURE(n);

@@ -71,43 +71,34 @@ class PercentileSelect {
   /// *count. `scores` (n floats), `kept` (room for n) and `count` are device memory; everything
   /// is queued on `stream`. p in [0, 1).
   void run(const float* scores, int n, float p, bool keep_last, std::int32_t* kept, int* count, cudaStream_t stream) {
-    check(scores, n, p);
     if (kept == nullptr || count == nullptr)
       throw InvalidArgument("cuda::PercentileSelect::run: need device outputs for the kept indices and their count");
-    reserve(n);
-    queue_flags(scores, n, p, keep_last, flags_.get(), stream);
+    const std::uint8_t* f = flags(scores, n, p, keep_last, stream);
     std::size_t bytes = temp_.size();
-    LAZYLLM_CUDA_CHECK(cub::DeviceSelect::Flagged(temp_.get(), bytes, thrust::counting_iterator<std::int32_t>(0),
-                                                  flags_.get(), kept, count, n, stream));
+    LAZYLLM_CUDA_CHECK(cub::DeviceSelect::Flagged(temp_.get(), bytes, thrust::counting_iterator<std::int32_t>(0), f,
+                                                  kept, count, n, stream));
   }
 
-  /// The rule's flags alone: out[i] = 1 where run() keeps i, else 0 (n bytes of device memory),
-  /// queued on `stream`. The same checks as run().
-  void flags(const float* scores, int n, float p, bool keep_last, std::uint8_t* out, cudaStream_t stream) {
-    check(scores, n, p);
-    if (out == nullptr) throw InvalidArgument("cuda::PercentileSelect::flags: need a device output");
-    reserve(n);
-    queue_flags(scores, n, p, keep_last, out, stream);
-  }
-
- private:
-  static void check(const float* scores, int n, float p) {
+  /// The rule's flags alone: 1 where run() keeps i, else 0, as n bytes of device memory owned by
+  /// this object (valid until its next call), queued on `stream`. The same checks as run().
+  const std::uint8_t* flags(const float* scores, int n, float p, bool keep_last, cudaStream_t stream) {
     if (n <= 0 || scores == nullptr)
       throw InvalidArgument("cuda::PercentileSelect: need n > 0 scores in device memory (n " + std::to_string(n) + ")");
     if (!(p >= 0.0f && p < 1.0f))
       throw InvalidArgument("cuda::PercentileSelect: percentile " + std::to_string(p) + " is not in [0, 1)");
-  }
-  // Sorts a copy of the scores for the threshold at rank floor(p * n) and writes the flags.
-  void queue_flags(const float* scores, int n, float p, bool keep_last, std::uint8_t* out, cudaStream_t stream) {
+    reserve(n);
+    // The threshold: a sorted copy of the scores, read at rank floor(p * n).
     std::size_t bytes = temp_.size();
     LAZYLLM_CUDA_CHECK(cub::DeviceRadixSort::SortKeys(temp_.get(), bytes, scores, sorted_.get(), n, 0, 32, stream));
     constexpr int kThreads = 256;
     const int blocks = int(std::min<std::int64_t>(detail::blocks_for(n, kThreads), 1024));
     detail::percentile_flags_kernel<><<<blocks, kThreads, 0, stream>>>(scores, sorted_.get(), n, percentile_rank(n, p),
-                                                                     keep_last ? 1 : 0, out);
+                                                                       keep_last ? 1 : 0, flags_.get());
     LAZYLLM_CUDA_CHECK_LAUNCH();
+    return flags_.get();
   }
 
+ private:
   DeviceBuffer<float> sorted_;
   DeviceBuffer<std::uint8_t> flags_;
   DeviceBuffer<std::uint8_t> temp_;

@@ -37,26 +37,20 @@ class BasicSelectingCudaBackend : public BasicCudaBackend<ST> {
   /// tokens, so that a timed prefill of that length allocates nothing.
   void warm_up(int rows) {
     Base::warm_up(rows);
-    if (rows > 0) {
-      select_.reserve(rows);
-      flags_.reserve(std::size_t(rows), "keep flags");
-    }
+    select_.reserve(rows);
   }
 
   /// One layer (call.want_scores must be set), then keep[i] = 1 where the layer's scores over
   /// call.kv_pos are >= the p-quantile threshold, and for the last key.
   void layer_select(const LayerCall& call, Activations& x, float p, std::span<std::uint8_t> keep) {
     if (!call.want_scores) throw InvalidArgument("SelectingCudaBackend::layer_select: the call must want scores");
-    this->run_layer(call, x, keep, [&](const float* scores, int n, cudaStream_t stream) -> const std::uint8_t* {
-      flags_.reserve(std::size_t(n), "keep flags");
-      select_.flags(scores, n, p, true, flags_.get(), stream);
-      return flags_.get();
+    this->run_layer(call, x, keep, [&](const float* scores, int n, cudaStream_t stream) {
+      return select_.flags(scores, n, p, true, stream);
     });
   }
 
  private:
-  cuda::PercentileSelect select_;
-  cuda::DeviceBuffer<std::uint8_t> flags_;
+  cuda::PercentileSelect select_;  // owns the keep flags it returns
   bool on_ = true;
 };
 
