@@ -304,6 +304,8 @@ expect_run(bad-top-p 2 "top-p must be in \\(0, 1\\]" -m ${MODEL} --top-p 1.5 --p
 expect_run(bad-repeat-penalty 2 "repeat penalty must be > 0" -m ${MODEL} --repeat-penalty 0 --prompt-ids 1)
 expect_run(device-select-cpu 2 "--device-select applies to the CUDA backend" -m ${MODEL} --backend cpu --device-select
            --prompt-ids 1)
+expect_run(no-device-select-cpu 2 "--no-device-select applies to the CUDA backend" -m ${MODEL} --backend cpu
+           --no-device-select --prompt-ids 1)
 # Sampling: the same seed gives the same ids; the settings are echoed in --json.
 foreach(k 1 2)
   expect_run(sampling-${k} 0 "generated [0-9]+ tokens" -m ${MODEL} --prompt-ids 1,400,30 -n 16 --temp 0.9 --top-k 40

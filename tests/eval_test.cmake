@@ -48,6 +48,8 @@ set(MODEL ${MODELS}/stories260K.bin)
 expect_command(eval-no-model 2 "-m MODEL is required" ${EVAL} --data ${WORK}/a.jsonl)
 expect_command(eval-device-select-cpu 2 "--device-select applies to the CUDA backend" ${EVAL} -m x --data ${WORK}/a.jsonl
                --backend cpu --device-select)
+expect_command(eval-no-device-select-cpu 2 "--no-device-select applies to the CUDA backend" ${EVAL} -m x
+               --data ${WORK}/a.jsonl --backend cpu --no-device-select)
 expect_command(eval-bad-policy 2 "--policy 'fast' is not one of" ${EVAL} -m x --data ${WORK}/a.jsonl --policy dense,fast)
 expect_command(eval-unknown-dataset 2 "dataset 'nosuch' is not known" ${EVAL} -m x --data ${WORK}/a.jsonl --dataset nosuch)
 if(NOT EXISTS ${MODEL})

@@ -46,7 +46,8 @@ const char* kUsage = R"(usage: lazyllm-eval -m MODEL --data FILE.jsonl [options]
                         (default 0: the paper's method; reported as policy "lazy+recentN")
   --backend NAME        cpu | cuda | auto (default auto: cuda when built and a GPU is present)
   --device-select       (cuda) apply LazyLLM's percentile rule on the GPU, reading back keep flags
-                        instead of scores (SelectingCudaBackend; not yet the default)
+                        instead of scores (SelectingCudaBackend; the default)
+  --no-device-select    (cuda) select on the host from the read-back scores instead
   -c N                  context size (default: the model's); longer prompts are truncated in the
                         middle (LongBench's way) to fit it together with the answer
   --max-new N           tokens to generate (default: the dataset's LongBench length)
@@ -69,7 +70,7 @@ struct Options {
   std::uint64_t seed = 0;
   int keep_recent = 0;
   bool progress = false;
-  bool device_select = false;
+  std::optional<bool> device_select;  // unset: on with the CUDA backend (--[no-]device-select)
 };
 
 
@@ -107,8 +108,8 @@ Options parse_args(int argc, char** argv) {
     else if (a == "-o") o.table_file = value();
     else if (a == "--json") o.json_file = value();
     else if (a == "--progress") o.progress = true;
-    else if (a == "--device-select")
-      o.device_select = true;
+    else if (a == "--device-select" || a == "--no-device-select")
+      o.device_select = a == "--device-select";
     else throw UsageError("unknown option '" + a + "' (see -h)");
   }
   if (o.model.empty()) throw UsageError("-m MODEL is required");
@@ -124,7 +125,9 @@ Options parse_args(int argc, char** argv) {
   if (o.backend != "cpu" && o.backend != "cuda" && o.backend != "auto")
     throw UsageError("--backend '" + o.backend + "' is not available (cpu, cuda or auto)");
   if (o.backend == "auto") o.backend = cuda_available() ? "cuda" : "cpu";
-  if (o.device_select && o.backend != "cuda") throw UsageError("--device-select applies to the CUDA backend");
+  if (o.device_select && o.backend != "cuda")
+    throw UsageError(std::string(*o.device_select ? "--device-select" : "--no-device-select") +
+                     " applies to the CUDA backend");
   if (!o.dataset.empty()) {
     try {
       eval::dataset_spec(o.dataset);
@@ -340,7 +343,7 @@ int run(int argc, char** argv) {
         std::fflush(stderr);
       };
     const std::vector<ExampleResult> res =
-        o.backend == "cuda" ? run_examples_cuda(w, pol, n_ctx, prepared, cls, progress, o.device_select)
+        o.backend == "cuda" ? run_examples_cuda(w, pol, n_ctx, prepared, cls, progress, o.device_select.value_or(true))
                             : run_examples(CpuBackend{w}, pol, n_ctx, prepared, cls, progress);
     Summary s;
     std::int64_t tl = 0, dtl = 0;
@@ -472,7 +475,7 @@ int run(int argc, char** argv) {
     j["tokenizer"] = tok_path;
     j["data"] = o.data;
     j["backend"] = o.backend;
-    j["device_select"] = o.device_select;
+    j["device_select"] = o.backend == "cuda" && o.device_select.value_or(true);
     j["n_ctx"] = n_ctx;
     j["n_layers"] = w.config.n_layers;
     j["max_new"] = o.max_new ? nlohmann::json(o.max_new) : nlohmann::json("per dataset");

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // lazyllm-eval's CUDA half: the same example loop over SelectingCudaBackend (weights uploaded once
-// per policy); with --device-select off (the default) it is CudaBackend, the policy selecting on
-// the host.
+// per policy), the percentile rule on the GPU; with --no-device-select it is CudaBackend, the policy
+// selecting on the host.
 #include <cuda_runtime.h>
 
 #include "eval_run.hpp"

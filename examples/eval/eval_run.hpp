@@ -87,7 +87,7 @@ std::vector<ExampleResult> run_examples(Backend backend, Policy pol, int n_ctx, 
 }
 
 /// The CUDA backend's run_examples (eval_cuda.cu; throws a clear Error when the build has no CUDA).
-/// `device_select`: SelectingCudaBackend's rule on the GPU (--device-select).
+/// `device_select`: SelectingCudaBackend's rule on the GPU (the default; off with --no-device-select).
 std::vector<ExampleResult> run_examples_cuda(const ModelWeights& w, const AnyPolicy& p, int n_ctx,
                                              const std::vector<Prepared>& examples, const TokenClasses& cls,
                                              const Progress& progress, bool device_select);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The driver's CUDA half: the same generation loop over SelectingCudaBackend (bf16; the GPU
-// selection only with --device-select; --precision fp16 and fp32 dispatch to cuda_fp16.cu /
+// selection unless --no-device-select; --precision fp16 and fp32 dispatch to cuda_fp16.cu /
 // cuda_fp32.cu over their CudaBackends).
 #include <cuda_runtime.h>
 
@@ -26,8 +26,8 @@ bool cuda_memory_info(std::uint64_t& free_bytes, std::uint64_t& total_bytes) {
   return true;
 }
 
-// bf16 runs on SelectingCudaBackend: with --device-select off (the default) it is CudaBackend, the
-// policy selecting on the host; on, the percentile rule runs on the GPU.
+// bf16 runs on SelectingCudaBackend: the percentile rule runs on the GPU (the default); with
+// --no-device-select it is CudaBackend, the policy selecting on the host.
 RunResult run_policy_cuda(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks) {
   check_device_select(o);
   if (o.precision == "fp16") return run_policy_cuda_fp16(w, p, o, hooks);

@@ -24,11 +24,11 @@ inline Hooks with_gpu_probe(const Hooks& hooks) {
 
 /// The backend with cuBLASLt's one-time kernel loading done before the clock starts (see
 /// BasicCudaBackend::warm_up), so TTFT is the prompt's cost alone.
-/// With --device-select the backend is a SelectingCudaBackend (bf16 only: cuda.cu), its rule on.
+/// bf16 runs on a SelectingCudaBackend (cuda.cu), its rule on unless --no-device-select.
 template <class Backend>
 Backend warm_backend(const ModelWeights& w, int prompt_tokens, const Options& o) {
   Backend b(w);
-  if constexpr (SelectingBackend<Backend>) b.set_device_select(o.device_select);
+  if constexpr (SelectingBackend<Backend>) b.set_device_select(o.device_select.value_or(true));
   b.warm_up(prompt_tokens);
   return b;
 }
@@ -46,10 +46,11 @@ ConversationEnd converse_on(const ModelWeights& w, const AnyPolicy& p, const Opt
   return converse(warm_backend<Backend>(w, 32, o), p, o, h, conv);
 }
 
-/// --device-select is implemented for bf16 storage (SelectingCudaBackend); o.precision is resolved
-/// (bf16, fp16 or fp32) by the time a run starts.
+/// The GPU selection is implemented for bf16 storage (SelectingCudaBackend): an explicit
+/// --device-select with fp16/fp32 is refused; unset, fp16/fp32 runs select on the host. o.precision
+/// is resolved (bf16, fp16 or fp32) by the time a run starts.
 inline void check_device_select(const Options& o) {
-  if (o.device_select && o.precision != "bf16")
+  if (o.device_select.value_or(false) && o.precision != "bf16")
     throw InvalidArgument("--device-select: the GPU selection is built for bf16 storage only (this run computes in " +
                           o.precision + "; pass --precision bf16)");
 }

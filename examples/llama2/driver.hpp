@@ -40,7 +40,10 @@ struct Options {
   bool precision_auto = true;  // set by parse_args: --precision not given, or given as auto
   std::string policy = "dense";
   int keep_recent = 0;  // --keep-recent N: Lazy also keeps the last N tokens of each set
-  bool device_select = false;  // --device-select: (cuda, bf16) the percentile rule on the GPU
+  // (cuda, bf16) LazyLLM's percentile rule on the GPU (SelectingCudaBackend): unset = on where the
+  // run stores bf16, off for fp16/fp32; --device-select forces it on (refused for fp16/fp32),
+  // --no-device-select off (the policy selects on the host, as CudaBackend does).
+  std::optional<bool> device_select;
   std::string schedule = "default";
   bool schedule_given = false;
   std::string stats_file;

@@ -64,7 +64,8 @@ const char* kUsage = R"(usage: lazyllm-llama2 [options]
   --keep-recent N       lazy also keeps the last N tokens of every set whatever their scores
                         (default 0: the paper's rule; docs/accuracy.md measures N = 16)
   --device-select       (cuda, bf16) apply LazyLLM's percentile rule on the GPU and read back
-                        keep flags instead of scores (SelectingCudaBackend; not yet the default)
+                        keep flags instead of scores (SelectingCudaBackend; the default for bf16)
+  --no-device-select    (cuda) select on the host from the read-back scores instead
   --compare             run dense and the chosen policy (lazy if dense) on the same prompt
   --stats FILE.json     write the run's pruning statistics as JSON
   --json FILE           write the whole run as JSON (config, prompt, ids, text, timings, stats;
@@ -143,8 +144,8 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--stats") o.stats_file = value();
     else if (a == "--print-ids") o.print_ids = true;
     else if (a == "--compare") o.compare = true;
-    else if (a == "--device-select")
-      o.device_select = true;
+    else if (a == "--device-select" || a == "--no-device-select")
+      o.device_select = a == "--device-select";
     else if (a == "-i" || a == "--interactive") o.interactive = true;
     else if (a == "--progress") o.progress = true;
     else if (a == "--no-mem-check") o.mem_check = false;
@@ -170,7 +171,9 @@ Options parse_args(int argc, char** argv) {
   if (o.backend == "auto") o.backend = cuda_device_available() ? "cuda" : "cpu";
   if (!o.precision_auto && o.backend != "cuda")
     throw UsageError("--precision applies to the CUDA backend (the CPU reference always computes in fp32)");
-  if (o.device_select && o.backend != "cuda") throw UsageError("--device-select applies to the CUDA backend");
+  if (o.device_select && o.backend != "cuda")
+    throw UsageError(std::string(*o.device_select ? "--device-select" : "--no-device-select") +
+                     " applies to the CUDA backend");
   if (!policy::is_policy_name(o.policy))
     throw UsageError("--policy '" + o.policy + "' is not one of " + policy::policy_names());
   try {
@@ -563,7 +566,10 @@ int run(int argc, char** argv) {
   j["source_dtype"] = w.source_dtype;
   j["config"] = config_json(w.config);
   j["backend"] = o.backend;
-  if (o.backend == "cuda") j["precision"] = o.precision;
+  if (o.backend == "cuda") {
+    j["precision"] = o.precision;
+    j["device_select"] = o.device_select.value_or(o.precision == "bf16");  // where the percentile rule ran
+  }
   j["policy"] = chosen;
   j["schedule"] = schedule.to_string();
   j["compare"] = o.compare;
