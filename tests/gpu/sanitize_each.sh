@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # Runs compute-sanitizer on each GPU test case separately (a few at a time, each with its own
 # time limit; informational timing cases skipped) and prints one line per case: its result, the sanitizer's error count and seconds.
-# Use it when the whole binary under a slow tool (racecheck) does not fit the time at hand.
+# Use it when the whole binary under a slow tool (racecheck) does not fit the time at hand; ctest's
+# gpu-racecheck runs it (tests/gpu/CMakeLists.txt). Exit status 0 only when every case passed with
+# no report (a time-out, a report or a failed case gives 1).
 #   bash tests/gpu/sanitize_each.sh BINARY [TOOL=racecheck] [SECONDS_PER_CASE=120] [PARALLEL=4]
 set -uo pipefail
 BIN=${1:?usage: sanitize_each.sh BINARY [TOOL] [SECONDS] [PARALLEL]}
 TOOL=${2:-racecheck}
 SECS=${3:-120}
 PAR=${4:-4}
-SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+SAN=${SAN:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}  # SAN: the tool to use
 # doctest filters split at commas, so each case is named by its text up to the first comma, and
 # a '*' (a prefix shared by several cases runs them together). Timing-bound cases are skipped.
 mapfile -t PATTERNS < <("$BIN" --list-test-cases --no-intro=true 2>/dev/null | grep -v '^\[doctest\]' | grep -v '^=*$' |
-  grep -v '^Profiler: intervals' | grep -v 'timing' | grep -e "${ONLY:-.}" | sed 's/,.*//; s/$/*/' | sort -u)
+  grep -v '^Profiler: intervals' | grep -v 'timing' | grep -E -e "${ONLY:-.}" | sed 's/,.*//; s/$/*/' | sort -u)
 # FILTER: extra sanitizer options, e.g. FILTER="--kernel-name kns=lazyllm" to check only our
 # kernels (racecheck reports hazards inside cuBLASLt's TMA/mbarrier nvjet kernels that it cannot
 # see through; --kernel-name-exclude kns=nvjet made the tool fail with an internal error).
-# ONLY: run only the cases whose names match this grep pattern.
+# ONLY: run only the cases whose names match this extended regular expression (grep -E).
 # LAZYLLM_GPU_TESTS_QUICK=1: the slow cases run fewer sizes, seeds and draws (tests/gpu/gpu_util.hpp).
 one() {
   local EXCLUDE
@@ -37,4 +39,8 @@ one() {
 }
 export -f one
 export SAN TOOL SECS BIN FILTER
-printf '%s\n' "${PATTERNS[@]}" | xargs -d '\n' -P "$PAR" -I{} bash -c 'one "$@"' _ {}
+((${#PATTERNS[@]})) || { echo "sanitize_each: no test case matches"; exit 1; }
+results=$(printf '%s\n' "${PATTERNS[@]}" | xargs -d '\n' -P "$PAR" -I{} bash -c 'one "$@"' _ {} | tee /dev/stderr)
+bad=$(grep -cv '^\(pass \|    \)' <<<"$results")
+echo "sanitize_each: $TOOL over ${#PATTERNS[@]} cases: $((${#PATTERNS[@]} - bad)) clean, $bad not"
+((bad == 0))

@@ -7,12 +7,18 @@
 #      (issue "CUDA backend": fp32 and auto, the driver's default, which is fp32 for a llama2.c
 #      file, must; bf16 and fp16 may differ at near-ties).
 # Results go to OUT_DIR (summary.txt, ctest.txt, ids-*.txt).
-# Optional, each adding minutes: RACECHECK=1 also runs `ctest -R gpu-racecheck` (quick mode,
-# tests/gpu/CMakeLists.txt) to racecheck.txt; SELECT_AB=1 also times lazyllm-bench on a
+# Optional, each adding minutes: RACECHECK=1 also runs `ctest -R gpu-racecheck` (quick mode, one
+# process per case, ~210 s on an H200; tests/gpu/CMakeLists.txt) to racecheck.txt; SELECT_AB=1 also times lazyllm-bench on a
 # Llama-2-7B-shaped synthetic model with the policy selecting on the host and with
 # --device-select (SelectingCudaBackend) to select-ab.txt.
 #
 #   bash tools/gpu/check.sh OUT_DIR [MODELS_DIR]     (MODELS_DIR holds stories260K.bin; default .carry)
+# SKIP_BUILD=1 reuses BUILD from an earlier call on the same (still held) machine. Binaries built
+# on the 2-core CPU machine can instead be carried and run directly (tests/gpu/sanitize_each.sh,
+# lazyllm-bench, lazyllm-eval; saves ~2 minutes of device time per call): configure that build
+# with -DLAZYLLM_SENTENCEPIECE=OFF (a driver linked against the CPU machine's libsentencepiece
+# crashed on the device on a .model tokenizer) and -DLAZYLLM_SHARED_MODELS=/some/path that you
+# link to the models there (the tests read them from the path compiled in).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:?usage: check.sh OUT_DIR [MODELS_DIR]}
@@ -63,7 +69,7 @@ done
 if [ "${RACECHECK:-0}" = 1 ]; then
   t0=$(date +%s)
   (cd "$BUILD" && ctest -R gpu-racecheck --output-on-failure) >"$OUT/racecheck.txt" 2>&1
-  say "ctest -R gpu-racecheck: rc $? ($(($(date +%s) - t0)) s) | $(grep -E 'RACECHECK SUMMARY' "$OUT/racecheck.txt" | tail -1)"
+  say "ctest -R gpu-racecheck: rc $? ($(($(date +%s) - t0)) s) | $(grep -E 'sanitize_each:' "$OUT/racecheck.txt" | tail -1)"
 fi
 if [ "${SELECT_AB:-0}" = 1 ]; then
   B="$BUILD/benchmarks/lazyllm-bench"
