@@ -12,6 +12,8 @@ expect_command(task-bad-count 2 "--count: '-1' is not an integer" ${MAKE_TASK} -
 expect_command(task-bad-position 2 "--answer-position: '0.5:0.2' is not LO:HI with 0 <= LO < HI <= 1"
                ${MAKE_TASK} --answer-position 0.5:0.2)
 expect_command(task-bad-position-form 2 "--answer-position: '0.5' is not LO:HI" ${MAKE_TASK} --answer-position 0.5)
+expect_command(task-bad-filler 2 "--filler: '0.99' is not a fraction in \\[0, 0.95\\]" ${MAKE_TASK} --filler 0.99)
+expect_command(task-filler 0 "3 examples" ${MAKE_TASK} --seed 1 --count 3 --length 480 --filler 0.5 -o ${WORK}/filler.jsonl)
 expect_command(task-far 0 "3 examples" ${MAKE_TASK} --seed 1 --count 3 --length 480 --answer-position 0:0.25 -o ${WORK}/far.jsonl)
 expect_command(task-a 0 "3 examples" ${MAKE_TASK} --seed 1 --count 3 --length 480 --variant mixed -z ${TOK} -o ${WORK}/a.jsonl)
 expect_command(task-b 0 "3 examples" ${MAKE_TASK} --seed 1 --count 3 --length 480 --variant mixed -z ${TOK} -o ${WORK}/b.jsonl)

@@ -32,6 +32,9 @@ const char* kUsage = R"(usage: lazyllm-make-task [options]
                         uniformly in this part of the context, as fractions: 0 = first
                         document, 1 = end (default 0:1; e.g. 0:0.2 puts the answer far from
                         the question)
+  --filler F            about this fraction (0..0.95) of --length is "Note: ..." paragraphs of
+                        sentences that state no fact, between the documents, in place of
+                        distractors (default 0: none); the question and answer are unchanged
   -o FILE               output file (default: stdout)
   -h, --help            this text
 One JSON object per line: input, context, answers, length, dataset, language, all_classes, _id.
@@ -79,6 +82,12 @@ int run(int argc, char** argv) {
       if (colon == std::string::npos || lo.empty() || hi.empty() || *e1 || *e2 || !(opt.position_lo >= 0.0) ||
           !(opt.position_lo < opt.position_hi) || !(opt.position_hi <= 1.0))
         throw UsageError("--answer-position: '" + v + "' is not LO:HI with 0 <= LO < HI <= 1");
+    } else if (a == "--filler") {
+      const std::string v = value();
+      char* end = nullptr;
+      opt.filler = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end || !(opt.filler >= 0.0 && opt.filler <= eval::kMaxFiller))
+        throw UsageError("--filler: '" + v + "' is not a fraction in [0, 0.95]");
     } else if (a == "-o")
       out_path = value();
     else throw UsageError("unknown option '" + a + "' (see -h)");

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The synthetic task generator (lazyllm/eval/task.hpp), the LongBench metrics and the dataset table.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <map>
 #include <set>
@@ -296,6 +297,79 @@ TEST_CASE("task: the answer position range (training) places the evidence docume
     bad.position_lo = lo;
     bad.position_hi = hi;
     CHECK_THROWS_AS(TaskGenerator{bad}, lazyllm::InvalidArgument);
+  }
+}
+
+/// Splits a context into its documents' text and its filler notes ("Note: ..." paragraphs).
+std::pair<std::string, std::vector<std::string>> split_notes(const std::string& ctx) {
+  std::string docs;
+  std::vector<std::string> notes;
+  for (std::size_t pos = 0; pos < ctx.size();) {
+    const std::size_t end = ctx.find("\n\n", pos);
+    REQUIRE(end != std::string::npos);
+    const std::string block = ctx.substr(pos, end + 2 - pos);
+    (block.rfind("Note: ", 0) == 0 ? notes.push_back(block), void() : void(docs += block));
+    pos = end + 2;
+  }
+  return {docs, notes};
+}
+
+TEST_CASE("task: filler notes take the place of distractors, state no fact, and leave the question as it was") {
+  // Every word a question or answer can use, lower-cased: no note may contain one.
+  std::set<std::string> fact_words;
+  for (std::string w : vocabulary_words()) {
+    std::transform(w.begin(), w.end(), w.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    fact_words.insert(w);
+  }
+  for (Variant v : {Variant::Single, Variant::Twohop}) {
+    CAPTURE(int(v));
+    TaskOptions o{31, 900, v};
+    const TaskGenerator plain(o);
+    o.filler = 0.6;
+    const TaskGenerator filled(o), again(o);
+    int note_first = 0, note_last = 0;
+    for (std::uint64_t i = 0; i < 40; ++i) {
+      const TaskExample a = plain.example(i), b = filled.example(i);
+      CHECK(to_json(b, true).dump() == to_json(again.example(i), true).dump());  // deterministic
+      CHECK(b.input == a.input);
+      CHECK(b.answers == a.answers);
+      CHECK(b.length == count_words(b.prompt()));
+      CHECK(b.length <= 900);
+      const auto [doc_text, notes] = split_notes(b.context);
+      REQUIRE(!notes.empty());
+      const auto docs = parse_context(doc_text);
+      CHECK(int(docs.size()) == b.n_docs);
+      CHECK(b.n_docs < a.n_docs);  // distractors gave way
+      CHECK_MESSAGE(answer_from_docs(docs, b.input) == b.answers[0], b.input);
+      std::int64_t note_words = 0;
+      for (const auto& n : notes) {
+        note_words += count_words(n);
+        std::istringstream is(n.substr(6));
+        for (std::string w; is >> w;) {
+          w.erase(std::remove_if(w.begin(), w.end(), [](unsigned char c) { return !std::isalnum(c); }), w.end());
+          std::transform(w.begin(), w.end(), w.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+          CHECK_MESSAGE(fact_words.count(w) == 0, "a note uses the fact word '" << w << "'");
+        }
+      }
+      // About 60 % of the target length is notes: whole notes up to the budget (a note is < 80 words).
+      CHECK(note_words <= 540);
+      CHECK(note_words > 540 - 80);
+      note_first += b.context.rfind("Note: ", 0) == 0;
+      note_last += b.context.rfind("Note: ") > b.context.rfind("Document ");
+    }
+    CHECK(note_first > 0);  // notes go anywhere, before the first document and after the last
+    CHECK(note_last > 0);
+  }
+  // filler 0 is the generator without filler, byte for byte.
+  TaskOptions zero{4, 800, Variant::Mixed};
+  zero.filler = 0.0;
+  const TaskGenerator def({4, 800, Variant::Mixed}), explicit_zero(zero);
+  for (std::uint64_t i = 0; i < 10; ++i)
+    CHECK(to_json(def.example(i), true).dump() == to_json(explicit_zero.example(i), true).dump());
+  for (double bad : {-0.1, 0.96, 1.0}) {
+    TaskOptions b{1, 400, Variant::Single};
+    b.filler = bad;
+    CHECK_THROWS_AS(TaskGenerator{b}, lazyllm::InvalidArgument);
   }
 }
 

@@ -45,16 +45,19 @@ EVAL_SEED = 9_000_000
 _W = {}
 
 
-def _init_worker(tok_path, exe):
+def _init_worker(tok_path, exe, filler=0.0):
     _W["tok"] = Tokenizer.load(tok_path)
     _W["exe"] = exe
+    _W["filler"] = filler
     torch.set_num_threads(1)
     os.nice(5)  # the training process (which feeds the GPU) comes first
 
 
-def generate(exe, seed, count, length, variant, tok_path=None, questions=1, position=None):
+def generate(exe, seed, count, length, variant, tok_path=None, questions=1, position=None, filler=0.0):
     cmd = [exe, "--seed", str(seed), "--count", str(count), "--length", str(length), "--variant", variant,
            "--emit-prompt", "--questions", str(questions)]
+    if filler:  # this fraction of the context is "Note: ..." paragraphs that state no fact
+        cmd += ["--filler", str(filler)]
     if position is not None:  # (lo, hi): where the evidence documents go (fractions of the context)
         cmd += ["--answer-position", f"{position[0]}:{position[1]}"]
     if tok_path:
@@ -95,7 +98,7 @@ def make_batch(spec):
     real prompt lengths."""
     seed, words, variant, count, z, questions, position = spec
     tok = _W["tok"]
-    recs = generate(_W["exe"], seed, count, words, variant, z, questions, position)
+    recs = generate(_W["exe"], seed, count, words, variant, z, questions, position, _W.get("filler", 0.0))
     return pack([encode_example(tok, r) for r in recs], [r["dataset"] for r in recs])
 
 
@@ -449,7 +452,12 @@ def main():
     ap.add_argument("--init", default="", help="continue from this exported model.safetensors (same shape)")
     ap.add_argument("--start-stage", type=int, default=0, help="begin the curriculum at this stage (with --init)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the training forward (torch >= 2)")
+    ap.add_argument("--filler", type=float, default=0.0,
+                    help="lazyllm-make-task --filler for every training and held-out example: this fraction of "
+                         "each context is notes that state no fact (build --tokenizer from such text too)")
     a = ap.parse_args()
+    if not 0.0 <= a.filler <= 0.95:
+        raise SystemExit(f"--filler {a.filler}: need a fraction in [0, 0.95]")
 
     os.makedirs(a.out, exist_ok=True)
     tok = Tokenizer.load(a.tokenizer)
@@ -472,8 +480,8 @@ def main():
     print(f"tokenizer {a.tokenizer}: {tok.vocab_size} pieces; fast encoder == exact encoder", flush=True)
 
     ctx = mp.get_context("fork")
-    pool = ctx.Pool(a.workers, initializer=_init_worker, initargs=(a.tokenizer, a.make_task))
-    epool = ctx.Pool(a.eval_workers, initializer=_init_worker, initargs=(a.tokenizer, a.make_task))
+    pool = ctx.Pool(a.workers, initializer=_init_worker, initargs=(a.tokenizer, a.make_task, a.filler))
+    epool = ctx.Pool(a.eval_workers, initializer=_init_worker, initargs=(a.tokenizer, a.make_task, a.filler))
     # Held-out sets, exact token lengths (-z), generated in the background: chunks of 25.
     eval_jobs = {}
     chunk = 25 if not a.smoke else a.eval_count
@@ -696,7 +704,7 @@ def main():
 def _eval_chunk(spec):
     seed, count, L, variant, tok_path = spec
     tok = _W["tok"]
-    recs = generate(_W["exe"], seed, count, L, variant, tok_path)
+    recs = generate(_W["exe"], seed, count, L, variant, tok_path, filler=_W.get("filler", 0.0))
     return [encode_example(tok, r) for r in recs]
 
 

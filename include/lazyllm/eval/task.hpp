@@ -23,7 +23,8 @@ namespace lazyllm::eval {
 
 // ------------------------------------------------------------------ the prompt template
 
-/// The task's prompt template: the context (documents, each ending in "\n\n"), then the question.
+/// The task's prompt template: the context (documents and any filler notes, each ending in "\n\n"), then
+/// the question.
 /// The model's target continuation is " " + answers[0], then EOS.
 inline constexpr std::string_view kMdqaTemplate = "{context}Question: {input}\nAnswer:";
 
@@ -102,6 +103,41 @@ inline constexpr std::string_view kPets[] = {"dog",    "cat",      "parrot",  "r
                                              "frog",   "iguana",   "owl",     "duck",   "pig",     "donkey",   "mouse",
                                              "chinchilla", "hedgehog", "gecko", "alpaca", "crow"};
 inline constexpr int kFirstYear = 1940, kYears = 60;  // 1940 .. 1999
+// Filler (TaskOptions::filler): sentences that state nothing a question can ask about. None of
+// their words is a name, city, job, colour, pet or year of the lists above (tests/cpu/test_eval.cpp
+// checks it), so a note never competes with a document for an answer.
+inline constexpr std::string_view kFillerSentences[] = {"The river ran high after the spring rain.",
+                                                        "A narrow bridge crossed the stream below the village.",
+                                                        "The market opened early and closed before noon.",
+                                                        "Wind from the sea rattled the shutters all night.",
+                                                        "The old clock in the square had stopped long ago.",
+                                                        "Fresh bread was sold from a cart near the station.",
+                                                        "Snow covered the hills for most of the winter.",
+                                                        "The library kept its oldest maps in a locked room.",
+                                                        "Children played football in the park on weekends.",
+                                                        "A long queue formed outside the museum every morning.",
+                                                        "The road to the harbour was repaired last summer.",
+                                                        "Lanterns were hung along the main street for the festival.",
+                                                        "The train was late again because of the fog.",
+                                                        "Most shops stayed closed on the first day of the month.",
+                                                        "The garden behind the school was full of tall sunflowers.",
+                                                        "An orchestra rehearsed in the hall every evening.",
+                                                        "The lake froze early that winter.",
+                                                        "Visitors often got lost in the narrow lanes of the old town.",
+                                                        "The bakery on the corner sold out of cakes by noon.",
+                                                        "A storm knocked down several trees near the road.",
+                                                        "The ferry crossed the bay twice a day.",
+                                                        "Apples from the valley were sent to markets far away.",
+                                                        "The town council met on the last day of each month.",
+                                                        "Many windows faced south to catch the afternoon sun.",
+                                                        "The path through the forest was marked with small stones.",
+                                                        "Bells rang from the tower at noon.",
+                                                        "The harvest was good despite the dry summer.",
+                                                        "A new school was built on the edge of the town.",
+                                                        "The castle on the hill was open to visitors in summer.",
+                                                        "Rain fell steadily through the whole afternoon.",
+                                                        "The square was quiet after the festival ended.",
+                                                        "Boats were pulled onto the beach before the storm."};
 
 template <class T, std::size_t N>
 constexpr std::size_t count_of(const T (&)[N]) {
@@ -265,7 +301,17 @@ struct TaskOptions {
   /// uniformly in [position_lo, position_hi). The default [0, 1) is the evaluation format;
   /// training uses narrower ranges to control the distance between the answer and the question.
   double position_lo = 0.0, position_hi = 1.0;
+  /// Filler: about this fraction of `length` is given to "Note: ..." paragraphs of sentences that
+  /// state no fact (detail::kFillerSentences), placed at random between the documents, in place
+  /// of distractor documents; the rest of the context is documents as usual. Like LongBench's
+  /// long documents around the one passage that answers, it gives a context that is mostly
+  /// irrelevant. Drawn from a stream of their own: the question, the answer and the evidence
+  /// documents are those of filler 0 (only distractors give way). 0 (the default) = no notes,
+  /// every file byte-identical to the generator without this option. At most kMaxFiller.
+  double filler = 0.0;
 };
+
+inline constexpr double kMaxFiller = 0.95;
 
 inline constexpr int kMaxQuestions = 64;
 
@@ -279,10 +325,10 @@ struct TaskExample {
   std::string id;       // "mdqa-<seed>-<index>"
   std::string dataset;  // kDatasetSingle or kDatasetTwohop
   std::string input;    // the question
-  std::string context;  // the documents, each ending in "\n\n"
+  std::string context;  // the documents (and filler notes), each ending in "\n\n"
   std::vector<std::string> answers;
   std::int64_t length = 0;  // of the full prompt, by the generator's counter
-  int n_docs = 0;
+  int n_docs = 0;           // documents (filler notes not counted)
   int answer_doc = 0;   // 0-based position of the document holding the answer
   int subject_doc = 0;  // 0-based position of the questioned entity's document (== answer_doc for single)
   Attribute attribute = Attribute::City;
@@ -299,7 +345,7 @@ struct TaskExample {
   }
 };
 
-/// The generator. Example i depends only on (seed, i, length, variant, counter): a file of N
+/// The generator. Example i depends only on (seed, i, length, variant, filler, counter): a file of N
 /// examples is a prefix of a file of N + M with the same options.
 ///
 /// Length: documents are added while the prompt stays within `length`; the result has the most
@@ -314,6 +360,9 @@ class TaskGenerator {
     if (opt_.length < 1) throw InvalidArgument("task length must be positive");
     if (opt_.questions < 1 || opt_.questions > kMaxQuestions)
       throw InvalidArgument("task questions must be in 1.." + std::to_string(kMaxQuestions));
+    if (!(opt_.filler >= 0.0 && opt_.filler <= kMaxFiller))
+      throw InvalidArgument("task filler fraction " + std::to_string(opt_.filler) + " must be in [0, " +
+                            std::to_string(kMaxFiller) + "]");
     if (!(opt_.position_lo >= 0.0 && opt_.position_lo < opt_.position_hi && opt_.position_hi <= 1.0))
       throw InvalidArgument("task answer position range [" + std::to_string(opt_.position_lo) + ", " +
                             std::to_string(opt_.position_hi) + ") must satisfy 0 <= lo < hi <= 1");
@@ -382,6 +431,8 @@ class TaskGenerator {
     auto doc_cost = [&](const Entity& e, int number) { return count_(render_document(e, number)) - empty; };
     std::int64_t estimate = count_(mdqa_prompt("", ex.input));
     for (const auto& e : required) estimate += doc_cost(e, 1);
+    const Notes notes = make_notes(index, empty);
+    estimate += notes.cost;
     std::vector<Entity> distractors;
     while (used.size() < kNameCount) {
       Entity d = make_entity(fresh_name());
@@ -390,19 +441,57 @@ class TaskGenerator {
       estimate += c;
       distractors.push_back(std::move(d));
     }
-    // Exact length of the whole prompt; drop distractors while it is over the target.
+    // Exact length of the whole prompt; drop distractors (then notes) while it is over the target.
     std::vector<const Entity*> order;
+    std::size_t n_notes = notes.text.size();
     for (;;) {
-      order = layout(ex, required, distractors, u_subject, u_friend);
+      order = layout(ex, required, distractors, u_subject, u_friend, notes, n_notes);
       ex.length = count_(ex.prompt());
-      if (ex.length <= opt_.length || distractors.empty()) break;
-      distractors.pop_back();
+      if (ex.length <= opt_.length) break;
+      if (!distractors.empty())
+        distractors.pop_back();
+      else if (n_notes > 0)
+        --n_notes;
+      else
+        break;
     }
     add_practice(ex, order, index);
     return ex;
   }
 
  private:
+  /// Filler notes and where each goes (a fraction of the document sequence), with their cost.
+  struct Notes {
+    std::vector<std::string> text;
+    std::vector<double> at;
+    std::int64_t cost = 0;
+  };
+
+  // Notes come from their own random stream (see TaskOptions::filler): whole notes of 3-6
+  // sentences while their total stays within filler x length.
+  Notes make_notes(std::uint64_t index, std::int64_t empty) const {
+    Notes notes;
+    if (opt_.filler <= 0.0) return notes;
+    detail::Rng rng(opt_.seed * 0xA24BAED4963EE407ull ^ (index + 1) * 0x9FB21C651E98DF25ull ^ 0xF111);
+    rng.next();
+    const auto budget = std::int64_t(opt_.filler * double(opt_.length));
+    for (;;) {
+      std::string note = "Note:";
+      const int sentences = 3 + int(rng.below(4));
+      for (int k = 0; k < sentences; ++k) {
+        note += ' ';
+        note += detail::kFillerSentences[rng.below(detail::count_of(detail::kFillerSentences))];
+      }
+      note += "\n\n";
+      const std::int64_t c = count_(note) - empty;
+      if (notes.cost + c > budget) break;
+      notes.cost += c;
+      notes.text.push_back(std::move(note));
+      notes.at.push_back(rng.unit());
+    }
+    return notes;
+  }
+
   // Practice turns come from their own random stream, so the rest of the example is the same
   // for every value of `questions`. Distinct facts, drawn without replacement (fewer turns when
   // the context has fewer facts to ask).
@@ -428,9 +517,11 @@ class TaskGenerator {
     }
   }
 
+  // Documents in order, the subject (and friend) at their drawn places; note k goes before
+  // document floor(at_k x (n + 1)) (n + 1: after the last), for the first n_notes notes.
   static std::vector<const Entity*> layout(TaskExample& ex, const std::vector<Entity>& required,
-                                           const std::vector<Entity>& distractors, double u_subject,
-                                           double u_friend) {
+                                           const std::vector<Entity>& distractors, double u_subject, double u_friend,
+                                           const Notes& notes, std::size_t n_notes) {
     const int n = int(required.size() + distractors.size());
     const int subject = std::min(n - 1, int(u_subject * n));
     int friend_pos = -1;
@@ -441,11 +532,17 @@ class TaskGenerator {
     ex.context.clear();
     std::vector<const Entity*> order;
     std::size_t next_distractor = 0;
+    auto notes_before = [&](int slot) {
+      for (std::size_t k = 0; k < n_notes; ++k)
+        if (std::min(n, int(notes.at[k] * (n + 1))) == slot) ex.context += notes.text[k];
+    };
     for (int i = 0; i < n; ++i) {
+      notes_before(i);
       const Entity& e = i == subject ? required[0] : i == friend_pos ? required[1] : distractors[next_distractor++];
       ex.context += render_document(e, i + 1);
       order.push_back(&e);
     }
+    notes_before(n);
     ex.n_docs = n;
     ex.subject_doc = subject;
     ex.answer_doc = friend_pos >= 0 ? friend_pos : subject;
