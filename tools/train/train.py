@@ -470,7 +470,8 @@ def main():
 
     # Check the fast encoder against the exact one on a few prompts (they must agree).
     for r in (generate(a.make_task, 12345, 4, 600, "mixed") + generate(a.make_task, 12346, 2, 3000, "twohop") +
-              generate(a.make_task, 12347, 3, 400, "mixed", questions=5)):
+              generate(a.make_task, 12347, 3, 400, "mixed", questions=5) +
+              (generate(a.make_task, 12348, 2, 600, "mixed", filler=a.filler) if a.filler else [])):
         t = "".join(s["text"] for s in r["training_segments"]) if "training_segments" in r else \
             r["prompt"] + " " + r["answers"][0]
         assert tok.encode(t, True) == tok.encode_fast(t, True), "fast encoder differs from the exact one"
