@@ -18,6 +18,7 @@ byte and special pieces score 0 as in Llama 2's tokenizer.bin.
 Usage:
   make_tokenizer.py --make-task build/examples/eval/lazyllm-make-task -o models/lazyqa/tokenizer.bin
   make_tokenizer.py --jsonl a.jsonl [--jsonl b.jsonl] -o tokenizer.bin
+  make_tokenizer.py --extend models/lazyqa/tokenizer.bin --jsonl filler.jsonl -o tokenizer.bin
   make_tokenizer.py --check tokenizer.bin --jsonl prompts.jsonl   (prints ids/words statistics)
 """
 import argparse
@@ -252,6 +253,65 @@ def build(word_counts, min_count=1):
     raise RuntimeError("BPE fix-up did not converge")
 
 
+def extend(base, word_counts, min_count=1):
+    """`base` plus pieces for the words (seen at least min_count times) that it does not encode as
+    one token. Every piece of `base` keeps its id and score, so a model trained with `base` keeps
+    its embedding rows (train.py --init grows the embedding for the new ids). The new words are
+    taken as `base` segments them, and byte-pair merging continues on them as in build(), each new
+    merge scoring below every merge of `base`, so words `base` already knew encode as before; the
+    same fix-up then runs until every word, old or new, is one token."""
+    freq = {w.encode("utf-8"): c for w, c in word_counts.items() if c >= min_count}
+    segs = {}
+    for w in freq:
+        ids = base._bpe(w)
+        if len(ids) > 1:
+            segs[w] = [base.pieces[i] for i in ids]
+    if any(base.ids.get(p) is None for s in segs.values() for p in s):
+        raise ValueError("extend: a word falls back to byte pieces in the base tokenizer")
+    known, merges = set(base.pieces), []
+    while True:
+        pairs = {}
+        for w, sg in segs.items():
+            for a, b in zip(sg, sg[1:]):
+                pairs[(a, b)] = pairs.get((a, b), 0) + freq[w]
+        if not pairs:
+            break
+        (a, b), _ = max(pairs.items(), key=lambda kv: (kv[1], kv[0]))
+        m = a + b
+        if m not in known:
+            known.add(m)
+            merges.append(m)
+        for w, sg in segs.items():
+            out, i = [], 0
+            while i < len(sg):
+                if i + 1 < len(sg) and sg[i] == a and sg[i + 1] == b:
+                    out.append(m)
+                    i += 2
+                else:
+                    out.append(sg[i])
+                    i += 1
+            segs[w] = out
+    lowest = min(base.scores[N_SPECIAL:])
+
+    def make(extra):
+        new = merges + extra
+        return Tokenizer(base.pieces + new, base.scores + [lowest - 1 - r for r in range(len(new))])
+
+    extra = []
+    for _ in range(1000):
+        tok = make(extra)
+        stuck = None
+        for w in sorted(freq):
+            ids = tok._bpe(w)
+            if len(ids) > 1:
+                stuck = tok.pieces[ids[0]] + tok.pieces[ids[1]]
+                break
+        if stuck is None:
+            return tok
+        extra.append(stuck)
+    raise RuntimeError("BPE fix-up did not converge")
+
+
 def run_make_task(exe, seeds, count, lengths, variants):
     """Prompts and answers from lazyllm-make-task over seeds x lengths x variants."""
     texts = []
@@ -279,6 +339,9 @@ def main():
     ap.add_argument("--check", help="tokenizer.bin to check against the texts instead of building")
     ap.add_argument("--cpp", help="with --check: also compare with this build of tools/train/encode_ids.cpp "
                     "(the C++ Llama2cTokenizer)")
+    ap.add_argument("--extend", help="tokenizer.bin to extend instead of building afresh: its pieces keep their "
+                    "ids and scores, the texts' new words get pieces after them (a model trained with it can "
+                    "continue with train.py --init)")
     ap.add_argument("-o", "--output")
     a = ap.parse_args()
 
@@ -320,7 +383,7 @@ def main():
             counts[w] = counts.get(w, 0) + 1
     for n in range(1, 257):  # document numbers, whatever lengths the sample had
         counts[" %d" % n] = max(counts.get(" %d" % n, 0), a.min_count)
-    tok = build(counts, a.min_count)
+    tok = extend(Tokenizer.load(a.extend), counts, a.min_count) if a.extend else build(counts, a.min_count)
     if a.output:
         tok.save(a.output)
     n_words = sum(1 for c in counts.values() if c >= a.min_count)

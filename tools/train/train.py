@@ -269,18 +269,28 @@ def load_safetensors(path):
 
 
 def init_from(model, path):
-    """--init: start from an exported checkpoint of the same shape (continued training)."""
+    """--init: start from an exported checkpoint of the same shape (continued training). The
+    embedding may have fewer rows than the model's vocabulary when the tokenizer extends the
+    checkpoint's (make_tokenizer.py --extend: the old ids keep their pieces): the old rows are
+    copied and the new ones keep their fresh initialisation."""
     src = load_safetensors(path)
     dst = hf_state_dict(model)
     missing = sorted(set(dst) - set(src))
     if missing:
         raise SystemExit(f"{path}: missing {missing[:3]}... for this model shape (--dim/--layers/--heads?)")
+    grown = []
     with torch.no_grad():
         for name, p in dst.items():
-            if tuple(src[name].shape) != tuple(p.shape):
-                raise SystemExit(f"{path}: {name} has shape {list(src[name].shape)}, the model wants {list(p.shape)}")
-            p.copy_(src[name].to(p.device))
-    print(f"initialised from {path} ({len(dst)} tensors)", flush=True)
+            s_shape, d_shape = tuple(src[name].shape), tuple(p.shape)
+            if s_shape == d_shape:
+                p.copy_(src[name].to(p.device))
+            elif name == "model.embed_tokens.weight" and len(s_shape) == 2 and s_shape[1] == d_shape[1] \
+                    and s_shape[0] < d_shape[0]:
+                p[:s_shape[0]].copy_(src[name].to(p.device))
+                grown.append(f"{name} {s_shape[0]} -> {d_shape[0]} rows")
+            else:
+                raise SystemExit(f"{path}: {name} has shape {list(s_shape)}, the model wants {list(d_shape)}")
+    print(f"initialised from {path} ({len(dst)} tensors{'; ' + ', '.join(grown) if grown else ''})", flush=True)
 
 
 def hf_config(c):
@@ -449,7 +459,8 @@ def main():
     ap.add_argument("--fixed-position", default="",
                     help="probe: LO:HI, the evidence documents' place in the context (lazyllm-make-task --answer-position)")
     ap.add_argument("--no-export", action="store_true", help="probe: skip the export and the reference logits")
-    ap.add_argument("--init", default="", help="continue from this exported model.safetensors (same shape)")
+    ap.add_argument("--init", default="", help="continue from this exported model.safetensors (same shape; a "
+                    "tokenizer made with make_tokenizer.py --extend may add vocabulary rows)")
     ap.add_argument("--start-stage", type=int, default=0, help="begin the curriculum at this stage (with --init)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the training forward (torch >= 2)")
     ap.add_argument("--filler", type=float, default=0.0,
