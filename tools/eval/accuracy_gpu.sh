@@ -11,6 +11,8 @@
 # gpu-L.md / .json / .log per length L): the device tool returns at most 8 files.
 # MODEL=DIR evaluates another export (e.g. a fresh train.py run's OUT/lazyqa) instead of models/lazyqa.
 # VARIANT=twohop asks two-hop questions (same seeds; files gpu-L-twohop.*) instead of single-hop.
+# FILLER=F makes about F of each context irrelevant notes (lazyllm-make-task --filler; files
+# gpu-L[-twohop]-fillerF.*): give MODEL a model trained with notes (models/MODEL_CARD.md).
 # POLICIES (default dense,lazy,static,random,window); KEEP_RECENT (default 16, 0 = skip) adds a
 # LazyLLM run that also keeps the last N tokens (gpu-L-recent.*). BACKEND=cpu for a smoke test.
 set -uo pipefail
@@ -28,16 +30,17 @@ E=$BUILD/examples/eval
 MODEL=${MODEL:-models/lazyqa}
 TOK=$MODEL/tokenizer.bin
 VARIANT=${VARIANT:-single}
-SFX=$([ "$VARIANT" = single ] || echo "-$VARIANT")
+FILLER=${FILLER:-0}
+SFX=$([ "$VARIANT" = single ] || echo "-$VARIANT")$([ "$FILLER" = 0 ] || echo "-filler$FILLER")
 for L in ${LENGTHS:-1024 2048 4096}; do
   # Held-out seeds (models/MODEL_CARD.md): 9000000 + 10 L, either variant.
-  "$E/lazyllm-make-task" --seed $((9000000 + 10 * L)) --count "$COUNT" --length "$L" --variant "$VARIANT" -z "$TOK" \
+  "$E/lazyllm-make-task" --seed $((9000000 + 10 * L)) --count "$COUNT" --length "$L" --variant "$VARIANT" -z "$TOK" --filler "$FILLER" \
     -o "$OUT/heldout-$L.jsonl" 2>/dev/null || exit 1
   t0=$(date +%s)
   "$E/lazyllm-eval" -m "$MODEL" --data "$OUT/heldout-$L.jsonl" --backend "${BACKEND:-cuda}" \
     --policy "${POLICIES:-dense,lazy,static,random,window}" --schedule "$SCHEDULES" -o "$OUT/gpu-$L$SFX.md" \
     --json "$OUT/gpu-$L$SFX.json" >"$OUT/gpu-$L$SFX.log" 2>&1 || { echo "eval at $L failed:"; tail -5 "$OUT/gpu-$L$SFX.log"; exit 1; }
-  echo "== $L tokens, $VARIANT ($COUNT examples, $(($(date +%s) - t0)) s)"
+  echo "== $L tokens, $VARIANT, filler $FILLER ($COUNT examples, $(($(date +%s) - t0)) s)"
   grep "^|" "$OUT/gpu-$L$SFX.md"
   # LazyLLM that also keeps the question (docs/accuracy.md): KEEP_RECENT=0 skips it.
   if [ "${KEEP_RECENT:-16}" != 0 ]; then
