@@ -196,24 +196,19 @@ def words_of(text):
     return WORD_RE.findall(text)
 
 
-def build(word_counts, min_count=1):
-    """Tokenizer whose pieces are the specials, bytes, single characters and the merges of a
-    byte-pair encoding trained on the words seen at least min_count times, run until every such
-    word is one piece. Merge k scores -k, so the encoder tries merges in the order they were
-    learned. The encoder looks pieces up by their text, not by the learned pair, so it can reach a
-    piece along another path; any word it then leaves in several pieces gets its first two pieces'
-    concatenation as an extra piece (lower score), repeated until every word is one token."""
-    singles = [bytes([c]) for c in range(0x20, 0x7F)] + [b"\n", b"\t"]
-    freq = {w.encode("utf-8"): c for w, c in word_counts.items() if c >= min_count}
-    segs = {w: [bytes([b]) for b in w] for w in freq}
-    merges, known = [], set(singles)
+def _learn_merges(segs, freq, known):
+    """Byte-pair merging of the words' segmentations `segs` (word -> list of pieces, updated in
+    place), weighted by `freq`, until every word is one piece: the most frequent adjacent pair
+    first, ties by bytes. Returns the merged pieces not already in `known` (which grows), in the
+    order learned."""
+    merges = []
     while True:
         pairs = {}
         for w, s in segs.items():
             for a, b in zip(s, s[1:]):
                 pairs[(a, b)] = pairs.get((a, b), 0) + freq[w]
         if not pairs:
-            break
+            return merges
         (a, b), _ = max(pairs.items(), key=lambda kv: (kv[1], kv[0]))  # most frequent; ties by bytes
         m = a + b
         if m not in known:
@@ -230,14 +225,10 @@ def build(word_counts, min_count=1):
                     i += 1
             segs[w] = out
 
-    def make(extra):
-        pieces = [b"<unk>", b"<s>", b"</s>"] + [b"<0x%02X>" % b for b in range(256)] + singles + merges + extra
-        n_norm = len(singles) + len(merges) + len(extra)
-        # Singles score highest (never formed by a merge, so their score only orders nothing),
-        # then merges in learned order, then the fix-up pieces.
-        scores = [0.0] * N_SPECIAL + [-float(r) for r in range(n_norm)]
-        return Tokenizer(pieces, scores)
 
+def _fix_up(make, freq):
+    """The tokenizer make(extra) once every word of `freq` encodes as one token: while one does
+    not, the concatenation of its first two pieces becomes an extra piece (scored below the rest)."""
     extra = []
     for _ in range(1000):
         tok = make(extra)
@@ -251,6 +242,29 @@ def build(word_counts, min_count=1):
             return tok
         extra.append(stuck)
     raise RuntimeError("BPE fix-up did not converge")
+
+
+def build(word_counts, min_count=1):
+    """Tokenizer whose pieces are the specials, bytes, single characters and the merges of a
+    byte-pair encoding trained on the words seen at least min_count times, run until every such
+    word is one piece. Merge k scores -k, so the encoder tries merges in the order they were
+    learned. The encoder looks pieces up by their text, not by the learned pair, so it can reach a
+    piece along another path; any word it then leaves in several pieces gets its first two pieces'
+    concatenation as an extra piece (lower score), repeated until every word is one token."""
+    singles = [bytes([c]) for c in range(0x20, 0x7F)] + [b"\n", b"\t"]
+    freq = {w.encode("utf-8"): c for w, c in word_counts.items() if c >= min_count}
+    segs = {w: [bytes([b]) for b in w] for w in freq}
+    merges = _learn_merges(segs, freq, set(singles))
+
+    def make(extra):
+        pieces = [b"<unk>", b"<s>", b"</s>"] + [b"<0x%02X>" % b for b in range(256)] + singles + merges + extra
+        n_norm = len(singles) + len(merges) + len(extra)
+        # Singles score highest (never formed by a merge, so their score only orders nothing),
+        # then merges in learned order, then the fix-up pieces.
+        scores = [0.0] * N_SPECIAL + [-float(r) for r in range(n_norm)]
+        return Tokenizer(pieces, scores)
+
+    return _fix_up(make, freq)
 
 
 def extend(base, word_counts, min_count=1):
@@ -268,48 +282,14 @@ def extend(base, word_counts, min_count=1):
             segs[w] = [base.pieces[i] for i in ids]
     if any(base.ids.get(p) is None for s in segs.values() for p in s):
         raise ValueError("extend: a word falls back to byte pieces in the base tokenizer")
-    known, merges = set(base.pieces), []
-    while True:
-        pairs = {}
-        for w, sg in segs.items():
-            for a, b in zip(sg, sg[1:]):
-                pairs[(a, b)] = pairs.get((a, b), 0) + freq[w]
-        if not pairs:
-            break
-        (a, b), _ = max(pairs.items(), key=lambda kv: (kv[1], kv[0]))
-        m = a + b
-        if m not in known:
-            known.add(m)
-            merges.append(m)
-        for w, sg in segs.items():
-            out, i = [], 0
-            while i < len(sg):
-                if i + 1 < len(sg) and sg[i] == a and sg[i + 1] == b:
-                    out.append(m)
-                    i += 2
-                else:
-                    out.append(sg[i])
-                    i += 1
-            segs[w] = out
+    merges = _learn_merges(segs, freq, set(base.pieces))
     lowest = min(base.scores[N_SPECIAL:])
 
     def make(extra):
         new = merges + extra
         return Tokenizer(base.pieces + new, base.scores + [lowest - 1 - r for r in range(len(new))])
 
-    extra = []
-    for _ in range(1000):
-        tok = make(extra)
-        stuck = None
-        for w in sorted(freq):
-            ids = tok._bpe(w)
-            if len(ids) > 1:
-                stuck = tok.pieces[ids[0]] + tok.pieces[ids[1]]
-                break
-        if stuck is None:
-            return tok
-        extra.append(stuck)
-    raise RuntimeError("BPE fix-up did not converge")
+    return _fix_up(make, freq)
 
 
 def run_make_task(exe, seeds, count, lengths, variants):
