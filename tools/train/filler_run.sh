@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# One device call for docs/accuracy.md "Filler" (issue: accuracy, LazyLLM at <= 50 % of the
+# token-layers): extends the shipped tokenizer with the notes' words, continues training
+# models/lazyqa on contexts that are about FILLER irrelevant notes, then evaluates the export on
+# held-out sets with notes: dense, LazyLLM, Static, RandomDrop and the window at schedules down to
+# 44 % of the token-layers (tools/eval/accuracy_gpu.sh).
+#
+#   bash tools/train/filler_run.sh OUT_DIR [TRAIN_SECONDS=300] [FILLER=0.7]
+#
+# Time: the build (~1.5 min), TRAIN_SECONDS, then the evaluation (estimated ~3 min for 21 runs of
+# 100 questions at 1k, 2k and 4k on an H200, from this session's lazyllm-eval timings): keep the
+# sum under the device tool's 600 s per call. Run on the CPU end to end (DEVICE=cpu BACKEND=cpu,
+# tiny sizes) on 2026-11-28; not yet on a GPU.
+#
+# Environment: DEVICE (training, default cuda), BACKEND (evaluation, default cuda), LENGTHS
+# (default "1024 2048 4096"), COUNT (held-out questions per length, default 100), LR (default 2e-4),
+# KEEP_RECENT (default 0: no lazy+recent runs),
+# BUILD (default build-filler; REBUILD=0 reuses its binaries), INIT (default
+# models/lazyqa/model.safetensors; empty = a fresh model, which needs a fresh tokenizer too, see
+# models/MODEL_CARD.md). Leaves OUT_DIR/train.log, OUT_DIR/lazyqa.tgz (the export) and
+# accuracy_gpu.sh's summary.md / details.tgz / accuracy.png under OUT_DIR/acc.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${1:?usage: filler_run.sh OUT_DIR [TRAIN_SECONDS] [FILLER]}
+SECS=${2:-300}
+FILLER=${3:-0.7}
+BUILD=${BUILD:-build-filler}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+T0=$(date +%s)
+if [ "${REBUILD:-1}" = 1 ] || [ ! -x "$BUILD/examples/eval/lazyllm-eval" ]; then
+  cuda=$([ "${BACKEND:-cuda}" = cuda ] && echo AUTO || echo OFF)
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DLAZYLLM_BUILD_TESTS=OFF -DLAZYLLM_BUILD_BENCHMARKS=OFF \
+    -DLAZYLLM_CUDA=$cuda -DLAZYLLM_SENTENCEPIECE=OFF -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90a}" >/dev/null &&
+    cmake --build "$BUILD" -j "$(nproc)" --target lazyllm-make-task lazyllm-eval >/dev/null ||
+    { echo "filler_run: build failed"; exit 1; }
+fi
+MT=$BUILD/examples/eval/lazyllm-make-task
+echo "== built at $(($(date +%s) - T0)) s"
+
+# The tokenizer: the shipped one plus pieces for the notes' words (old ids unchanged).
+for s in 1 2 3 4; do "$MT" --seed 700000$s --count 4 --length 2048 --filler 0.8 --emit-prompt 2>/dev/null; done \
+  >"$OUT/filler-text.jsonl" || exit 1
+python3 tools/train/make_tokenizer.py --extend models/lazyqa/tokenizer.bin --jsonl "$OUT/filler-text.jsonl" \
+  -o "$OUT/tok-filler.bin" || exit 1
+rm -f "$OUT/filler-text.jsonl"
+
+INIT=${INIT-models/lazyqa/model.safetensors}
+python3 tools/train/train.py --make-task "$MT" --tokenizer "$OUT/tok-filler.bin" --filler "$FILLER" \
+  ${INIT:+--init "$INIT"} --lr "${LR:-2e-4}" --fixed-lengths "${TRAIN_LENGTHS:-512,1024,2048,4096}" \
+  --fixed-questions 8 --device "${DEVICE:-cuda}" --out "$OUT/train" --train-seconds "$SECS" \
+  --deadline $((SECS + 15)) --eval-count "${TRAIN_EVAL_COUNT:-100}" --eval-lengths "${TRAIN_EVAL_LENGTHS:-1024,2048,4096}" \
+  --eval-at "" >"$OUT/train.log" 2>&1 || { echo "filler_run: training failed"; tail -5 "$OUT/train.log"; exit 1; }
+grep -E "initialised|eval final|exported" "$OUT/train.log" | cut -c1-300
+(cd "$OUT/train" && tar czf "$OUT/lazyqa.tgz" lazyqa)
+echo "== trained at $(($(date +%s) - T0)) s"
+
+MODEL="$OUT/train/lazyqa" FILLER=$FILLER BUILD=$BUILD REBUILD=0 BACKEND=${BACKEND:-cuda} \
+  LENGTHS="${LENGTHS:-1024 2048 4096}" SCHEDULES="${SCHEDULES:-default;2:0.5,4:0.5;1:0.5,3:0.5;2:0.7,4:0.7;1:0.5,3:0.5,5:0.5}" \
+  KEEP_RECENT=${KEEP_RECENT:-0} bash tools/eval/accuracy_gpu.sh "$OUT/acc" "${COUNT:-100}"
+rm -rf "$OUT/train"
+echo "== done at $(($(date +%s) - T0)) s"
