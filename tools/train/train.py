@@ -98,7 +98,7 @@ def make_batch(spec):
     real prompt lengths."""
     seed, words, variant, count, z, questions, position = spec
     tok = _W["tok"]
-    recs = generate(_W["exe"], seed, count, words, variant, z, questions, position, _W.get("filler", 0.0))
+    recs = generate(_W["exe"], seed, count, words, variant, z, questions, position, _W["filler"])
     return pack([encode_example(tok, r) for r in recs], [r["dataset"] for r in recs])
 
 
@@ -383,7 +383,7 @@ CURRICULA = {
     "practice": [([192, 256, 384, 512], 0.0, 0.85, 0.5, 8), ([512, 768, 1024, 1536], 0.3, 0.85, 0.7, 8),
                  ([1024, 2048, 3072, 4096, 4608], 0.5, 2.0, 1.0, 4)],
     # Runs 5, 7 and 8 in one curriculum, for a new shape from scratch (models/MODEL_CARD.md "Runs 7
-    # and 8", Next 2: a 12-layer model); not run yet. Binding at 2 documents, then 8 answered
+    # and 8", Next 2: a 12-layer model); used for runs 9 (8-12 layers). Binding at 2 documents, then 8 answered
     # questions per sequence at growing lengths, then mostly two-hop questions (run 8's step).
     "run8": [([128, 134], 0.0, 0.97, 0.15, 1), ([128, 256, 384, 512], 0.0, 0.9, 0.3, 8),
              ([512, 1024, 1536, 2048, 3072, 4096], 0.2, 0.95, 0.7, 8),
@@ -716,7 +716,7 @@ def main():
 def _eval_chunk(spec):
     seed, count, L, variant, tok_path = spec
     tok = _W["tok"]
-    recs = generate(_W["exe"], seed, count, L, variant, tok_path, filler=_W.get("filler", 0.0))
+    recs = generate(_W["exe"], seed, count, L, variant, tok_path, filler=_W["filler"])
     return [encode_example(tok, r) for r in recs]
 
 
