@@ -1,7 +1,8 @@
 # lazyllm-make-task and lazyllm-eval end to end, as a user runs them: the task file is
 # deterministic, the evaluator runs every policy on a few short examples with stories260K (which
 # cannot answer: the score is ~0) and writes a well-formed table and JSON; usage errors exit 2.
-# Variables: MAKE_TASK, EVAL, MODELS, TOK (tok512.bin), WORK, LAZYQA (models/lazyqa; may be absent).
+# Variables: MAKE_TASK, EVAL, MODELS, TOK (tok512.bin), WORK, LAZYQA (models/lazyqa; may be absent),
+# LAZYQA_NOTES (models/lazyqa-notes; may be absent).
 file(MAKE_DIRECTORY ${WORK})
 
 include(${CMAKE_CURRENT_LIST_DIR}/expect_command.cmake)
@@ -166,4 +167,25 @@ if(LAZYQA AND EXISTS ${LAZYQA}/config.json)
   file(WRITE ${WORK}/fixed.jsonl "{\"input\": \"What is Mara Keller's favourite colour?\", \"context\": \"Document 1: Ivo Brandt\\nIvo Brandt lives in Oslo. Ivo Brandt works as a baker. Ivo Brandt's favourite colour is red. Ivo Brandt was born in 1950. Ivo Brandt's pet is a dog. Ivo Brandt's friend is Lena Novak.\\n\\nDocument 2: Mara Keller\\nMara Keller lives in Lisbon. Mara Keller works as a pilot. Mara Keller's favourite colour is green. Mara Keller was born in 1971. Mara Keller's pet is a parrot. Mara Keller's friend is Ivo Brandt.\\n\\n\", \"answers\": [\"green\"], \"length\": 0, \"dataset\": \"lazyllm_mdqa\", \"_id\": \"fixed-1\"}\n")
   expect_command(lazyqa-dense 0 "\\| dense \\| - \\| 100.00 \\| 100.00 \\|"
              ${EVAL} -m ${LAZYQA} --data ${WORK}/fixed.jsonl --policy dense --backend cpu --json ${WORK}/lazyqa.json)
+endif()
+
+# The model trained with notes (models/MODEL_CARD.md, "Run 10"): 10 held-out questions at 512 tokens
+# whose contexts are ~70 % notes. Dense answers all of them; LazyLLM at 49.9 % of the token-layers
+# answered 9 of 10 when this test was written (2026-11-28), RandomDrop at the same compute 0. The
+# bounds leave room for a last-bit change in the kernels, not for scores that stop choosing.
+if(LAZYQA_NOTES AND EXISTS ${LAZYQA_NOTES}/config.json)
+  expect_command(notes-task 0 "10 examples" ${MAKE_TASK} --seed 9105120 --count 10 --length 512 --filler 0.7
+                 -z ${LAZYQA_NOTES}/tokenizer.bin -o ${WORK}/notes.jsonl)
+  expect_command(notes-eval 0 "\\| dense \\| - \\| 100.00 \\| 100.00 \\|" ${EVAL} -m ${LAZYQA_NOTES} --data ${WORK}/notes.jsonl
+                 --policy dense,lazy,random --schedule 2:0.35,3:0.7,4:0.5,5:0.5 --backend cpu --json ${WORK}/notes.json)
+  file(READ ${WORK}/notes.json js)
+  string(JSON lazy_em GET "${js}" runs 1 em)
+  string(JSON random_em GET "${js}" runs 2 em)
+  string(JSON lazy_frac GET "${js}" runs 1 token_layers_fraction)
+  if(lazy_em LESS 80 OR NOT random_em LESS 40 OR lazy_frac GREATER 0.5)
+    message(SEND_ERROR "[notes-eval] LazyLLM EM ${lazy_em} (expected >= 80) at ${lazy_frac} of the token-layers "
+                       "(expected <= 0.5), RandomDrop EM ${random_em} (expected < 40)")
+  else()
+    message(STATUS "[notes-eval] ok: LazyLLM EM ${lazy_em}, RandomDrop EM ${random_em} at ${lazy_frac} of the token-layers")
+  endif()
 endif()

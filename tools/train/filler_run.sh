@@ -7,10 +7,12 @@
 #
 #   bash tools/train/filler_run.sh OUT_DIR [TRAIN_SECONDS=300] [FILLER=0.7]
 #
-# Time: the build (~1.5 min), TRAIN_SECONDS, then the evaluation (estimated ~3 min for 21 runs of
-# 100 questions at 1k, 2k and 4k on an H200, from this session's lazyllm-eval timings): keep the
-# sum under the device tool's 600 s per call. Run on the CPU end to end (DEVICE=cpu BACKEND=cpu,
-# tiny sizes) on 2026-11-28; not yet on a GPU.
+# Time on one H200 (2026-11-28, models/MODEL_CARD.md "Run 10"): with binaries built beforehand and
+# carried (BUILD=build-filler REBUILD=0; configure with -DLAZYLLM_SENTENCEPIECE=OFF), 270 s of
+# training + 2.3 min of evaluation (21 runs x 100 questions x 3 lengths) = 414 s; with
+# KEEP_RECENT=16 and five schedules, 320 s + 3 min = 502 s. Building on the device adds ~1.5 min.
+# Keep the sum under the device tool's 600 s per call: the export (lazyqa.tgz) is written before
+# the evaluation starts, so a time-out there still returns the model.
 #
 # Environment: DEVICE (training, default cuda), BACKEND (evaluation, default cuda), LENGTHS
 # (default "1024 2048 4096"), COUNT (held-out questions per length, default 100), LR (default 2e-4),
