@@ -20,6 +20,9 @@ float reordering, so it is left out rather than making a fragile test.
 
   python3 tools/train/lazy_reference.py --make-task build/examples/eval/lazyllm-make-task \
       -o models/lazyqa/reference_lazy.json
+  python3 tools/train/lazy_reference.py --make-task build/examples/eval/lazyllm-make-task \
+      --model models/lazyqa-notes --filler 0.7 --length 512 \
+      --schedules "2:0.5,4:0.5;2:0.35,3:0.7,4:0.5,5:0.5" -o models/lazyqa-notes/reference_lazy.json
 """
 import argparse
 import json
@@ -166,6 +169,8 @@ def main():
     ap.add_argument("--length", type=int, default=256, help="prompt tokens")
     ap.add_argument("--decode-steps", type=int, default=4, help="greedy decode steps per case")
     ap.add_argument("--min-gap", type=float, default=1e-4, help="relative score gap a case needs at every cut")
+    ap.add_argument("--filler", type=float, default=0.0, help="lazyllm-make-task --filler: this share of notes")
+    ap.add_argument("--schedules", default=";".join(SCHEDULES), help="';'-separated pruned schedules")
     ap.add_argument("-o", "--out", required=True)
     a = ap.parse_args()
     torch.set_grad_enabled(False)
@@ -174,9 +179,9 @@ def main():
     model = Model(a.model)
     cases = []
     for seed, variant in PROMPTS:
-        r = train.generate(a.make_task, seed, 1, a.length, variant, tok_path)[0]
+        r = train.generate(a.make_task, seed, 1, a.length, variant, tok_path, filler=a.filler)[0]
         ids = tok.encode_fast(r["prompt"], True)
-        for sched in [""] + SCHEDULES:
+        for sched in [""] + [x for x in a.schedules.split(";") if x]:
             run = LazyRun(model, sched)
             logits, sizes, comp, rev, gap = run.step(ids)
             tag = f"seed {seed} {variant} ({len(ids)} tokens), schedule {sched or 'none'}"
@@ -184,7 +189,8 @@ def main():
                 print(f"{tag}: left out, relative gap {gap:.2e} at a prefill cut")
                 continue
             first = int(logits.argmax())
-            case = {"make_task": f"--seed {seed} --count 1 --length {a.length} --variant {variant} --emit-prompt",
+            notes = f" --filler {a.filler}" if a.filler else ""
+            case = {"make_task": f"--seed {seed} --count 1 --length {a.length} --variant {variant}{notes} --emit-prompt",
                     "schedule": sched or "none", "prompt_ids": ids, "selected": sizes, "computed": comp,
                     "min_relative_gap": gap if math.isfinite(gap) else None, "greedy_id": first,
                     "last_logits": [round(float(v), 4) for v in logits], "decode": []}
