@@ -13,7 +13,7 @@ layer-(L-1) score is at or above the p-th percentile. A value token ranked below
 pruned at L (it may be revived in decode, but the first answer token comes from the prefill).
 
   python3 tools/train/where_it_looks.py --make-task build/examples/eval/lazyllm-make-task \
-      [--model models/lazyqa] [--length 1024] [--count 100] [--json out.json]
+      [--model models/lazyqa] [--length 1024] [--count 100] [--filler 0.7] [--json out.json]
 
 Held-out seeds as in docs/accuracy.md (9000000 + 10 L). Single-hop questions only.
 """
@@ -46,6 +46,7 @@ def main():
     ap.add_argument("--length", type=int, default=1024)
     ap.add_argument("--count", type=int, default=100)
     ap.add_argument("--seed", type=int, default=None, help="default: the held-out seed 9000000 + 10 * length")
+    ap.add_argument("--filler", type=float, default=0.0, help="lazyllm-make-task --filler: this share of notes")
     ap.add_argument("--json", default="", help="also write the per-example numbers here")
     a = ap.parse_args()
 
@@ -54,7 +55,7 @@ def main():
     torch.set_grad_enabled(False)
     model = Model(a.model)
     seed = a.seed if a.seed is not None else train.EVAL_SEED + 10 * a.length
-    recs = train.generate(a.make_task, seed, a.count, a.length, "single", tok_path)
+    recs = train.generate(a.make_task, seed, a.count, a.length, "single", tok_path, filler=a.filler)
     L = model.L
     out = []
     for r in recs:
