@@ -105,32 +105,6 @@ std::string fmt2(const char* f, double a, double b2) {
   return b;
 }
 
-/// LAZYLLM_COMMIT from the environment, else `git rev-parse` in the source tree, else the commit
-/// CMake saw at configure time, else "unknown".
-std::string git_commit() {
-  if (const char* e = std::getenv("LAZYLLM_COMMIT"); e && *e) return e;
-#ifdef LAZYLLM_SOURCE_DIR
-  std::string c = shell_first_line(std::string("git -C '") + LAZYLLM_SOURCE_DIR + "' rev-parse --short=12 HEAD");
-  if (!c.empty()) {
-    if (!shell_first_line(std::string("git -C '") + LAZYLLM_SOURCE_DIR + "' status --porcelain -uno").empty()) c += "-dirty";
-    return c;
-  }
-#endif
-#ifdef LAZYLLM_GIT_COMMIT
-  if (std::string(LAZYLLM_GIT_COMMIT).size()) return std::string(LAZYLLM_GIT_COMMIT) + " (configure time)";
-#endif
-  return "unknown";
-}
-
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char b[32];
-  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return b;
-}
-
 /// A derived table row (llama-bench style): one of pp / tg / pp+tg of a Measurement.
 struct Row {
   const Measurement* m = nullptr;

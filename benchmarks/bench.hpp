@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_meta.hpp"
+
 #include "lazyllm/cache/contiguous.hpp"
 #include "lazyllm/model/sampler.hpp"
 #include "lazyllm/model/weights.hpp"
@@ -85,18 +87,6 @@ inline std::vector<std::int32_t> make_prompt(int n, int vocab) {
   std::uint32_t s = 12345;
   for (auto& t : prompt) t = 3 + std::int32_t((s = s * 1664525u + 1013904223u) >> 8) % (vocab - 3);
   return prompt;
-}
-
-/// The first line a shell command prints ("" when it fails); for the commit and nvidia-smi.
-inline std::string shell_first_line(const std::string& cmd) {
-  std::string out;
-  if (FILE* p = popen((cmd + " 2>/dev/null").c_str(), "r")) {
-    char buf[512];
-    if (std::fgets(buf, sizeof buf, p)) out = buf;
-    pclose(p);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r' || out.back() == ' ')) out.pop_back();
-  return out;
 }
 
 /// Host wall-clock timing (CPU backend); the CUDA runner has its own with CUDA events.

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "lazyllm/eval/task.hpp"
 #include "lazyllm/text/chat.hpp"
 #include "lazyllm/text/tokenizer.hpp"
 #include "test_util.hpp"
@@ -71,7 +72,43 @@ std::string what_of_format_error(const std::filesystem::path& p) {
   return "(no FormatError)";
 }
 
+// Long and tie-heavy texts: a 1k-word task prompt with notes (first), runs of one character and of
+// short repeats (many equal-score pairs, so the leftmost rule decides), the round-trip strings.
+std::vector<std::string> encoder_texts() {
+  std::vector<std::string> v;
+  lazyllm::eval::TaskOptions o{17, 1024, lazyllm::eval::Variant::Mixed};
+  o.filler = 0.5;
+  v.push_back(lazyllm::eval::TaskGenerator(o).example(0).prompt());
+  v.push_back(std::string(700, 'a'));
+  v.push_back(std::string(301, ' ') + "x" + std::string(64, '\n'));
+  std::string rep;
+  for (int i = 0; i < 150; ++i) rep += i % 7 ? "ab" : "aab ";
+  v.push_back(rep);
+  std::string all;
+  for (const auto& s : kRoundTrip) all += s + "\n";
+  v.push_back(all + all + "\xff\xfe\x80 trailing bytes");
+  return v;
+}
+
 }  // namespace
+
+TEST_CASE("tokenizer: llama2.c encoder equals pair-rescanning BPE on long and tie-heavy texts") {
+  std::vector<std::filesystem::path> files = {lazyllm::test::test_data() / ".." / ".." / "models" / "lazyqa-notes" /
+                                              "tokenizer.bin"};
+  if (lazyllm::test::have_shared("tokenizer.bin")) files.push_back(lazyllm::test::shared_models() / "tokenizer.bin");
+  const auto texts = encoder_texts();
+  for (const auto& f : files) {
+    CAPTURE(f);
+    const lazyllm::Llama2cTokenizer tok(f);
+    for (const auto& s : texts) {
+      CAPTURE(s.substr(0, 40));
+      const Ids fast = tok.encode(s, false);
+      if (&s == &texts.front()) CHECK(fast.size() * 3 < s.size());  // merged to words, mostly
+      CHECK(fast == lazyllm::detail::bpe_encode_by_rescanning(tok, s));
+      CHECK(tok.decode(fast) == s);
+    }
+  }
+}
 
 TEST_CASE("tokenizer: llama2.c tokenizer.bin encodes, decodes and round-trips") {
   if (!lazyllm::test::have_shared("tokenizer.bin")) return;

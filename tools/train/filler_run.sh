@@ -16,7 +16,8 @@
 #
 # Environment: DEVICE (training, default cuda), BACKEND (evaluation, default cuda), LENGTHS
 # (default "1024 2048 4096"), COUNT (held-out questions per length, default 100), LR (default 2e-4),
-# KEEP_RECENT (default 0: no lazy+recent runs),
+# FILLER_SHARE (share of training batches with notes, default 1; the others have none), TWOHOP
+# (share of two-hop training questions, default 0), KEEP_RECENT (default 0: no lazy+recent runs),
 # BUILD (default build-filler; REBUILD=0 reuses its binaries), INIT (default
 # models/lazyqa/model.safetensors; empty = a fresh model, which needs a fresh tokenizer too, see
 # models/MODEL_CARD.md). Leaves OUT_DIR/train.log, OUT_DIR/lazyqa.tgz (the export) and
@@ -49,6 +50,7 @@ rm -f "$OUT/filler-text.jsonl"
 
 INIT=${INIT-models/lazyqa/model.safetensors}
 python3 tools/train/train.py --make-task "$MT" --tokenizer "$OUT/tok-filler.bin" --filler "$FILLER" \
+  --filler-share "${FILLER_SHARE:-1}" --fixed-twohop "${TWOHOP:-0}" \
   ${INIT:+--init "$INIT"} --lr "${LR:-2e-4}" --fixed-lengths "${TRAIN_LENGTHS:-512,1024,2048,4096}" \
   --fixed-questions 8 --device "${DEVICE:-cuda}" --out "$OUT/train" --train-seconds "$SECS" \
   --deadline $((SECS + 15)) --eval-count "${TRAIN_EVAL_COUNT:-100}" --eval-lengths "${TRAIN_EVAL_LENGTHS:-1024,2048,4096}" \

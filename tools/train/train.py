@@ -96,9 +96,9 @@ def make_batch(spec):
     """One padded batch from lazyllm-make-task: inputs (B, T) int32, targets (B, T) int16 (-1 =
     ignore), answer mask (every supervised answer) and final-answer mask (B, T) bool, plus the
     real prompt lengths."""
-    seed, words, variant, count, z, questions, position = spec
+    seed, words, variant, count, z, questions, position, filler = spec
     tok = _W["tok"]
-    recs = generate(_W["exe"], seed, count, words, variant, z, questions, position, _W["filler"])
+    recs = generate(_W["exe"], seed, count, words, variant, z, questions, position, filler)
     return pack([encode_example(tok, r) for r in recs], [r["dataset"] for r in recs])
 
 
@@ -466,7 +466,12 @@ def main():
     ap.add_argument("--filler", type=float, default=0.0,
                     help="lazyllm-make-task --filler for every training and held-out example: this fraction of "
                          "each context is notes that state no fact (build --tokenizer from such text too)")
+    ap.add_argument("--filler-share", type=float, default=1.0,
+                    help="with --filler: the share of training batches that have notes (the others have none); "
+                         "held-out sets always have them")
     a = ap.parse_args()
+    if not 0.0 <= a.filler_share <= 1.0:
+        raise SystemExit(f"--filler-share {a.filler_share}: need a fraction in [0, 1]")
     if not 0.0 <= a.filler <= 0.95:
         raise SystemExit(f"--filler {a.filler}: need a fraction in [0, 0.95]")
 
@@ -556,7 +561,9 @@ def main():
         tokens, p2, questions, position = cur.sample(rng)
         variant = "twohop" if rng.random() < p2 else "single"
         count = max(1, a.tokens_per_batch // (tokens + 16 * (questions - 1)))
-        spec = (next_seed[0], max(16, int(tokens * WORDS_PER_TOKEN)), variant, count, None, questions, position)
+        filler = a.filler if a.filler_share >= 1.0 or rng.random() < a.filler_share else 0.0
+        spec = (next_seed[0], max(16, int(tokens * WORDS_PER_TOKEN)), variant, count, None, questions, position,
+                filler)
         next_seed[0] += 1
         pending.append((variant, pool.apply_async(make_batch, (spec,))))
 
