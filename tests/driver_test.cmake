@@ -181,7 +181,7 @@ foreach(real tokenizer.bin tokenizer.model)
 endforeach()
 
 # -p: encoded with BOS; the text streams to stdout and ends with one newline; --json has it all.
-expect_run(text-prompt 0 "tokenizer: .*tok512.bin \\(512 pieces\\).*prompt: [0-9]+ tokens \\(text\\)"
+expect_run(text-prompt 0 "tokenizer: .*tok512.bin \\(512 pieces\\).*prompt: [0-9]+ tokens \\(text, encoded in [0-9.]+ ms\\)"
            -m ${MODEL} -z ${TOK512} -p "Once upon a time" -n 24 --backend cpu --json ${WORK}/text.json)
 set(streamed "${LAST_STDOUT}")
 file(READ ${WORK}/text.json js)
@@ -233,7 +233,7 @@ expect_run(text-too-long 2 "prompt of [0-9]+ tokens does not fit the context of 
            -m ${MODEL} -z ${TOK512} -c 4 -p "Once upon a time, Tim went to the park.")
 
 # -f FILE and -f - (stdin): the same prompt (one trailing newline dropped) gives the same output.
-expect_run(prompt-file 0 "prompt: [0-9]+ tokens \\(text\\)" -m ${MODEL} -z ${TOK512} -f ${PROMPTS}/story.txt -n 16 --backend cpu --print-ids)
+expect_run(prompt-file 0 "prompt: [0-9]+ tokens \\(text, encoded in [0-9.]+ ms\\)" -m ${MODEL} -z ${TOK512} -f ${PROMPTS}/story.txt -n 16 --backend cpu --print-ids)
 set(from_file "${LAST_STDOUT}")
 expect_run(prompt-as-p 0 "prefill" -m ${MODEL} -z ${TOK512} -p "Once upon a time, Tim went to the park with his dog." -n 16 --backend cpu --print-ids)
 if(NOT from_file STREQUAL LAST_STDOUT)
@@ -248,7 +248,7 @@ else()
 endif()
 
 # --chat / --system: the Llama 2 chat template around the user text.
-expect_run(chat 0 "prompt: [0-9]+ tokens \\(chat\\)" -m ${MODEL} -z ${TOK512} --chat --system "Be brief." -p "Tell a story."
+expect_run(chat 0 "prompt: [0-9]+ tokens \\(chat, encoded in [0-9.]+ ms\\)" -m ${MODEL} -z ${TOK512} --chat --system "Be brief." -p "Tell a story."
            -n 8 --backend cpu --json ${WORK}/chat.json)
 file(READ ${WORK}/chat.json js)
 string(JSON c_source GET "${js}" prompt source)
@@ -257,7 +257,7 @@ string(JSON c_ntok GET "${js}" prompt tokens)
 if(NOT c_source STREQUAL "chat" OR NOT c_system STREQUAL "Be brief." OR c_ntok LESS 20)
   message(SEND_ERROR "[chat] unexpected prompt in --json: source=${c_source} system='${c_system}' tokens=${c_ntok}")
 endif()
-expect_run(chat-no-system 0 "prompt: [0-9]+ tokens \\(chat\\)" -m ${MODEL} -z ${TOK512} --chat -p "Hi" -n 4 --backend cpu)
+expect_run(chat-no-system 0 "prompt: [0-9]+ tokens \\(chat, encoded in [0-9.]+ ms\\)" -m ${MODEL} -z ${TOK512} --chat -p "Hi" -n 4 --backend cpu)
 
 # --compare with --json: both runs and the comparison; the chosen run streams, dense goes to stderr.
 expect_run(compare-json 0 "\\[dense\\] text: .*compare: schedule" -m ${MODEL} -z ${TOK512} -p "Once upon a time" -n 8
@@ -421,7 +421,7 @@ else()
   message(STATUS "[interactive-json] ok")
 endif()
 # Turn 2 after EOS is exactly the one-turn chat prompt of its text.
-expect_run(interactive-template 0 "prompt: [0-9]+ tokens \\(chat\\)" -m ${MODEL} -z ${TOK512} --chat -p "And then?" -n 1
+expect_run(interactive-template 0 "prompt: [0-9]+ tokens \\(chat, encoded in [0-9.]+ ms\\)" -m ${MODEL} -z ${TOK512} --chat -p "And then?" -n 1
            --backend cpu --json ${WORK}/turn2.json)
 file(READ ${WORK}/turn2.json js2)
 macro(json_ids out doc)  # the ids array at the path ARGN of doc, comma-separated

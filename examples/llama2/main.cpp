@@ -490,6 +490,7 @@ int run(int argc, char** argv) {
   if (tok) std::fprintf(stderr, "tokenizer: %s (%d pieces)\n", tok_path.c_str(), tok->vocab_size());
   std::string prompt_kind = o.prompt_given ? "ids" : "default";
   if (o.text_given && !o.interactive) {
+    const auto t_tok = Clock::now();
     if (o.chat) {
       std::vector<ChatMessage> msgs;
       if (o.system_given) msgs.push_back({"system", o.system});
@@ -500,7 +501,8 @@ int run(int argc, char** argv) {
       o.prompt = tok->encode(o.prompt_text, true);
       prompt_kind = "text";
     }
-    std::fprintf(stderr, "prompt: %zu tokens (%s)\n", o.prompt.size(), prompt_kind.c_str());
+    std::fprintf(stderr, "prompt: %zu tokens (%s, encoded in %.1f ms)\n", o.prompt.size(), prompt_kind.c_str(),
+                 std::chrono::duration<double, std::milli>(Clock::now() - t_tok).count());
   }
   const int ctx = o.n_ctx ? o.n_ctx : w.config.max_seq_len;
   if (!o.interactive && std::int64_t(o.prompt.size()) > ctx)
