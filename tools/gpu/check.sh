@@ -12,7 +12,8 @@
 # Llama-2-7B-shaped synthetic model with the policy selecting on the host and with
 # --device-select (SelectingCudaBackend) to select-ab.txt.
 #
-#   bash tools/gpu/check.sh OUT_DIR [MODELS_DIR]     (MODELS_DIR holds stories260K.bin; default .carry)
+#   bash tools/gpu/check.sh OUT_DIR [MODELS_DIR]     (MODELS_DIR holds stories260K.bin and Llama 2's
+#   tokenizer.model, which a docs/driver.md command refuses; default .carry)
 # SKIP_BUILD=1 reuses BUILD from an earlier call on the same (still held) machine. Binaries built
 # on the 2-core CPU machine can instead be carried and run directly (tests/gpu/sanitize_each.sh,
 # lazyllm-bench, lazyllm-eval; saves ~2 minutes of device time per call): configure that build

@@ -10,6 +10,9 @@ make_tokenizer.py's encoder (checked here against the exact encoder, and in the 
 C++ one). Training seeds count up from 1; held-out evaluation seeds start at 9,000,000.
 Curriculum: short prompts first, then longer ones, by fraction of the time budget. Loss: the
 answer tokens (" " + answer + EOS) plus ctx_weight x the mean loss of every other token.
+--token-drop P: in a share P of the batches, late layers compute a random nested subset of the
+rows (drop_plan), as LazyLLM prunes, so that the model tolerates missing context rows there
+(models/MODEL_CARD.md, run 13); the loss is then over the rows the last layer computes.
 
 Evaluation: exact match on held-out prompts made with -z tokenizer.bin at 1k/2k/4k tokens, single
 and two-hop. Exact match is teacher-forced: greedy decoding gives exactly the target tokens iff
@@ -201,16 +204,46 @@ class Llama(nn.Module):
                 s = std / math.sqrt(2 * c["layers"]) if n.endswith(("o_proj.weight", "down_proj.weight")) else std
                 nn.init.normal_(p, 0.0, s)
 
-    def forward(self, ids):
+    def forward(self, ids, plan=None):
+        """Logits (B, T, vocab). With plan (random token dropout, `drop_plan`): {layer: (B, n_l)
+        sorted positions that layer computes}, nested; rows outside a layer's set are gone from it
+        and every later layer, as LazyLLM prunes, and the logits are those of the last layer's rows."""
         T = ids.shape[1]
         pos = torch.arange(T, device=ids.device, dtype=torch.float32)
         f = torch.outer(pos, self.inv_freq)
         emb = torch.cat((f, f), -1)
         cos, sin = emb.cos()[None, None], emb.sin()[None, None]
         x = self.embed_tokens(ids)
-        for layer in self.layers:
+        cur = None  # (B, n) positions of x's rows once a layer has dropped some
+        for i, layer in enumerate(self.layers):
+            if plan and i in plan:
+                keep = plan[i]
+                rel = keep if cur is None else torch.searchsorted(cur, keep)
+                x = x.gather(1, rel[..., None].expand(-1, -1, x.shape[-1]))
+                cur = keep
+                cos, sin = emb.cos()[keep][:, None], emb.sin()[keep][:, None]
             x = layer(x, cos, sin)
         return F.linear(self.norm(x), self.embed_tokens.weight)  # tied classifier
+
+
+def drop_plan(protect, layers, first, keep_lo, keep_hi, gen):
+    """Random token dropout for one batch (train.py --token-drop): from layer `first` on, each
+    layer keeps a random share U(keep_lo, keep_hi) of the previous layer's rows, nested (a row
+    dropped at layer l stays dropped), the same count in every sequence. `protect` (B, T) marks
+    rows never dropped (the positions whose next token is a supervised answer). Which rows go is
+    random, not scored: the model is to tolerate missing context rows in late layers, whatever
+    picks them. Returns {layer: (B, n_l) sorted positions}."""
+    B, T = protect.shape
+    pri = torch.rand(B, T, device=protect.device, generator=gen)
+    pri = pri.masked_fill(protect, -1.0)
+    order = pri.argsort(1)  # protected rows first, then a random order
+    floor = int(protect.sum(1).max()) + 1
+    n, plan = T, {}
+    for layer in range(first, layers):
+        share = keep_lo + (keep_hi - keep_lo) * float(torch.rand(1, generator=gen, device=protect.device))
+        n = min(n, max(int(n * share), floor))
+        plan[layer] = order[:, :n].sort(1).values
+    return plan
 
 
 def hf_state_dict(model):
@@ -469,7 +502,20 @@ def main():
     ap.add_argument("--filler-share", type=float, default=1.0,
                     help="with --filler: the share of training batches that have notes (the others have none); "
                          "held-out sets always have them")
+    ap.add_argument("--token-drop", type=float, default=0.0,
+                    help="share of training batches with random token dropout (drop_plan): from layer --drop-from "
+                         "on, each layer keeps a random share in --drop-keep of the previous layer's rows; the "
+                         "others run dense")
+    ap.add_argument("--drop-from", type=int, default=3, help="with --token-drop: the first layer that loses rows")
+    ap.add_argument("--drop-keep", default="0.3:0.9", help="with --token-drop: LO:HI, the share each layer keeps")
     a = ap.parse_args()
+    try:
+        drop_lo, drop_hi = (float(x) for x in a.drop_keep.split(":"))
+    except ValueError:
+        raise SystemExit(f"--drop-keep {a.drop_keep!r}: expected LO:HI, e.g. 0.3:0.9")
+    if not (0.0 <= a.token_drop <= 1.0 and 0.0 < drop_lo <= drop_hi <= 1.0 and 1 <= a.drop_from < a.layers):
+        raise SystemExit(f"--token-drop {a.token_drop} / --drop-keep {a.drop_keep} / --drop-from {a.drop_from}: "
+                         f"need a share in [0, 1], 0 < LO <= HI <= 1 and 1 <= layer < --layers")
     if not 0.0 <= a.filler_share <= 1.0:
         raise SystemExit(f"--filler-share {a.filler_share}: need a fraction in [0, 1]")
     if not 0.0 <= a.filler <= 0.95:
@@ -512,6 +558,10 @@ def main():
             eval_jobs[(L, variant)] = (jobs, EVAL_SEED + L * 10 + vi * 100000)
 
     device = torch.device(a.device)
+    if a.token_drop > 0 and device.type == "cuda" and hasattr(torch.backends.cuda, "enable_cudnn_sdp"):
+        # Token dropout gives every step new sequence lengths, and cuDNN's attention builds a graph per
+        # new shape: on an H200 a step took 384 ms instead of 34 (measured 2026-11-29); flash does not.
+        torch.backends.cuda.enable_cudnn_sdp(False)
     torch.manual_seed(0)
     model = Llama(c).to(device)
     if a.init:
@@ -534,6 +584,8 @@ def main():
         return torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else torch.autocast("cpu", enabled=False)
 
     rng = np.random.default_rng(0)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(0)
     fixed = None
     if a.fixed_lengths:
         position = None
@@ -594,7 +646,7 @@ def main():
 
     for _ in range(a.lookahead):
         submit()
-    step, seen_tokens, last_print = 0, 0, 0.0
+    step, seen_tokens, last_print, dropped_steps = 0, 0, 0.0, 0
     eval_at = sorted(float(x) for x in a.eval_at.split(",") if x)
     acc_ans = collections.deque(maxlen=50)
     em_single = collections.deque(maxlen=20)
@@ -624,8 +676,14 @@ def main():
         inp = torch.from_numpy(bt["inp"]).to(device, non_blocking=True).long()
         tgt = torch.from_numpy(bt["tgt"]).to(device, non_blocking=True).long()
         ans = torch.from_numpy(bt["ans"]).to(device, non_blocking=True)
+        plan = None
+        if a.token_drop > 0 and rng.random() < a.token_drop:
+            plan = drop_plan(ans, a.layers, a.drop_from, drop_lo, drop_hi, gen)
+            dropped_steps += 1
+            last = plan[max(plan)]
+            tgt, ans = tgt.gather(1, last), ans.gather(1, last)
         with autocast():
-            logits = fwd(inp)
+            logits = fwd(inp, plan)
         ce = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), tgt.view(-1).clamp_min(0),
                              reduction="none").view(tgt.shape)
         valid = tgt >= 0
@@ -642,6 +700,8 @@ def main():
         if step % 10 == 0:
             with torch.no_grad():
                 fin = torch.from_numpy(bt["fin"]).to(device)
+                if plan is not None:
+                    fin = fin.gather(1, plan[max(plan)])
                 wrong = ((logits.argmax(-1) != tgt) & fin).any(-1)
                 acc_ans.append(float((~wrong).float().mean()))
                 if variant == "single":
@@ -656,12 +716,13 @@ def main():
                    "loss_answer": round(float(np.mean(loss_ans_hist)), 4),
                    "loss_context": round(float(np.mean(loss_ctx_hist)), 4),
                    "train_em": round(float(np.mean(acc_ans)), 3), "stage": cur.stage, "lr": lr,
-                   "tokens": seen_tokens}
+                   "tokens": seen_tokens, "dropout_steps": dropped_steps}
             log["curve"].append(rec)
             print(f"step {step:6d} t {el:6.1f}s T {inp.shape[1]:5d} B {inp.shape[0]:4d} "
                   f"loss_ans {rec['loss_answer']:.4f} loss_ctx {rec['loss_context']:.4f} "
                   f"train_em {rec['train_em']:.3f} stage {cur.stage} lr {lr:.2e} {seen_tokens / el / 1e6:.2f} Mtok/s "
-                  f"queue {sum(j.ready() for _, j in pending)}/{len(pending)}", flush=True)
+                  f"queue {sum(j.ready() for _, j in pending)}/{len(pending)}"
+                  + (f" dropout {dropped_steps}/{step}" if a.token_drop else ""), flush=True)
     train_time = time.time() - t0[0]
     pool.terminate()
     log["steps"], log["train_seconds"], log["train_tokens"] = step, train_time, seen_tokens
