@@ -169,6 +169,21 @@ if(LAZYQA AND EXISTS ${LAZYQA}/config.json)
              ${EVAL} -m ${LAZYQA} --data ${WORK}/fixed.jsonl --policy dense --backend cpu --json ${WORK}/lazyqa.json)
 endif()
 
+# A lazyllm-eval JSON whose runs are dense, lazy, random at one schedule: LazyLLM's exact match must
+# be at least LAZY_MIN at <= 50 % of the token-layers, RandomDrop's below RANDOM_BELOW.
+function(check_lazy_beats_random tag json lazy_min random_below)
+  file(READ ${json} js)
+  string(JSON lazy_em GET "${js}" runs 1 em)
+  string(JSON random_em GET "${js}" runs 2 em)
+  string(JSON lazy_frac GET "${js}" runs 1 token_layers_fraction)
+  if(lazy_em LESS lazy_min OR NOT random_em LESS random_below OR lazy_frac GREATER 0.5)
+    message(SEND_ERROR "[${tag}] LazyLLM EM ${lazy_em} (expected >= ${lazy_min}) at ${lazy_frac} of the token-layers "
+                       "(expected <= 0.5), RandomDrop EM ${random_em} (expected < ${random_below})")
+  else()
+    message(STATUS "[${tag}] ok: LazyLLM EM ${lazy_em}, RandomDrop EM ${random_em} at ${lazy_frac} of the token-layers")
+  endif()
+endfunction()
+
 # The model trained with notes (models/MODEL_CARD.md, "Run 10"): 10 held-out questions at 512 tokens
 # whose contexts are ~70 % notes. Dense answers all of them; LazyLLM at 49.9 % of the token-layers
 # answered 9 of 10 when this test was written (2026-11-28), RandomDrop at the same compute 0. The
@@ -178,16 +193,7 @@ if(LAZYQA_NOTES AND EXISTS ${LAZYQA_NOTES}/config.json)
                  -z ${LAZYQA_NOTES}/tokenizer.bin -o ${WORK}/notes.jsonl)
   expect_command(notes-eval 0 "\\| dense \\| - \\| 100.00 \\| 100.00 \\|" ${EVAL} -m ${LAZYQA_NOTES} --data ${WORK}/notes.jsonl
                  --policy dense,lazy,random --schedule 2:0.35,3:0.7,4:0.5,5:0.5 --backend cpu --json ${WORK}/notes.json)
-  file(READ ${WORK}/notes.json js)
-  string(JSON lazy_em GET "${js}" runs 1 em)
-  string(JSON random_em GET "${js}" runs 2 em)
-  string(JSON lazy_frac GET "${js}" runs 1 token_layers_fraction)
-  if(lazy_em LESS 80 OR NOT random_em LESS 40 OR lazy_frac GREATER 0.5)
-    message(SEND_ERROR "[notes-eval] LazyLLM EM ${lazy_em} (expected >= 80) at ${lazy_frac} of the token-layers "
-                       "(expected <= 0.5), RandomDrop EM ${random_em} (expected < 40)")
-  else()
-    message(STATUS "[notes-eval] ok: LazyLLM EM ${lazy_em}, RandomDrop EM ${random_em} at ${lazy_frac} of the token-layers")
-  endif()
+  check_lazy_beats_random(notes-eval ${WORK}/notes.json 80 40)
 endif()
 
 # The model trained with notes and random token dropout (models/MODEL_CARD.md, "Run 13"): 20
@@ -201,14 +207,5 @@ if(LAZYQA_DROPOUT AND EXISTS ${LAZYQA_DROPOUT}/config.json)
   expect_command(dropout-eval 0 "\\| dense \\| - \\| 100.00 \\| 100.00 \\|" ${EVAL} -m ${LAZYQA_DROPOUT}
                  --data ${WORK}/dropout.jsonl --policy dense,lazy,random --schedule 2:0.25,3:0.85,4:0.5,5:0.5
                  --backend cpu --json ${WORK}/dropout.json)
-  file(READ ${WORK}/dropout.json js)
-  string(JSON lazy_em GET "${js}" runs 1 em)
-  string(JSON random_em GET "${js}" runs 2 em)
-  string(JSON lazy_frac GET "${js}" runs 1 token_layers_fraction)
-  if(lazy_em LESS 95 OR NOT random_em LESS 85 OR lazy_frac GREATER 0.5)
-    message(SEND_ERROR "[dropout-eval] LazyLLM EM ${lazy_em} (expected >= 95) at ${lazy_frac} of the token-layers "
-                       "(expected <= 0.5), RandomDrop EM ${random_em} (expected < 85)")
-  else()
-    message(STATUS "[dropout-eval] ok: LazyLLM EM ${lazy_em}, RandomDrop EM ${random_em} at ${lazy_frac} of the token-layers")
-  endif()
+  check_lazy_beats_random(dropout-eval ${WORK}/dropout.json 95 85)
 endif()
