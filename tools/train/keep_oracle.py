@@ -17,93 +17,114 @@ are gone (docs/accuracy.md, "Random token dropout").
   python3 tools/train/keep_oracle.py --make-task build/examples/eval/lazyllm-make-task \
       --model models/lazyqa-notes --length 2048 --count 50 [--json out.json]
 """
-import argparse, json, os, sys, math
-import numpy as np, torch
+import argparse
+import json
+import math
+import os
+import sys
+
+import torch
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import train
+import train  # noqa: E402
 from lazy_reference import LazyRun, Model
 from make_tokenizer import Tokenizer
 from where_it_looks import doc_span
 
 class ForcedRun(LazyRun):
-    """A prefill under a schedule whose sets optionally always hold the rows in `force`."""
+    """A prefill under a schedule (LazyRun's parsing) whose sets, if `force` is given, always hold
+    those positions: each cut keeps as many rows as LazyLLM's would, the forced ones and the last
+    token first, then the best-scoring others. Records every layer's set in `sets`."""
 
-    def __init__(self, model, schedule, force):
-        super().__init__(model, schedule); self.force = set(force) if force is not None else None
+    def __init__(self, model, schedule, force=None):
+        super().__init__(model, schedule)
+        self.force = set(force or ())
+        self.sets = []
+
+    def keep_mask(self, score, sel, p):
+        n = score.numel()
+        kth = min(int(math.floor(p * n)), n - 1)
+        if not self.force:  # LazyLLM's rule: at or above the k-th smallest score, ties kept
+            keep = score >= torch.sort(score).values[kth]
+            keep[-1] = True
+            return keep
+        chosen = {j for j, pos in enumerate(sel) if pos in self.force} | {n - 1}
+        for j in torch.argsort(score, descending=True).tolist():
+            if len(chosen) >= n - kth:
+                break
+            chosen.add(j)
+        keep = torch.zeros(n, dtype=torch.bool)
+        keep[list(chosen)] = True
+        return keep
+
     def step(self, ids):
         m = self.m
-        self.n += len(ids)
+        self.n = len(ids)
         sel = list(range(self.n))
-        hid = {p: m.emb[t] for p, t in enumerate(ids)}
-        self.sets = []
+        x = m.emb[torch.tensor(ids)]
         for i in range(m.L):
-            comp = sel
-            x = torch.stack([hid[p] for p in comp]); cpos = torch.tensor(comp)
-            q, k, v = m.qkv(i, x, cpos)
-            out, score = m.finish(i, x, q, cpos, k, v, cpos)
+            pos = torch.tensor(sel)
+            q, k, v = m.qkv(i, x, pos)
+            x, score = m.finish(i, x, q, pos, k, v, pos)
             self.sets.append(set(sel))
-            hid = {p: out[j] for j, p in enumerate(comp)}
             if i + 1 in self.plan:
-                n = score.numel()
-                if self.force is not None and self.force:
-                    # keep the forced tokens, then fill the same count by score
-                    kth = min(int(math.floor(self.plan[i + 1] * n)), n - 1)
-                    nkeep = n - kth
-                    order = torch.argsort(score, descending=True).tolist()
-                    keepset = [j for j, p in enumerate(sel) if p in self.force] + [n - 1]
-                    ks = set(keepset)
-                    for j in order:
-                        if len(ks) >= nkeep: break
-                        ks.add(j)
-                    keep = torch.zeros(n, dtype=torch.bool); keep[list(ks)] = True
-                else:
-                    kth = min(int(math.floor(self.plan[i + 1] * n)), n - 1)
-                    thr = torch.sort(score).values[kth]
-                    keep = score >= thr; keep[-1] = True
+                keep = self.keep_mask(score, sel, self.plan[i + 1])
                 sel = [p for j, p in enumerate(sel) if keep[j]]
-                hid = {p: hid[p] for p in sel}
-        logits = m.rms(hid[self.n - 1][None], m.final_norm) @ m.emb.T
-        return logits[0]
+                x = x[keep]
+        return (m.rms(x[-1][None], m.final_norm) @ m.emb.T)[0]
 
-ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-ap.add_argument("--make-task", required=True)
-ap.add_argument("--model", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", "lazyqa-notes"))
-ap.add_argument("--length", type=int, default=2048)
-ap.add_argument("--count", type=int, default=60)
-ap.add_argument("--seed", type=int, default=None)
-ap.add_argument("--filler", type=float, default=0.7)
-ap.add_argument("--schedule", default="2:0.35,3:0.7,4:0.5,5:0.5")
-ap.add_argument("--json", default="")
-a = ap.parse_args()
-torch.set_grad_enabled(False)
-tok_path = os.path.join(a.model, "tokenizer.bin"); tok = Tokenizer.load(tok_path)
-model = Model(a.model)
-seed = a.seed if a.seed is not None else 8000000 + 10 * a.length
-recs = train.generate(a.make_task, seed, a.count, a.length, "single", tok_path, filler=a.filler)
-rows = []
-for r in recs:
-    prompt = r["prompt"]; ids = tok.encode_fast(prompt, True); answer = r["answers"][0]
-    ctx_at = prompt.index(r["context"]); da, db = doc_span(r["context"], r["answer_doc"])
-    at = r["context"].index(" " + answer, da)
-    t_value = len(tok.encode_fast(prompt[:ctx_at + at], True))
-    t0, t1 = len(tok.encode_fast(prompt[:ctx_at + da], True)), len(tok.encode_fast(prompt[:ctx_at + db], True))
-    first = tok.encode_words(" " + answer)[0]
-    res = {"id": r["_id"], "T": len(ids), "pos": t_value / len(ids)}
-    for name, force in (("dense", None), ("lazy", None), ("oracle_doc", list(range(t0, t1))), ("oracle_val", [t_value])):
-        sch = "" if name == "dense" else a.schedule
-        run = ForcedRun(model, sch, force)
-        lg = run.step(ids)
-        res[name] = int(lg.argmax()) == first
-        if name == "lazy":
-            res["val_in"] = [t_value in s for s in run.sets]
-            res["doc_frac"] = [sum(p in s for p in range(t0, t1)) / (t1 - t0) for s in run.sets]
-    rows.append(res)
-    print(res["id"], res["dense"], res["lazy"], res["oracle_doc"], res["oracle_val"], res["val_in"], [round(x, 2) for x in res["doc_frac"]], flush=True)
-n = len(rows)
-for k in ("dense", "lazy", "oracle_doc", "oracle_val"):
-    print(k, sum(x[k] for x in rows), "/", n)
-lost = [x for x in rows if x["dense"] and not x["lazy"]]
-print("lost:", len(lost), "value token survived to last layer in", sum(x["val_in"][-1] for x in lost))
-won = [x for x in rows if x["lazy"]]
-print("won:", len(won), "value token survived to last layer in", sum(x["val_in"][-1] for x in won))
-if a.json: json.dump(rows, open(a.json, "w"))
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--make-task", required=True)
+    ap.add_argument("--model", default=os.path.join(here, "..", "..", "models", "lazyqa-notes"))
+    ap.add_argument("--length", type=int, default=2048)
+    ap.add_argument("--count", type=int, default=60)
+    ap.add_argument("--seed", type=int, default=None, help="default: the validation seed 8000000 + 10 * length")
+    ap.add_argument("--filler", type=float, default=0.7, help="lazyllm-make-task --filler")
+    ap.add_argument("--schedule", default="2:0.35,3:0.7,4:0.5,5:0.5")
+    ap.add_argument("--json", default="", help="also write the per-question results here")
+    a = ap.parse_args()
+    torch.set_grad_enabled(False)
+    tok_path = os.path.join(a.model, "tokenizer.bin")
+    tok = Tokenizer.load(tok_path)
+    model = Model(a.model)
+    seed = a.seed if a.seed is not None else 8000000 + 10 * a.length
+    rows = []
+    for r in train.generate(a.make_task, seed, a.count, a.length, "single", tok_path, filler=a.filler):
+        prompt, answer = r["prompt"], r["answers"][0]
+        ids = tok.encode_fast(prompt, True)
+        ctx_at = prompt.index(r["context"])
+        da, db = doc_span(r["context"], r["answer_doc"])
+        at = r["context"].index(" " + answer, da)
+
+        def token_at(char):  # index of the token that starts at prompt character `char`
+            return len(tok.encode_fast(prompt[:char], True))
+
+        t_value, t0, t1 = token_at(ctx_at + at), token_at(ctx_at + da), token_at(ctx_at + db)
+        first = tok.encode_words(" " + answer)[0]
+        res = {"id": r["_id"], "tokens": len(ids)}
+        for name, force in (("dense", None), ("lazy", None), ("oracle_doc", range(t0, t1)), ("oracle_val", [t_value])):
+            run = ForcedRun(model, "" if name == "dense" else a.schedule, force)
+            res[name] = int(run.step(ids).argmax()) == first
+            if name == "lazy":
+                res["value_in_set"] = [t_value in s for s in run.sets]
+                res["doc_share_in_set"] = [sum(p in s for p in range(t0, t1)) / (t1 - t0) for s in run.sets]
+        rows.append(res)
+        print(res["id"], {k: res[k] for k in ("dense", "lazy", "oracle_doc", "oracle_val")}, "value token per layer",
+              res["value_in_set"], "evidence share", [round(x, 2) for x in res["doc_share_in_set"]], flush=True)
+    for k in ("dense", "lazy", "oracle_doc", "oracle_val"):
+        print(f"{k}: {sum(x[k] for x in rows)} / {len(rows)} right")
+    for what, sub in (("lost by lazy", [x for x in rows if x["dense"] and not x["lazy"]]),
+                      ("right under lazy", [x for x in rows if x["lazy"]])):
+        print(f"{what}: {len(sub)}; value token in the last layer's set in {sum(x['value_in_set'][-1] for x in sub)}, "
+              f"in layer 2's in {sum(x['value_in_set'][2] for x in sub)}; oracle_doc right in "
+              f"{sum(x['oracle_doc'] for x in sub)}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

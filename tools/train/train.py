@@ -212,7 +212,8 @@ class Llama(nn.Module):
         pos = torch.arange(T, device=ids.device, dtype=torch.float32)
         f = torch.outer(pos, self.inv_freq)
         emb = torch.cat((f, f), -1)
-        cos, sin = emb.cos()[None, None], emb.sin()[None, None]
+        cos_t, sin_t = emb.cos(), emb.sin()
+        cos, sin = cos_t[None, None], sin_t[None, None]
         x = self.embed_tokens(ids)
         cur = None  # (B, n) positions of x's rows once a layer has dropped some
         for i, layer in enumerate(self.layers):
@@ -221,7 +222,7 @@ class Llama(nn.Module):
                 rel = keep if cur is None else torch.searchsorted(cur, keep)
                 x = x.gather(1, rel[..., None].expand(-1, -1, x.shape[-1]))
                 cur = keep
-                cos, sin = emb.cos()[keep][:, None], emb.sin()[keep][:, None]
+                cos, sin = cos_t[keep][:, None], sin_t[keep][:, None]
             x = layer(x, cos, sin)
         return F.linear(self.norm(x), self.embed_tokens.weight)  # tied classifier
 
