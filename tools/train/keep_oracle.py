@@ -27,9 +27,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train  # noqa: E402
-from lazy_reference import LazyRun, Model
-from make_tokenizer import Tokenizer
-from where_it_looks import doc_span
+from lazy_reference import LazyRun, Model  # noqa: E402
+from make_tokenizer import Tokenizer  # noqa: E402
+from where_it_looks import doc_span  # noqa: E402
+
 
 class ForcedRun(LazyRun):
     """A prefill under a schedule (LazyRun's parsing) whose sets, if `force` is given, always hold
