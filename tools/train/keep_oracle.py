@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train  # noqa: E402
 from lazy_reference import LazyRun, Model  # noqa: E402
 from make_tokenizer import Tokenizer  # noqa: E402
-from where_it_looks import doc_span  # noqa: E402
+from where_it_looks import locate_evidence  # noqa: E402
 
 
 class ForcedRun(LazyRun):
@@ -94,17 +94,7 @@ def main():
     seed = a.seed if a.seed is not None else 8000000 + 10 * a.length
     rows = []
     for r in train.generate(a.make_task, seed, a.count, a.length, "single", tok_path, filler=a.filler):
-        prompt, answer = r["prompt"], r["answers"][0]
-        ids = tok.encode_fast(prompt, True)
-        ctx_at = prompt.index(r["context"])
-        da, db = doc_span(r["context"], r["answer_doc"])
-        at = r["context"].index(" " + answer, da)
-
-        def token_at(char):  # index of the token that starts at prompt character `char`
-            return len(tok.encode_fast(prompt[:char], True))
-
-        t_value, t0, t1 = token_at(ctx_at + at), token_at(ctx_at + da), token_at(ctx_at + db)
-        first = tok.encode_words(" " + answer)[0]
+        ids, t_value, (t0, t1), first = locate_evidence(tok, r)
         res = {"id": r["_id"], "tokens": len(ids)}
         for name, force in (("dense", None), ("lazy", None), ("oracle_doc", range(t0, t1)), ("oracle_val", [t_value])):
             run = ForcedRun(model, "" if name == "dense" else a.schedule, force)

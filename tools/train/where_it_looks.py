@@ -38,6 +38,27 @@ def doc_span(context, doc_index):
     return a, (len(context) if b < 0 else b)
 
 
+def locate_evidence(tok, r):
+    """For a single-hop record: its prompt's ids (BOS first), the token index of the answer's value
+    in the evidence document, that document's token span [t0, t1) and the value's first token id."""
+    prompt, answer = r["prompt"], r["answers"][0]
+    ids = tok.encode_fast(prompt, True)
+    ctx_at = prompt.index(r["context"])
+    da, db = doc_span(r["context"], r["answer_doc"])
+    at = r["context"].index(" " + answer, da)
+    if at >= db:
+        raise SystemExit(f"{r['_id']}: the answer {answer!r} is not in its evidence document")
+
+    def token_at(char):  # index of the token that starts at prompt character `char`
+        return len(tok.encode_fast(prompt[:char], True))
+
+    t_value = token_at(ctx_at + at)
+    first = tok.encode_words(" " + answer)[0]
+    if ids[t_value] != first:
+        raise SystemExit(f"{r['_id']}: token {t_value} is {ids[t_value]}, expected the value's first token {first}")
+    return ids, t_value, (token_at(ctx_at + da), token_at(ctx_at + db)), first
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     here = os.path.dirname(os.path.abspath(__file__))
@@ -59,20 +80,7 @@ def main():
     L = model.L
     out = []
     for r in recs:
-        prompt = r["prompt"]
-        ids = tok.encode_fast(prompt, True)
-        answer = r["answers"][0]
-        # the evidence document's span and its value token, located in the prompt text
-        ctx_at = prompt.index(r["context"])
-        da, db = doc_span(r["context"], r["answer_doc"])
-        at = r["context"].index(" " + answer, da)
-        if at >= db:
-            raise SystemExit(f"{r['_id']}: the answer {answer!r} is not in its evidence document")
-        t_value = len(tok.encode_fast(prompt[:ctx_at + at], True))
-        t_doc = (len(tok.encode_fast(prompt[:ctx_at + da], True)), len(tok.encode_fast(prompt[:ctx_at + db], True)))
-        first = tok.encode_words(" " + answer)[0]
-        if ids[t_value] != first:
-            raise SystemExit(f"{r['_id']}: token {t_value} is {ids[t_value]}, expected the value's first token {first}")
+        ids, t_value, t_doc, first = locate_evidence(tok, r)
         run = LazyRun(model, "")  # dense: every layer's set is the whole prompt
         logits = run.step(ids)[0]
         right = int(logits.argmax()) == first
