@@ -27,7 +27,8 @@ struct StepStats {
 
 struct RunStats {
   std::string policy;                // the policy as printed, e.g. "lazy(8:0.3,16:0.5)"
-  std::string schedule;              // its schedule ("none" for dense)
+  std::string schedule;              // its schedule ("none" for dense; a policy without one: as printed)
+  std::vector<int> pruning_layers;   // layers the policy may prune going into (prunes_into)
   int n_layers = 0;
   std::vector<StepStats> steps;      // steps[0] is the prefill of the first prompt
   std::int64_t aux_peak_entries = 0;

@@ -4,10 +4,12 @@
 #pragma once
 #include <concepts>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string_view>
 
 #include "lazyllm/config/model_config.hpp"
+#include "lazyllm/engine/pool.hpp"
 
 namespace lazyllm {
 
@@ -16,11 +18,34 @@ namespace lazyllm {
 /// plus the K/V written for C_l this call), causally by original position.
 struct LayerCall {
   int layer = 0;
-  std::span<const std::int32_t> q_pos;    // positions of the rows (C_l), ascending
-  std::span<const std::int64_t> q_slots;  // K/V slots the rows' K/V are written to
-  std::span<const std::int32_t> kv_pos;   // positions of S_l (a superset of q_pos), ascending
-  std::span<const std::int64_t> kv_slots; // slots of S_l's K/V
-  bool want_scores = false;  // fill scores over kv_pos: last row's softmax attention, mean over heads
+  std::span<const std::int32_t> q_pos;     // positions of the rows (C_l), ascending
+  std::span<const std::int64_t> q_slots;   // K/V slots the rows' K/V are written to
+  std::span<const std::int32_t> kv_pos;    // positions of S_l (a superset of q_pos), ascending
+  std::span<const std::int64_t> kv_slots;  // slots of S_l's K/V
+  bool want_scores = false;                // fill scores over kv_pos: last row's softmax attention, mean over heads
+};
+
+/// One sequence's share of a batched layer call: its rows of the activations (its C_l) and its
+/// entries of the concatenated key arrays (its S_l).
+struct SeqSpan {
+  int row_begin = 0;          // first row of x (rows are grouped by sequence, in call order)
+  int rows = 0;               // |C_l| of this sequence (>= 1: its newest token is always computed)
+  std::int64_t kv_begin = 0;  // first entry of kv_pos / kv_slots (and of the scores)
+  std::int64_t n_kv = 0;      // |S_l| of this sequence
+  bool want_scores = false;   // fill scores[kv_begin, kv_begin + n_kv): its last row's attention
+};
+
+/// One decoder layer over several sequences at once: the GEMMs run over all rows, attention runs
+/// per sequence over its own set (causal by position, within the sequence). q_pos / q_slots have
+/// one entry per row; kv_pos / kv_slots are the sequences' sets one after another. A batch of one
+/// sequence is exactly a LayerCall.
+struct BatchLayerCall {
+  int layer = 0;
+  std::span<const std::int32_t> q_pos;
+  std::span<const std::int64_t> q_slots;
+  std::span<const std::int32_t> kv_pos;
+  std::span<const std::int64_t> kv_slots;
+  std::span<const SeqSpan> seqs;
 };
 
 /// A backend owns the weights, the activations and the K/V + Aux storage, and provides:
@@ -34,10 +59,9 @@ struct LayerCall {
 ///  - `logits(x, row)`: final norm + classifier of one row, as host floats;
 ///  - `config()`, `name()`, `aux_bytes_per_token()`, `synchronize()`.
 template <class B>
-concept AttentionBackend = requires(B& b, const B& cb, typename B::Activations& x,
-                                    const typename B::Activations& cx, std::span<const std::int32_t> ids,
-                                    std::span<const std::int64_t> slots, const LayerCall& call,
-                                    std::span<float> scores, std::int64_t n) {
+concept AttentionBackend = requires(B& b, const B& cb, typename B::Activations& x, const typename B::Activations& cx,
+                                    std::span<const std::int32_t> ids, std::span<const std::int64_t> slots,
+                                    const LayerCall& call, std::span<float> scores, std::int64_t n) {
   typename B::Activations;
   b.allocate(n, n);
   b.embed(ids, x);
@@ -79,6 +103,41 @@ concept SelectingBackend = requires(B& b, const B& cb, typename B::Activations& 
                                     std::span<std::uint8_t> keep) {
   { cb.device_select() } -> std::convertible_to<bool>;
   b.layer_select(call, x, p, keep);
+};
+
+/// Optional (required by the Engine): a backend that runs many sequences per step over one shared
+/// model and keeps their K/V and Aux Cache entries in a BlockPool's arena.
+///  - `B::Model`: the immutable weights on the backend's device, shared by any number of
+///    backends (threads, engines) through std::shared_ptr<const Model>; `B(model, args...)`
+///    builds a backend over it without copying weights, `model()` returns it;
+///  - `kv_token_bytes()`: K + V of one token at one layer, in the backend's storage type;
+///  - `arena_allocator()`: where the pool's arena lives when the engine brings none;
+///  - `bind_arena(arena, geometry)`: use the pool's arena for K/V and Aux (slots are the pool's);
+///  - `layer_batch(call, x, scores)`: BatchLayerCall;
+///  - `logits_rows(x, rows, out)`: the logits of several rows, out[i * vocab ...] (host floats).
+template <class B>
+concept BatchedBackend = AttentionBackend<B> &&
+    requires(B& b, const B& cb, const BatchLayerCall& call, typename B::Activations& x,
+             const typename B::Activations& cx, std::span<float> scores, void* arena, std::span<const int> rows,
+             const PoolGeometry& g) {
+  typename B::Model;
+  { cb.model() } -> std::convertible_to<const std::shared_ptr<const typename B::Model>&>;
+  { cb.kv_token_bytes() } -> std::convertible_to<std::int64_t>;
+  b.arena_allocator();
+  b.bind_arena(arena, g);
+  b.layer_batch(call, x, scores);
+  b.logits_rows(cx, rows, scores);
+};
+
+/// Optional: a BatchedBackend that also applies the percentile rule itself per sequence (the
+/// batched form of SelectingBackend): percentiles[i] >= 0 for the sequences whose selection is the
+/// rule (they must want scores), < 0 for the others, whose scores come back as in layer_batch;
+/// keep flags come back over the concatenated sets for the former.
+template <class B>
+concept BatchSelectingBackend = BatchedBackend<B> && SelectingBackend<B> &&
+    requires(B& b, const BatchLayerCall& call, typename B::Activations& x, std::span<const float> percentiles,
+             std::span<float> scores, std::span<std::uint8_t> keep) {
+  b.layer_select_batch(call, x, percentiles, scores, keep);
 };
 
 namespace detail {

@@ -37,6 +37,19 @@ concept CacheLayout = std::default_initializable<L> &&
   { cc.name() } -> std::convertible_to<std::string_view>;
 };
 
+/// Optional: a layout that can undo a step. `begin_step()` opens a step, `rollback_step()` undoes
+/// every add_kv / add_aux / release_aux since then (blocks taken are given back, released Aux
+/// entries come back with their slots and data untouched), `commit_step()` keeps them. Between
+/// begin and commit a released Aux slot is not reused, so a rollback finds its data intact. The
+/// pipeline and the engine make every step atomic with it; a layout without it is copied before
+/// each step instead (correct, but O(context) host work per step).
+template <class L>
+concept TransactionalLayout = CacheLayout<L> && requires(L& c) {
+  c.begin_step();
+  c.commit_step();
+  c.rollback_step();
+};
+
 namespace detail {
 template <class L>
 constexpr bool check_layout() {

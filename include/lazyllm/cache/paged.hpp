@@ -33,6 +33,8 @@ class PagedLayout {
     used_blocks_ = 0;
     present_.assign(std::size_t(pool_ * BlockSize), 0);
     aux_.reset(s);
+    undo_.clear();
+    in_step_ = false;
   }
   std::int64_t kv_slots() const { return pool_ * BlockSize; }
   std::int64_t aux_slots() const { return aux_.aux_slots(); }
@@ -51,11 +53,13 @@ class PagedLayout {
         throw Error("paged KV cache: all " + std::to_string(pool_) + " blocks of " + std::to_string(BlockSize) +
                     " tokens are in use (raise max_blocks)");
       b = used_blocks_++;
+      if (in_step_) undo_.push_back({entry(l, p), -1});
     }
     const auto s = b * BlockSize + (p % BlockSize);
     if (present_[std::size_t(s)])
       throw Error("internal: K/V of token " + std::to_string(p) + " at layer " + std::to_string(l) + " computed twice");
     present_[std::size_t(s)] = 1;
+    if (in_step_) undo_.push_back({0, s});
     return s;
   }
   std::int64_t aux_slot(int l, std::int32_t p) const { return aux_.aux_slot(l, p); }
@@ -63,6 +67,32 @@ class PagedLayout {
   void release_aux(int l, std::int32_t p) { aux_.release_aux(l, p); }
   std::int64_t aux_live() const { return aux_.aux_live(); }
   static constexpr std::string_view name() { return "paged"; }
+
+  // TransactionalLayout: blocks are taken in order from a counter, so undoing a step's block
+  // allocations (newest first) returns the counter to where it was.
+  void begin_step() {
+    undo_.clear();
+    in_step_ = true;
+    aux_.begin_step();
+  }
+  void commit_step() {
+    undo_.clear();
+    in_step_ = false;
+    aux_.commit_step();
+  }
+  void rollback_step() {
+    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
+      if (it->slot >= 0) {
+        present_[std::size_t(it->slot)] = 0;
+      } else {
+        table_[it->table_entry] = -1;
+        --used_blocks_;
+      }
+    }
+    undo_.clear();
+    in_step_ = false;
+    aux_.rollback_step();
+  }
 
   /// The block table of one layer (block id per BlockSize positions, -1 = none).
   std::span<const std::int64_t> block_table(int l) const {
@@ -80,8 +110,14 @@ class PagedLayout {
   std::int64_t pool_ = 0, used_blocks_ = 0;
   std::vector<std::uint8_t> present_;
   ContiguousLayout aux_;  // Aux Cache bookkeeping (its K/V side is unused)
+  struct Undo {
+    std::size_t table_entry;  // a block taken for this table entry (when slot < 0)
+    std::int64_t slot;        // a slot marked present
+  };
+  std::vector<Undo> undo_;
+  bool in_step_ = false;
 };
 
-static_assert(CacheLayout<PagedLayout<>>);
+static_assert(TransactionalLayout<PagedLayout<>>);
 
 }  // namespace lazyllm
