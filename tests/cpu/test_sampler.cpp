@@ -165,3 +165,29 @@ TEST_CASE("run statistics serialise with derived totals") {
   CHECK(j["steps"][1]["phase"] == "decode");
   CHECK(j["prefill_fraction"].get<double>() == doctest::Approx(0.75));
 }
+
+TEST_CASE("sampler: min-p drops the tokens less likely than min_p times the most likely one") {
+  // p proportional to exp(l): token 0 is the most likely; token 1 at e^-0.5 = 0.61 of it, token 2
+  // at e^-1 = 0.37, token 3 at e^-3 = 0.05.
+  const std::vector<float> logits{2.0f, 1.5f, 1.0f, -1.0f};
+  auto draws = [&](float min_p) {
+    SamplerParams p;
+    p.temperature = 1.0f;
+    p.min_p = min_p;
+    p.seed = 7;
+    Sampler s(p);
+    std::vector<int> seen(4, 0);
+    for (int i = 0; i < 4000; ++i) ++seen[std::size_t(s.sample(logits))];
+    return seen;
+  };
+  const auto all = draws(0.0f), half = draws(0.5f), one = draws(1.0f);
+  CHECK(all[3] > 0);
+  CHECK(half[2] == 0);
+  CHECK(half[3] == 0);
+  CHECK(half[0] > half[1]);
+  CHECK(half[1] > 1000);  // renormalised over {0, 1}: 0.38 of the draws
+  CHECK(one[0] == 4000);
+  SamplerParams bad;
+  bad.min_p = 1.5f;
+  CHECK_THROWS_AS(Sampler{bad}, InvalidArgument);
+}
