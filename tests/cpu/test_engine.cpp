@@ -162,24 +162,31 @@ TEST_CASE("engine: each sequence of a batch gets what it gets alone, bit for bit
   }
 }
 
-TEST_CASE("engine: a token budget per step cuts prompts into chunks and runs decode tokens first") {
+TEST_CASE("engine: a token budget per step: decode tokens first, inputs never cut to fit, the rest wait") {
   const auto w = test::random_model(test::small_config(), 8, 0.3f);
   auto model = std::make_shared<const CpuModel>(w);
   const Schedule s = Schedule::parse("1:0.5,3:0.5");
-  Engine<CpuBackend> eng(model, EngineOptions{.max_step_tokens = 16});
+  Engine<CpuBackend> eng(model, EngineOptions{.pool_blocks = 256, .max_step_tokens = 16});
   const SeqId a = eng.add(prompt_of(10, 1, 64), policy::Lazy(s));
-  const SeqId b = eng.add(prompt_of(40, 2, 64), policy::Lazy(s));
-  auto r = eng.step();  // a's 10 tokens, then 6 of b's
-  CHECK(r.tokens == 16);
+  const SeqId b = eng.add(prompt_of(40, 2, 64), policy::Lazy(s), {.prefill_chunk = 8});
+  const SeqId c = eng.add(prompt_of(30, 3, 64), policy::Lazy(s));  // whole: 30 tokens in one step
+  auto r = eng.step();  // a's 10 tokens; b's chunk of 8 does not fit in the 6 left; c neither
+  CHECK(r.tokens == 10);
   CHECK(r.ready == std::vector<SeqId>{a});
-  CHECK(eng.pending(b) == 34);
   eng.decode(a, eng.sample(a));
-  r = eng.step();  // a's decode token first, then 15 of b
-  CHECK(r.tokens == 16);
-  CHECK(eng.pending(b) == 19);
-  CHECK(r.ready == std::vector<SeqId>{a});
-  CHECK(eng.stats(b).steps.size() == 2);
-  CHECK(eng.stats(b).steps[1].new_tokens == 15);
+  r = eng.step();  // a's decode token, then b's chunk (8); c's 30 wait
+  CHECK(r.tokens == 9);
+  CHECK(eng.pending(b) == 32);
+  CHECK(eng.pending(c) == 30);
+  eng.decode(a, eng.sample(a));
+  eng.remove(a);
+  r = eng.step();  // b's chunk (8); c waits
+  CHECK(r.tokens == 8);
+  eng.remove(b);
+  r = eng.step();  // c alone: larger than the budget, it goes whole as a step's first input
+  CHECK(r.tokens == 30);
+  CHECK(r.ready == std::vector<SeqId>{c});
+  CHECK(eng.stats(c).steps.size() == 1);
 }
 
 TEST_CASE("engine: a batch of one is the single-sequence pipeline, bit for bit") {

@@ -41,7 +41,9 @@ struct EngineOptions {
   /// then ignored. It must have been made for a backend of this model (engine_pool_geometry()).
   std::shared_ptr<BlockPool> pool{};
   /// Most tokens one step feeds (prompt chunks plus decode tokens), 0 = no limit. Decode tokens
-  /// come first; prompts are cut into chunks to fit, and sequences that do not fit wait.
+  /// come first, then prompts (whole, or in their SequenceOptions::prefill_chunk) in the order
+  /// they were added; an input that does not fit waits for a later step (a step's first input
+  /// always goes, whatever its size).
   int max_step_tokens = 0;
 };
 
@@ -167,17 +169,17 @@ class Engine {
     inputs_.clear();
     order_.clear();
     std::int64_t budget = opts_.max_step_tokens > 0 ? opts_.max_step_tokens : std::int64_t(1) << 62;
-    // Decode tokens first (a running sequence never waits for a new prompt), then prompts.
+    // Decode tokens first (a running sequence never waits for a new prompt), then prompts. A
+    // sequence's own input per step (its whole prompt, or its prefill_chunk) is never cut to fit:
+    // what does not fit waits for a later step (the first input of a step always goes), so what
+    // a sequence computes does not depend on what runs beside it.
     for (int pass = 0; pass < 2; ++pass)
       for (auto& [id, s] : seqs_) {
-        if (s->pending.empty() || (s->phase == Phase::Decode) != (pass == 0) || budget <= 0) continue;
+        if (s->pending.empty() || (s->phase == Phase::Decode) != (pass == 0)) continue;
         std::int64_t n = std::int64_t(s->pending.size());
         if (s->phase == Phase::Prefill && s->opts.prefill_chunk > 0)
           n = std::min<std::int64_t>(n, s->opts.prefill_chunk);
-        if (n > budget) {
-          if (s->phase == Phase::Decode) continue;  // one token: nothing to cut
-          n = budget;
-        }
+        if (n > budget && !batch_.empty()) continue;
         budget -= n;
         batch_.push_back(&s->core);
         inputs_.push_back({std::span<const std::int32_t>(s->pending.data(), std::size_t(n)), s->phase});
