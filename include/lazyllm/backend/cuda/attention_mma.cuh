@@ -15,7 +15,7 @@
 
 #include "lazyllm/backend/cuda/common.cuh"
 
-namespace lazyllm::cuda {
+namespace lazyllm::gpu {
 
 /// Tile shape of the tensor-core prefill kernel: `Warps` warps per block, each owning `MTiles`
 /// m16 tiles of query rows (rows per block = 16 * MTiles * Warps), `Keys` keys per shared-memory
@@ -403,4 +403,4 @@ void launch_mma_attention(const MmaAttnLaunchT<ST>& L, cudaStream_t stream) {
 }
 
 }  // namespace detail
-}  // namespace lazyllm::cuda
+}  // namespace lazyllm::gpu

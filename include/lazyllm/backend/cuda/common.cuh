@@ -17,7 +17,7 @@
 
 #include "lazyllm/detail/error.hpp"
 
-namespace lazyllm::cuda {
+namespace lazyllm::gpu {
 
 using bf16 = __nv_bfloat16;
 using fp16 = __half;
@@ -40,16 +40,26 @@ inline void check_cuda(cudaError_t e, const char* file, int line, const char* ca
 
 inline const char* cublas_status_name(cublasStatus_t s) {
   switch (s) {
-    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
-    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
-    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
-    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
-    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
-    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
-    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
-    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
-    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
-    default: return "cublasStatus_t (unknown)";
+    case CUBLAS_STATUS_SUCCESS:
+      return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED:
+      return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED:
+      return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE:
+      return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH:
+      return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_MAPPING_ERROR:
+      return "CUBLAS_STATUS_MAPPING_ERROR";
+    case CUBLAS_STATUS_EXECUTION_FAILED:
+      return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_INTERNAL_ERROR:
+      return "CUBLAS_STATUS_INTERNAL_ERROR";
+    case CUBLAS_STATUS_NOT_SUPPORTED:
+      return "CUBLAS_STATUS_NOT_SUPPORTED";
+    default:
+      return "cublasStatus_t (unknown)";
   }
 }
 
@@ -60,8 +70,8 @@ inline void check_cublas(cublasStatus_t s, const char* file, int line, const cha
 
 }  // namespace detail
 
-#define LAZYLLM_CUDA_CHECK(call) ::lazyllm::cuda::detail::check_cuda((call), __FILE__, __LINE__, #call)
-#define LAZYLLM_CUBLAS_CHECK(call) ::lazyllm::cuda::detail::check_cublas((call), __FILE__, __LINE__, #call)
+#define LAZYLLM_CUDA_CHECK(call) ::lazyllm::gpu::detail::check_cuda((call), __FILE__, __LINE__, #call)
+#define LAZYLLM_CUBLAS_CHECK(call) ::lazyllm::gpu::detail::check_cublas((call), __FILE__, __LINE__, #call)
 /// After a kernel launch: reports launch-configuration errors at the launch site.
 #define LAZYLLM_CUDA_CHECK_LAUNCH() LAZYLLM_CUDA_CHECK(cudaGetLastError())
 
@@ -349,7 +359,7 @@ __device__ __forceinline__ int count_le(const std::int32_t* kv_pos, int n, std::
 /// anything else in plain words.
 template <class S>
 struct Storage {
-  static_assert(sizeof(S) == 0, "lazyllm::cuda: the storage type must be cuda::bf16, cuda::fp16 or float");
+  static_assert(sizeof(S) == 0, "lazyllm::gpu: the storage type must be gpu::bf16, gpu::fp16 or float");
 };
 template <>
 struct Storage<bf16> {
@@ -418,4 +428,4 @@ __device__ __forceinline__ Vec8<S> pack8(const float (&f)[8]) {
 inline unsigned blocks_for(std::int64_t n, int threads) { return unsigned((n + threads - 1) / threads); }
 
 }  // namespace detail
-}  // namespace lazyllm::cuda
+}  // namespace lazyllm::gpu

@@ -14,7 +14,7 @@
 
 #include "lazyllm/backend/cuda/common.cuh"
 
-namespace lazyllm::cuda {
+namespace lazyllm::gpu {
 
 namespace detail {
 
@@ -110,8 +110,8 @@ class Gemm {
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
-    LAZYLLM_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_.get(), p->op, p->a, p->b, p->d, p->d, pref, 1, &result,
-                                                        &found));
+    LAZYLLM_CUBLAS_CHECK(
+        cublasLtMatmulAlgoGetHeuristic(handle_.get(), p->op, p->a, p->b, p->d, p->d, pref, 1, &result, &found));
     if (found == 0)
       throw Error(std::string("CudaBackend: cuBLASLt found no ") + (itype == CUDA_R_16F ? "fp16" : "bf16") +
                   " GEMM algorithm for rows=" + std::to_string(rows) + " in=" + std::to_string(in) +
@@ -125,4 +125,4 @@ class Gemm {
   std::map<Key, std::unique_ptr<detail::GemmPlan>> plans_;
 };
 
-}  // namespace lazyllm::cuda
+}  // namespace lazyllm::gpu

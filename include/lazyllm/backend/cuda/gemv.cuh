@@ -32,7 +32,7 @@
 #include "lazyllm/backend/cuda/kernels.cuh"
 #include "lazyllm/detail/error.hpp"
 
-namespace lazyllm::cuda {
+namespace lazyllm::gpu {
 
 /// The most rows the GEMV path takes; the backend uses cuBLASLt above it.
 inline constexpr int kGemvMaxRows = 4;
@@ -157,7 +157,7 @@ template <class In, class Epi>
 __global__ void __launch_bounds__(kGemvThreads)
     gemv_kernel(In in, const typename In::store_t* __restrict__ w, int k, int items, int rows, Epi epi) {
   using S = typename In::store_t;
-  static_assert(sizeof(S) == 2, "cuda::gemv: 2-byte storage only (bf16, fp16); fp32 uses cuBLASLt");
+  static_assert(sizeof(S) == 2, "gpu::gemv: 2-byte storage only (bf16, fp16); fp32 uses cuBLASLt");
   extern __shared__ uint4 gemv_smem[];
   S* xs = reinterpret_cast<S*>(gemv_smem);
   in.stage(xs, rows, k);
@@ -227,8 +227,8 @@ template <class In, class Epi>
 void run(const In& in, const typename In::store_t* w, int k, int items, int rows, const Epi& epi, cudaStream_t stream) {
   if (rows <= 0 || items <= 0) return;
   if (rows > kGemvMaxRows || k <= 0 || k % 8 != 0)
-    throw InvalidArgument("cuda::gemv::run: rows " + std::to_string(rows) + " (at most " +
-                          std::to_string(kGemvMaxRows) + "), k " + std::to_string(k) + " (a positive multiple of 8)");
+    throw InvalidArgument("gpu::gemv::run: rows " + std::to_string(rows) + " (at most " + std::to_string(kGemvMaxRows) +
+                          "), k " + std::to_string(k) + " (a positive multiple of 8)");
   const std::size_t smem = std::size_t(rows) * std::size_t(k) * sizeof(typename In::store_t);
   if (smem > 48 * 1024) {
     static int opted = 0;  // per instantiation: the largest dynamic shared memory allowed so far
@@ -244,4 +244,4 @@ void run(const In& in, const typename In::store_t* w, int k, int items, int rows
 }
 
 }  // namespace gemv
-}  // namespace lazyllm::cuda
+}  // namespace lazyllm::gpu

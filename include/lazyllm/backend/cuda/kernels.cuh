@@ -15,13 +15,13 @@
 #include "lazyllm/backend/cuda/common.cuh"
 #include "lazyllm/config/model_config.hpp"
 
-namespace lazyllm::cuda {
+namespace lazyllm::gpu {
 
 /// Element types of an instantiation: S storage, fp32 residual stream.
 template <class S>
 struct StoreTraits {
-  using store_t = S;         // weights, GEMM inputs/outputs, K/V cache
-  using residual_t = float;  // the residual stream (Activations) and the Aux Cache
+  using store_t = S;                        // weights, GEMM inputs/outputs, K/V cache
+  using residual_t = float;                 // the residual stream (Activations) and the Aux Cache
   static constexpr int kVec = 8;            // elements per thread per access (16 bytes)
   static constexpr int kNormThreads = 256;  // threads per row in RMSNorm
 };
@@ -123,9 +123,9 @@ template <class S>
 struct RopeArgsT {
   S* qkv = nullptr;  // [rows, ld]: q (n_heads*hd) | k (n_kv_heads*hd) | v (n_kv_heads*hd)
   int ld = 0, rows = 0, n_heads = 0, n_kv_heads = 0, hd = 0;
-  const std::int32_t* pos = nullptr;   // [rows] original positions
-  const std::int64_t* slots = nullptr; // [rows] K/V slots
-  const float2* table = nullptr;       // [max_pos, hd/2] (cos, sin)
+  const std::int32_t* pos = nullptr;    // [rows] original positions
+  const std::int64_t* slots = nullptr;  // [rows] K/V slots
+  const float2* table = nullptr;        // [max_pos, hd/2] (cos, sin)
   int max_pos = 0;
   RopeStyle style = RopeStyle::Interleaved;
   S* k_cache = nullptr;  // [slots, kvd]
@@ -297,7 +297,8 @@ inline void launch_gather_rows(const float* src, const std::int32_t* src_rows, c
 inline void launch_store_aux(const float* x, const std::int32_t* rows, const std::int64_t* aux_slots, int n, int dim,
                              float* aux, cudaStream_t s) {
   if (n <= 0) return;
-  store_aux_kernel<Bf16Traits><<<grid_for(std::int64_t(n) * dim / 4, 256), 256, 0, s>>>(x, rows, aux_slots, n, dim, aux);
+  store_aux_kernel<Bf16Traits>
+      <<<grid_for(std::int64_t(n) * dim / 4, 256), 256, 0, s>>>(x, rows, aux_slots, n, dim, aux);
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
@@ -316,4 +317,4 @@ inline std::vector<float2> rope_table(int max_pos, int head_dim, float theta) {
 }
 
 }  // namespace detail
-}  // namespace lazyllm::cuda
+}  // namespace lazyllm::gpu

@@ -16,7 +16,7 @@
 
 #include "lazyllm/backend/cuda/attention_mma.cuh"
 
-namespace lazyllm::cuda {
+namespace lazyllm::gpu {
 
 /// Tile shape of the Hopper prefill kernel for head dim HD; `MinBlocks` resident blocks per SM
 /// (the register cap follows: 3 blocks of 128 threads leave 168 registers a thread; on an H200,
@@ -290,4 +290,4 @@ inline bool sm90_attention_available() {
   return result != 0;
 }
 
-}  // namespace lazyllm::cuda
+}  // namespace lazyllm::gpu
