@@ -19,7 +19,8 @@
 #include <vector>
 
 #include <cuda_fp16.h>
-#include "lazyllm/backend/cuda/common.cuh"
+#include "lazyllm/backend/cuda/numeric.cuh"
+#include "lazyllm/backend/cuda/runtime.cuh"
 #include "lazyllm/io/llama2c.hpp"
 #include "lazyllm/model/weights.hpp"
 #include "test_util.hpp"

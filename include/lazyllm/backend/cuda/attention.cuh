@@ -23,8 +23,10 @@
 #include <type_traits>
 
 #include "lazyllm/backend/cuda/attention_mma.cuh"
-#include "lazyllm/backend/cuda/common.cuh"
+#include "lazyllm/backend/cuda/numeric.cuh"
+#include "lazyllm/backend/cuda/runtime.cuh"
 #include "lazyllm/backend/cuda/sm90_attention.cuh"
+#include "lazyllm/backend/cuda/tuning.cuh"
 
 namespace lazyllm::gpu {
 
@@ -650,12 +652,12 @@ class Attention {
   /// Which kernel run() uses: the tensor-core prefill kernel, the decode kernel (at most
   /// kDecodeMaxRows rows), or the general CUDA-core kernel (any shape; splits over keys).
   enum class Kernel { Auto, TensorCore, Decode, CudaCore };
-  static constexpr int kDecodeMaxRows = 4;
+  static constexpr int kDecodeMaxRows = tuning::AttentionDispatch::kDecodeMaxRows;
   /// Row count from which Auto takes the tensor-core kernel (head_dim 64 or 128): below it the
   /// CUDA-core kernel, which can split over keys, keeps decode-sized calls fast.
-  static constexpr int kTensorCoreMinRows = 64;
-  /// Waves of resident blocks the decode kernel's key split aims at (see run_16).
-  static constexpr int kDecodeWaves = 1;
+  static constexpr int kTensorCoreMinRows = tuning::AttentionDispatch::kTensorCoreMinRows;
+  /// Waves of resident blocks the decode kernel's key split aims at (see decode_split_cap).
+  static constexpr int kDecodeWaves = tuning::AttentionDispatch::kDecodeWaves;
 
   /// out = causal softmax(q k^T / sqrt(hd)) v. `force_splits` > 0 fixes the number of key
   /// splits of the CUDA-core kernel (tests; implies Kernel::CudaCore); 0 chooses.
@@ -720,14 +722,15 @@ class Attention {
     detail::AttnLaunchT<ST> L;
     L.a = a;
     L.scale_log2 = float(1.4426950408889634 / std::sqrt(double(a.hd)));
-    constexpr int BK = 64, BR = 16;
+    constexpr int BK = AttnTraits<64>::kKeys, BR = AttnTraits<64>::kBlockRows;  // the same for HD 128
+    using Split = tuning::SimtSplit;
     const int q_blocks = (a.rows + BR - 1) / BR * a.n_heads;
     const int tiles = (a.n_kv + BK - 1) / BK;
     int splits = 1;
     if (force_splits > 0)
       splits = force_splits;
-    else if (q_blocks < sm_count_ && tiles > 4)
-      splits = std::min(tiles / 2, (2 * sm_count_ + q_blocks - 1) / q_blocks);
+    else if (q_blocks < sm_count_ && tiles > Split::kMinTiles)
+      splits = std::min(tiles / Split::kMinTilesPerSplit, (Split::kBlocksPerSm * sm_count_ + q_blocks - 1) / q_blocks);
     splits = std::max(1, std::min(splits, tiles));
     L.keys_per_split = (tiles + splits - 1) / splits * BK;
     L.n_splits = (a.n_kv + L.keys_per_split - 1) / L.keys_per_split;

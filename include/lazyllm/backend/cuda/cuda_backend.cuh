@@ -7,7 +7,8 @@
 //
 // Layering: CudaBackend (this file: weights, storage, index uploads, the order of a layer)
 //   -> Gemm (gemm.cuh, cuBLASLt) / Attention (attention.cuh) / detail::launch_* (kernels.cuh)
-//   -> kernels templated on traits structs -> warp/block helpers (common.cuh).
+//   -> kernels templated on traits structs -> storage types and warp/block helpers (numeric.cuh);
+//   host runtime (errors, buffers, events, graphs) in runtime.cuh, tuning numbers in tuning.cuh.
 #pragma once
 #include <algorithm>
 #include <array>
@@ -23,11 +24,13 @@
 
 #include "lazyllm/backend/attention_backend.hpp"
 #include "lazyllm/backend/cuda/attention.cuh"
-#include "lazyllm/backend/cuda/common.cuh"
 #include "lazyllm/backend/cuda/gemm.cuh"
 #include "lazyllm/backend/cuda/gemv.cuh"
 #include "lazyllm/backend/cuda/kernels.cuh"
+#include "lazyllm/backend/cuda/numeric.cuh"
 #include "lazyllm/backend/cuda/profiler.cuh"
+#include "lazyllm/backend/cuda/runtime.cuh"
+#include "lazyllm/backend/cuda/tuning.cuh"
 #include "lazyllm/detail/error.hpp"
 #include "lazyllm/detail/parallel.hpp"
 #include "lazyllm/model/weights.hpp"
@@ -415,7 +418,7 @@ class BasicCudaBackend {
       return false;
     // Each layer's section holds n_kv, the row's position and slot, then kv_pos and kv_slots for
     // up to `cap` keys; the capacity doubles (sections move, so the next step captures anew).
-    const int cap = std::max(256, int(std::bit_ceil(unsigned(n_kv_max))));
+    const int cap = std::max(gpu::tuning::DecodeGraphs::kMinKeyCapacity, int(std::bit_ceil(unsigned(n_kv_max))));
     graph_.copied.create();
     LAZYLLM_CUDA_CHECK(cudaEventSynchronize(graph_.copied.get()));  // the last upload has read the staging
     if (cap > graph_.cap) {
@@ -733,9 +736,8 @@ class BasicCudaBackend {
     std::vector<GraphRecord> rec;
     std::vector<GraphChunk> chunks;          // one graph per chunk_layers layers
     std::vector<const void*> step_key, key;  // this step's shared pointers; a chunk's (scratch)
-    // Layers per graph: the first graph starts on the GPU while the host stages the rest (4:
-    // measured on an H200, 7B shape, against one graph per step).
-    std::size_t chunk_layers = 4;
+    // Layers per graph: the first graph starts on the GPU while the host stages the rest.
+    std::size_t chunk_layers = gpu::tuning::DecodeGraphs::kChunkLayers;
     gpu::PinnedBuffer<std::int64_t> host;
     gpu::DeviceBuffer<std::int64_t> dev;
     gpu::Event copied;  // the last upload from `host` has run

@@ -12,7 +12,9 @@
 #include <string>
 #include <tuple>
 
-#include "lazyllm/backend/cuda/common.cuh"
+#include "lazyllm/backend/cuda/numeric.cuh"
+#include "lazyllm/backend/cuda/runtime.cuh"
+#include "lazyllm/backend/cuda/tuning.cuh"
 
 namespace lazyllm::gpu {
 
@@ -54,7 +56,7 @@ struct GemmPlan {
 /// Owns the cuBLASLt handle, the workspace and the plan cache. Move-only.
 class Gemm {
  public:
-  static constexpr std::size_t kWorkspaceBytes = std::size_t(32) << 20;
+  static constexpr std::size_t kWorkspaceBytes = tuning::Gemm::kWorkspaceBytes;
 
   Gemm() = default;
   /// Creates the handle and the workspace (call with a device present).

@@ -28,14 +28,16 @@
 #include <cstdint>
 #include <string>
 
-#include "lazyllm/backend/cuda/common.cuh"
 #include "lazyllm/backend/cuda/kernels.cuh"
+#include "lazyllm/backend/cuda/numeric.cuh"
+#include "lazyllm/backend/cuda/runtime.cuh"
+#include "lazyllm/backend/cuda/tuning.cuh"
 #include "lazyllm/detail/error.hpp"
 
 namespace lazyllm::gpu {
 
 /// The most rows the GEMV path takes; the backend uses cuBLASLt above it.
-inline constexpr int kGemvMaxRows = 4;
+inline constexpr int kGemvMaxRows = tuning::Gemv::kMaxRows;
 
 namespace gemv {
 
@@ -127,7 +129,7 @@ namespace detail {
 inline constexpr int kGemvThreads = 256;
 static_assert(kGemvThreads == Bf16Traits::kNormThreads, "gemv::RmsNormRows must sum like rmsnorm_kernel");
 inline constexpr int kGemvWarps = kGemvThreads / 32;
-inline constexpr int kGemvUnroll = 4;  // 16-byte weight loads in flight per lane and weight row
+inline constexpr int kGemvUnroll = tuning::Gemv::kUnroll;  // 16-byte weight loads in flight per lane and weight row
 
 __device__ __forceinline__ uint4 load_stream(const uint4* p) {
   uint4 v;
@@ -212,7 +214,7 @@ inline int gemv_max_blocks() {
     int dev = 0, sms = 0;
     LAZYLLM_CUDA_CHECK(cudaGetDevice(&dev));
     LAZYLLM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    return sms * 4;
+    return sms * tuning::Gemv::kBlocksPerSm;
   }();
   return n;
 }

@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-#include "lazyllm/backend/cuda/common.cuh"
+#include "lazyllm/backend/cuda/runtime.cuh"
 #include "lazyllm/detail/error.hpp"
 
 namespace lazyllm::gpu {

@@ -35,7 +35,7 @@
 #include <string>
 #include <vector>
 
-#include "lazyllm/backend/cuda/common.cuh"
+#include "lazyllm/backend/cuda/runtime.cuh"
 #include "lazyllm/detail/error.hpp"
 #include "lazyllm/model/sampler.hpp"
 

@@ -22,7 +22,7 @@
 #include <cub/device/device_select.cuh>
 #include <string>
 
-#include "lazyllm/backend/cuda/common.cuh"
+#include "lazyllm/backend/cuda/runtime.cuh"
 #include "lazyllm/detail/error.hpp"
 
 namespace lazyllm::gpu {
