@@ -40,7 +40,7 @@ struct Plan {
   int graph_chunk = 0;     // (cuda) --graph-chunk N: layers per decode graph (0: the backend's default)
 };
 
-/// The op classes of --breakdown, in the order of lazyllm::cuda::OpClass (profiler.cuh; checked
+/// The op classes of --breakdown, in the order of lazyllm::gpu::OpClass (profiler.cuh; checked
 /// there by a static_assert in bench_cuda.cu).
 inline constexpr std::array<std::string_view, 7> kBreakdownClasses{"gemm",   "attention", "scores", "select",
                                                                    "gather", "norm",      "other"};

@@ -16,14 +16,14 @@
 
 namespace lazyllm::bench {
 
-static_assert(kBreakdownClasses.size() == std::size_t(cuda::kOpClasses));
-static_assert(kBreakdownClasses[0] == cuda::op_class_name(cuda::OpClass::Gemm) &&
-              kBreakdownClasses[3] == cuda::op_class_name(cuda::OpClass::Select) &&
-              kBreakdownClasses[6] == cuda::op_class_name(cuda::OpClass::Other));
+static_assert(kBreakdownClasses.size() == std::size_t(gpu::kOpClasses));
+static_assert(kBreakdownClasses[0] == gpu::op_class_name(gpu::OpClass::Gemm) &&
+              kBreakdownClasses[3] == gpu::op_class_name(gpu::OpClass::Select) &&
+              kBreakdownClasses[6] == gpu::op_class_name(gpu::OpClass::Other));
 
 namespace {
 
-/// Timing CUDA event (the backend's cuda::Event disables timing).
+/// Timing CUDA event (the backend's gpu::Event disables timing).
 class TimingEvent {
  public:
   TimingEvent() { LAZYLLM_CUDA_CHECK(cudaEventCreate(&e_)); }
@@ -43,7 +43,7 @@ double elapsed_ms(const TimingEvent& a, const TimingEvent& b) {
   return double(ms);
 }
 
-__global__ void fill_random_bf16(cuda::bf16* p, std::size_t n, float scale, std::uint32_t seed) {
+__global__ void fill_random_bf16(gpu::bf16* p, std::size_t n, float scale, std::uint32_t seed) {
   for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x) {
     std::uint32_t h = std::uint32_t(i) * 2654435761u ^ seed ^ std::uint32_t(i >> 32) * 0x9E3779B9u;
     h ^= h >> 16, h *= 0x7feb352du, h ^= h >> 15, h *= 0x846ca68bu, h ^= h >> 16;
@@ -51,13 +51,13 @@ __global__ void fill_random_bf16(cuda::bf16* p, std::size_t n, float scale, std:
   }
 }
 
-void fill(cuda::DeviceBuffer<cuda::bf16>& b, float scale, std::uint32_t seed, cudaStream_t s) {
+void fill(gpu::DeviceBuffer<gpu::bf16>& b, float scale, std::uint32_t seed, cudaStream_t s) {
   if (!b) return;
   fill_random_bf16<<<1024, 256, 0, s>>>(b.get(), b.size(), scale, seed);
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
-/// The model's linear layers alone, through the backend's own cuda::Gemm (same cuBLASLt plans,
+/// The model's linear layers alone, through the backend's own gpu::Gemm (same cuBLASLt plans,
 /// hence the same algorithms as the forward), on random bf16 data: per layer with r rows the
 /// fused QKV [r, d] x [d + 2 kvd, d]^T, O [r, d] x [d, d]^T, fused gate/up [r, d] x [2 hid, d]^T
 /// and down [r, hid] x [d, hid]^T (bf16 out), then the classifier of the last token (fp32 out).
@@ -85,7 +85,7 @@ class GemmFloor {
     }
   }
   /// Queues one pass: `rows[l]` tokens in layer l.
-  void pass(cuda::Gemm& g, const RuntimeConfig& c, int hid, const std::vector<int>& rows, cudaStream_t s) {
+  void pass(gpu::Gemm& g, const RuntimeConfig& c, int hid, const std::vector<int>& rows, cudaStream_t s) {
     const int d = c.dim, kvd = c.kv_dim();
     for (int r : rows) {
       if (r <= 0) continue;
@@ -98,8 +98,8 @@ class GemmFloor {
   }
 
  private:
-  cuda::DeviceBuffer<cuda::bf16> w_qkv_, w_o_, w_gu_, w_down_, w_cls_, x_, y_;
-  cuda::DeviceBuffer<float> logits_;
+  gpu::DeviceBuffer<gpu::bf16> w_qkv_, w_o_, w_gu_, w_down_, w_cls_, x_, y_;
+  gpu::DeviceBuffer<float> logits_;
   std::size_t rows_ = 0;
 };
 
@@ -169,7 +169,7 @@ struct CudaExt {
                      m.floor_ms.back());
     }
     if (plan.breakdown) {
-      cuda::Profiler prof(c.n_layers);
+      gpu::Profiler prof(c.n_layers);
       struct Detach {
         decltype(be)& b;
         ~Detach() { b.set_profiler(nullptr); }
@@ -185,14 +185,14 @@ struct CudaExt {
       bd.passes = prof.passes();
       bd.ms.assign(std::size_t(c.n_layers + 1), {});
       for (int l = -1; l < c.n_layers; ++l)
-        for (int k = 0; k < cuda::kOpClasses; ++k)
-          bd.ms[std::size_t(l + 1)][std::size_t(k)] = prof.ms(l, cuda::OpClass(k)) / prof.passes();
+        for (int k = 0; k < gpu::kOpClasses; ++k)
+          bd.ms[std::size_t(l + 1)][std::size_t(k)] = prof.ms(l, gpu::OpClass(k)) / prof.passes();
       bd.ttft_ms = prof.total() / prof.passes();
       if (plan.progress)
         std::fprintf(stderr, "  %s %s pp%d: profiled TTFT %.2f ms (gemm %.2f)\n", m.policy.c_str(),
                      m.schedule.c_str(), m.n_prompt, bd.ttft_ms, bd.total(0));
       if (plan.n_gen > 0) {  // decode steps after the prompt, one profiled pass each
-        cuda::Profiler dprof(c.n_layers);
+        gpu::Profiler dprof(c.n_layers);
         be.set_profiler(nullptr);
         pipe.reset();
         auto logits = pipe.prefill(prompt);
@@ -207,8 +207,8 @@ struct CudaExt {
         dd.passes = dprof.passes();
         dd.ms.assign(std::size_t(c.n_layers + 1), {});
         for (int l = -1; l < c.n_layers; ++l)
-          for (int k = 0; k < cuda::kOpClasses; ++k)
-            dd.ms[std::size_t(l + 1)][std::size_t(k)] = dprof.ms(l, cuda::OpClass(k)) / dprof.passes();
+          for (int k = 0; k < gpu::kOpClasses; ++k)
+            dd.ms[std::size_t(l + 1)][std::size_t(k)] = dprof.ms(l, gpu::OpClass(k)) / dprof.passes();
         dd.ttft_ms = dprof.total() / dprof.passes();
         if (plan.progress)
           std::fprintf(stderr, "  %s %s tg%d@d%d: profiled %.3f ms/token (gemm %.3f, attention %.3f)\n",
@@ -270,7 +270,7 @@ nlohmann::json cuda_device_info() {
   j["driver_version"] = driver_version.empty() ? "unknown" : driver_version;
   j["sm_clock_now_mhz"] = current_sm_clock_mhz();
   try {  // whether prefill attention can take the Hopper wgmma kernel (sm_90a code on an sm_90 GPU)
-    j["wgmma_attention_kernel"] = cuda::sm90_attention_available();
+    j["wgmma_attention_kernel"] = gpu::sm90_attention_available();
   } catch (const std::exception&) {
     j["wgmma_attention_kernel"] = false;
   }

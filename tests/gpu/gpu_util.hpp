@@ -19,7 +19,8 @@
 #include <vector>
 
 #include <cuda_fp16.h>
-#include "lazyllm/backend/cuda/common.cuh"
+#include "lazyllm/backend/cuda/numeric.cuh"
+#include "lazyllm/backend/cuda/runtime.cuh"
 #include "lazyllm/io/llama2c.hpp"
 #include "lazyllm/model/weights.hpp"
 #include "test_util.hpp"
@@ -68,31 +69,31 @@ inline std::vector<float> randn(std::size_t n, unsigned seed, float scale = 1.0f
 
 /// The values as the GPU sees them after a round trip through bf16.
 inline std::vector<float> round_bf16(std::vector<float> v) {
-  for (auto& x : v) x = cuda::detail::round_bf16(x);
+  for (auto& x : v) x = gpu::detail::round_bf16(x);
   return v;
 }
 
 inline std::vector<std::uint16_t> to_bf16_bits(std::span<const float> v) {
   std::vector<std::uint16_t> b(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) b[i] = cuda::detail::float_to_bf16_bits(v[i]);
+  for (std::size_t i = 0; i < v.size(); ++i) b[i] = gpu::detail::float_to_bf16_bits(v[i]);
   return b;
 }
 
 template <class T>
-cuda::DeviceBuffer<T> to_device(std::span<const T> h) {
-  cuda::DeviceBuffer<T> d(std::max<std::size_t>(h.size(), 1));
+gpu::DeviceBuffer<T> to_device(std::span<const T> h) {
+  gpu::DeviceBuffer<T> d(std::max<std::size_t>(h.size(), 1));
   if (!h.empty()) LAZYLLM_CUDA_CHECK(cudaMemcpy(d.get(), h.data(), h.size_bytes(), cudaMemcpyHostToDevice));
   return d;
 }
 template <class T>
-cuda::DeviceBuffer<T> to_device(const std::vector<T>& h) {
+gpu::DeviceBuffer<T> to_device(const std::vector<T>& h) {
   return to_device(std::span<const T>(h));
 }
 
 /// fp32 host values uploaded as bf16.
-inline cuda::DeviceBuffer<cuda::bf16> to_device_bf16(std::span<const float> h) {
+inline gpu::DeviceBuffer<gpu::bf16> to_device_bf16(std::span<const float> h) {
   const auto bits = to_bf16_bits(h);
-  cuda::DeviceBuffer<cuda::bf16> d(std::max<std::size_t>(h.size(), 1));
+  gpu::DeviceBuffer<gpu::bf16> d(std::max<std::size_t>(h.size(), 1));
   LAZYLLM_CUDA_CHECK(cudaMemcpy(d.get(), bits.data(), bits.size() * 2, cudaMemcpyHostToDevice));
   return d;
 }
@@ -103,10 +104,10 @@ std::vector<T> to_host(const T* d, std::size_t n) {
   if (n) LAZYLLM_CUDA_CHECK(cudaMemcpy(h.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost));
   return h;
 }
-inline std::vector<float> bf16_to_host(const cuda::bf16* d, std::size_t n) {
+inline std::vector<float> bf16_to_host(const gpu::bf16* d, std::size_t n) {
   const auto bits = to_host(reinterpret_cast<const std::uint16_t*>(d), n);
   std::vector<float> f(n);
-  for (std::size_t i = 0; i < n; ++i) f[i] = cuda::detail::bf16_bits_to_float(bits[i]);
+  for (std::size_t i = 0; i < n; ++i) f[i] = gpu::detail::bf16_bits_to_float(bits[i]);
   return f;
 }
 
@@ -121,7 +122,6 @@ inline std::vector<int> sample_rows(int n, int k) {
   r.erase(std::unique(r.begin(), r.end()), r.end());
   return r;
 }
-
 
 inline std::vector<std::int32_t> prompt_of(int n, unsigned seed, int vocab) {
   std::vector<std::int32_t> p{1};

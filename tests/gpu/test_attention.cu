@@ -17,9 +17,9 @@ constexpr double kScoresBound = 1e-3;  // scores: fp32 throughout on identical b
 
 struct Case {
   int hd, n_heads, n_kv_heads;
-  int n_kv;        // |S_l|
-  int rows;        // computed rows (C_l), the last always the newest token
-  bool gaps;       // positions with gaps (a pruned set) rather than 0..n-1
+  int n_kv;   // |S_l|
+  int rows;   // computed rows (C_l), the last always the newest token
+  bool gaps;  // positions with gaps (a pruned set) rather than 0..n-1
   int force_splits = 0;
 };
 
@@ -27,33 +27,33 @@ struct Case {
 // each checked against the CPU reference like the kernels Attention::run chooses from, and timed
 // side by side in the informational timing case.
 template <class T>
-void launch_variant(const cuda::AttnArgs& a, cudaStream_t s) {
-  cuda::detail::launch_mma_attention<T, cuda::bf16>(cuda::detail::mma_launch_args(a), s);
+void launch_variant(const gpu::AttnArgs& a, cudaStream_t s) {
+  gpu::detail::launch_mma_attention<T, gpu::bf16>(gpu::detail::mma_launch_args(a), s);
 }
 template <class T>
-void launch_sm90_variant(const cuda::AttnArgs& a, cudaStream_t s) {
-  cuda::detail::launch_sm90_attention<T, cuda::bf16>(cuda::detail::mma_launch_args(a), s);
+void launch_sm90_variant(const gpu::AttnArgs& a, cudaStream_t s) {
+  gpu::detail::launch_sm90_attention<T, gpu::bf16>(gpu::detail::mma_launch_args(a), s);
 }
 struct Variant {
   std::string name;
   int hd;
-  void (*launch)(const cuda::AttnArgs&, cudaStream_t);
+  void (*launch)(const gpu::AttnArgs&, cudaStream_t);
   bool sm90 = false;
 };
 template <int HD, int W, int MT, int BK>
 Variant variant(const char* name) {
-  return {name, HD, &launch_variant<cuda::MmaAttnTraits<HD, W, MT, BK>>};
+  return {name, HD, &launch_variant<gpu::MmaAttnTraits<HD, W, MT, BK>>};
 }
 const std::vector<Variant>& variants() {
   static const std::vector<Variant> v{variant<128, 4, 1, 64>("mma 128 (default)"),
                                       variant<128, 4, 2, 64>("mma 128 w4 mt2"),
                                       variant<64, 4, 1, 64>("mma 64 (default)"),
                                       variant<64, 4, 2, 64>("mma 64 w4 mt2"),
-                                      {"sm90 128", 128, &launch_sm90_variant<cuda::Sm90AttnTraits<128>>, true}};
+                                      {"sm90 128", 128, &launch_sm90_variant<gpu::Sm90AttnTraits<128>>, true}};
   return v;
 }
 
-void run_case(const Case& cs, cuda::Attention& attn) {
+void run_case(const Case& cs, gpu::Attention& attn) {
   CAPTURE(cs.hd);
   CAPTURE(cs.n_heads);
   CAPTURE(cs.n_kv_heads);
@@ -95,10 +95,10 @@ void run_case(const Case& cs, cuda::Attention& attn) {
   auto dslots = to_device(kv_slots);
   auto dkvpos = to_device(kv_pos);
   auto dqpos = to_device(q_pos);
-  cuda::DeviceBuffer<cuda::bf16> out(std::size_t(rows) * d);
-  cuda::DeviceBuffer<float> scores{std::size_t(n)};
+  gpu::DeviceBuffer<gpu::bf16> out(std::size_t(rows) * d);
+  gpu::DeviceBuffer<float> scores{std::size_t(n)};
 
-  cuda::AttnArgs a;
+  gpu::AttnArgs a;
   a.q = dq.get();
   a.ldq = ldq;
   a.k_cache = dK.get();
@@ -138,11 +138,11 @@ void run_case(const Case& cs, cuda::Attention& attn) {
 
   // Every kernel that can take this case: the CUDA-core kernel (with the case's split), and, where
   // head_dim is 64/128 and no split is forced, the tensor-core kernel and (few rows) the decode one.
-  using Kn = cuda::Attention::Kernel;
+  using Kn = gpu::Attention::Kernel;
   std::vector<Kn> kernels{Kn::CudaCore};
   if ((hd == 64 || hd == 128) && cs.force_splits == 0) {
     kernels.push_back(Kn::TensorCore);
-    if (rows <= cuda::Attention::kDecodeMaxRows) kernels.push_back(Kn::Decode);
+    if (rows <= gpu::Attention::kDecodeMaxRows) kernels.push_back(Kn::Decode);
   }
   for (const auto kernel : kernels) {
     const bool tc = kernel == Kn::TensorCore, dec = kernel == Kn::Decode;
@@ -160,8 +160,8 @@ void run_case(const Case& cs, cuda::Attention& attn) {
       err = std::max(err, norm_err(std::span(got).subspan(std::size_t(rows_checked[i]) * d, std::size_t(d)), refs[i]));
     bool finite = true;
     for (float v : got) finite = finite && std::isfinite(v);
-    MESSAGE("n_kv=" << n << " rows=" << rows << " hd=" << hd << " heads=" << H << "/" << KH << " kernel="
-                    << std::string(kname) << " splits=" << attn.last_splits() << " err=" << err);
+    MESSAGE("n_kv=" << n << " rows=" << rows << " hd=" << hd << " heads=" << H << "/" << KH
+                    << " kernel=" << std::string(kname) << " splits=" << attn.last_splits() << " err=" << err);
     CHECK(finite);
     CHECK(err < kOutBound);
   }
@@ -199,7 +199,7 @@ void run_case(const Case& cs, cuda::Attention& attn) {
 
 TEST_CASE("attention: prefill lengths 1..8192, head_dim 64/128, MHA and GQA, vs CPU") {
   if (!have_gpu()) return;
-  cuda::Attention attn;
+  gpu::Attention attn;
   attn.init(132);
   // Quick (sanitizer) runs stop at 1000 tokens: 16 key tiles and 16 row blocks already cover the
   // kernels' pipelining and every block shape; the 4k and 8k cases only repeat them.
@@ -213,23 +213,23 @@ TEST_CASE("attention: prefill lengths 1..8192, head_dim 64/128, MHA and GQA, vs 
 
 TEST_CASE("attention: pruned sets (C_l a strict subset of S_l), decode, split over keys") {
   if (!have_gpu()) return;
-  cuda::Attention attn;
+  gpu::Attention attn;
   attn.init(132);
-  run_case({128, 32, 8, 1000, 300, true}, attn);   // revived + new rows among cached keys
+  run_case({128, 32, 8, 1000, 300, true}, attn);  // revived + new rows among cached keys
   run_case({64, 32, 32, 4096, 129, true}, attn);
-  run_case({128, 32, 32, 8192, 1, false}, attn);   // decode: automatic split over keys
+  run_case({128, 32, 32, 8192, 1, false}, attn);  // decode: automatic split over keys
   run_case({64, 16, 4, 8192, 1, true}, attn);
-  run_case({128, 32, 8, 4096, 3, true}, attn);     // few rows: split
-  run_case({128, 32, 32, 4097, 2, false}, attn);   // decode kernel, 2 rows, odd length
-  run_case({128, 32, 32, 200, 4, true}, attn);     // decode kernel at its row limit
-  run_case({64, 8, 8, 5, 2, true}, attn);          // fewer keys than one pass
+  run_case({128, 32, 8, 4096, 3, true}, attn);        // few rows: split
+  run_case({128, 32, 32, 4097, 2, false}, attn);      // decode kernel, 2 rows, odd length
+  run_case({128, 32, 32, 200, 4, true}, attn);        // decode kernel at its row limit
+  run_case({64, 8, 8, 5, 2, true}, attn);             // fewer keys than one pass
   run_case({128, 32, 32, 1000, 129, true, 4}, attn);  // forced split with full blocks of rows
   run_case({64, 8, 2, 129, 129, false, 3}, attn);
 }
 
 TEST_CASE("attention: small head dims (padded to 64) as in stories260K") {
   if (!have_gpu()) return;
-  cuda::Attention attn;
+  gpu::Attention attn;
   attn.init(132);
   run_case({8, 8, 4, 129, 129, false}, attn);
   run_case({8, 4, 1, 60, 20, true}, attn);
@@ -239,11 +239,11 @@ TEST_CASE("attention: small head dims (padded to 64) as in stories260K") {
 
 TEST_CASE("attention: timing at Llama-2-7B heads (informational, no bound)") {
   if (!have_gpu()) return;
-  cuda::Attention attn;
+  gpu::Attention attn;
   attn.init(132);
   for (int n : {1024, 4096, 8192}) {
     const int H = 32, hd = 128, d = H * hd;
-    cuda::DeviceBuffer<cuda::bf16> q(std::size_t(n) * d), K(std::size_t(n) * d), V(std::size_t(n) * d),
+    gpu::DeviceBuffer<gpu::bf16> q(std::size_t(n) * d), K(std::size_t(n) * d), V(std::size_t(n) * d),
         out(std::size_t(n) * d);
     LAZYLLM_CUDA_CHECK(cudaMemset(q.get(), 0, q.bytes()));
     LAZYLLM_CUDA_CHECK(cudaMemset(K.get(), 0, K.bytes()));
@@ -254,7 +254,7 @@ TEST_CASE("attention: timing at Llama-2-7B heads (informational, no bound)") {
     std::iota(slots.begin(), slots.end(), 0);
     auto dpos = to_device(pos);
     auto dslots = to_device(slots);
-    cuda::AttnArgs a;
+    gpu::AttnArgs a;
     a.q = q.get();
     a.ldq = d;
     a.k_cache = K.get();
@@ -272,7 +272,7 @@ TEST_CASE("attention: timing at Llama-2-7B heads (informational, no bound)") {
     cudaEvent_t e0, e1;
     LAZYLLM_CUDA_CHECK(cudaEventCreate(&e0));
     LAZYLLM_CUDA_CHECK(cudaEventCreate(&e1));
-    auto time_it = [&](int reps, cuda::Attention::Kernel k = cuda::Attention::Kernel::Auto) {
+    auto time_it = [&](int reps, gpu::Attention::Kernel k = gpu::Attention::Kernel::Auto) {
       attn.run(a, nullptr, 0, k);
       LAZYLLM_CUDA_CHECK(cudaEventRecord(e0));
       for (int i = 0; i < reps; ++i) attn.run(a, nullptr, 0, k);
@@ -311,12 +311,13 @@ TEST_CASE("attention: timing at Llama-2-7B heads (informational, no bound)") {
     const double flops = 4.0 * H * hd * (double(n) * n / 2);
     a.rows = 1;
     a.q_pos = dpos.get() + (n - 1);
-    const float decode_cc = time_it(20, cuda::Attention::Kernel::CudaCore);
+    const float decode_cc = time_it(20, gpu::Attention::Kernel::CudaCore);
     const float decode = time_it(20);
     MESSAGE("attention 32x128 n=" << n << ": causal prefill " << prefill << " ms (" << flops / prefill / 1e9
-                                  << " TFLOP/s, " << std::string(tc ? "tensor-core" : "cuda-core") << "), decode row " << decode << " ms (splits " << attn.last_splits() << ", "
-                                  << std::string(attn.last_decode() ? "decode kernel" : "cuda-core") << "; cuda-core kernel "
-                                  << decode_cc << " ms)");
+                                  << " TFLOP/s, " << std::string(tc ? "tensor-core" : "cuda-core") << "), decode row "
+                                  << decode << " ms (splits " << attn.last_splits() << ", "
+                                  << std::string(attn.last_decode() ? "decode kernel" : "cuda-core")
+                                  << "; cuda-core kernel " << decode_cc << " ms)");
     LAZYLLM_CUDA_CHECK(cudaEventDestroy(e0));
     LAZYLLM_CUDA_CHECK(cudaEventDestroy(e1));
   }

@@ -23,7 +23,7 @@ constexpr double kLogitsBound = 5e-2;  // as test_backend.cu (bf16 measured <= 0
 TEST_CASE("fp16: the backend's name and its static checks") {
   CHECK(CudaBackendFp16::name() == "cuda-fp16");
   CHECK(CudaBackend::name() == "cuda");
-  static_assert(std::is_same_v<CudaBackendFp16::store_t, cuda::fp16>);
+  static_assert(std::is_same_v<CudaBackendFp16::store_t, gpu::fp16>);
 }
 
 TEST_CASE("fp16: small models (MHA/GQA/MQA, both RoPE forms, padded FFN) vs CPU; lazy set sizes as the CPU's") {

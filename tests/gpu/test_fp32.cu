@@ -26,12 +26,12 @@ constexpr double kFp32Bound = 1e-4;  // fp32 both sides; only the order of the s
 TEST_CASE("fp32: name, and forced attention kernels are refused") {
   CHECK(CudaBackendFp32::name() == "cuda-fp32");
   if (!have_gpu()) return;
-  cuda::Attention attn;
-  cuda::AttnArgsT<float> a;
+  gpu::Attention attn;
+  gpu::AttnArgsT<float> a;
   a.rows = 1;
   a.hd = 64;
   CHECK_THROWS_AS(attn.run(a, nullptr, 2), InvalidArgument);
-  CHECK_THROWS_AS(attn.run(a, nullptr, 0, cuda::Attention::Kernel::TensorCore), InvalidArgument);
+  CHECK_THROWS_AS(attn.run(a, nullptr, 0, gpu::Attention::Kernel::TensorCore), InvalidArgument);
 }
 
 TEST_CASE("fp32: small models (MHA/GQA/MQA, both RoPE forms, padded FFN) and 7B-shaped layers vs CPU") {
@@ -106,7 +106,8 @@ TEST_CASE("fp32: models/lazyqa under LazyLLM = the independent PyTorch LazyLLM (
   for (const auto& c : j.at("cases")) {
     const std::string sched = c.at("schedule").get<std::string>();
     CAPTURE(sched);
-    Pipe<CudaBackendFp32, policy::Lazy> g(CudaBackendFp32{w}, policy::Lazy(policy::schedule_from_string(sched, w.config.n_layers)));
+    Pipe<CudaBackendFp32, policy::Lazy> g(CudaBackendFp32{w},
+                                          policy::Lazy(policy::schedule_from_string(sched, w.config.n_layers)));
     const auto ids = c.at("prompt_ids").get<std::vector<std::int32_t>>();
     auto l = logits_copy(g.prefill(ids));
     CHECK(norm_err(l, c.at("last_logits").get<std::vector<float>>()) < kFp32Bound);

@@ -10,7 +10,7 @@
 
 using namespace lazyllm;
 using namespace lazyllm::test;
-namespace gv = lazyllm::cuda::gemv;
+namespace gv = lazyllm::gpu::gemv;
 
 namespace {
 // Bounds (normalised error max|a-b| / max|b|):
@@ -35,7 +35,7 @@ TEST_CASE("gemv: RmsNormRows -> StoreBf16 / StoreF32 (QKV, classifier) vs cpu::r
   if (!have_gpu()) return;
   const Case cases[] = {{4096, 3 * 4096, "qkv 7B"}, {4096, 32000, "classifier 7B"}, {64, 37, "tiny"}, {72, 5, "tail"}};
   for (const auto& cs : cases)
-    for (int rows = 1; rows <= cuda::kGemvMaxRows; ++rows) {
+    for (int rows = 1; rows <= gpu::kGemvMaxRows; ++rows) {
       CAPTURE(cs.what);
       CAPTURE(rows);
       const auto w = round_bf16(randn(std::size_t(cs.items) * cs.k, 11, 0.02f));
@@ -49,11 +49,11 @@ TEST_CASE("gemv: RmsNormRows -> StoreBf16 / StoreF32 (QKV, classifier) vs cpu::r
       std::vector<float> ref(std::size_t(rows) * cs.items);
       cpu::matmul(ref.data(), xn.data(), w.data(), rows, cs.k, cs.items);
 
-      cuda::DeviceBuffer<cuda::bf16> yb(std::size_t(rows) * cs.items);
-      cuda::DeviceBuffer<float> yf(std::size_t(rows) * cs.items);
+      gpu::DeviceBuffer<gpu::bf16> yb(std::size_t(rows) * cs.items);
+      gpu::DeviceBuffer<float> yf(std::size_t(rows) * cs.items);
       const gv::RmsNormRows in{dx.get(), cs.k, dnw.get(), 1e-5f};
-      cuda::gemv::run(in, dw.get(), cs.k, cs.items, rows, gv::StoreBf16{yb.get(), cs.items}, nullptr);
-      cuda::gemv::run(in, dw.get(), cs.k, cs.items, rows, gv::StoreF32{yf.get(), cs.items}, nullptr);
+      gpu::gemv::run(in, dw.get(), cs.k, cs.items, rows, gv::StoreBf16{yb.get(), cs.items}, nullptr);
+      gpu::gemv::run(in, dw.get(), cs.k, cs.items, rows, gv::StoreF32{yf.get(), cs.items}, nullptr);
       LAZYLLM_CUDA_CHECK(cudaDeviceSynchronize());
       const auto gb = bf16_to_host(yb.get(), ref.size());
       const auto gf = to_host(yf.get(), ref.size());
@@ -61,11 +61,11 @@ TEST_CASE("gemv: RmsNormRows -> StoreBf16 / StoreF32 (QKV, classifier) vs cpu::r
       CHECK(norm_err(gf, ref) < kFp32Out * 10);  // xn may differ from the CPU's by one bf16 ulp
 
       // The fused norm is rmsnorm_kernel's: norm first, then Bf16Rows, gives the same bits.
-      cuda::DeviceBuffer<cuda::bf16> dxn(std::size_t(rows) * cs.k);
-      cuda::detail::launch_rmsnorm(dx.get(), dnw.get(), rows, cs.k, 1e-5f, dxn.get(), nullptr);
-      cuda::DeviceBuffer<float> yf2(std::size_t(rows) * cs.items);
-      cuda::gemv::run(gv::Bf16Rows{dxn.get(), cs.k}, dw.get(), cs.k, cs.items, rows, gv::StoreF32{yf2.get(), cs.items},
-                      nullptr);
+      gpu::DeviceBuffer<gpu::bf16> dxn(std::size_t(rows) * cs.k);
+      gpu::detail::launch_rmsnorm(dx.get(), dnw.get(), rows, cs.k, 1e-5f, dxn.get(), nullptr);
+      gpu::DeviceBuffer<float> yf2(std::size_t(rows) * cs.items);
+      gpu::gemv::run(gv::Bf16Rows{dxn.get(), cs.k}, dw.get(), cs.k, cs.items, rows, gv::StoreF32{yf2.get(), cs.items},
+                     nullptr);
       CHECK(to_host(yf2.get(), ref.size()) == gf);
     }
 }
@@ -75,7 +75,7 @@ TEST_CASE("gemv: Bf16Rows -> AddF32 (Wo, W2 with the residual add) vs cpu::matmu
   const Case cases[] = {
       {4096, 4096, "wo 7B"}, {11008, 4096, "w2 7B (48+ KiB of staged rows at 4 rows)"}, {72, 9, "tail"}};
   for (const auto& cs : cases)
-    for (int rows = 1; rows <= cuda::kGemvMaxRows; ++rows) {
+    for (int rows = 1; rows <= gpu::kGemvMaxRows; ++rows) {
       CAPTURE(cs.what);
       CAPTURE(rows);
       const int ld = cs.k + 8;  // input rows with padding between them
@@ -85,8 +85,8 @@ TEST_CASE("gemv: Bf16Rows -> AddF32 (Wo, W2 with the residual add) vs cpu::matmu
       auto dw = to_device_bf16(w);
       auto da = to_device_bf16(a);
       auto dx = to_device(x0);
-      cuda::gemv::run(gv::Bf16Rows{da.get(), ld}, dw.get(), cs.k, cs.items, rows, gv::AddF32{dx.get(), cs.items},
-                      nullptr);
+      gpu::gemv::run(gv::Bf16Rows{da.get(), ld}, dw.get(), cs.k, cs.items, rows, gv::AddF32{dx.get(), cs.items},
+                     nullptr);
       const auto got = to_host(dx.get(), x0.size());
       std::vector<float> ref(x0.size()), ar(std::size_t(rows) * cs.k);
       for (int r = 0; r < rows; ++r)
@@ -102,7 +102,7 @@ TEST_CASE("gemv: RmsNormRows -> SwiGlu (fused gate/up, padded hidden) vs cpu::ma
   if (!have_gpu()) return;
   const Case cases[] = {{4096, 11008, "gate/up 7B"}, {64, 176, "tiny"}, {72, 24, "tail"}};
   for (const auto& cs : cases)
-    for (int rows = 1; rows <= cuda::kGemvMaxRows; ++rows) {
+    for (int rows = 1; rows <= gpu::kGemvMaxRows; ++rows) {
       CAPTURE(cs.what);
       CAPTURE(rows);
       const int hid = cs.items;
@@ -112,9 +112,9 @@ TEST_CASE("gemv: RmsNormRows -> SwiGlu (fused gate/up, padded hidden) vs cpu::ma
       auto dw = to_device_bf16(w);
       auto dx = to_device(x);
       auto dnw = to_device(nw);
-      cuda::DeviceBuffer<cuda::bf16> h(std::size_t(rows) * hid);
-      cuda::gemv::run(gv::RmsNormRows{dx.get(), cs.k, dnw.get(), 1e-5f}, dw.get(), cs.k, hid, rows,
-                      gv::SwiGlu{h.get(), hid, hid}, nullptr);
+      gpu::DeviceBuffer<gpu::bf16> h(std::size_t(rows) * hid);
+      gpu::gemv::run(gv::RmsNormRows{dx.get(), cs.k, dnw.get(), 1e-5f}, dw.get(), cs.k, hid, rows,
+                     gv::SwiGlu{h.get(), hid, hid}, nullptr);
       const auto got = bf16_to_host(h.get(), std::size_t(rows) * hid);
       const auto xn = cpu_norm_rows(x, nw, rows, cs.k);
       std::vector<float> gu(std::size_t(rows) * 2 * hid), ref(std::size_t(rows) * hid);
@@ -130,11 +130,11 @@ TEST_CASE("gemv: RmsNormRows -> SwiGlu (fused gate/up, padded hidden) vs cpu::ma
 
 TEST_CASE("gemv: bad arguments throw") {
   if (!have_gpu()) return;
-  cuda::DeviceBuffer<cuda::bf16> w(64), y(64);
-  cuda::DeviceBuffer<float> x(64);
-  CHECK_THROWS_AS(cuda::gemv::run(gv::Bf16Rows{w.get(), 64}, w.get(), 64, 1, cuda::kGemvMaxRows + 1,
-                                  gv::StoreBf16{y.get(), 1}, nullptr),
+  gpu::DeviceBuffer<gpu::bf16> w(64), y(64);
+  gpu::DeviceBuffer<float> x(64);
+  CHECK_THROWS_AS(gpu::gemv::run(gv::Bf16Rows{w.get(), 64}, w.get(), 64, 1, gpu::kGemvMaxRows + 1,
+                                 gv::StoreBf16{y.get(), 1}, nullptr),
                   InvalidArgument);
-  CHECK_THROWS_AS(cuda::gemv::run(gv::Bf16Rows{w.get(), 12}, w.get(), 12, 1, 1, gv::StoreBf16{y.get(), 1}, nullptr),
+  CHECK_THROWS_AS(gpu::gemv::run(gv::Bf16Rows{w.get(), 12}, w.get(), 12, 1, 1, gv::StoreBf16{y.get(), 1}, nullptr),
                   InvalidArgument);
 }

@@ -126,7 +126,7 @@ TEST_CASE("decode graph: only for steps that prune nothing, and not while profil
   }
   {  // a profiler times single launches: no graph while it is attached
     GPipe<CudaBackend> p(CudaBackend{w});
-    cuda::Profiler prof(w.config.n_layers);
+    gpu::Profiler prof(w.config.n_layers);
     auto l = p.prefill(ids);
     p.backend().set_profiler(&prof);
     prof.begin(p.backend().stream());

@@ -12,17 +12,17 @@
 
 using namespace lazyllm;
 using namespace lazyllm::test;
-namespace cd = lazyllm::cuda::detail;
+namespace cd = lazyllm::gpu::detail;
 
 namespace {
 // Bounds (normalised error max|a-b| / max|b|):
-constexpr double kBf16Out = 1e-2;    // a bf16 output: one rounding (2^-9 relative) plus fp32 order
-constexpr double kFp32Out = 1e-4;    // an fp32 output of fp32 arithmetic on identical inputs
+constexpr double kBf16Out = 1e-2;  // a bf16 output: one rounding (2^-9 relative) plus fp32 order
+constexpr double kFp32Out = 1e-4;  // an fp32 output of fp32 arithmetic on identical inputs
 }  // namespace
 
 TEST_CASE("gemm: cuBLASLt bf16 (fp32 accumulate) vs cpu::matmul at Llama-2-7B shapes") {
   if (!have_gpu()) return;
-  cuda::Gemm gemm;
+  gpu::Gemm gemm;
   gemm.init();
   struct Shape {
     int in, out;
@@ -38,7 +38,7 @@ TEST_CASE("gemm: cuBLASLt bf16 (fp32 accumulate) vs cpu::matmul at Llama-2-7B sh
       CAPTURE(rows);
       const auto x = round_bf16(randn(std::size_t(rows) * s.in, unsigned(rows), 1.0f));
       auto dx = to_device_bf16(x);
-      cuda::DeviceBuffer<cuda::bf16> dy(std::size_t(rows) * s.out);
+      gpu::DeviceBuffer<gpu::bf16> dy(std::size_t(rows) * s.out);
       gemm.run(dx.get(), dw.get(), dy.get(), rows, s.in, s.out, nullptr);
       LAZYLLM_CUDA_CHECK(cudaDeviceSynchronize());
       const auto y = bf16_to_host(dy.get(), std::size_t(rows) * s.out);
@@ -58,7 +58,7 @@ TEST_CASE("gemm: cuBLASLt bf16 (fp32 accumulate) vs cpu::matmul at Llama-2-7B sh
     const auto x = round_bf16(randn(std::size_t(in), 4));
     auto dw = to_device_bf16(w);
     auto dx = to_device_bf16(x);
-    cuda::DeviceBuffer<float> dy(out);
+    gpu::DeviceBuffer<float> dy(out);
     gemm.run(dx.get(), dw.get(), dy.get(), 1, in, out, nullptr);
     const auto y = to_host(dy.get(), out);
     std::vector<float> ref(out);
@@ -98,7 +98,7 @@ TEST_CASE("rmsnorm vs cpu::rmsnorm") {
       for (auto& v : wn) v += 1.0f;
       auto dx = to_device(x);
       auto dw = to_device(wn);
-      cuda::DeviceBuffer<cuda::bf16> out(std::size_t(rows) * dim);
+      gpu::DeviceBuffer<gpu::bf16> out(std::size_t(rows) * dim);
       cd::launch_rmsnorm(dx.get(), dw.get(), rows, dim, 1e-5f, out.get(), nullptr);
       auto got = bf16_to_host(out.get(), std::size_t(rows) * dim);
       std::vector<float> ref(std::size_t(rows) * dim);
@@ -107,8 +107,8 @@ TEST_CASE("rmsnorm vs cpu::rmsnorm") {
       CHECK(norm_err(got, ref) < kBf16Out);
       CHECK(to_host(dx.get(), x.size()) == x);  // the input is only read
       // Rows kept in registers or read twice: the same arithmetic, the same bits.
-      cuda::DeviceBuffer<cuda::bf16> out0(std::size_t(rows) * dim);
-      cd::launch_rmsnorm<cuda::bf16, 0>(dx.get(), dw.get(), rows, dim, 1e-5f, out0.get(), nullptr);
+      gpu::DeviceBuffer<gpu::bf16> out0(std::size_t(rows) * dim);
+      cd::launch_rmsnorm<gpu::bf16, 0>(dx.get(), dw.get(), rows, dim, 1e-5f, out0.get(), nullptr);
       CHECK(bf16_to_host(out0.get(), std::size_t(rows) * dim) == got);
     }
   }
@@ -145,7 +145,7 @@ TEST_CASE("rope (both styles, original positions) + K/V scatter into slots vs cp
         auto dslots = to_device(slots);
         const auto table = cd::rope_table(max_pos, hd, 10000.0f);
         auto dtable = to_device(table);
-        cuda::DeviceBuffer<cuda::bf16> K(std::size_t(n_slots) * kvd), V(std::size_t(n_slots) * kvd);
+        gpu::DeviceBuffer<gpu::bf16> K(std::size_t(n_slots) * kvd), V(std::size_t(n_slots) * kvd);
         cd::RopeArgs a;
         a.qkv = dqkv.get();
         a.ld = ld;
@@ -165,14 +165,14 @@ TEST_CASE("rope (both styles, original positions) + K/V scatter into slots vs cp
         const auto got_k = bf16_to_host(K.get(), std::size_t(n_slots) * kvd);
         const auto got_v = bf16_to_host(V.get(), std::size_t(n_slots) * kvd);
         {  // the one-element path gives the same bits
-          cuda::DeviceBuffer<cuda::bf16> K1(std::size_t(n_slots) * kvd), V1(std::size_t(n_slots) * kvd);
+          gpu::DeviceBuffer<gpu::bf16> K1(std::size_t(n_slots) * kvd), V1(std::size_t(n_slots) * kvd);
           LAZYLLM_CUDA_CHECK(cudaMemset(K1.get(), 0, K1.bytes()));
           LAZYLLM_CUDA_CHECK(cudaMemset(V1.get(), 0, V1.bytes()));
           cd::RopeArgs a1 = a;
           a1.qkv = dqkv1.get();
           a1.k_cache = K1.get();
           a1.v_cache = V1.get();
-          cd::launch_rope_store<cuda::bf16, false>(a1, nullptr);
+          cd::launch_rope_store<gpu::bf16, false>(a1, nullptr);
           CHECK(bf16_to_host(dqkv1.get(), std::size_t(rows) * ld) == got_qkv);
           const auto k1 = bf16_to_host(K1.get(), std::size_t(n_slots) * kvd);
           bool same_k = true;
@@ -185,8 +185,10 @@ TEST_CASE("rope (both styles, original positions) + K/V scatter into slots vs cp
         double eq = 0, ek = 0, ev = 0;
         for (int r : sample_rows(rows, 16)) {
           std::vector<float> q(qkv.begin() + std::ptrdiff_t(r) * ld, qkv.begin() + std::ptrdiff_t(r) * ld + d);
-          std::vector<float> k(qkv.begin() + std::ptrdiff_t(r) * ld + d, qkv.begin() + std::ptrdiff_t(r) * ld + d + kvd);
-          std::vector<float> v(qkv.begin() + std::ptrdiff_t(r) * ld + d + kvd, qkv.begin() + std::ptrdiff_t(r + 1) * ld);
+          std::vector<float> k(qkv.begin() + std::ptrdiff_t(r) * ld + d,
+                               qkv.begin() + std::ptrdiff_t(r) * ld + d + kvd);
+          std::vector<float> v(qkv.begin() + std::ptrdiff_t(r) * ld + d + kvd,
+                               qkv.begin() + std::ptrdiff_t(r + 1) * ld);
           for (int h = 0; h < n_heads; ++h) cpu::rope(q.data() + h * hd, hd, pos[r], 10000.0f, style);
           for (int h = 0; h < n_kv; ++h) cpu::rope(k.data() + h * hd, hd, pos[r], 10000.0f, style);
           eq = std::max(eq, norm_err(std::span(got_qkv).subspan(std::size_t(r) * ld, std::size_t(d)), q));
@@ -206,7 +208,7 @@ TEST_CASE("swiglu vs cpu::swiglu (hidden 11008)") {
     CAPTURE(rows);
     const auto gu = round_bf16(randn(std::size_t(rows) * 2 * hid, 21, 2.0f));
     auto dgu = to_device_bf16(gu);
-    cuda::DeviceBuffer<cuda::bf16> h(std::size_t(rows) * hid);
+    gpu::DeviceBuffer<gpu::bf16> h(std::size_t(rows) * hid);
     cd::launch_swiglu(dgu.get(), rows, hid, h.get(), nullptr);
     const auto got = bf16_to_host(h.get(), std::size_t(rows) * hid);
     std::vector<float> ref(std::size_t(rows) * hid);
@@ -225,7 +227,7 @@ TEST_CASE("embedding gather, row gather with Aux Cache entries (-1), store_aux a
   auto dtable = to_device_bf16(table);
   const std::vector<std::int32_t> ids{1, 1023, 5, 0, 77, 5, 512};
   auto dids = to_device(ids);
-  cuda::DeviceBuffer<float> x(ids.size() * dim);
+  gpu::DeviceBuffer<float> x(ids.size() * dim);
   cd::launch_embed(dtable.get(), dids.get(), int(ids.size()), dim, x.get(), nullptr);
   const auto got = to_host(x.get(), ids.size() * dim);
   for (std::size_t i = 0; i < ids.size(); ++i)
@@ -234,7 +236,7 @@ TEST_CASE("embedding gather, row gather with Aux Cache entries (-1), store_aux a
 
   // store rows 2 and 5 into aux slots 9 and 3, then gather [row 6, aux 9, row 0, aux 3]
   const int aux_slots = 12;
-  cuda::DeviceBuffer<float> aux(std::size_t(aux_slots) * dim);
+  gpu::DeviceBuffer<float> aux(std::size_t(aux_slots) * dim);
   const std::vector<std::int32_t> rows{2, 5};
   const std::vector<std::int64_t> slots{9, 3};
   auto drows = to_device(rows);
@@ -244,7 +246,7 @@ TEST_CASE("embedding gather, row gather with Aux Cache entries (-1), store_aux a
   const std::vector<std::int64_t> from_aux{-1, 9, -1, 3};
   auto dsrc = to_device(src);
   auto dfrom = to_device(from_aux);
-  cuda::DeviceBuffer<float> y(src.size() * dim);
+  gpu::DeviceBuffer<float> y(src.size() * dim);
   cd::launch_gather_rows(x.get(), dsrc.get(), dfrom.get(), aux.get(), int(src.size()), dim, y.get(), nullptr);
   const auto gy = to_host(y.get(), src.size() * dim);
   const int expect_row[] = {6, 2, 0, 5};
@@ -275,17 +277,17 @@ TEST_CASE("memory-bound kernels at 4096 rows of Llama-2-7B: time and bandwidth (
     std::sort(ms.begin(), ms.end());
     MESSAGE(what << ": " << ms[4] * 1e3 << " us, " << bytes / (ms[4] * 1e-3) / 1e9 << " GB/s");
   };
-  cuda::DeviceBuffer<float> x(std::size_t(rows) * d), w{std::size_t(d)};
+  gpu::DeviceBuffer<float> x(std::size_t(rows) * d), w{std::size_t(d)};
   LAZYLLM_CUDA_CHECK(cudaMemset(x.get(), 0, x.bytes()));
   LAZYLLM_CUDA_CHECK(cudaMemset(w.get(), 0, w.bytes()));
-  cuda::DeviceBuffer<cuda::bf16> xn(std::size_t(rows) * d);
+  gpu::DeviceBuffer<gpu::bf16> xn(std::size_t(rows) * d);
   const double norm_bytes = double(rows) * d * (4 + 2);
   report("rmsnorm 4096 x 4096, row kept in registers", norm_bytes,
-         [&] { cd::launch_rmsnorm<cuda::bf16, 4>(x.get(), w.get(), rows, d, 1e-5f, xn.get(), nullptr); });
+         [&] { cd::launch_rmsnorm<gpu::bf16, 4>(x.get(), w.get(), rows, d, 1e-5f, xn.get(), nullptr); });
   report("rmsnorm 4096 x 4096, row read twice", norm_bytes,
-         [&] { cd::launch_rmsnorm<cuda::bf16, 0>(x.get(), w.get(), rows, d, 1e-5f, xn.get(), nullptr); });
+         [&] { cd::launch_rmsnorm<gpu::bf16, 0>(x.get(), w.get(), rows, d, 1e-5f, xn.get(), nullptr); });
 
-  cuda::DeviceBuffer<cuda::bf16> qkv(std::size_t(rows) * ld), K(std::size_t(rows) * kvd), V(std::size_t(rows) * kvd);
+  gpu::DeviceBuffer<gpu::bf16> qkv(std::size_t(rows) * ld), K(std::size_t(rows) * kvd), V(std::size_t(rows) * kvd);
   LAZYLLM_CUDA_CHECK(cudaMemset(qkv.get(), 0, qkv.bytes()));
   std::vector<std::int32_t> pos(rows);
   std::vector<std::int64_t> slots(rows);
@@ -313,12 +315,12 @@ TEST_CASE("memory-bound kernels at 4096 rows of Llama-2-7B: time and bandwidth (
     a.style = style;
     const char* name = style == RopeStyle::RotateHalf ? "rotate-half" : "interleaved";
     report(std::string("rope + K/V store, ") + name + ", 8-wide where it applies", rope_bytes,
-           [&] { cd::launch_rope_store<cuda::bf16, true>(a, nullptr); });
+           [&] { cd::launch_rope_store<gpu::bf16, true>(a, nullptr); });
     report(std::string("rope + K/V store, ") + name + ", one element", rope_bytes,
-           [&] { cd::launch_rope_store<cuda::bf16, false>(a, nullptr); });
+           [&] { cd::launch_rope_store<gpu::bf16, false>(a, nullptr); });
   }
 
-  cuda::DeviceBuffer<cuda::bf16> gu(std::size_t(rows) * 2 * hid), h(std::size_t(rows) * hid);
+  gpu::DeviceBuffer<gpu::bf16> gu(std::size_t(rows) * 2 * hid), h(std::size_t(rows) * hid);
   LAZYLLM_CUDA_CHECK(cudaMemset(gu.get(), 0, gu.bytes()));
   report("swiglu 4096 x 11008", double(rows) * hid * 2 * 3,
          [&] { cd::launch_swiglu(gu.get(), rows, hid, h.get(), nullptr); });

@@ -1,7 +1,6 @@
 // Device sampling (cuda/sampling.cuh) against the host Sampler (model/sampler.hpp): the same ids
 // on the same logits (greedy with ties, penalties, temperature/top-k/top-p over many seeds), the
 // distribution against an independent softmax, and CudaBackend::sample against CudaBackend::logits.
-// CUB declares namespace ::cuda, so with `using namespace lazyllm` this file spells lazyllm::cuda.
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -46,7 +45,7 @@ TEST_CASE("sampling: the device sampler's splitmix64 draws are the host Sampler'
   for (std::uint64_t seed : {0ull, 1ull, 42ull, 0xDEADBEEFull}) {
     CAPTURE(seed);
     Sampler host({.temperature = 1.0f, .seed = seed});
-    lazyllm::cuda::detail::SplitMix64 rng{seed};
+    gpu::detail::SplitMix64 rng{seed};
     int mismatches = 0;
     for (int i = 0; i < 2000; ++i) {
       const double u = rng.uniform();
@@ -59,10 +58,10 @@ TEST_CASE("sampling: the device sampler's splitmix64 draws are the host Sampler'
 }
 
 TEST_CASE("sampling: invalid parameters and arguments throw") {
-  CHECK_THROWS_AS(lazyllm::cuda::DeviceSampler({.temperature = -1.0f}), InvalidArgument);
-  CHECK_THROWS_AS(lazyllm::cuda::DeviceSampler({.top_p = 0.0f}), InvalidArgument);
-  CHECK_THROWS_AS(lazyllm::cuda::DeviceSampler({.top_k = -2}), InvalidArgument);
-  lazyllm::cuda::DeviceSampler s;
+  CHECK_THROWS_AS(gpu::DeviceSampler({.temperature = -1.0f}), InvalidArgument);
+  CHECK_THROWS_AS(gpu::DeviceSampler({.top_p = 0.0f}), InvalidArgument);
+  CHECK_THROWS_AS(gpu::DeviceSampler({.top_k = -2}), InvalidArgument);
+  gpu::DeviceSampler s;
   CHECK_THROWS_AS(s.sample(nullptr, 10, nullptr), InvalidArgument);
 }
 
@@ -70,7 +69,7 @@ TEST_CASE("sampling: greedy on the device is the host argmax (vocab 32000 and 51
   if (!have_gpu()) return;
   for (int vocab : {32000, 512, 1, 1000003}) {
     CAPTURE(vocab);
-    lazyllm::cuda::DeviceSampler dev;
+    gpu::DeviceSampler dev;
     Sampler host;
     for (unsigned seed = 0; seed < 20; ++seed) {
       CAPTURE(seed);
@@ -90,7 +89,7 @@ TEST_CASE("sampling: greedy on the device is the host argmax (vocab 32000 and 51
   cudaStream_t stream = nullptr;
   REQUIRE(cudaStreamCreate(&stream) == cudaSuccess);
   for (float pen : {1.3f, 0.7f}) {
-    lazyllm::cuda::DeviceSampler dev({.repeat_penalty = pen});
+    gpu::DeviceSampler dev({.repeat_penalty = pen});
     Sampler host({.repeat_penalty = pen});
     for (unsigned seed = 0; seed < 30; ++seed) {
       CAPTURE(pen);
@@ -132,11 +131,12 @@ TEST_CASE("sampling: temperature, top-k, top-p, penalty on the device give the h
         SamplerParams p = cases[ci].p;
         p.seed = seed * 7919 + 3;
         Sampler host(p);
-        lazyllm::cuda::DeviceSampler dev(p);
+        gpu::DeviceSampler dev(p);
         std::vector<std::int32_t> recent;
         for (int step = 0; step < 5; ++step) {
           const unsigned ls = unsigned(seed * 31 + unsigned(step) * 7 + ci);
-          const auto l = (step % 2) ? tied_logits(vocab, ls, cases[ci].scale) : randn(std::size_t(vocab), ls, cases[ci].scale);
+          const auto l =
+              (step % 2) ? tied_logits(vocab, ls, cases[ci].scale) : randn(std::size_t(vocab), ls, cases[ci].scale);
           const auto d = to_device(l);
           const int want = host.sample(l, recent);
           const int got = dev.sample(d.get(), vocab, nullptr, recent);
@@ -168,12 +168,14 @@ TEST_CASE("sampling: distribution on the device (top-k support, chi-square again
   const bool quick = quick_mode();  // few draws: the support checks only
   SUBCASE("top-k 5 at T = 1: only the 5 largest appear; chi-square (4 dof) < 18.47 (p = 0.001)") {
     const int n = quick ? 200 : 4000, k = 5;
-    lazyllm::cuda::DeviceSampler dev({.temperature = 1.0f, .top_k = k, .seed = 2024});
+    gpu::DeviceSampler dev({.temperature = 1.0f, .top_k = k, .seed = 2024});
     std::map<int, int> counts;
     for (int i = 0; i < n; ++i) ++counts[dev.sample(d.get(), vocab, nullptr)];
     std::vector<double> prob(k);
     double z = 0;
-    for (int j = 0; j < k; ++j) z += prob[std::size_t(j)] = std::exp(double(l[std::size_t(order[std::size_t(j)])]) - double(l[std::size_t(order[0])]));
+    for (int j = 0; j < k; ++j)
+      z += prob[std::size_t(j)] =
+          std::exp(double(l[std::size_t(order[std::size_t(j)])]) - double(l[std::size_t(order[0])]));
     double chi2 = 0;
     int inside = 0;
     for (int j = 0; j < k; ++j) {
@@ -192,7 +194,8 @@ TEST_CASE("sampling: distribution on the device (top-k support, chi-square again
     std::vector<double> prob(vocab);
     double z = 0;
     for (int j = 0; j < vocab; ++j)
-      z += prob[std::size_t(j)] = std::exp((double(l[std::size_t(order[std::size_t(j)])]) - double(l[std::size_t(order[0])])) / T);
+      z += prob[std::size_t(j)] =
+          std::exp((double(l[std::size_t(order[std::size_t(j)])]) - double(l[std::size_t(order[0])])) / T);
     double mass = 0;
     std::set<int> nucleus;
     std::set<int> likely;  // members with probability >= 0.005 within the nucleus: >= 15 expected draws each
@@ -203,7 +206,7 @@ TEST_CASE("sampling: distribution on the device (top-k support, chi-square again
     for (int j = 0; j < int(nucleus.size()); ++j)
       if (prob[std::size_t(j)] / z / mass >= 0.005) likely.insert(order[std::size_t(j)]);
     MESSAGE("nucleus of " << nucleus.size() << " ids (" << likely.size() << " likely), mass " << mass);
-    lazyllm::cuda::DeviceSampler dev({.temperature = T, .top_p = 0.6f, .seed = 5});
+    gpu::DeviceSampler dev({.temperature = T, .top_p = 0.6f, .seed = 5});
     std::set<int> seen;
     for (int i = 0; i < (quick ? 200 : 3000); ++i) seen.insert(dev.sample(d.get(), vocab, nullptr));
     for (int id : seen) CHECK(nucleus.count(id) == 1);
@@ -212,35 +215,36 @@ TEST_CASE("sampling: distribution on the device (top-k support, chi-square again
   }
 }
 
-TEST_CASE("sampling: CudaBackend::sample is the argmax of CudaBackend::logits; with temperature it is the host Sampler's") {
+TEST_CASE(
+    "sampling: CudaBackend::sample is the argmax of CudaBackend::logits; with temperature it is the host Sampler's") {
   if (!have_gpu()) return;
   RuntimeConfig c = small_config();
   c.vocab_size = 1000;
   const auto w = random_model(c, 9);
-  CudaBackend gpu(w);
+  CudaBackend backend(w);
   CudaBackend::Activations x;
   const int rows = 6;
   x.from_host(randn(std::size_t(rows) * std::size_t(c.dim), 4), rows, c.dim);
-  lazyllm::cuda::DeviceSampler greedy;
+  gpu::DeviceSampler greedy;
   for (int r = 0; r < rows; ++r) {
     CAPTURE(r);
-    const auto l = gpu.logits(x, r);
+    const auto l = backend.logits(x, r);
     const std::vector<float> lh(l.begin(), l.end());
-    CHECK(gpu.sample(x, r, greedy) == first_max(lh));
+    CHECK(backend.sample(x, r, greedy) == first_max(lh));
   }
   const SamplerParams p{.temperature = 0.9f, .top_k = 50, .top_p = 0.95f, .repeat_penalty = 1.1f, .seed = 11};
   Sampler host(p);
-  lazyllm::cuda::DeviceSampler dev(p);
+  gpu::DeviceSampler dev(p);
   std::vector<std::int32_t> recent;
   for (int i = 0; i < 60; ++i) {
     const int r = i % rows;
-    const auto l = gpu.logits(x, r);
+    const auto l = backend.logits(x, r);
     const std::vector<float> lh(l.begin(), l.end());
     const int want = host.sample(lh, recent);
-    CHECK(gpu.sample(x, r, dev, recent) == want);
+    CHECK(backend.sample(x, r, dev, recent) == want);
     recent.push_back(want);
   }
-  CHECK_THROWS_AS(gpu.sample(x, rows, greedy), InvalidArgument);
+  CHECK_THROWS_AS(backend.sample(x, rows, greedy), InvalidArgument);
 }
 
 TEST_CASE("sampling: timing of device sampling vs logits copy + host Sampler, vocab 32000 (informational, no bound)") {
@@ -251,7 +255,7 @@ TEST_CASE("sampling: timing of device sampling vs logits copy + host Sampler, vo
   std::vector<float> h(static_cast<std::size_t>(vocab));
   for (const SamplerParams& p : {SamplerParams{}, SamplerParams{.temperature = 0.8f, .top_k = 40, .top_p = 0.9f},
                                  SamplerParams{.temperature = 1.0f, .top_p = 0.9f}}) {
-    lazyllm::cuda::DeviceSampler dev(p);
+    gpu::DeviceSampler dev(p);
     Sampler host(p);
     (void)dev.sample(d.get(), vocab, nullptr);  // warm: buffers grow once
     auto t0 = std::chrono::steady_clock::now();

@@ -5,7 +5,6 @@
 // host sync, no allocation); and
 // SelectingCudaBackend (the rule inside the pipeline on the device) against CudaBackend (the
 // policy on the host) over whole runs.
-// CUB declares namespace ::cuda, so with `using namespace lazyllm` this file spells lazyllm::cuda.
 #include <cmath>
 #include <vector>
 
@@ -41,9 +40,9 @@ std::vector<float> scores_of(int n, unsigned seed, bool ties) {
 }
 
 struct DeviceSet {
-  lazyllm::cuda::DeviceBuffer<float> scores;
-  lazyllm::cuda::DeviceBuffer<std::int32_t> kept;
-  lazyllm::cuda::DeviceBuffer<int> count;
+  gpu::DeviceBuffer<float> scores;
+  gpu::DeviceBuffer<std::int32_t> kept;
+  gpu::DeviceBuffer<int> count;
   explicit DeviceSet(const std::vector<float>& s) : scores(s.size()), kept(s.size()), count(1) {
     LAZYLLM_CUDA_CHECK(cudaMemcpy(scores.get(), s.data(), s.size() * sizeof(float), cudaMemcpyHostToDevice));
   }
@@ -61,7 +60,7 @@ struct DeviceSet {
 
 TEST_CASE("select: device percentile selection equals the host rule (ties, sizes 1..16384)") {
   if (!have_gpu()) return;
-  lazyllm::cuda::PercentileSelect sel;
+  gpu::PercentileSelect sel;
   int cases = 0;
   for (int n : {1, 2, 3, 7, 100, 513, 4097, 16384})
     for (float p : {0.0f, 0.3f, 0.5f, 0.9f, 0.999f})
@@ -96,7 +95,7 @@ TEST_CASE("select: a sized call is graph-capturable and gives the same result") 
   const int n = 4096;
   const auto s = scores_of(n, 99, true);
   DeviceSet d(s);
-  lazyllm::cuda::PercentileSelect sel;
+  gpu::PercentileSelect sel;
   sel.reserve(n);
   cudaStream_t st = nullptr;
   LAZYLLM_CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
@@ -117,7 +116,7 @@ TEST_CASE("select: a sized call is graph-capturable and gives the same result") 
 
 TEST_CASE("select: bad arguments are refused with a clear error") {
   if (!have_gpu()) return;
-  lazyllm::cuda::PercentileSelect sel;
+  gpu::PercentileSelect sel;
   DeviceSet d(std::vector<float>{1.0f, 2.0f});
   CHECK_THROWS_AS(sel.run(d.scores.get(), 0, 0.5f, true, d.kept.get(), d.count.get(), nullptr), InvalidArgument);
   CHECK_THROWS_AS(sel.run(d.scores.get(), 2, 1.0f, true, d.kept.get(), d.count.get(), nullptr), InvalidArgument);

@@ -20,7 +20,7 @@ bool cuda_available() {
 
 CudaOutput run_cuda(const ModelWeights& w, const CudaRequest& req) {
   CudaOutput out;
-  const int dev = cuda::detail::require_device();  // a clear Error without a GPU
+  const int dev = gpu::detail::require_device();  // a clear Error without a GPU
   cudaDeviceProp prop{};
   LAZYLLM_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
   out.device = prop.name;

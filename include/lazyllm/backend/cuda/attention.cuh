@@ -23,10 +23,12 @@
 #include <type_traits>
 
 #include "lazyllm/backend/cuda/attention_mma.cuh"
-#include "lazyllm/backend/cuda/common.cuh"
+#include "lazyllm/backend/cuda/numeric.cuh"
+#include "lazyllm/backend/cuda/runtime.cuh"
 #include "lazyllm/backend/cuda/sm90_attention.cuh"
+#include "lazyllm/backend/cuda/tuning.cuh"
 
-namespace lazyllm::cuda {
+namespace lazyllm::gpu {
 
 template <int HD>
 struct AttnTraits {
@@ -34,7 +36,7 @@ struct AttnTraits {
   static constexpr int kWarps = 4;
   static constexpr int kRowsPerWarp = 4;
   static constexpr int kBlockRows = kWarps * kRowsPerWarp;  // query rows per block
-  static constexpr int kKeys = 64;                         // keys per shared-memory tile
+  static constexpr int kKeys = 64;                          // keys per shared-memory tile
   static constexpr int kKStride = HD + 2;  // bf16 per staged K row: the pad makes lane-per-key reads conflict-free
   static constexpr int kPairs = HD / 64;   // bf16 pairs of output dims per lane
   static_assert(HD % 64 == 0, "AttnTraits: head dim must be a multiple of 64");
@@ -65,8 +67,8 @@ struct AttnLaunchT {
   AttnArgsT<ST> a;
   float scale_log2 = 0;  // softmax scale * log2(e): the kernels work in base 2
   int n_splits = 1, keys_per_split = 0;
-  float* part_o = nullptr;   // [split][row][head][HD] (unnormalised)
-  float* part_ml = nullptr;  // [split][row][head][2]  (m in log2 units, l)
+  float* part_o = nullptr;         // [split][row][head][HD] (unnormalised)
+  float* part_ml = nullptr;        // [split][row][head][2]  (m in log2 units, l)
   unsigned* split_done = nullptr;  // [head] decode: splits finished; 0 between launches
   // Decode only: when set, the kernel reads the key count from here (a.n_kv is then the capacity
   // of kv_pos / kv_slots) and derives keys_per_split itself from split_cap (graph replays).
@@ -348,6 +350,7 @@ __global__ void __launch_bounds__(T::kWarps * 32) decode_attention_kernel(AttnLa
     const bool valid = key < end;
     const std::int64_t slot = valid ? a.kv_slots[key] : 0;
     __syncwarp();  // the previous pass has finished reading this warp's rows
+
     // Coalesced async copies of the 32 keys' K and V rows (each instruction covers whole rows).
 #pragma unroll
     for (int i = 0; i < CH; ++i) {
@@ -411,7 +414,7 @@ __global__ void __launch_bounds__(T::kWarps * 32) decode_attention_kernel(AttnLa
     }
   }
   __syncthreads();  // every warp is done with its rows: the region is reused for the merge
-  float (*s_o)[R][HD] = reinterpret_cast<float (*)[R][HD]>(decode_smem);  // [W][R][HD]
+  float(*s_o)[R][HD] = reinterpret_cast<float(*)[R][HD]>(decode_smem);  // [W][R][HD]
   // Merge the warps.
 #pragma unroll
   for (int r = 0; r < R; ++r) {
@@ -597,8 +600,8 @@ template <int HD, int R, class ST>
 int decode_attention_blocks_per_sm() {
   using T = DecodeTraits<HD, R>;
   static const int n = [] {
-    LAZYLLM_CUDA_CHECK(cudaFuncSetAttribute(decode_attention_kernel<T, ST>,
-                                            cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
+    LAZYLLM_CUDA_CHECK(cudaFuncSetAttribute(decode_attention_kernel<T, ST>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            T::kSmemBytes));
     int blocks = 0;
     LAZYLLM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, decode_attention_kernel<T, ST>,
                                                                      T::kWarps * 32, T::kSmemBytes));
@@ -649,12 +652,12 @@ class Attention {
   /// Which kernel run() uses: the tensor-core prefill kernel, the decode kernel (at most
   /// kDecodeMaxRows rows), or the general CUDA-core kernel (any shape; splits over keys).
   enum class Kernel { Auto, TensorCore, Decode, CudaCore };
-  static constexpr int kDecodeMaxRows = 4;
+  static constexpr int kDecodeMaxRows = tuning::AttentionDispatch::kDecodeMaxRows;
   /// Row count from which Auto takes the tensor-core kernel (head_dim 64 or 128): below it the
   /// CUDA-core kernel, which can split over keys, keeps decode-sized calls fast.
-  static constexpr int kTensorCoreMinRows = 64;
-  /// Waves of resident blocks the decode kernel's key split aims at (see run_16).
-  static constexpr int kDecodeWaves = 1;
+  static constexpr int kTensorCoreMinRows = tuning::AttentionDispatch::kTensorCoreMinRows;
+  /// Waves of resident blocks the decode kernel's key split aims at (see decode_split_cap).
+  static constexpr int kDecodeWaves = tuning::AttentionDispatch::kDecodeWaves;
 
   /// out = causal softmax(q k^T / sqrt(hd)) v. `force_splits` > 0 fixes the number of key
   /// splits of the CUDA-core kernel (tests; implies Kernel::CudaCore); 0 chooses.
@@ -682,7 +685,8 @@ class Attention {
   void run_16(const AttnArgsT<ST>& a, cudaStream_t stream, int force_splits, Kernel kernel) {
     const bool tc_ok = (a.hd == 64 || a.hd == 128) && force_splits <= 0;
     if (kernel == Kernel::TensorCore && !tc_ok)
-      throw InvalidArgument("CudaBackend attention: the tensor-core kernel needs head_dim 64 or 128 and no forced split");
+      throw InvalidArgument(
+          "CudaBackend attention: the tensor-core kernel needs head_dim 64 or 128 and no forced split");
     if (tc_ok && (kernel == Kernel::TensorCore || (kernel == Kernel::Auto && a.rows >= kTensorCoreMinRows))) {
       const detail::MmaAttnLaunchT<ST> M = detail::mma_launch_args(a);
       last_splits_ = 1;
@@ -718,14 +722,15 @@ class Attention {
     detail::AttnLaunchT<ST> L;
     L.a = a;
     L.scale_log2 = float(1.4426950408889634 / std::sqrt(double(a.hd)));
-    constexpr int BK = 64, BR = 16;
+    constexpr int BK = AttnTraits<64>::kKeys, BR = AttnTraits<64>::kBlockRows;  // the same for HD 128
+    using Split = tuning::SimtSplit;
     const int q_blocks = (a.rows + BR - 1) / BR * a.n_heads;
     const int tiles = (a.n_kv + BK - 1) / BK;
     int splits = 1;
     if (force_splits > 0)
       splits = force_splits;
-    else if (q_blocks < sm_count_ && tiles > 4)
-      splits = std::min(tiles / 2, (2 * sm_count_ + q_blocks - 1) / q_blocks);
+    else if (q_blocks < sm_count_ && tiles > Split::kMinTiles)
+      splits = std::min(tiles / Split::kMinTilesPerSplit, (Split::kBlocksPerSm * sm_count_ + q_blocks - 1) / q_blocks);
     splits = std::max(1, std::min(splits, tiles));
     L.keys_per_split = (tiles + splits - 1) / splits * BK;
     L.n_splits = (a.n_kv + L.keys_per_split - 1) / L.keys_per_split;
@@ -860,11 +865,12 @@ class Attention {
       detail::last_row_logits_kernel<detail::ScoresTraits, ST>
           <<<unsigned((n_vis + th / 32 - 1) / (th / 32)), th, smem, stream>>>(a, scale, n_vis, logits_.get());
       LAZYLLM_CUDA_CHECK_LAUNCH();
-      detail::last_row_softmax_stats_kernel<detail::ScoresTraits><<<a.n_heads, 256, 0, stream>>>(logits_.get(), n_vis, ml_.get());
+      detail::last_row_softmax_stats_kernel<detail::ScoresTraits>
+          <<<a.n_heads, 256, 0, stream>>>(logits_.get(), n_vis, ml_.get());
       LAZYLLM_CUDA_CHECK_LAUNCH();
     }
-    detail::last_row_mean_kernel<detail::ScoresTraits><<<unsigned((a.n_kv + 255) / 256), 256, 0, stream>>>(logits_.get(), ml_.get(),
-                                                                                     a.n_heads, n_vis, a.n_kv, scores_dev);
+    detail::last_row_mean_kernel<detail::ScoresTraits><<<unsigned((a.n_kv + 255) / 256), 256, 0, stream>>>(
+        logits_.get(), ml_.get(), a.n_heads, n_vis, a.n_kv, scores_dev);
     LAZYLLM_CUDA_CHECK_LAUNCH();
   }
 
@@ -888,4 +894,4 @@ class Attention {
   DeviceBuffer<float2> ml_;
 };
 
-}  // namespace lazyllm::cuda
+}  // namespace lazyllm::gpu

@@ -13,16 +13,19 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "lazyllm/backend/cuda/common.cuh"
+#include "lazyllm/backend/cuda/numeric.cuh"
+#include "lazyllm/backend/cuda/runtime.cuh"
+#include "lazyllm/backend/cuda/tuning.cuh"
 
-namespace lazyllm::cuda {
+namespace lazyllm::gpu {
 
 /// Tile shape of the tensor-core prefill kernel: `Warps` warps per block, each owning `MTiles`
 /// m16 tiles of query rows (rows per block = 16 * MTiles * Warps), `Keys` keys per shared-memory
 /// tile. Two m16 tiles per warp reuse every K/V fragment read from shared memory twice (with one,
 /// ldmatrix bandwidth, not the tensor cores, bounds the kernel); Q stays in registers only when
-/// that leaves room (one tile, or head_dim 64).
-template <int HD, int Warps = 4, int MTiles = 1, int Keys = 64>
+/// that leaves room (one tile, or head_dim 64). Defaults: tuning::Sm80MmaPrefill.
+template <int HD, int Warps = tuning::Sm80MmaPrefill::kWarps, int MTiles = tuning::Sm80MmaPrefill::kMTiles,
+          int Keys = tuning::Sm80MmaPrefill::kKeys>
 struct MmaAttnTraits {
   static_assert(HD == 64 || HD == 128, "MmaAttnTraits: the tensor-core attention supports head_dim 64 and 128");
   static_assert(MTiles == 1 || MTiles == 2, "MmaAttnTraits: one or two m16 row tiles per warp");
@@ -41,6 +44,20 @@ struct MmaAttnTraits {
 };
 
 namespace detail {
+
+/// Number of entries of the ascending array kv_pos[0..n) that are <= p: the visible-key count of
+/// a query at position p over a position-ordered token set (binary search).
+__device__ __forceinline__ int count_le(const std::int32_t* kv_pos, int n, std::int32_t p) {
+  int lo = 0, hi = n;
+  while (lo < hi) {
+    const int mid = (lo + hi) >> 1;
+    if (kv_pos[mid] <= p)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
 
 __device__ __forceinline__ std::uint32_t smem_addr(const void* p) {
   return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
@@ -403,4 +420,4 @@ void launch_mma_attention(const MmaAttnLaunchT<ST>& L, cudaStream_t stream) {
 }
 
 }  // namespace detail
-}  // namespace lazyllm::cuda
+}  // namespace lazyllm::gpu

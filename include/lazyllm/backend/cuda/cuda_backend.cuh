@@ -2,12 +2,13 @@
 // The CUDA backend: 2-byte weights and GEMM activations (bf16 by default, fp16 on request), fp32
 // accumulation and fp32 residual stream, everything on one user-given stream. Satisfies
 // AttentionBackend, so Pipeline<Config, Policy, Layout, CudaBackend> works unchanged.
-// BasicCudaBackend<ST> is the template (ST = cuda::bf16 or cuda::fp16); CudaBackend is the bf16
+// BasicCudaBackend<ST> is the template (ST = gpu::bf16 or gpu::fp16); CudaBackend is the bf16
 // instantiation and CudaBackendFp16 the fp16 one.
 //
 // Layering: CudaBackend (this file: weights, storage, index uploads, the order of a layer)
 //   -> Gemm (gemm.cuh, cuBLASLt) / Attention (attention.cuh) / detail::launch_* (kernels.cuh)
-//   -> kernels templated on traits structs -> warp/block helpers (common.cuh).
+//   -> kernels templated on traits structs -> storage types and warp/block helpers (numeric.cuh);
+//   host runtime (errors, buffers, events, graphs) in runtime.cuh, tuning numbers in tuning.cuh.
 #pragma once
 #include <algorithm>
 #include <array>
@@ -23,11 +24,13 @@
 
 #include "lazyllm/backend/attention_backend.hpp"
 #include "lazyllm/backend/cuda/attention.cuh"
-#include "lazyllm/backend/cuda/common.cuh"
 #include "lazyllm/backend/cuda/gemm.cuh"
 #include "lazyllm/backend/cuda/gemv.cuh"
 #include "lazyllm/backend/cuda/kernels.cuh"
+#include "lazyllm/backend/cuda/numeric.cuh"
 #include "lazyllm/backend/cuda/profiler.cuh"
+#include "lazyllm/backend/cuda/runtime.cuh"
+#include "lazyllm/backend/cuda/tuning.cuh"
 #include "lazyllm/detail/error.hpp"
 #include "lazyllm/detail/parallel.hpp"
 #include "lazyllm/model/weights.hpp"
@@ -36,8 +39,8 @@ namespace lazyllm {
 
 template <class ST>
 class BasicCudaBackend {
-  static_assert(std::is_same_v<ST, cuda::bf16> || std::is_same_v<ST, cuda::fp16> || std::is_same_v<ST, float>,
-                "lazyllm: BasicCudaBackend's storage type must be cuda::bf16, cuda::fp16 or float");
+  static_assert(std::is_same_v<ST, gpu::bf16> || std::is_same_v<ST, gpu::fp16> || std::is_same_v<ST, float>,
+                "lazyllm: BasicCudaBackend's storage type must be gpu::bf16, gpu::fp16 or float");
   static constexpr bool kFp32 = std::is_same_v<ST, float>;
   using Bits = std::conditional_t<kFp32, std::uint32_t, std::uint16_t>;  // host image of one ST
 
@@ -48,7 +51,7 @@ class BasicCudaBackend {
   struct Activations {
     int rows = 0;
     int dim = 0;
-    cuda::DeviceBuffer<float> buf;
+    gpu::DeviceBuffer<float> buf;
     void resize(int r, int d) {
       rows = r;
       dim = d;
@@ -61,13 +64,15 @@ class BasicCudaBackend {
     /// Copies to the host (synchronous; for tests and debugging).
     std::vector<float> to_host() const {
       std::vector<float> h(std::size_t(rows) * std::size_t(dim));
-      if (!h.empty()) LAZYLLM_CUDA_CHECK(cudaMemcpy(h.data(), buf.get(), h.size() * sizeof(float), cudaMemcpyDeviceToHost));
+      if (!h.empty())
+        LAZYLLM_CUDA_CHECK(cudaMemcpy(h.data(), buf.get(), h.size() * sizeof(float), cudaMemcpyDeviceToHost));
       return h;
     }
     /// Copies host rows in (synchronous; for tests).
     void from_host(std::span<const float> h, int r, int d) {
       resize(r, d);
-      if (!h.empty()) LAZYLLM_CUDA_CHECK(cudaMemcpy(buf.get(), h.data(), h.size() * sizeof(float), cudaMemcpyHostToDevice));
+      if (!h.empty())
+        LAZYLLM_CUDA_CHECK(cudaMemcpy(buf.get(), h.data(), h.size() * sizeof(float), cudaMemcpyHostToDevice));
     }
   };
 
@@ -84,7 +89,7 @@ class BasicCudaBackend {
                         ") must be multiples of 8");
     if (c.head_dim() > 128)
       throw ConfigError("CudaBackend: head_dim " + std::to_string(c.head_dim()) + " is not supported (at most 128)");
-    const int dev = cuda::detail::require_device();
+    const int dev = gpu::detail::require_device();
     cudaDeviceProp prop{};
     LAZYLLM_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
     attn_.init(prop.multiProcessorCount);
@@ -96,18 +101,18 @@ class BasicCudaBackend {
     // fp32 storage has no GEMV path (its loads are 16-byte words of 2-byte values): cuBLASLt only.
     gemv_rows_ =
         kFp32 ? 0
-              : int(std::min<std::size_t>(std::size_t(cuda::kGemvMaxRows),
+              : int(std::min<std::size_t>(std::size_t(gpu::kGemvMaxRows),
                                           prop.sharedMemPerBlockOptin / (std::size_t(std::max(c.dim, hid_)) * 2)));
     const std::int64_t d = c.dim, kvd = c.kv_dim(), v = c.vocab_size, hid = hid_;
     const std::int64_t per_layer = (d + 2 * kvd) * d + d * d + 2 * hid * d + d * hid;
     const std::int64_t n_store = v * d * (c.tied_embeddings ? 1 : 2) + c.n_layers * per_layer;
     const std::uint64_t need = std::uint64_t(n_store) * sizeof(ST) + std::uint64_t(c.n_layers * 2 + 1) * d * 4 +
-                               std::uint64_t(c.max_seq_len) * (c.head_dim() / 2) * 8 + cuda::Gemm::kWorkspaceBytes;
-    const std::uint64_t free_b = cuda::detail::free_device_bytes();
+                               std::uint64_t(c.max_seq_len) * (c.head_dim() / 2) * 8 + gpu::Gemm::kWorkspaceBytes;
+    const std::uint64_t free_b = gpu::detail::free_device_bytes();
     if (need > free_b)
-      throw Error("CudaBackend: the model needs " + cuda::detail::format_bytes(need) + " of GPU memory for its " +
-                  cuda::Storage<ST>::kName + " weights, " + cuda::detail::format_bytes(free_b) +
-                  " are free on device " + std::to_string(dev) + " (" + prop.name + ")");
+      throw Error("CudaBackend: the model needs " + gpu::detail::format_bytes(need) + " of GPU memory for its " +
+                  gpu::Storage<ST>::kName + " weights, " + gpu::detail::format_bytes(free_b) + " are free on device " +
+                  std::to_string(dev) + " (" + prop.name + ")");
 
     gemm_.init();
     weights_.reset(std::size_t(n_store), "weights");
@@ -133,7 +138,7 @@ class BasicCudaBackend {
             continue;
           }
           src.to_f32(r * in, in, row.data());
-          for (std::int64_t i = 0; i < in; ++i) dst[i] = cuda::Storage<ST>::host_bits(row[std::size_t(i)]);
+          for (std::int64_t i = 0; i < in; ++i) dst[i] = gpu::Storage<ST>::host_bits(row[std::size_t(i)]);
         }
       });
       LAZYLLM_CUDA_CHECK(
@@ -194,7 +199,7 @@ class BasicCudaBackend {
     w.final_norm.to_f32(0, d, nh.data() + std::size_t(2 * c.n_layers) * d);
     LAZYLLM_CUDA_CHECK(cudaMemcpy(norms_.get(), nh.data(), nh.size() * 4, cudaMemcpyHostToDevice));
 
-    const auto table = cuda::detail::rope_table(c.max_seq_len, c.head_dim(), c.rope_theta);
+    const auto table = gpu::detail::rope_table(c.max_seq_len, c.head_dim(), c.rope_theta);
     rope_.reset(table.size(), "RoPE table");
     LAZYLLM_CUDA_CHECK(cudaMemcpy(rope_.get(), table.data(), table.size() * sizeof(float2), cudaMemcpyHostToDevice));
     for (auto& s : staging_) s.done.create();
@@ -214,7 +219,7 @@ class BasicCudaBackend {
     const std::size_t r = std::size_t(rows);
     LAZYLLM_CUDA_CHECK(cudaMemsetAsync(xn_.get(), 0, r * std::size_t(d) * sizeof(ST), stream_));
     LAZYLLM_CUDA_CHECK(cudaMemsetAsync(h_.get(), 0, r * std::size_t(hid_) * sizeof(ST), stream_));
-    cuda::DeviceBuffer<float> acc;
+    gpu::DeviceBuffer<float> acc;
     acc.reset(r * std::size_t(d), "warm-up output");
     LAZYLLM_CUDA_CHECK(cudaMemsetAsync(acc.get(), 0, acc.bytes(), stream_));
     const Layer& L = layers_[0];
@@ -233,16 +238,16 @@ class BasicCudaBackend {
 
   const RuntimeConfig& config() const { return config_; }
   static constexpr std::string_view name() {
-    return std::is_same_v<ST, cuda::fp16> ? "cuda-fp16" : kFp32 ? "cuda-fp32" : "cuda";
+    return std::is_same_v<ST, gpu::fp16> ? "cuda-fp16" : kFp32 ? "cuda-fp32" : "cuda";
   }
   /// The Aux Cache keeps the fp32 residual stream, so a revived token resumes exactly.
   std::int64_t aux_bytes_per_token() const { return std::int64_t(config_.dim) * std::int64_t(sizeof(float)); }
   void synchronize() { LAZYLLM_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
   cudaStream_t stream() const { return stream_; }
-  cuda::Gemm& gemm() { return gemm_; }
-  cuda::Attention& attention() { return attn_; }
+  gpu::Gemm& gemm() { return gemm_; }
+  gpu::Attention& attention() { return attn_; }
   /// Attaches a per-op-class timer (nullptr detaches; see profiler.cuh). Not owned.
-  void set_profiler(cuda::Profiler* p) { prof_ = {p, stream_, -1}; }
+  void set_profiler(gpu::Profiler* p) { prof_ = {p, stream_, -1}; }
 
   /// K and V storage (ST, kv_slots x kv_dim each) and the Aux Cache (fp32, aux_slots x dim).
   void allocate(std::int64_t kv_slots, std::int64_t aux_slots) {
@@ -252,11 +257,11 @@ class BasicCudaBackend {
     aux_.release();
     const std::uint64_t kvd = std::uint64_t(config_.kv_dim()), d = std::uint64_t(config_.dim);
     const std::uint64_t need = 2 * std::uint64_t(kv_slots) * kvd * sizeof(ST) + std::uint64_t(aux_slots) * d * 4;
-    const std::uint64_t free_b = cuda::detail::free_device_bytes();
+    const std::uint64_t free_b = gpu::detail::free_device_bytes();
     if (need > free_b)
       throw Error("CudaBackend: the KV cache (" + std::to_string(kv_slots) + " slots) and Aux Cache (" +
-                  std::to_string(aux_slots) + " slots) need " + cuda::detail::format_bytes(need) + ", only " +
-                  cuda::detail::format_bytes(free_b) + " are free on the GPU");
+                  std::to_string(aux_slots) + " slots) need " + gpu::detail::format_bytes(need) + ", only " +
+                  gpu::detail::format_bytes(free_b) + " are free on the GPU");
     try {
       k_.reset(std::size_t(kv_slots) * kvd, "K cache");
       v_.reset(std::size_t(kv_slots) * kvd, "V cache");
@@ -282,14 +287,15 @@ class BasicCudaBackend {
       if (id < 0 || id >= config_.vocab_size)
         throw InvalidArgument("CudaBackend::embed: token id " + std::to_string(id) + " is outside the vocabulary");
     if (graph_.recording) {
-      if (n != 1) throw Error("internal: CudaBackend::embed of " + std::to_string(n) + " tokens in a recorded decode step");
+      if (n != 1)
+        throw Error("internal: CudaBackend::embed of " + std::to_string(n) + " tokens in a recorded decode step");
       std::memcpy(graph_.host.get() + kGraphTokenWord, &ids[0], sizeof(std::int32_t));
       graph_.embed_x = x.data();
       return;
     }
-    prof_.mark(cuda::OpClass::Gather, -1);
+    prof_.mark(gpu::OpClass::Gather, -1);
     auto* dev = upload(ids);
-    cuda::detail::launch_embed(embedding_, reinterpret_cast<const std::int32_t*>(dev), n, d, x.data(), stream_);
+    gpu::detail::launch_embed(embedding_, reinterpret_cast<const std::int32_t*>(dev), n, d, x.data(), stream_);
   }
 
   void gather(const Activations& src, std::span<const std::int32_t> src_rows, std::span<const std::int64_t> aux_slots,
@@ -298,20 +304,20 @@ class BasicCudaBackend {
     dst.resize(n, d);
     if (n == 0) return;
     not_recording("gather");
-    prof_.mark(cuda::OpClass::Gather);
+    prof_.mark(gpu::OpClass::Gather);
     auto dev = upload(src_rows, aux_slots);
-    cuda::detail::launch_gather_rows(src.data(), reinterpret_cast<const std::int32_t*>(dev.first), dev.second, aux_.get(),
-                                     n, d, dst.data(), stream_);
+    gpu::detail::launch_gather_rows(src.data(), reinterpret_cast<const std::int32_t*>(dev.first), dev.second,
+                                    aux_.get(), n, d, dst.data(), stream_);
   }
 
   void store_aux(const Activations& x, std::span<const std::int32_t> rows, std::span<const std::int64_t> aux_slots) {
     const int n = int(rows.size());
     if (n == 0) return;
     not_recording("store_aux");
-    prof_.mark(cuda::OpClass::Gather);
+    prof_.mark(gpu::OpClass::Gather);
     auto dev = upload(rows, aux_slots);
-    cuda::detail::launch_store_aux(x.data(), reinterpret_cast<const std::int32_t*>(dev.first), dev.second, n, config_.dim,
-                                   aux_.get(), stream_);
+    gpu::detail::launch_store_aux(x.data(), reinterpret_cast<const std::int32_t*>(dev.first), dev.second, n,
+                                  config_.dim, aux_.get(), stream_);
   }
 
   /// One decoder layer in place on x (see CpuBackend::layer for the formula).
@@ -333,22 +339,23 @@ class BasicCudaBackend {
     if (int(call.q_pos.size()) != rows || int(call.q_slots.size()) != rows || int(call.kv_slots.size()) != n_kv)
       throw InvalidArgument("CudaBackend::layer: index arrays do not match the activations (" + std::to_string(rows) +
                             " rows)");
-    prof_.mark(cuda::OpClass::Other, call.layer);
+    prof_.mark(gpu::OpClass::Other, call.layer);
     reserve_scratch(rows);
     if (graph_.recording) {
       record_layer(call, x);
       return;
     }
     const LayerIndices idx = upload_layer(call);
-    const cuda::AttnArgsT<ST> aa = attention_block(L, call.layer, rows, n_kv, idx, x.data(), nullptr);
+    const gpu::AttnArgsT<ST> aa = attention_block(L, call.layer, rows, n_kv, idx, x.data(), nullptr);
     const std::size_t bytes = std::size_t(n_kv) * sizeof(T);
     if (call.want_scores) {
       if (out.size() < std::size_t(n_kv))
         throw InvalidArgument("CudaBackend::layer: the scores (or keep flags) span has " + std::to_string(out.size()) +
                               " entries, " + std::to_string(n_kv) + " needed");
       const int n_vis =
-          int(std::upper_bound(call.kv_pos.begin(), call.kv_pos.end(), call.q_pos[std::size_t(rows - 1)]) - call.kv_pos.begin());
-      prof_.mark(cuda::OpClass::Scores, call.layer);
+          int(std::upper_bound(call.kv_pos.begin(), call.kv_pos.end(), call.q_pos[std::size_t(rows - 1)]) -
+              call.kv_pos.begin());
+      prof_.mark(gpu::OpClass::Scores, call.layer);
       scores_dev_.reserve(std::size_t(n_kv), "scores");
       attn_.last_row_scores(aa, n_vis, scores_dev_.get(), stream_);
       const T* src = on_scores(static_cast<const float*>(scores_dev_.get()), n_kv, stream_);
@@ -364,7 +371,7 @@ class BasicCudaBackend {
       LAZYLLM_CUDA_CHECK(cudaEventSynchronize(scores_ready_.get()));
       std::memcpy(out.data(), readback_.get(), bytes);
     }
-    prof_.mark(call.want_scores ? cuda::OpClass::Select : cuda::OpClass::Other, call.layer);
+    prof_.mark(call.want_scores ? gpu::OpClass::Select : gpu::OpClass::Other, call.layer);
   }
 
  public:
@@ -411,7 +418,7 @@ class BasicCudaBackend {
       return false;
     // Each layer's section holds n_kv, the row's position and slot, then kv_pos and kv_slots for
     // up to `cap` keys; the capacity doubles (sections move, so the next step captures anew).
-    const int cap = std::max(256, int(std::bit_ceil(unsigned(n_kv_max))));
+    const int cap = std::max(gpu::tuning::DecodeGraphs::kMinKeyCapacity, int(std::bit_ceil(unsigned(n_kv_max))));
     graph_.copied.create();
     LAZYLLM_CUDA_CHECK(cudaEventSynchronize(graph_.copied.get()));  // the last upload has read the staging
     if (cap > graph_.cap) {
@@ -428,7 +435,8 @@ class BasicCudaBackend {
       reserve_scratch(1);
       const auto ws = attn_.prepare_decode_dynamic(attn_args(1, graph_.cap, LayerIndices{}), stream_);
       graph_.step_key.assign({graph_.dev.get(), xn_.get(), qkv_.get(), att_.get(), gu_.get(), h_.get(), k_.get(),
-                              v_.get(), ws[0], ws[1], ws[2], reinterpret_cast<const void*>(std::uintptr_t(graph_.cap))});
+                              v_.get(), ws[0], ws[1], ws[2],
+                              reinterpret_cast<const void*>(std::uintptr_t(graph_.cap))});
     }
     graph_.chunks.resize((layers_.size() + graph_.chunk_layers - 1) / graph_.chunk_layers);
     graph_.rec.clear();
@@ -462,16 +470,18 @@ class BasicCudaBackend {
     return {logits_host_.get(), std::size_t(c.vocab_size)};
   }
 
-  /// Final RMSNorm, classifier and device sampling of one row: with a cuda::DeviceSampler
-  /// (cuda/sampling.cuh, included separately: CUB declares namespace ::cuda, which would make
-  /// `cuda::` ambiguous in code that says `using namespace lazyllm`), the same id as
-  /// `Sampler(sampler.params()).sample(logits(x, row), recent)`, with only the id copied back.
-  /// `sampler` keeps the draw sequence (and its scratch) between calls.
+  /// Final RMSNorm, classifier and device sampling of one row: with a gpu::DeviceSampler
+  /// (cuda/sampling.cuh), the same id as `Sampler(sampler.params()).sample(logits(x, row),
+  /// recent)`, with only the id copied back. `sampler` keeps the draw sequence (and its scratch)
+  /// between calls. A template over the sampler, so that this header stays free of CUB: its
+  /// device sort adds about a third to the compile time of each translation unit that includes
+  /// it (docs/cuda_backend.md, "Sampling on the device").
   template <class DeviceSamplerT>
-    requires requires(DeviceSamplerT& s, const float* l, cudaStream_t st, std::span<const std::int32_t> r) {
-      { s.sample(l, 1, st, r) } -> std::convertible_to<std::int32_t>;
-    }
-  std::int32_t sample(const Activations& x, int row, DeviceSamplerT& sampler, std::span<const std::int32_t> recent = {}) {
+  requires requires(DeviceSamplerT& s, const float* l, cudaStream_t st, std::span<const std::int32_t> r) {
+    { s.sample(l, 1, st, r) } -> std::convertible_to<std::int32_t>;
+  }
+  std::int32_t sample(const Activations& x, int row, DeviceSamplerT& sampler,
+                      std::span<const std::int32_t> recent = {}) {
     const float* l = logits_device(x, row, "CudaBackend::sample");
     return sampler.sample(l, config_.vocab_size, stream_, recent);
   }
@@ -480,22 +490,23 @@ class BasicCudaBackend {
   /// queued on stream() (not synchronised; valid until the next logits/sample call).
   const float* logits_device(const Activations& x, int row, const char* who = "CudaBackend::logits_device") {
     const auto& c = config_;
-    if (row < 0 || row >= x.rows) throw InvalidArgument(std::string(who) + ": row " + std::to_string(row) + " out of range");
+    if (row < 0 || row >= x.rows)
+      throw InvalidArgument(std::string(who) + ": row " + std::to_string(row) + " out of range");
     not_recording("logits");
     reserve_scratch(1);
     logits_dev_.reserve(std::size_t(c.vocab_size), "logits");
     if constexpr (kFp32) {  // no GEMV path in fp32: final norm, then cuBLASLt
-      prof_.mark(cuda::OpClass::Norm, -1);
-      cuda::detail::launch_rmsnorm(x.row(row), final_norm_, 1, c.dim, c.norm_eps, xn_.get(), stream_);
-      prof_.mark(cuda::OpClass::Gemm, -1);
+      prof_.mark(gpu::OpClass::Norm, -1);
+      gpu::detail::launch_rmsnorm(x.row(row), final_norm_, 1, c.dim, c.norm_eps, xn_.get(), stream_);
+      prof_.mark(gpu::OpClass::Gemm, -1);
       gemm_.run(xn_.get(), classifier_, logits_dev_.get(), 1, c.dim, c.vocab_size, stream_);
     } else {
       // Final norm (it only reads x) folded into the classifier GEMV.
-      prof_.mark(cuda::OpClass::Gemm, -1);
-      cuda::gemv::run(cuda::gemv::RmsNormRowsT<ST>{x.row(row), c.dim, final_norm_, c.norm_eps}, classifier_, c.dim,
-                      c.vocab_size, 1, cuda::gemv::StoreF32{logits_dev_.get(), c.vocab_size}, stream_);
+      prof_.mark(gpu::OpClass::Gemm, -1);
+      gpu::gemv::run(gpu::gemv::RmsNormRowsT<ST>{x.row(row), c.dim, final_norm_, c.norm_eps}, classifier_, c.dim,
+                     c.vocab_size, 1, gpu::gemv::StoreF32{logits_dev_.get(), c.vocab_size}, stream_);
     }
-    prof_.mark(cuda::OpClass::Other, -1);
+    prof_.mark(gpu::OpClass::Other, -1);
     return logits_dev_.get();
   }
 
@@ -518,9 +529,9 @@ class BasicCudaBackend {
     const std::int64_t *q_slots = nullptr, *kv_slots = nullptr;
   };
 
-  cuda::AttnArgsT<ST> attn_args(int rows, int n_kv, const LayerIndices& idx) const {
+  gpu::AttnArgsT<ST> attn_args(int rows, int n_kv, const LayerIndices& idx) const {
     const auto& c = config_;
-    cuda::AttnArgsT<ST> aa;
+    gpu::AttnArgsT<ST> aa;
     aa.q = qkv_.get();
     aa.ldq = c.dim + 2 * c.kv_dim();
     aa.k_cache = k_.get();
@@ -540,25 +551,25 @@ class BasicCudaBackend {
 
   /// Norm, QKV, RoPE + K/V store, attention into att_. `n_kv_dev`: the decode attention reads its
   /// key count there (n_kv is then the capacity of the index arrays; graph replays).
-  cuda::AttnArgsT<ST> attention_block(const Layer& L, int l, int rows, int n_kv, const LayerIndices& idx, float* x,
-                                      const int* n_kv_dev) {
+  gpu::AttnArgsT<ST> attention_block(const Layer& L, int l, int rows, int n_kv, const LayerIndices& idx, float* x,
+                                     const int* n_kv_dev) {
     const auto& c = config_;
     const int d = c.dim, kvd = c.kv_dim();
     // Few rows (decode): the GEMV path, with the norms, SwiGLU and residual adds folded into the
     // linear layers (gemv.cuh). Otherwise cuBLASLt, with the residual adds as fp32 accumulation.
     if (rows <= gemv_rows_) {  // never in fp32 (gemv_rows_ == 0), and not compiled there
       if constexpr (!kFp32) {
-        prof_.mark(cuda::OpClass::Gemm, l);
-        cuda::gemv::run(cuda::gemv::RmsNormRowsT<ST>{x, d, L.attn_norm, c.norm_eps}, L.qkv, d, d + 2 * kvd, rows,
-                        cuda::gemv::Store<ST>{qkv_.get(), d + 2 * kvd}, stream_);
+        prof_.mark(gpu::OpClass::Gemm, l);
+        gpu::gemv::run(gpu::gemv::RmsNormRowsT<ST>{x, d, L.attn_norm, c.norm_eps}, L.qkv, d, d + 2 * kvd, rows,
+                       gpu::gemv::Store<ST>{qkv_.get(), d + 2 * kvd}, stream_);
       }
     } else {
-      prof_.mark(cuda::OpClass::Norm, l);
-      cuda::detail::launch_rmsnorm(x, L.attn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
-      prof_.mark(cuda::OpClass::Gemm, l);
+      prof_.mark(gpu::OpClass::Norm, l);
+      gpu::detail::launch_rmsnorm(x, L.attn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
+      prof_.mark(gpu::OpClass::Gemm, l);
       gemm_qkv(L, rows);
     }
-    cuda::detail::RopeArgsT<ST> ra;
+    gpu::detail::RopeArgsT<ST> ra;
     ra.qkv = qkv_.get();
     ra.ld = d + 2 * kvd;
     ra.rows = rows;
@@ -572,11 +583,11 @@ class BasicCudaBackend {
     ra.style = c.rope_style;
     ra.k_cache = k_.get();
     ra.v_cache = v_.get();
-    prof_.mark(cuda::OpClass::Norm, l);
-    cuda::detail::launch_rope_store(ra, stream_);
+    prof_.mark(gpu::OpClass::Norm, l);
+    gpu::detail::launch_rope_store(ra, stream_);
 
-    const cuda::AttnArgsT<ST> aa = attn_args(rows, n_kv, idx);
-    prof_.mark(cuda::OpClass::Attention, l);
+    const gpu::AttnArgsT<ST> aa = attn_args(rows, n_kv, idx);
+    prof_.mark(gpu::OpClass::Attention, l);
     if constexpr (!kFp32) {
       if (n_kv_dev) {
         attn_.run_decode_dynamic(aa, n_kv_dev, stream_);
@@ -591,23 +602,23 @@ class BasicCudaBackend {
   void output_and_ffn_block(const Layer& L, int l, int rows, float* x) {
     const auto& c = config_;
     const int d = c.dim;
-    prof_.mark(cuda::OpClass::Gemm, l);
+    prof_.mark(gpu::OpClass::Gemm, l);
     if (rows <= gemv_rows_) {
       if constexpr (!kFp32) {
-        cuda::gemv::run(cuda::gemv::Rows<ST>{att_.get(), d}, L.wo, d, d, rows, cuda::gemv::AddF32{x, d}, stream_);
-        cuda::gemv::run(cuda::gemv::RmsNormRowsT<ST>{x, d, L.ffn_norm, c.norm_eps}, L.gate_up, d, hid_, rows,
-                        cuda::gemv::SwiGluT<ST>{h_.get(), hid_, hid_}, stream_);
-        cuda::gemv::run(cuda::gemv::Rows<ST>{h_.get(), hid_}, L.w2, hid_, d, rows, cuda::gemv::AddF32{x, d}, stream_);
+        gpu::gemv::run(gpu::gemv::Rows<ST>{att_.get(), d}, L.wo, d, d, rows, gpu::gemv::AddF32{x, d}, stream_);
+        gpu::gemv::run(gpu::gemv::RmsNormRowsT<ST>{x, d, L.ffn_norm, c.norm_eps}, L.gate_up, d, hid_, rows,
+                       gpu::gemv::SwiGluT<ST>{h_.get(), hid_, hid_}, stream_);
+        gpu::gemv::run(gpu::gemv::Rows<ST>{h_.get(), hid_}, L.w2, hid_, d, rows, gpu::gemv::AddF32{x, d}, stream_);
       }
     } else {
       gemm_o_add(L, att_.get(), x, rows);
-      prof_.mark(cuda::OpClass::Norm, l);
-      cuda::detail::launch_rmsnorm(x, L.ffn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
-      prof_.mark(cuda::OpClass::Gemm, l);
+      prof_.mark(gpu::OpClass::Norm, l);
+      gpu::detail::launch_rmsnorm(x, L.ffn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
+      prof_.mark(gpu::OpClass::Gemm, l);
       gemm_gate_up(L, rows);
-      prof_.mark(cuda::OpClass::Norm, l);
-      cuda::detail::launch_swiglu(gu_.get(), rows, hid_, h_.get(), stream_);
-      prof_.mark(cuda::OpClass::Gemm, l);
+      prof_.mark(gpu::OpClass::Norm, l);
+      gpu::detail::launch_swiglu(gu_.get(), rows, hid_, h_.get(), stream_);
+      prof_.mark(gpu::OpClass::Gemm, l);
       gemm_down_add(L, x, rows);
     }
   }
@@ -621,16 +632,15 @@ class BasicCudaBackend {
   static constexpr std::size_t kGraphTokenWord = 3;
 
   void not_recording(const char* what) const {
-    if (graph_.recording)
-      throw Error(std::string("internal: CudaBackend::") + what + " inside a recorded decode step");
+    if (graph_.recording) throw Error(std::string("internal: CudaBackend::") + what + " inside a recorded decode step");
   }
 
   void record_layer(const LayerCall& call, Activations& x) {
     const int n_kv = int(call.kv_pos.size());
     if (x.rows != 1 || call.want_scores || n_kv > graph_.cap || call.layer < 0 ||
         std::size_t(call.layer) != graph_.rec.size())
-      throw Error("internal: CudaBackend::layer " + std::to_string(call.layer) + " (" + std::to_string(x.rows) + " rows, " +
-                  std::to_string(n_kv) + " keys" + (call.want_scores ? ", scores" : "") +
+      throw Error("internal: CudaBackend::layer " + std::to_string(call.layer) + " (" + std::to_string(x.rows) +
+                  " rows, " + std::to_string(n_kv) + " keys" + (call.want_scores ? ", scores" : "") +
                   ") does not fit the recorded decode step");
     std::int64_t* sec = graph_.host.get() + std::size_t(call.layer) * graph_.stride;
     const std::int32_t n32 = n_kv;
@@ -638,7 +648,8 @@ class BasicCudaBackend {
     std::memcpy(sec + 1, &call.q_pos[0], 4);
     sec[2] = call.q_slots[0];
     std::memcpy(sec + kGraphHeaderWords, call.kv_pos.data(), call.kv_pos.size_bytes());
-    std::memcpy(sec + kGraphHeaderWords + std::size_t(graph_.cap) / 2, call.kv_slots.data(), call.kv_slots.size_bytes());
+    std::memcpy(sec + kGraphHeaderWords + std::size_t(graph_.cap) / 2, call.kv_slots.data(),
+                call.kv_slots.size_bytes());
     graph_.rec.push_back({x.data(), n_kv});
     if (graph_.rec.size() % graph_.chunk_layers == 0 || graph_.rec.size() == layers_.size()) launch_staged();
   }
@@ -655,8 +666,8 @@ class BasicCudaBackend {
       for (std::size_t l = l0; l < l1; ++l) max_n = std::max(max_n, graph_.rec[l].n_kv);
       const std::size_t pitch = graph_.stride * 8, at = l0 * graph_.stride;
       const std::size_t head = kGraphHeaderWords + std::size_t(max_n + 1) / 2;
-      LAZYLLM_CUDA_CHECK(cudaMemcpy2DAsync(graph_.dev.get() + at, pitch, graph_.host.get() + at, pitch, head * 8, l1 - l0,
-                                           cudaMemcpyHostToDevice, stream_));
+      LAZYLLM_CUDA_CHECK(cudaMemcpy2DAsync(graph_.dev.get() + at, pitch, graph_.host.get() + at, pitch, head * 8,
+                                           l1 - l0, cudaMemcpyHostToDevice, stream_));
       const std::size_t kvs = at + kGraphHeaderWords + std::size_t(graph_.cap) / 2;
       LAZYLLM_CUDA_CHECK(cudaMemcpy2DAsync(graph_.dev.get() + kvs, pitch, graph_.host.get() + kvs, pitch,
                                            std::size_t(max_n) * 8, l1 - l0, cudaMemcpyHostToDevice, stream_));
@@ -692,8 +703,8 @@ class BasicCudaBackend {
   void launch_recorded(std::size_t l0, std::size_t l1) {
     const std::int64_t* dev = graph_.dev.get();
     if (l0 == 0)
-      cuda::detail::launch_embed(embedding_, reinterpret_cast<const std::int32_t*>(dev + kGraphTokenWord), 1,
-                                 config_.dim, graph_.embed_x, stream_);
+      gpu::detail::launch_embed(embedding_, reinterpret_cast<const std::int32_t*>(dev + kGraphTokenWord), 1,
+                                config_.dim, graph_.embed_x, stream_);
     for (std::size_t l = l0; l < l1; ++l) {
       const std::int64_t* sec = dev + l * graph_.stride;
       LayerIndices idx;
@@ -712,26 +723,25 @@ class BasicCudaBackend {
     int n_kv = 0;
   };
   struct GraphChunk {
-    cuda::GraphExec exec;
+    gpu::GraphExec exec;
     std::vector<const void*> key;  // what the captured graph points at
   };
   struct DecodeGraph {
     bool on = true;
     bool recording = false;
-    int cap = 0;             // keys per layer section
-    std::size_t stride = 0;  // words per layer section
-    std::size_t flushed = 0; // layers of this step already launched
+    int cap = 0;              // keys per layer section
+    std::size_t stride = 0;   // words per layer section
+    std::size_t flushed = 0;  // layers of this step already launched
     float* embed_x = nullptr;
     std::vector<GraphRecord> rec;
-    std::vector<GraphChunk> chunks;  // one graph per chunk_layers layers
+    std::vector<GraphChunk> chunks;          // one graph per chunk_layers layers
     std::vector<const void*> step_key, key;  // this step's shared pointers; a chunk's (scratch)
-    // Layers per graph: the first graph starts on the GPU while the host stages the rest (4:
-    // measured on an H200, 7B shape, against one graph per step).
-    std::size_t chunk_layers = 4;
-    cuda::PinnedBuffer<std::int64_t> host;
-    cuda::DeviceBuffer<std::int64_t> dev;
-    cuda::Event copied;  // the last upload from `host` has run
-    cuda::Stream capture_stream;
+    // Layers per graph: the first graph starts on the GPU while the host stages the rest.
+    std::size_t chunk_layers = gpu::tuning::DecodeGraphs::kChunkLayers;
+    gpu::PinnedBuffer<std::int64_t> host;
+    gpu::DeviceBuffer<std::int64_t> dev;
+    gpu::Event copied;  // the last upload from `host` has run
+    gpu::Stream capture_stream;
     std::int64_t steps = 0, captures = 0, launches = 0;
   };
 
@@ -758,9 +768,9 @@ class BasicCudaBackend {
   /// a slot's event marks when its last copy has run, so the host never overwrites bytes that a
   /// queued cudaMemcpyAsync has not read yet.
   struct Staging {
-    cuda::PinnedBuffer<std::int64_t> host;
-    cuda::DeviceBuffer<std::int64_t> dev;
-    cuda::Event done;
+    gpu::PinnedBuffer<std::int64_t> host;
+    gpu::DeviceBuffer<std::int64_t> dev;
+    gpu::Event done;
   };
 
   static std::size_t words_for(std::size_t bytes) { return (bytes + 15) / 16 * 2; }  // 16-byte aligned sections
@@ -815,35 +825,35 @@ class BasicCudaBackend {
   cudaStream_t stream_ = nullptr;
   int hid_ = 0;
   int gemv_rows_ = 0;  // rows up to this take the GEMV path (see the constructor)
-  cuda::Gemm gemm_;
-  cuda::Attention attn_;
-  static constexpr TensorDType kSourceType = std::is_same_v<ST, cuda::fp16> ? TensorDType::F16
-                                             : kFp32                        ? TensorDType::F32
-                                                                            : TensorDType::BF16;
-  cuda::DeviceBuffer<ST> weights_;
-  cuda::DeviceBuffer<float> norms_;
-  cuda::DeviceBuffer<float2> rope_;
+  gpu::Gemm gemm_;
+  gpu::Attention attn_;
+  static constexpr TensorDType kSourceType = std::is_same_v<ST, gpu::fp16> ? TensorDType::F16
+                                             : kFp32                       ? TensorDType::F32
+                                                                           : TensorDType::BF16;
+  gpu::DeviceBuffer<ST> weights_;
+  gpu::DeviceBuffer<float> norms_;
+  gpu::DeviceBuffer<float2> rope_;
   const ST* embedding_ = nullptr;
   const ST* classifier_ = nullptr;
   const float* final_norm_ = nullptr;
   std::vector<Layer> layers_;
-  cuda::DeviceBuffer<ST> k_, v_;
-  cuda::DeviceBuffer<float> aux_;
+  gpu::DeviceBuffer<ST> k_, v_;
+  gpu::DeviceBuffer<float> aux_;
   std::int64_t kv_slots_ = 0, aux_slots_ = 0;
-  cuda::DeviceBuffer<ST> xn_, qkv_, att_, gu_, h_;
-  cuda::DeviceBuffer<float> scores_dev_, logits_dev_;
-  cuda::PinnedBuffer<float> readback_, logits_host_;  // readback_: a layer's scores (or keep flags)
-  cuda::Event scores_ready_;                          // the read-back has landed in readback_
+  gpu::DeviceBuffer<ST> xn_, qkv_, att_, gu_, h_;
+  gpu::DeviceBuffer<float> scores_dev_, logits_dev_;
+  gpu::PinnedBuffer<float> readback_, logits_host_;  // readback_: a layer's scores (or keep flags)
+  gpu::Event scores_ready_;                          // the read-back has landed in readback_
   std::array<Staging, 2> staging_;
   std::size_t next_staging_ = 0;
   DecodeGraph graph_;
-  cuda::ProfileHook prof_;  // op-boundary marks (a null test unless a Profiler is attached)
+  gpu::ProfileHook prof_;  // op-boundary marks (a null test unless a Profiler is attached)
 };
 
 /// The default CUDA backend: bf16 storage (the dtype Llama 2 was trained in).
-using CudaBackend = BasicCudaBackend<cuda::bf16>;
+using CudaBackend = BasicCudaBackend<gpu::bf16>;
 /// fp16 storage: 3 more mantissa bits than bf16, range up to 65504 (fp16 checkpoints upload as is).
-using CudaBackendFp16 = BasicCudaBackend<cuda::fp16>;
+using CudaBackendFp16 = BasicCudaBackend<gpu::fp16>;
 /// fp32 storage and fp32 GEMMs (no TF32): the verification mode. It computes what the CPU
 /// reference computes (same greedy ids); 2x the memory of bf16 and a simple attention kernel.
 using CudaBackendFp32 = BasicCudaBackend<float>;

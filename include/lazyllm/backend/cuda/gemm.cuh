@@ -12,9 +12,11 @@
 #include <string>
 #include <tuple>
 
-#include "lazyllm/backend/cuda/common.cuh"
+#include "lazyllm/backend/cuda/numeric.cuh"
+#include "lazyllm/backend/cuda/runtime.cuh"
+#include "lazyllm/backend/cuda/tuning.cuh"
 
-namespace lazyllm::cuda {
+namespace lazyllm::gpu {
 
 namespace detail {
 
@@ -54,7 +56,7 @@ struct GemmPlan {
 /// Owns the cuBLASLt handle, the workspace and the plan cache. Move-only.
 class Gemm {
  public:
-  static constexpr std::size_t kWorkspaceBytes = std::size_t(32) << 20;
+  static constexpr std::size_t kWorkspaceBytes = tuning::Gemm::kWorkspaceBytes;
 
   Gemm() = default;
   /// Creates the handle and the workspace (call with a device present).
@@ -110,8 +112,8 @@ class Gemm {
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
-    LAZYLLM_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_.get(), p->op, p->a, p->b, p->d, p->d, pref, 1, &result,
-                                                        &found));
+    LAZYLLM_CUBLAS_CHECK(
+        cublasLtMatmulAlgoGetHeuristic(handle_.get(), p->op, p->a, p->b, p->d, p->d, pref, 1, &result, &found));
     if (found == 0)
       throw Error(std::string("CudaBackend: cuBLASLt found no ") + (itype == CUDA_R_16F ? "fp16" : "bf16") +
                   " GEMM algorithm for rows=" + std::to_string(rows) + " in=" + std::to_string(in) +
@@ -125,4 +127,4 @@ class Gemm {
   std::map<Key, std::unique_ptr<detail::GemmPlan>> plans_;
 };
 
-}  // namespace lazyllm::cuda
+}  // namespace lazyllm::gpu

@@ -28,14 +28,16 @@
 #include <cstdint>
 #include <string>
 
-#include "lazyllm/backend/cuda/common.cuh"
 #include "lazyllm/backend/cuda/kernels.cuh"
+#include "lazyllm/backend/cuda/numeric.cuh"
+#include "lazyllm/backend/cuda/runtime.cuh"
+#include "lazyllm/backend/cuda/tuning.cuh"
 #include "lazyllm/detail/error.hpp"
 
-namespace lazyllm::cuda {
+namespace lazyllm::gpu {
 
 /// The most rows the GEMV path takes; the backend uses cuBLASLt above it.
-inline constexpr int kGemvMaxRows = 4;
+inline constexpr int kGemvMaxRows = tuning::Gemv::kMaxRows;
 
 namespace gemv {
 
@@ -127,7 +129,7 @@ namespace detail {
 inline constexpr int kGemvThreads = 256;
 static_assert(kGemvThreads == Bf16Traits::kNormThreads, "gemv::RmsNormRows must sum like rmsnorm_kernel");
 inline constexpr int kGemvWarps = kGemvThreads / 32;
-inline constexpr int kGemvUnroll = 4;  // 16-byte weight loads in flight per lane and weight row
+inline constexpr int kGemvUnroll = tuning::Gemv::kUnroll;  // 16-byte weight loads in flight per lane and weight row
 
 __device__ __forceinline__ uint4 load_stream(const uint4* p) {
   uint4 v;
@@ -157,7 +159,7 @@ template <class In, class Epi>
 __global__ void __launch_bounds__(kGemvThreads)
     gemv_kernel(In in, const typename In::store_t* __restrict__ w, int k, int items, int rows, Epi epi) {
   using S = typename In::store_t;
-  static_assert(sizeof(S) == 2, "cuda::gemv: 2-byte storage only (bf16, fp16); fp32 uses cuBLASLt");
+  static_assert(sizeof(S) == 2, "gpu::gemv: 2-byte storage only (bf16, fp16); fp32 uses cuBLASLt");
   extern __shared__ uint4 gemv_smem[];
   S* xs = reinterpret_cast<S*>(gemv_smem);
   in.stage(xs, rows, k);
@@ -212,7 +214,7 @@ inline int gemv_max_blocks() {
     int dev = 0, sms = 0;
     LAZYLLM_CUDA_CHECK(cudaGetDevice(&dev));
     LAZYLLM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    return sms * 4;
+    return sms * tuning::Gemv::kBlocksPerSm;
   }();
   return n;
 }
@@ -227,8 +229,8 @@ template <class In, class Epi>
 void run(const In& in, const typename In::store_t* w, int k, int items, int rows, const Epi& epi, cudaStream_t stream) {
   if (rows <= 0 || items <= 0) return;
   if (rows > kGemvMaxRows || k <= 0 || k % 8 != 0)
-    throw InvalidArgument("cuda::gemv::run: rows " + std::to_string(rows) + " (at most " +
-                          std::to_string(kGemvMaxRows) + "), k " + std::to_string(k) + " (a positive multiple of 8)");
+    throw InvalidArgument("gpu::gemv::run: rows " + std::to_string(rows) + " (at most " + std::to_string(kGemvMaxRows) +
+                          "), k " + std::to_string(k) + " (a positive multiple of 8)");
   const std::size_t smem = std::size_t(rows) * std::size_t(k) * sizeof(typename In::store_t);
   if (smem > 48 * 1024) {
     static int opted = 0;  // per instantiation: the largest dynamic shared memory allowed so far
@@ -244,4 +246,4 @@ void run(const In& in, const typename In::store_t* w, int k, int items, int rows
 }
 
 }  // namespace gemv
-}  // namespace lazyllm::cuda
+}  // namespace lazyllm::gpu

@@ -5,25 +5,28 @@
 // traits struct and has a host launcher (detail::launch_*) that checks the launch.
 //
 // Conventions: the residual stream (Activations) is fp32 rows x dim; inputs and outputs of the
-// GEMMs are a 2-byte storage type S (bf16 or fp16, common.cuh's Storage); row widths are
+// GEMMs are a 2-byte storage type S (bf16 or fp16, numeric.cuh's Storage); row widths are
 // multiples of 8 so that every thread moves 16 bytes.
 #pragma once
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
-#include "lazyllm/backend/cuda/common.cuh"
+#include "lazyllm/backend/cuda/numeric.cuh"
+#include "lazyllm/backend/cuda/runtime.cuh"
+#include "lazyllm/backend/cuda/tuning.cuh"
 #include "lazyllm/config/model_config.hpp"
 
-namespace lazyllm::cuda {
+namespace lazyllm::gpu {
 
 /// Element types of an instantiation: S storage, fp32 residual stream.
 template <class S>
 struct StoreTraits {
-  using store_t = S;         // weights, GEMM inputs/outputs, K/V cache
-  using residual_t = float;  // the residual stream (Activations) and the Aux Cache
-  static constexpr int kVec = 8;            // elements per thread per access (16 bytes)
-  static constexpr int kNormThreads = 256;  // threads per row in RMSNorm
+  using store_t = S;              // weights, GEMM inputs/outputs, K/V cache
+  using residual_t = float;       // the residual stream (Activations) and the Aux Cache
+  static constexpr int kVec = 8;  // elements per thread per access (16 bytes)
+  // Threads per row in RMSNorm.
+  static constexpr int kNormThreads = tuning::Elementwise::kNormThreads;
 };
 using Bf16Traits = StoreTraits<bf16>;
 
@@ -109,7 +112,7 @@ __device__ __forceinline__ void rmsnorm_row(const float* __restrict__ xr, const 
 
 /// One block per row; `Cached` as in rmsnorm_row (4: rows up to 8192 wide with 256 threads are
 /// read once).
-template <class T, int Cached = 4>
+template <class T, int Cached = tuning::Elementwise::kNormCachedChunks>
 __global__ void __launch_bounds__(T::kNormThreads)
     rmsnorm_kernel(const float* __restrict__ x, const float* __restrict__ w, int dim, float eps,
                    typename T::store_t* __restrict__ out) {
@@ -123,9 +126,9 @@ template <class S>
 struct RopeArgsT {
   S* qkv = nullptr;  // [rows, ld]: q (n_heads*hd) | k (n_kv_heads*hd) | v (n_kv_heads*hd)
   int ld = 0, rows = 0, n_heads = 0, n_kv_heads = 0, hd = 0;
-  const std::int32_t* pos = nullptr;   // [rows] original positions
-  const std::int64_t* slots = nullptr; // [rows] K/V slots
-  const float2* table = nullptr;       // [max_pos, hd/2] (cos, sin)
+  const std::int32_t* pos = nullptr;    // [rows] original positions
+  const std::int64_t* slots = nullptr;  // [rows] K/V slots
+  const float2* table = nullptr;        // [max_pos, hd/2] (cos, sin)
   int max_pos = 0;
   RopeStyle style = RopeStyle::Interleaved;
   S* k_cache = nullptr;  // [slots, kvd]
@@ -144,7 +147,7 @@ using RopeArgs = RopeArgsT<bf16>;
 /// this path and was dropped. Both paths compute each output with the same expression, so they
 /// agree bit for bit. `Vector` = false takes the one-element path everywhere (the tests compare
 /// and time both).
-template <class T, bool Vector = true>
+template <class T, bool Vector = tuning::Elementwise::kRopeVector>
 __global__ void rope_store_kernel(RopeArgsT<typename T::store_t> a) {
   using S = typename T::store_t;
   const int r = blockIdx.x;
@@ -265,14 +268,14 @@ void launch_embed(const S* table, const std::int32_t* ids, int rows, int dim, fl
 }
 
 /// out = S(rmsnorm(x) * w), one block per row (`Cached` 0: every row read twice; tests time both).
-template <class S, int Cached = 4>
+template <class S, int Cached = tuning::Elementwise::kNormCachedChunks>
 void launch_rmsnorm(const float* x, const float* w, int rows, int dim, float eps, S* out, cudaStream_t s) {
   if (rows <= 0) return;
   rmsnorm_kernel<StoreTraits<S>, Cached><<<rows, StoreTraits<S>::kNormThreads, 0, s>>>(x, w, dim, eps, out);
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
-template <class S, bool Vector = true>
+template <class S, bool Vector = tuning::Elementwise::kRopeVector>
 void launch_rope_store(const RopeArgsT<S>& a, cudaStream_t s) {
   if (a.rows <= 0) return;
   rope_store_kernel<StoreTraits<S>, Vector><<<a.rows, 128, 0, s>>>(a);
@@ -297,7 +300,8 @@ inline void launch_gather_rows(const float* src, const std::int32_t* src_rows, c
 inline void launch_store_aux(const float* x, const std::int32_t* rows, const std::int64_t* aux_slots, int n, int dim,
                              float* aux, cudaStream_t s) {
   if (n <= 0) return;
-  store_aux_kernel<Bf16Traits><<<grid_for(std::int64_t(n) * dim / 4, 256), 256, 0, s>>>(x, rows, aux_slots, n, dim, aux);
+  store_aux_kernel<Bf16Traits>
+      <<<grid_for(std::int64_t(n) * dim / 4, 256), 256, 0, s>>>(x, rows, aux_slots, n, dim, aux);
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
@@ -316,4 +320,4 @@ inline std::vector<float2> rope_table(int max_pos, int head_dim, float theta) {
 }
 
 }  // namespace detail
-}  // namespace lazyllm::cuda
+}  // namespace lazyllm::gpu

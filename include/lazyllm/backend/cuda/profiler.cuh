@@ -17,10 +17,10 @@
 #include <string_view>
 #include <vector>
 
-#include "lazyllm/backend/cuda/common.cuh"
+#include "lazyllm/backend/cuda/runtime.cuh"
 #include "lazyllm/detail/error.hpp"
 
-namespace lazyllm::cuda {
+namespace lazyllm::gpu {
 
 /// What a stretch of stream time is spent on.
 enum class OpClass : std::uint8_t {
@@ -33,8 +33,8 @@ enum class OpClass : std::uint8_t {
   Other,      // index uploads, logits read-back, anything not marked
 };
 inline constexpr int kOpClasses = 7;
-inline constexpr std::array<std::string_view, kOpClasses> kOpClassNames{
-    "gemm", "attention", "scores", "select", "gather", "norm", "other"};
+inline constexpr std::array<std::string_view, kOpClasses> kOpClassNames{"gemm",   "attention", "scores", "select",
+                                                                        "gather", "norm",      "other"};
 inline constexpr std::string_view op_class_name(OpClass c) { return kOpClassNames[std::size_t(c)]; }
 
 /// Owns the event pool and the accumulated times. One pass = begin() ... end() (e.g. one
@@ -155,4 +155,4 @@ struct ProfileHook {
   }
 };
 
-}  // namespace lazyllm::cuda
+}  // namespace lazyllm::gpu

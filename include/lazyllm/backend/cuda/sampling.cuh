@@ -35,11 +35,11 @@
 #include <string>
 #include <vector>
 
-#include "lazyllm/backend/cuda/common.cuh"
+#include "lazyllm/backend/cuda/runtime.cuh"
 #include "lazyllm/detail/error.hpp"
 #include "lazyllm/model/sampler.hpp"
 
-namespace lazyllm::cuda {
+namespace lazyllm::gpu {
 
 namespace detail {
 
@@ -204,7 +204,8 @@ class DeviceSampler {
   /// the host. The logits are not modified.
   std::int32_t sample(const float* logits, int vocab, cudaStream_t stream, std::span<const std::int32_t> recent = {}) {
     if (logits == nullptr || vocab <= 0)
-      throw InvalidArgument("DeviceSampler::sample: need device logits and vocab > 0 (vocab " + std::to_string(vocab) + ")");
+      throw InvalidArgument("DeviceSampler::sample: need device logits and vocab > 0 (vocab " + std::to_string(vocab) +
+                            ")");
     out_dev_.reserve(1, "sampler result");
     out_host_.reserve(1);
     const float* x = logits;
@@ -217,8 +218,8 @@ class DeviceSampler {
                                            cudaMemcpyHostToDevice, stream));
         detail::copy_kernel<float><<<detail::blocks_for(vocab, 256), 256, 0, stream>>>(logits, vocab, work_.get());
         LAZYLLM_CUDA_CHECK_LAUNCH();
-        detail::penalty_kernel<float><<<detail::blocks_for(n_pen, 128), 128, 0, stream>>>(work_.get(), pen_dev_.get(), n_pen,
-                                                                                   p_.repeat_penalty);
+        detail::penalty_kernel<float>
+            <<<detail::blocks_for(n_pen, 128), 128, 0, stream>>>(work_.get(), pen_dev_.get(), n_pen, p_.repeat_penalty);
         LAZYLLM_CUDA_CHECK_LAUNCH();
         x = work_.get();
       }
@@ -269,8 +270,8 @@ class DeviceSampler {
     cum_.reserve(n, "sampler prefix sums");
     if (iota_.size() < n) {
       iota_.reserve(n, "sampler ids");
-      detail::iota_kernel<std::int32_t><<<detail::blocks_for(std::int64_t(iota_.size()), 256), 256, 0, stream>>>(iota_.get(),
-                                                                                                   int(iota_.size()));
+      detail::iota_kernel<std::int32_t>
+          <<<detail::blocks_for(std::int64_t(iota_.size()), 256), 256, 0, stream>>>(iota_.get(), int(iota_.size()));
       LAZYLLM_CUDA_CHECK_LAUNCH();
     }
     std::size_t bytes = 0;
@@ -292,4 +293,4 @@ class DeviceSampler {
   std::vector<std::int32_t> ids_tmp_;
 };
 
-}  // namespace lazyllm::cuda
+}  // namespace lazyllm::gpu

@@ -22,10 +22,10 @@
 #include <cub/device/device_select.cuh>
 #include <string>
 
-#include "lazyllm/backend/cuda/common.cuh"
+#include "lazyllm/backend/cuda/runtime.cuh"
 #include "lazyllm/detail/error.hpp"
 
-namespace lazyllm::cuda {
+namespace lazyllm::gpu {
 
 namespace detail {
 
@@ -72,7 +72,7 @@ class PercentileSelect {
   /// is queued on `stream`. p in [0, 1).
   void run(const float* scores, int n, float p, bool keep_last, std::int32_t* kept, int* count, cudaStream_t stream) {
     if (kept == nullptr || count == nullptr)
-      throw InvalidArgument("cuda::PercentileSelect::run: need device outputs for the kept indices and their count");
+      throw InvalidArgument("gpu::PercentileSelect::run: need device outputs for the kept indices and their count");
     const std::uint8_t* f = flags(scores, n, p, keep_last, stream);
     std::size_t bytes = temp_.size();
     LAZYLLM_CUDA_CHECK(cub::DeviceSelect::Flagged(temp_.get(), bytes, thrust::counting_iterator<std::int32_t>(0), f,
@@ -83,9 +83,9 @@ class PercentileSelect {
   /// this object (valid until its next call), queued on `stream`. The same checks as run().
   const std::uint8_t* flags(const float* scores, int n, float p, bool keep_last, cudaStream_t stream) {
     if (n <= 0 || scores == nullptr)
-      throw InvalidArgument("cuda::PercentileSelect: need n > 0 scores in device memory (n " + std::to_string(n) + ")");
+      throw InvalidArgument("gpu::PercentileSelect: need n > 0 scores in device memory (n " + std::to_string(n) + ")");
     if (!(p >= 0.0f && p < 1.0f))
-      throw InvalidArgument("cuda::PercentileSelect: percentile " + std::to_string(p) + " is not in [0, 1)");
+      throw InvalidArgument("gpu::PercentileSelect: percentile " + std::to_string(p) + " is not in [0, 1)");
     reserve(n);
     // The threshold: a sorted copy of the scores, read at rank floor(p * n).
     std::size_t bytes = temp_.size();
@@ -104,4 +104,4 @@ class PercentileSelect {
   DeviceBuffer<std::uint8_t> temp_;
 };
 
-}  // namespace lazyllm::cuda
+}  // namespace lazyllm::gpu

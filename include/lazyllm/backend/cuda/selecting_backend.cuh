@@ -3,15 +3,15 @@
 // SelectingBackend, attention_backend.hpp). Where the policy's selection is the bare rule
 // (PercentileRulePolicy: Lazy without keep_recent, Static's prefill, AnyPolicy holding either),
 // the pipeline calls layer_select: the layer runs as in CudaBackend, then
-// cuda::PercentileSelect::flags (CUB radix sort for the threshold, ties kept, the last key kept)
+// gpu::PercentileSelect::flags (CUB radix sort for the threshold, ties kept, the last key kept)
 // turns the scores into keep flags in device memory, and only the n flags come back (n bytes
 // instead of n floats; the host does no selection work). The round trip per pruning layer stays:
 // the pipeline keeps the sets on the host and the GEMMs take their row counts from it
 // (docs/cuda_backend.md, "Known limits").
 //
-// A header of its own because CUB declares a namespace ::cuda: code that says `using namespace
-// lazyllm;` and then `cuda::...` would find two. cuda_backend.cuh does not include CUB; include
-// this header where you want device selection (and spell lazyllm::cuda there).
+// A header of its own because of CUB's compile time (its radix sort adds 8-10 s to each
+// translation unit that includes it, docs/cuda_backend.md): cuda_backend.cuh stays free of CUB;
+// include this header where you want device selection.
 #pragma once
 #include <cstdint>
 #include <span>
@@ -25,8 +25,8 @@ template <class ST>
 class BasicSelectingCudaBackend : public BasicCudaBackend<ST> {
  public:
   using Base = BasicCudaBackend<ST>;
-  using typename Base::Activations;
   using Base::Base;
+  using typename Base::Activations;
 
   /// SelectingBackend: whether the pipeline lets this backend select (on unless switched off,
   /// e.g. for A/B runs against the host selection).
@@ -50,12 +50,12 @@ class BasicSelectingCudaBackend : public BasicCudaBackend<ST> {
   }
 
  private:
-  cuda::PercentileSelect select_;  // owns the keep flags it returns
+  gpu::PercentileSelect select_;  // owns the keep flags it returns
   bool on_ = true;
 };
 
 /// bf16 storage, as CudaBackend, with the percentile rule on the device.
-using SelectingCudaBackend = BasicSelectingCudaBackend<cuda::bf16>;
+using SelectingCudaBackend = BasicSelectingCudaBackend<gpu::bf16>;
 
 static_assert(AttentionBackend<SelectingCudaBackend> && SelectingBackend<SelectingCudaBackend>);
 

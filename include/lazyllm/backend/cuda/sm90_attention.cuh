@@ -16,12 +16,12 @@
 
 #include "lazyllm/backend/cuda/attention_mma.cuh"
 
-namespace lazyllm::cuda {
+namespace lazyllm::gpu {
 
 /// Tile shape of the Hopper prefill kernel for head dim HD; `MinBlocks` resident blocks per SM
-/// (the register cap follows: 3 blocks of 128 threads leave 168 registers a thread; on an H200,
-/// 3 beat 2 by 7-10 % at head_dim 128, 4k-8k keys, and tie at 64).
-template <int HD, int MinBlocks = 3>
+/// (the register cap follows: 3 blocks of 128 threads leave 168 registers a thread;
+/// tuning::Sm90WgmmaPrefill).
+template <int HD, int MinBlocks = tuning::Sm90WgmmaPrefill::kMinBlocks>
 struct Sm90AttnTraits {
   // head_dim 64 was written too (one swizzle atom per row) and gave wrong outputs on an H200 at
   // multi-tile lengths, cause not found (docs/cuda_backend.md): Attention::run keeps it on mma.sync.
@@ -290,4 +290,4 @@ inline bool sm90_attention_available() {
   return result != 0;
 }
 
-}  // namespace lazyllm::cuda
+}  // namespace lazyllm::gpu
