@@ -241,13 +241,13 @@ TEST_CASE("embedding gather, row gather with Aux Cache entries (-1), store_aux a
   const std::vector<std::int64_t> slots{9, 3};
   auto drows = to_device(rows);
   auto dslots = to_device(slots);
-  cd::launch_store_aux(x.get(), drows.get(), dslots.get(), 2, dim, aux.get(), nullptr);
+  cd::launch_store_aux(x.get(), drows.get(), dslots.get(), 2, dim, AuxStore::plain(aux.get(), dim), nullptr);
   const std::vector<std::int32_t> src{6, -1, 0, -1};
   const std::vector<std::int64_t> from_aux{-1, 9, -1, 3};
   auto dsrc = to_device(src);
   auto dfrom = to_device(from_aux);
   gpu::DeviceBuffer<float> y(src.size() * dim);
-  cd::launch_gather_rows(x.get(), dsrc.get(), dfrom.get(), aux.get(), int(src.size()), dim, y.get(), nullptr);
+  cd::launch_gather_rows(x.get(), dsrc.get(), dfrom.get(), AuxStore::plain(aux.get(), dim), int(src.size()), dim, y.get(), nullptr);
   const auto gy = to_host(y.get(), src.size() * dim);
   const int expect_row[] = {6, 2, 0, 5};
   for (int i = 0; i < 4; ++i)

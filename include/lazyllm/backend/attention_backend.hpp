@@ -112,19 +112,19 @@ concept SelectingBackend = requires(B& b, const B& cb, typename B::Activations& 
 ///    builds a backend over it without copying weights, `model()` returns it;
 ///  - `kv_token_bytes()`: K + V of one token at one layer, in the backend's storage type;
 ///  - `arena_allocator()`: where the pool's arena lives when the engine brings none;
-///  - `bind_arena(arena, geometry)`: use the pool's arena for K/V and Aux (slots are the pool's);
+///  - `bind_arena(pool)`: use the BlockPool's arena for K/V and Aux (slots are the pool's);
 ///  - `layer_batch(call, x, scores)`: BatchLayerCall;
 ///  - `logits_rows(x, rows, out)`: the logits of several rows, out[i * vocab ...] (host floats).
 template <class B>
 concept BatchedBackend = AttentionBackend<B> &&
     requires(B& b, const B& cb, const BatchLayerCall& call, typename B::Activations& x,
-             const typename B::Activations& cx, std::span<float> scores, void* arena, std::span<const int> rows,
-             const PoolGeometry& g) {
+             const typename B::Activations& cx, std::span<float> scores, const BlockPool& pool,
+             std::span<const int> rows) {
   typename B::Model;
   { cb.model() } -> std::convertible_to<const std::shared_ptr<const typename B::Model>&>;
   { cb.kv_token_bytes() } -> std::convertible_to<std::int64_t>;
   b.arena_allocator();
-  b.bind_arena(arena, g);
+  b.bind_arena(pool);
   b.layer_batch(call, x, scores);
   b.logits_rows(cx, rows, scores);
 };

@@ -69,7 +69,9 @@ struct StepResult {
 /// The pool geometry a backend's model needs (what EngineOptions::pool must have been made with).
 template <class Backend>
 PoolGeometry engine_pool_geometry(const Backend& be, int block_tokens = 16) {
-  return PoolGeometry{block_tokens, be.kv_token_bytes(), be.aux_bytes_per_token()};
+  PoolGeometry g{block_tokens, be.kv_token_bytes(), be.aux_bytes_per_token()};
+  if constexpr (requires { be.aux_entries_per_block(block_tokens); }) g.aux_entries = be.aux_entries_per_block(block_tokens);
+  return g;
 }
 
 /// Many sequences over one model.
@@ -110,7 +112,8 @@ class Engine {
     const PoolGeometry g = engine_pool_geometry(be_, opts_.block_tokens);
     if (opts_.pool) {
       const PoolGeometry& h = opts_.pool->geometry();
-      if (h.kv_token_bytes != g.kv_token_bytes || h.aux_token_bytes != g.aux_token_bytes)
+      if (h.kv_token_bytes != g.kv_token_bytes || h.aux_token_bytes != g.aux_token_bytes ||
+          h.aux_entries != engine_pool_geometry(be_, h.block_tokens).aux_entries)
         throw ConfigError("engine: the given pool was made for another model or storage type");
       pool_ = opts_.pool;
     } else {
@@ -128,7 +131,7 @@ class Engine {
       }
       pool_ = std::make_shared<BlockPool>(g, blocks, opts_.allocator ? opts_.allocator : be_.arena_allocator());
     }
-    be_.bind_arena(pool_->arena(), pool_->geometry());
+    be_.bind_arena(*pool_);
   }
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;

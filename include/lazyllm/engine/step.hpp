@@ -282,8 +282,15 @@ class StepRunner {
   // the policy selects from the scores on the host.
   template <class Seq>
   static float backend_rule(const Backend& be, const Seq& s, int layer, Phase phase) {
-    if constexpr (SelectingBackend<Backend> && PercentileRulePolicy<decltype(s.policy)>)
-      if (be.device_select()) return s.policy.percentile_rule(layer, phase);
+    if constexpr (SelectingBackend<Backend> && PercentileRulePolicy<decltype(s.policy)>) {
+      if (be.device_select()) {
+        // A policy whose rule depends on the step (Static: the first prompt only) says so.
+        if constexpr (requires { s.policy.percentile_rule(layer, phase, std::int64_t{0}); })
+          return float(s.policy.percentile_rule(layer, phase, std::int64_t(s.stats.steps.size())));
+        else
+          return float(s.policy.percentile_rule(layer, phase));
+      }
+    }
     return -1.0f;
   }
 

@@ -88,10 +88,14 @@ class CpuBackend {
   }
   /// Host memory for a BlockPool's arena.
   static ArenaAllocator arena_allocator() { return host_arena_allocator(); }
-  /// Keeps K/V and Aux Cache entries in a BlockPool's arena (slots are the pool's).
-  void bind_arena(void* arena, const PoolGeometry& g) {
-    if (g.kv_token_bytes != kv_token_bytes() || g.aux_token_bytes != aux_bytes_per_token())
-      throw InvalidArgument("CpuBackend::bind_arena: the pool was sized for another model or storage type");
+  /// Keeps K/V and Aux Cache entries in a BlockPool's arena (slots are the pool's): block b
+  /// holds the K of its B slots then their V, or aux_per_block() Aux entries.
+  void bind_arena(const BlockPool& pool) {
+    const PoolGeometry& g = pool.geometry();
+    if (g.kv_token_bytes != kv_token_bytes() || g.aux_token_bytes != aux_bytes_per_token() ||
+        g.aux_per_block() != int(g.block_bytes() / g.aux_token_bytes))
+      throw InvalidArgument("CpuBackend::bind_arena: the pool was made for another model or storage type");
+    void* arena = pool.arena();
     k_ = {};
     v_ = {};
     aux_ = {};

@@ -16,6 +16,7 @@
 #include <concepts>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -24,6 +25,8 @@
 
 #include "lazyllm/backend/attention_backend.hpp"
 #include "lazyllm/backend/cuda/attention.cuh"
+#include "lazyllm/cache/kv_store.hpp"
+#include "lazyllm/engine/pool.hpp"
 #include "lazyllm/backend/cuda/gemm.cuh"
 #include "lazyllm/backend/cuda/gemv.cuh"
 #include "lazyllm/backend/cuda/kernels.cuh"
@@ -37,48 +40,25 @@
 
 namespace lazyllm {
 
+/// The model on the GPU: the weights as ST (fused QKV [(d + 2 kvd), d] and gate/up [2 hid, d]),
+/// the norms in fp32 and the RoPE table, uploaded once and immutable afterwards. Shared (through
+/// std::shared_ptr<const CudaModel<ST>>) by every backend, engine and thread that runs it: one
+/// copy in GPU memory however many requests run.
 template <class ST>
-class BasicCudaBackend {
-  static_assert(std::is_same_v<ST, gpu::bf16> || std::is_same_v<ST, gpu::fp16> || std::is_same_v<ST, float>,
-                "lazyllm: BasicCudaBackend's storage type must be gpu::bf16, gpu::fp16 or float");
+class CudaModel {
   static constexpr bool kFp32 = std::is_same_v<ST, float>;
   using Bits = std::conditional_t<kFp32, std::uint32_t, std::uint16_t>;  // host image of one ST
 
  public:
-  using store_t = ST;
-  /// rows x dim fp32 activations (the residual stream) in device memory. Default-constructible
-  /// and movable so the pipeline can keep and swap them; capacity only grows.
-  struct Activations {
-    int rows = 0;
-    int dim = 0;
-    gpu::DeviceBuffer<float> buf;
-    void resize(int r, int d) {
-      rows = r;
-      dim = d;
-      buf.reserve(std::size_t(std::max(r, 1)) * std::size_t(d), "activations");
-    }
-    float* data() { return buf.get(); }
-    const float* data() const { return buf.get(); }
-    float* row(int r) { return buf.get() + std::size_t(r) * std::size_t(dim); }
-    const float* row(int r) const { return buf.get() + std::size_t(r) * std::size_t(dim); }
-    /// Copies to the host (synchronous; for tests and debugging).
-    std::vector<float> to_host() const {
-      std::vector<float> h(std::size_t(rows) * std::size_t(dim));
-      if (!h.empty())
-        LAZYLLM_CUDA_CHECK(cudaMemcpy(h.data(), buf.get(), h.size() * sizeof(float), cudaMemcpyDeviceToHost));
-      return h;
-    }
-    /// Copies host rows in (synchronous; for tests).
-    void from_host(std::span<const float> h, int r, int d) {
-      resize(r, d);
-      if (!h.empty())
-        LAZYLLM_CUDA_CHECK(cudaMemcpy(buf.get(), h.data(), h.size() * sizeof(float), cudaMemcpyHostToDevice));
-    }
+  struct Layer {
+    const ST *qkv = nullptr, *wo = nullptr, *gate_up = nullptr, *w2 = nullptr;
+    const float *attn_norm = nullptr, *ffn_norm = nullptr;
   };
 
-  /// Uploads the weights as ST (fused QKV [(d + 2 kvd), d] and gate/up [2 hid, d]) on `stream`.
-  /// Throws Error when no GPU is present or the model does not fit in free device memory.
-  explicit BasicCudaBackend(const ModelWeights& w, cudaStream_t stream = nullptr) : config_(w.config), stream_(stream) {
+  /// Uploads `w` to the current device (synchronously). Throws ConfigError for a shape the
+  /// backend does not support, and Error when no GPU is present or the weights do not fit in
+  /// free device memory.
+  explicit CudaModel(const ModelWeights& w) : config_(w.config) {
     config_.validate();
     const auto& c = config_;
     if (int(w.layers.size()) != c.n_layers)
@@ -92,29 +72,19 @@ class BasicCudaBackend {
     const int dev = gpu::detail::require_device();
     cudaDeviceProp prop{};
     LAZYLLM_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
-    attn_.init(prop.multiProcessorCount);
 
     hid_ = (c.hidden_dim + 7) / 8 * 8;  // padded with zero weights: 16-byte aligned rows everywhere
-    // The GEMV path stages its input rows (up to hid_ wide) in shared memory: as many rows as
-    // fit, at most kGemvMaxRows (70B's 28672-wide FFN input: 4 rows in an H100's 227 KiB, 2 in
-    // an A100's 163 KiB; more rows go to cuBLASLt).
-    // fp32 storage has no GEMV path (its loads are 16-byte words of 2-byte values): cuBLASLt only.
-    gemv_rows_ =
-        kFp32 ? 0
-              : int(std::min<std::size_t>(std::size_t(gpu::kGemvMaxRows),
-                                          prop.sharedMemPerBlockOptin / (std::size_t(std::max(c.dim, hid_)) * 2)));
     const std::int64_t d = c.dim, kvd = c.kv_dim(), v = c.vocab_size, hid = hid_;
     const std::int64_t per_layer = (d + 2 * kvd) * d + d * d + 2 * hid * d + d * hid;
     const std::int64_t n_store = v * d * (c.tied_embeddings ? 1 : 2) + c.n_layers * per_layer;
     const std::uint64_t need = std::uint64_t(n_store) * sizeof(ST) + std::uint64_t(c.n_layers * 2 + 1) * d * 4 +
-                               std::uint64_t(c.max_seq_len) * (c.head_dim() / 2) * 8 + gpu::Gemm::kWorkspaceBytes;
+                               std::uint64_t(c.max_seq_len) * (c.head_dim() / 2) * 8;
     const std::uint64_t free_b = gpu::detail::free_device_bytes();
     if (need > free_b)
-      throw Error("CudaBackend: the model needs " + gpu::detail::format_bytes(need) + " of GPU memory for its " +
+      throw Error("CudaModel: the model needs " + gpu::detail::format_bytes(need) + " of GPU memory for its " +
                   gpu::Storage<ST>::kName + " weights, " + gpu::detail::format_bytes(free_b) + " are free on device " +
                   std::to_string(dev) + " (" + prop.name + ")");
 
-    gemm_.init();
     weights_.reset(std::size_t(n_store), "weights");
     norms_.reset(std::size_t(c.n_layers * 2 + 1) * std::size_t(d), "norm weights");
 
@@ -202,6 +172,110 @@ class BasicCudaBackend {
     const auto table = gpu::detail::rope_table(c.max_seq_len, c.head_dim(), c.rope_theta);
     rope_.reset(table.size(), "RoPE table");
     LAZYLLM_CUDA_CHECK(cudaMemcpy(rope_.get(), table.data(), table.size() * sizeof(float2), cudaMemcpyHostToDevice));
+    }
+  CudaModel(const CudaModel&) = delete;
+  CudaModel& operator=(const CudaModel&) = delete;
+
+  const RuntimeConfig& config() const { return config_; }
+  /// hidden_dim rounded up to a multiple of 8 (zero weights pad it).
+  int padded_hidden() const { return hid_; }
+  const ST* embedding() const { return embedding_; }
+  const ST* classifier() const { return classifier_; }
+  const float* final_norm() const { return final_norm_; }
+  const std::vector<Layer>& layers() const { return layers_; }
+  const float2* rope_table() const { return rope_.get(); }
+  /// Device memory the model holds.
+  std::uint64_t bytes() const { return weights_.bytes() + norms_.bytes() + rope_.bytes(); }
+
+ private:
+  struct LayerOffsets {
+    std::int64_t qkv = 0, wo = 0, gate_up = 0, w2 = 0;
+  };
+  static constexpr TensorDType kSourceType = std::is_same_v<ST, gpu::fp16> ? TensorDType::F16
+                                             : kFp32                       ? TensorDType::F32
+                                                                           : TensorDType::BF16;
+  RuntimeConfig config_;
+  int hid_ = 0;
+  gpu::DeviceBuffer<ST> weights_;
+  gpu::DeviceBuffer<float> norms_;
+  gpu::DeviceBuffer<float2> rope_;
+  const ST* embedding_ = nullptr;
+  const ST* classifier_ = nullptr;
+  const float* final_norm_ = nullptr;
+  std::vector<Layer> layers_;
+};
+
+template <class ST>
+class BasicCudaBackend {
+  static_assert(std::is_same_v<ST, gpu::bf16> || std::is_same_v<ST, gpu::fp16> || std::is_same_v<ST, float>,
+                "lazyllm: BasicCudaBackend's storage type must be gpu::bf16, gpu::fp16 or float");
+  static constexpr bool kFp32 = std::is_same_v<ST, float>;
+  using Bits = std::conditional_t<kFp32, std::uint32_t, std::uint16_t>;  // host image of one ST
+
+ public:
+  using store_t = ST;
+  using Model = CudaModel<ST>;
+  /// rows x dim fp32 activations (the residual stream) in device memory. Default-constructible
+  /// and movable so the pipeline can keep and swap them; capacity only grows.
+  struct Activations {
+    int rows = 0;
+    int dim = 0;
+    gpu::DeviceBuffer<float> buf;
+    void resize(int r, int d) {
+      rows = r;
+      dim = d;
+      buf.reserve(std::size_t(std::max(r, 1)) * std::size_t(d), "activations");
+    }
+    float* data() { return buf.get(); }
+    const float* data() const { return buf.get(); }
+    float* row(int r) { return buf.get() + std::size_t(r) * std::size_t(dim); }
+    const float* row(int r) const { return buf.get() + std::size_t(r) * std::size_t(dim); }
+    /// Copies to the host (synchronous; for tests and debugging).
+    std::vector<float> to_host() const {
+      std::vector<float> h(std::size_t(rows) * std::size_t(dim));
+      if (!h.empty())
+        LAZYLLM_CUDA_CHECK(cudaMemcpy(h.data(), buf.get(), h.size() * sizeof(float), cudaMemcpyDeviceToHost));
+      return h;
+    }
+    /// Copies host rows in (synchronous; for tests).
+    void from_host(std::span<const float> h, int r, int d) {
+      resize(r, d);
+      if (!h.empty())
+        LAZYLLM_CUDA_CHECK(cudaMemcpy(buf.get(), h.data(), h.size() * sizeof(float), cudaMemcpyHostToDevice));
+    }
+  };
+
+  /// A backend with a model of its own: uploads the weights as ST (CudaModel).
+  explicit BasicCudaBackend(const ModelWeights& w, cudaStream_t stream = nullptr)
+      : BasicCudaBackend(std::make_shared<const Model>(w), stream) {}
+
+  /// A backend over a shared model (no copy of the weights): its own stream, cuBLASLt handle,
+  /// activations, scratch and K/V storage. Any number of backends (engines, threads) may share
+  /// one model.
+  explicit BasicCudaBackend(std::shared_ptr<const Model> m, cudaStream_t stream = nullptr)
+      : m_(std::move(m)), stream_(stream) {
+    if (!m_) throw InvalidArgument("CudaBackend: no model");
+    config_ = m_->config();
+    const auto& c = config_;
+    const int dev = gpu::detail::require_device();
+    cudaDeviceProp prop{};
+    LAZYLLM_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+    attn_.init(prop.multiProcessorCount);
+    hid_ = m_->padded_hidden();
+    // The GEMV path stages its input rows (up to hid_ wide) in shared memory: as many rows as
+    // fit, at most kGemvMaxRows (70B's 28672-wide FFN input: 4 rows in an H100's 227 KiB, 2 in
+    // an A100's 163 KiB; more rows go to cuBLASLt).
+    // fp32 storage has no GEMV path (its loads are 16-byte words of 2-byte values): cuBLASLt only.
+    gemv_rows_ =
+        kFp32 ? 0
+              : int(std::min<std::size_t>(std::size_t(gpu::kGemvMaxRows),
+                                          prop.sharedMemPerBlockOptin / (std::size_t(std::max(c.dim, hid_)) * 2)));
+    gemm_.init();
+    embedding_ = m_->embedding();
+    classifier_ = m_->classifier();
+    final_norm_ = m_->final_norm();
+    layers_ = m_->layers();
+    rope_table_ = m_->rope_table();
     for (auto& s : staging_) s.done.create();
   }
 
@@ -233,7 +307,7 @@ class BasicCudaBackend {
   BasicCudaBackend(BasicCudaBackend&&) noexcept = default;
   BasicCudaBackend& operator=(BasicCudaBackend&&) noexcept = default;
   ~BasicCudaBackend() {
-    if (weights_) (void)cudaStreamSynchronize(stream_);  // no queued work may outlive the buffers
+    if (m_) (void)cudaStreamSynchronize(stream_);  // no queued work may outlive the buffers
   }
 
   const RuntimeConfig& config() const { return config_; }
@@ -277,6 +351,55 @@ class BasicCudaBackend {
     if (aux_) LAZYLLM_CUDA_CHECK(cudaMemsetAsync(aux_.get(), 0, aux_.bytes(), stream_));
     kv_slots_ = kv_slots;
     aux_slots_ = aux_slots;
+    kc_ = k_.get();
+    vc_ = v_.get();
+    aux_st_ = AuxStore::plain(aux_.get(), config_.dim);
+  }
+
+  // ---- the engine's block pool (BatchedBackend, attention_backend.hpp) ----
+
+  const std::shared_ptr<const Model>& model() const { return m_; }
+  /// K + V of one token at one layer.
+  std::int64_t kv_token_bytes() const { return 2 * std::int64_t(config_.kv_dim()) * std::int64_t(sizeof(ST)); }
+  /// Aux entries per block of `block_tokens`: they live in the block's K half (see bind_arena).
+  int aux_entries_per_block(int block_tokens) const {
+    return int(std::int64_t(block_tokens) * config_.kv_dim() * std::int64_t(sizeof(ST)) / aux_bytes_per_token());
+  }
+  /// cudaMalloc for a BlockPool's arena (on the current device).
+  static ArenaAllocator arena_allocator() {
+    return {[](std::size_t n) {
+              void* p = nullptr;
+              const cudaError_t e = cudaMalloc(&p, std::max<std::size_t>(n, 1));
+              if (e != cudaSuccess) {
+                (void)cudaGetLastError();
+                throw Error("CudaBackend: cannot allocate a block pool of " + gpu::detail::format_bytes(n) + " (" +
+                            cudaGetErrorString(e) + "), " + gpu::detail::format_bytes(gpu::detail::free_device_bytes()) +
+                            " are free on the GPU");
+              }
+              return p;
+            },
+            [](void* p, std::size_t) { (void)cudaFree(p); }};
+  }
+  /// Keeps K/V and Aux Cache entries in a BlockPool's arena instead of storage of its own. The
+  /// arena is split in two: the K of every block, then the V of every block, so slot s (block
+  /// s / B, entry s % B) has its K at k + s * kv_dim and its V at v + s * kv_dim, the addressing
+  /// every kernel already uses; a block that holds Aux entries packs them in its K half.
+  void bind_arena(const BlockPool& pool) {
+    const PoolGeometry& g = pool.geometry();
+    if (g.kv_token_bytes != kv_token_bytes() || g.aux_token_bytes != aux_bytes_per_token() ||
+        g.aux_per_block() != aux_entries_per_block(g.block_tokens))
+      throw InvalidArgument("CudaBackend::bind_arena: the pool was made for another model or storage type");
+    synchronize();
+    k_.release();
+    v_.release();
+    aux_.release();
+    const std::int64_t kv_elems = std::int64_t(g.block_tokens) * config_.kv_dim();  // per block, per half
+    kc_ = static_cast<ST*>(pool.arena());
+    vc_ = kc_ + pool.capacity() * kv_elems;
+    aux_st_ = AuxStore::blocks(reinterpret_cast<float*>(kc_), config_.dim, g.aux_per_block(),
+                               kv_elems * std::int64_t(sizeof(ST)) / std::int64_t(sizeof(float)));
+    kv_slots_ = pool.capacity() * g.block_tokens;
+    aux_slots_ = pool.capacity() * g.aux_per_block();
   }
 
   void embed(std::span<const std::int32_t> ids, Activations& x) {
@@ -307,7 +430,7 @@ class BasicCudaBackend {
     prof_.mark(gpu::OpClass::Gather);
     auto dev = upload(src_rows, aux_slots);
     gpu::detail::launch_gather_rows(src.data(), reinterpret_cast<const std::int32_t*>(dev.first), dev.second,
-                                    aux_.get(), n, d, dst.data(), stream_);
+                                    aux_st_, n, d, dst.data(), stream_);
   }
 
   void store_aux(const Activations& x, std::span<const std::int32_t> rows, std::span<const std::int64_t> aux_slots) {
@@ -317,12 +440,54 @@ class BasicCudaBackend {
     prof_.mark(gpu::OpClass::Gather);
     auto dev = upload(rows, aux_slots);
     gpu::detail::launch_store_aux(x.data(), reinterpret_cast<const std::int32_t*>(dev.first), dev.second, n,
-                                  config_.dim, aux_.get(), stream_);
+                                  config_.dim, aux_st_, stream_);
   }
 
   /// One decoder layer in place on x (see CpuBackend::layer for the formula).
   void layer(const LayerCall& call, Activations& x, std::span<float> scores) {
     run_layer(call, x, scores, [](const float* scores_dev, int, cudaStream_t) { return scores_dev; });
+  }
+
+  /// One decoder layer over several sequences (BatchedBackend): norm, QKV, RoPE + K/V store, the
+  /// output projection and the FFN run once over all rows; attention and the last-row scores run
+  /// per sequence over its own set.
+  void layer_batch(const BatchLayerCall& call, Activations& x, std::span<float> scores) {
+    run_layer_batch(call, x, scores, {}, [](std::size_t, const float*, int, cudaStream_t) {
+      return static_cast<const std::uint8_t*>(nullptr);
+    });
+  }
+
+  /// The logits of several rows of x (final norm + classifier, the GEMV path in groups of rows),
+  /// copied to `out` (rows.size() x vocab_size host floats).
+  void logits_rows(const Activations& x, std::span<const int> rows, std::span<float> out) {
+    const auto V = std::size_t(config_.vocab_size);
+    if (out.size() < rows.size() * V) throw InvalidArgument("CudaBackend::logits_rows: output too small");
+    const float* dev = logits_rows_device(x, rows);
+    if (rows.empty()) return;
+    logits_host_.reserve(rows.size() * V);
+    LAZYLLM_CUDA_CHECK(
+        cudaMemcpyAsync(logits_host_.get(), dev, rows.size() * V * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+    synchronize();
+    std::memcpy(out.data(), logits_host_.get(), rows.size() * V * sizeof(float));
+  }
+
+  /// The logits of several rows into device memory (rows.size() x vocab_size fp32, queued on
+  /// stream(), valid until the next logits call). Each row is computed as logits_device() computes
+  /// it alone.
+  const float* logits_rows_device(const Activations& x, std::span<const int> rows) {
+    const auto& c = config_;
+    const int n = int(rows.size());
+    for (const int r : rows)
+      if (r < 0 || r >= x.rows) throw InvalidArgument("CudaBackend::logits_rows: row " + std::to_string(r) + " out of range");
+    not_recording("logits_rows");
+    rows_logits_.reserve(std::max<std::size_t>(1, std::size_t(n) * std::size_t(c.vocab_size)), "logits");
+    for (int i = 0; i < n; ++i) {
+      // One row at a time through the single-row path: the same numbers as logits() alone.
+      const float* one = logits_device(x, rows[std::size_t(i)], "CudaBackend::logits_rows");
+      LAZYLLM_CUDA_CHECK(cudaMemcpyAsync(rows_logits_.get() + std::size_t(i) * std::size_t(c.vocab_size), one,
+                                         std::size_t(c.vocab_size) * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+    }
+    return rows_logits_.get();
   }
 
  protected:
@@ -372,6 +537,88 @@ class BasicCudaBackend {
       std::memcpy(out.data(), readback_.get(), bytes);
     }
     prof_.mark(call.want_scores ? gpu::OpClass::Select : gpu::OpClass::Other, call.layer);
+  }
+
+  /// layer_batch, with `select(i, scores_dev, n, stream)` called for each sequence i that wants
+  /// scores once its scores (n floats, device) are queued: it may queue a selection and return
+  /// the device address of n keep flags, or nullptr. Scores of every sequence that wants them come
+  /// back into `scores`; flags into `keep` (both indexed like call.kv_pos). One read-back for the
+  /// whole batch, waited for after the FFN is queued.
+  template <class Select>
+  void run_layer_batch(const BatchLayerCall& call, Activations& x, std::span<float> scores,
+                       std::span<std::uint8_t> keep, Select&& select) {
+    const Layer& L = layers_.at(std::size_t(call.layer));
+    const int rows = x.rows;
+    const std::size_t n_kv_all = call.kv_pos.size();
+    if (int(call.q_pos.size()) != rows || int(call.q_slots.size()) != rows || call.kv_slots.size() != n_kv_all)
+      throw InvalidArgument("CudaBackend::layer_batch: index arrays do not match the activations (" +
+                            std::to_string(rows) + " rows)");
+    {
+      std::int64_t r = 0, k = 0;
+      for (const auto& sp : call.seqs) {
+        if (sp.row_begin != r || sp.kv_begin != k || sp.rows < 1 || sp.n_kv < sp.rows)
+          throw InvalidArgument("CudaBackend::layer_batch: the sequences' spans do not tile the rows and keys");
+        r += sp.rows, k += sp.n_kv;
+      }
+      if (r != rows || k != std::int64_t(n_kv_all))
+        throw InvalidArgument("CudaBackend::layer_batch: the sequences' spans do not cover the rows and keys");
+    }
+    if (rows == 0) return;
+    not_recording("layer_batch");
+    prof_.mark(gpu::OpClass::Other, call.layer);
+    reserve_scratch(rows);
+    const auto p = upload_all(call.q_pos, call.kv_pos, call.q_slots, call.kv_slots);
+    const LayerIndices idx{static_cast<const std::int32_t*>(p[0]), static_cast<const std::int32_t*>(p[1]),
+                           static_cast<const std::int64_t*>(p[2]), static_cast<const std::int64_t*>(p[3])};
+    qkv_rope(L, call.layer, rows, idx, x.data());
+    const int ldq = config_.dim + 2 * config_.kv_dim();
+    bool any_scores = false, any_keep = false;
+    scores_dev_.reserve(std::max<std::size_t>(1, n_kv_all), "scores");
+    for (std::size_t i = 0; i < call.seqs.size(); ++i) {
+      const SeqSpan& sp = call.seqs[i];
+      const LayerIndices si{idx.q_pos + sp.row_begin, idx.kv_pos + sp.kv_begin, idx.q_slots + sp.row_begin,
+                            idx.kv_slots + sp.kv_begin};
+      gpu::AttnArgsT<ST> aa = attn_args(sp.rows, int(sp.n_kv), si);
+      aa.q = qkv_.get() + std::size_t(sp.row_begin) * std::size_t(ldq);
+      aa.out = att_.get() + std::size_t(sp.row_begin) * std::size_t(config_.dim);
+      prof_.mark(gpu::OpClass::Attention, call.layer);
+      attn_.run(aa, stream_);
+      if (!sp.want_scores) continue;
+      const auto kv_pos = call.kv_pos.subspan(std::size_t(sp.kv_begin), std::size_t(sp.n_kv));
+      const int last_pos = call.q_pos[std::size_t(sp.row_begin + sp.rows - 1)];
+      const int n_vis = int(std::upper_bound(kv_pos.begin(), kv_pos.end(), last_pos) - kv_pos.begin());
+      prof_.mark(gpu::OpClass::Scores, call.layer);
+      float* sc = scores_dev_.get() + sp.kv_begin;
+      attn_.last_row_scores(aa, n_vis, sc, stream_);
+      any_scores = true;
+      if (const std::uint8_t* f = select(i, sc, int(sp.n_kv), stream_)) {
+        keep_dev_.reserve(std::max<std::size_t>(1, n_kv_all), "keep flags");
+        LAZYLLM_CUDA_CHECK(cudaMemcpyAsync(keep_dev_.get() + sp.kv_begin, f, std::size_t(sp.n_kv),
+                                           cudaMemcpyDeviceToDevice, stream_));
+        any_keep = true;
+      }
+    }
+    if (any_scores) {
+      if (scores.size() < n_kv_all || (any_keep && keep.size() < n_kv_all))
+        throw InvalidArgument("CudaBackend::layer_batch: the scores (or keep flags) span is too small");
+      readback_.reserve(std::max<std::size_t>(1, n_kv_all));
+      LAZYLLM_CUDA_CHECK(cudaMemcpyAsync(readback_.get(), scores_dev_.get(), n_kv_all * sizeof(float),
+                                         cudaMemcpyDeviceToHost, stream_));
+      if (any_keep) {
+        keep_host_.reserve(std::max<std::size_t>(1, n_kv_all));
+        LAZYLLM_CUDA_CHECK(
+            cudaMemcpyAsync(keep_host_.get(), keep_dev_.get(), n_kv_all, cudaMemcpyDeviceToHost, stream_));
+      }
+      scores_ready_.create();
+      LAZYLLM_CUDA_CHECK(cudaEventRecord(scores_ready_.get(), stream_));
+    }
+    output_and_ffn_block(L, call.layer, rows, x.data());
+    if (any_scores) {
+      LAZYLLM_CUDA_CHECK(cudaEventSynchronize(scores_ready_.get()));
+      std::memcpy(scores.data(), readback_.get(), n_kv_all * sizeof(float));
+      if (any_keep) std::memcpy(keep.data(), keep_host_.get(), n_kv_all);
+    }
+    prof_.mark(any_scores ? gpu::OpClass::Select : gpu::OpClass::Other, call.layer);
   }
 
  public:
@@ -434,8 +681,8 @@ class BasicCudaBackend {
       // the split workspace are sized here, so nothing moves while the step is staged).
       reserve_scratch(1);
       const auto ws = attn_.prepare_decode_dynamic(attn_args(1, graph_.cap, LayerIndices{}), stream_);
-      graph_.step_key.assign({graph_.dev.get(), xn_.get(), qkv_.get(), att_.get(), gu_.get(), h_.get(), k_.get(),
-                              v_.get(), ws[0], ws[1], ws[2],
+      graph_.step_key.assign({graph_.dev.get(), xn_.get(), qkv_.get(), att_.get(), gu_.get(), h_.get(), kc_,
+                              vc_, ws[0], ws[1], ws[2],
                               reinterpret_cast<const void*>(std::uintptr_t(graph_.cap))});
     }
     graph_.chunks.resize((layers_.size() + graph_.chunk_layers - 1) / graph_.chunk_layers);
@@ -511,16 +758,13 @@ class BasicCudaBackend {
   }
 
   // ---- device views (tests, benchmarks) ----
-  const ST* k_cache() const { return k_.get(); }
-  const ST* v_cache() const { return v_.get(); }
-  const float* aux_cache() const { return aux_.get(); }
+  const ST* k_cache() const { return kc_; }
+  const ST* v_cache() const { return vc_; }
+  const float* aux_cache() const { return aux_st_.base; }
   int padded_hidden() const { return hid_; }
 
  private:
-  struct Layer {
-    const ST *qkv = nullptr, *wo = nullptr, *gate_up = nullptr, *w2 = nullptr;
-    const float *attn_norm = nullptr, *ffn_norm = nullptr;
-  };
+  using Layer = typename Model::Layer;
 
   // ---- the launches of one layer (layer() and the decode graph share them) ----
 
@@ -534,8 +778,8 @@ class BasicCudaBackend {
     gpu::AttnArgsT<ST> aa;
     aa.q = qkv_.get();
     aa.ldq = c.dim + 2 * c.kv_dim();
-    aa.k_cache = k_.get();
-    aa.v_cache = v_.get();
+    aa.k_cache = kc_;
+    aa.v_cache = vc_;
     aa.kv_slots = idx.kv_slots;
     aa.kv_pos = idx.kv_pos;
     aa.q_pos = idx.q_pos;
@@ -553,6 +797,21 @@ class BasicCudaBackend {
   /// key count there (n_kv is then the capacity of the index arrays; graph replays).
   gpu::AttnArgsT<ST> attention_block(const Layer& L, int l, int rows, int n_kv, const LayerIndices& idx, float* x,
                                      const int* n_kv_dev) {
+    qkv_rope(L, l, rows, idx, x);
+    const gpu::AttnArgsT<ST> aa = attn_args(rows, n_kv, idx);
+    prof_.mark(gpu::OpClass::Attention, l);
+    if constexpr (!kFp32) {
+      if (n_kv_dev) {
+        attn_.run_decode_dynamic(aa, n_kv_dev, stream_);
+        return aa;
+      }
+    }
+    attn_.run(aa, stream_);
+    return aa;
+  }
+
+  /// Norm, QKV projection, RoPE and the K/V store of `rows` rows (their positions and slots in idx).
+  void qkv_rope(const Layer& L, int l, int rows, const LayerIndices& idx, float* x) {
     const auto& c = config_;
     const int d = c.dim, kvd = c.kv_dim();
     // Few rows (decode): the GEMV path, with the norms, SwiGLU and residual adds folded into the
@@ -578,24 +837,13 @@ class BasicCudaBackend {
     ra.hd = c.head_dim();
     ra.pos = idx.q_pos;
     ra.slots = idx.q_slots;
-    ra.table = rope_.get();
+    ra.table = rope_table_;
     ra.max_pos = c.max_seq_len;
     ra.style = c.rope_style;
-    ra.k_cache = k_.get();
-    ra.v_cache = v_.get();
+    ra.k_cache = kc_;
+    ra.v_cache = vc_;
     prof_.mark(gpu::OpClass::Norm, l);
     gpu::detail::launch_rope_store(ra, stream_);
-
-    const gpu::AttnArgsT<ST> aa = attn_args(rows, n_kv, idx);
-    prof_.mark(gpu::OpClass::Attention, l);
-    if constexpr (!kFp32) {
-      if (n_kv_dev) {
-        attn_.run_decode_dynamic(aa, n_kv_dev, stream_);
-        return aa;
-      }
-    }
-    attn_.run(aa, stream_);
-    return aa;
   }
 
   /// x += Wo att; then the FFN block: x += W2 swiglu(W13 norm(x)).
@@ -761,9 +1009,6 @@ class BasicCudaBackend {
     gemm_.run(h_.get(), L.w2, x, rows, hid_, config_.dim, stream_, 0, /*accumulate=*/true);
   }
 
-  struct LayerOffsets {
-    std::int64_t qkv = 0, wo = 0, gate_up = 0, w2 = 0;
-  };
   /// Pinned host staging for index uploads, paired with a device buffer. Two of them alternate;
   /// a slot's event marks when its last copy has run, so the host never overwrites bytes that a
   /// queued cudaMemcpyAsync has not read yet.
@@ -827,21 +1072,22 @@ class BasicCudaBackend {
   int gemv_rows_ = 0;  // rows up to this take the GEMV path (see the constructor)
   gpu::Gemm gemm_;
   gpu::Attention attn_;
-  static constexpr TensorDType kSourceType = std::is_same_v<ST, gpu::fp16> ? TensorDType::F16
-                                             : kFp32                       ? TensorDType::F32
-                                                                           : TensorDType::BF16;
-  gpu::DeviceBuffer<ST> weights_;
-  gpu::DeviceBuffer<float> norms_;
-  gpu::DeviceBuffer<float2> rope_;
+  std::shared_ptr<const Model> m_;
   const ST* embedding_ = nullptr;
   const ST* classifier_ = nullptr;
   const float* final_norm_ = nullptr;
+  const float2* rope_table_ = nullptr;
   std::vector<Layer> layers_;
   gpu::DeviceBuffer<ST> k_, v_;
   gpu::DeviceBuffer<float> aux_;
   std::int64_t kv_slots_ = 0, aux_slots_ = 0;
+  ST* kc_ = nullptr;  // K/V storage: k_ / v_, or a BlockPool's arena (bind_arena)
+  ST* vc_ = nullptr;
+  AuxStore aux_st_{};
   gpu::DeviceBuffer<ST> xn_, qkv_, att_, gu_, h_;
-  gpu::DeviceBuffer<float> scores_dev_, logits_dev_;
+  gpu::DeviceBuffer<float> scores_dev_, logits_dev_, rows_logits_;
+  gpu::DeviceBuffer<std::uint8_t> keep_dev_;
+  gpu::PinnedBuffer<std::uint8_t> keep_host_;
   gpu::PinnedBuffer<float> readback_, logits_host_;  // readback_: a layer's scores (or keep flags)
   gpu::Event scores_ready_;                          // the read-back has landed in readback_
   std::array<Staging, 2> staging_;
@@ -858,7 +1104,7 @@ using CudaBackendFp16 = BasicCudaBackend<gpu::fp16>;
 /// reference computes (same greedy ids); 2x the memory of bf16 and a simple attention kernel.
 using CudaBackendFp32 = BasicCudaBackend<float>;
 
-static_assert(AttentionBackend<CudaBackend>);
+static_assert(AttentionBackend<CudaBackend> && BatchedBackend<CudaBackend>);
 static_assert(AttentionBackend<CudaBackendFp16>);
 static_assert(AttentionBackend<CudaBackendFp32>);
 

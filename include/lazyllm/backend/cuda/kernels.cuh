@@ -8,6 +8,7 @@
 // GEMMs are a 2-byte storage type S (bf16 or fp16, numeric.cuh's Storage); row widths are
 // multiples of 8 so that every thread moves 16 bytes.
 #pragma once
+#include "lazyllm/cache/kv_store.hpp"
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -226,15 +227,15 @@ __global__ void swiglu_kernel(const typename T::store_t* __restrict__ gu, int ro
 /// dst[i] = src_rows[i] >= 0 ? src[src_rows[i]] : aux[aux_slots[i]]   (fp32 rows of `dim`).
 template <class T>
 __global__ void gather_rows_kernel(const float* __restrict__ src, const std::int32_t* __restrict__ src_rows,
-                                   const std::int64_t* __restrict__ aux_slots, const float* __restrict__ aux, int n,
-                                   int dim, float* __restrict__ dst) {
+                                   const std::int64_t* __restrict__ aux_slots, AuxStore aux, int n, int dim,
+                                   float* __restrict__ dst) {
   const int chunks = dim / 4;
   const std::int64_t total = std::int64_t(n) * chunks;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < total;
        i += std::int64_t(gridDim.x) * blockDim.x) {
     const int r = int(i / chunks), c = int(i % chunks);
     const std::int32_t s = src_rows[r];
-    const float* from = s >= 0 ? src + std::int64_t(s) * dim : aux + aux_slots[r] * dim;
+    const float* from = s >= 0 ? src + std::int64_t(s) * dim : aux.at(aux_slots[r]);
     reinterpret_cast<float4*>(dst + std::int64_t(r) * dim)[c] = reinterpret_cast<const float4*>(from)[c];
   }
 }
@@ -242,13 +243,13 @@ __global__ void gather_rows_kernel(const float* __restrict__ src, const std::int
 /// aux[aux_slots[i]] = x[rows[i]].
 template <class T>
 __global__ void store_aux_kernel(const float* __restrict__ x, const std::int32_t* __restrict__ rows,
-                                 const std::int64_t* __restrict__ aux_slots, int n, int dim, float* __restrict__ aux) {
+                                 const std::int64_t* __restrict__ aux_slots, int n, int dim, AuxStore aux) {
   const int chunks = dim / 4;
   const std::int64_t total = std::int64_t(n) * chunks;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < total;
        i += std::int64_t(gridDim.x) * blockDim.x) {
     const int r = int(i / chunks), c = int(i % chunks);
-    reinterpret_cast<float4*>(aux + aux_slots[r] * dim)[c] =
+    reinterpret_cast<float4*>(aux.at(aux_slots[r]))[c] =
         reinterpret_cast<const float4*>(x + std::int64_t(rows[r]) * dim)[c];
   }
 }
@@ -290,7 +291,7 @@ void launch_swiglu(const S* gu, int rows, int hid, S* h, cudaStream_t s) {
 }
 
 inline void launch_gather_rows(const float* src, const std::int32_t* src_rows, const std::int64_t* aux_slots,
-                               const float* aux, int n, int dim, float* dst, cudaStream_t s) {
+                               const AuxStore& aux, int n, int dim, float* dst, cudaStream_t s) {
   if (n <= 0) return;
   gather_rows_kernel<Bf16Traits>
       <<<grid_for(std::int64_t(n) * dim / 4, 256), 256, 0, s>>>(src, src_rows, aux_slots, aux, n, dim, dst);
@@ -298,7 +299,7 @@ inline void launch_gather_rows(const float* src, const std::int32_t* src_rows, c
 }
 
 inline void launch_store_aux(const float* x, const std::int32_t* rows, const std::int64_t* aux_slots, int n, int dim,
-                             float* aux, cudaStream_t s) {
+                             const AuxStore& aux, cudaStream_t s) {
   if (n <= 0) return;
   store_aux_kernel<Bf16Traits>
       <<<grid_for(std::int64_t(n) * dim / 4, 256), 256, 0, s>>>(x, rows, aux_slots, n, dim, aux);

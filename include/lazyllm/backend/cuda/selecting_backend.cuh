@@ -49,6 +49,20 @@ class BasicSelectingCudaBackend : public BasicCudaBackend<ST> {
     });
   }
 
+  /// BatchSelectingBackend: layer_batch, then, for each sequence i with percentiles[i] >= 0 (it
+  /// must want scores), the rule's keep flags over its set into `keep`; the other sequences that
+  /// want scores get them in `scores`.
+  void layer_select_batch(const BatchLayerCall& call, Activations& x, std::span<const float> percentiles,
+                          std::span<float> scores, std::span<std::uint8_t> keep) {
+    if (percentiles.size() != call.seqs.size())
+      throw InvalidArgument("SelectingCudaBackend::layer_select_batch: one percentile per sequence");
+    this->run_layer_batch(call, x, scores, keep,
+                          [&](std::size_t i, const float* sc, int n, cudaStream_t stream) -> const std::uint8_t* {
+                            if (!(percentiles[i] >= 0.0f)) return nullptr;
+                            return select_.flags(sc, n, percentiles[i], true, stream);
+                          });
+  }
+
  private:
   gpu::PercentileSelect select_;  // owns the keep flags it returns
   bool on_ = true;
@@ -57,6 +71,7 @@ class BasicSelectingCudaBackend : public BasicCudaBackend<ST> {
 /// bf16 storage, as CudaBackend, with the percentile rule on the device.
 using SelectingCudaBackend = BasicSelectingCudaBackend<gpu::bf16>;
 
-static_assert(AttentionBackend<SelectingCudaBackend> && SelectingBackend<SelectingCudaBackend>);
+static_assert(AttentionBackend<SelectingCudaBackend> && SelectingBackend<SelectingCudaBackend> &&
+              BatchSelectingBackend<SelectingCudaBackend>);
 
 }  // namespace lazyllm
