@@ -20,10 +20,12 @@
 //                        where it differs from the string, decodes of id sequences that split
 //                        UTF-8 characters; the tokenizer.json sha256 the ids came from
 //   chat.json            chat renderings (add_generation_prompt true and false) and their ids
-//   tiny/*.json          small hand-made tokenizer.json files that use what the two real ones do
+//   tiny/NAME.json       small hand-made tokenizer.json files that use what the two real ones do
 //                        not (added-token flags, NFC-normalised added tokens, GPT-2's regex, a
-//                        Split string, unk_token, TemplateProcessing with a suffix), and
-//   tiny.json              their ids for a few hundred strings
+//                        Split string, unk_token, TemplateProcessing with a suffix),
+//   tiny/strings.jsonl     a few hundred strings for them,
+//   tiny/NAME.ids.jsonl    their ids (as above), and
+//   tiny.json              what addSpecialTokens adds, HF's decodes that differ from the string
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -433,13 +435,14 @@ for (let k = 0; k < 80; ++k) tinyStrings.push(repeat(1 + int(6), () => pick(["th
   "<|s|>", "x", "é", "e\u0301", "A", "B", "ab", "ba", "1", "23", "\n", "\t", "日本", "👍", "café", "<bos>", "<eos>", "ing", ".", "'s"])));
 
 fs.mkdirSync(path.join(outDir, "tiny"), { recursive: true });
-const tiny = { strings: [...new Set(tinyStrings)], tokenizers: {} };
+const tiny = { strings: [...new Set(tinyStrings)], tokenizers: {} };  // strings go to tiny/strings.jsonl
 for (const [name, json] of Object.entries(TINY)) {
   const file = path.join(outDir, "tiny", `${name}.json`);
   fs.writeFileSync(file, JSON.stringify(json) + "\n");
   const tok = Tokenizer.fromFile(file);
   // ids; what addSpecialTokens adds (checked on every string); decodes that differ from the string.
-  const r = { ids: [], prefix: [], suffix: [], decoded: {} };
+  const r = { prefix: [], suffix: [], decoded: {} };
+  const lines = [];
   if (name === "split_template") {  // <bos> text <eos>: the two added tokens, right after the vocabulary
     const n = Object.keys(json.model.vocab).length;
     [r.prefix, r.suffix] = [[n], [n + 1]];
@@ -450,12 +453,15 @@ for (const [name, json] of Object.entries(TINY)) {
     const withSpecial = (await tok.encode(s, null, { addSpecialTokens: true })).getIds();
     if (JSON.stringify(withSpecial) !== JSON.stringify([...r.prefix, ...ids, ...r.suffix]))
       throw new Error(`tiny ${name}: addSpecialTokens gives ${JSON.stringify(withSpecial)} for ${JSON.stringify(s)}`);
-    r.ids.push(ids);
+    lines.push(JSON.stringify(ids));
     const back = await tok.decode(ids, false);
     if (back !== s) r.decoded[i] = back;
   }
+  fs.writeFileSync(path.join(outDir, "tiny", `${name}.ids.jsonl`), lines.join("\n") + "\n");
   tiny.tokenizers[name] = r;
 }
+fs.writeFileSync(path.join(outDir, "tiny", "strings.jsonl"), tiny.strings.map((s) => JSON.stringify(s)).join("\n") + "\n");
+delete tiny.strings;
 fs.writeFileSync(path.join(outDir, "tiny.json"), JSON.stringify(tiny) + "\n");
 for (const f of ["tiny.json", ...fs.readdirSync(path.join(outDir, "tiny")).map((f) => `tiny/${f}`)])
   console.log(`${path.join(outDir, f)}: ${fs.statSync(path.join(outDir, f)).size} bytes`);
