@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // lazyllm-tokenize: the token ids of a text with any tokenizer lazyllm reads.
 // Usage: lazyllm-tokenize -h
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -31,6 +32,8 @@ const char* kUsage = R"(usage: lazyllm-tokenize -m MODEL (-p TEXT | -f FILE) [op
                         (tokenizer.json; by default it becomes the special token)
   --jsonl               batch: every line of the input is a JSON string; print the JSON array
                         of its ids on one line each
+  --timing              on stderr: the number of tokens and how long loading the tokenizer and
+                        encoding took
   -h, --help            this text
 Without --ids or --jsonl: one line per token, its id and its text (quoted; \n, \t, \r, \\, \'
 and bytes that are not UTF-8, as \xNN, escaped).
@@ -88,7 +91,7 @@ std::string escape(const std::string& piece) {
 
 int run(int argc, char** argv) {
   std::string model, prompt, file;
-  bool have_prompt = false, ids_only = false, jsonl = false;
+  bool have_prompt = false, ids_only = false, jsonl = false, timing = false;
   EncodeOptions opt;
   for (cli::Args args(argc, argv); args.next();) {
     const std::string& a = args.flag();
@@ -110,6 +113,8 @@ int run(int argc, char** argv) {
       opt.parse_special = false;
     } else if (a == "--jsonl") {
       jsonl = true;
+    } else if (a == "--timing") {
+      timing = true;
     } else {
       throw UsageError("unknown option '" + a + "' (see -h)");
     }
@@ -119,12 +124,25 @@ int run(int argc, char** argv) {
   if (jsonl && have_prompt) throw UsageError("--jsonl reads its lines from -f FILE");
   if (jsonl && ids_only) throw UsageError("--jsonl prints ids already; drop --ids");
 
+  using Clock = std::chrono::steady_clock;
+  auto ms = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+  };
+  const auto t_load = Clock::now();
   const Tokenizer tok = load_tokenizer(find_tokenizer(model));
+  const auto t_loaded = Clock::now();
   const std::string text = have_prompt ? prompt : read_input(file);
+  std::size_t n_tokens = 0;
+  auto report = [&](double encode_ms) {
+    if (timing)
+      std::fprintf(stderr, "lazyllm-tokenize: %zu tokens; tokenizer loaded in %.1f ms, %zu bytes encoded in %.1f ms\n",
+                   n_tokens, ms(t_load, t_loaded), text.size(), encode_ms);
+  };
 
   if (jsonl) {
     std::size_t line_no = 0, begin = 0;
     std::string out;
+    double encode_ms = 0;
     while (begin < text.size()) {
       std::size_t end = text.find('\n', begin);
       if (end == std::string::npos) end = text.size();
@@ -141,14 +159,22 @@ int run(int argc, char** argv) {
       if (!j.is_string())
         throw Error((file == "-" ? std::string("standard input") : file) + ": line " + std::to_string(line_no) +
                     " is not a JSON string");
-      out = nlohmann::json(tok.encode(j.get_ref<const std::string&>(), opt)).dump();
+      const auto t0 = Clock::now();
+      const auto ids = tok.encode(j.get_ref<const std::string&>(), opt);
+      encode_ms += ms(t0, Clock::now());
+      n_tokens += ids.size();
+      out = nlohmann::json(ids).dump();
       out += '\n';
       std::fwrite(out.data(), 1, out.size(), stdout);
     }
+    report(encode_ms);
     return 0;
   }
 
+  const auto t_encode = Clock::now();
   const std::vector<std::int32_t> ids = tok.encode(text, opt);
+  n_tokens = ids.size();
+  report(ms(t_encode, Clock::now()));
   if (ids_only) {
     std::string out = "[";
     for (std::size_t i = 0; i < ids.size(); ++i) {
