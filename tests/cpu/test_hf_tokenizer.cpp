@@ -341,6 +341,8 @@ TEST_CASE("hf tokenizer: broken or unsupported tokenizer.json files are refused 
       {"no_vocab", variant([](json& j) { j["model"].erase("vocab"); }), "no \"vocab\""},
       {"vocab_id", variant([](json& j) { j["model"]["vocab"]["a"] = -3; }), "is not an id"},
       {"vocab_string", variant([](json& j) { j["model"]["vocab"]["a"] = "x"; }), "is not an integer id"},
+      {"vocab_sparse", variant([](json& j) { j["model"]["vocab"]["zzz"] = 1 << 20; }), "more than 65536 ids unused"},
+      {"vocab_huge", variant([](json& j) { j["model"]["vocab"]["zzz"] = 1LL << 40; }), "is not an id in [0, "},
       {"no_merges", variant([](json& j) { j["model"].erase("merges"); }), "no \"merges\""},
       {"merge_unknown", variant([](json& j) {
          j["model"]["merges"].push_back({"zz", "q"});

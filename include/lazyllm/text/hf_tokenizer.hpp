@@ -880,12 +880,7 @@ struct Scratch {
     std::int32_t left_id, right_id, merged;
   };
   std::vector<Candidate> heap;
-  std::string normalized, prefixed;
-  // Pieces already encoded in this call (texts repeat their words), up to kMaxCachedPiece bytes.
-  std::unordered_map<std::string, std::pair<std::uint32_t, std::uint32_t>, StringHash, std::equal_to<>> cache;
-  std::vector<std::int32_t> cached_ids;
 };
-inline constexpr std::size_t kMaxCachedPiece = 48;
 
 }  // namespace detail::hf
 
@@ -1132,14 +1127,6 @@ class HfTokenizer {
         return;
       }
     }
-    const bool cacheable = piece.size() <= detail::hf::kMaxCachedPiece;
-    if (cacheable) {
-      if (auto it = s.cache.find(piece); it != s.cache.end()) {
-        const auto [off, len] = it->second;
-        out.insert(out.end(), s.cached_ids.begin() + off, s.cached_ids.begin() + off + len);
-        return;
-      }
-    }
     auto& sym = s.sym;
     sym.clear();
     bool pending_unk = false;  // a byte without a token waits here (fused with the next, fuse_unk)
@@ -1155,14 +1142,8 @@ class HfTokenizer {
       }  // no unk_token: the byte is dropped, as tokenizers does
     }
     if (pending_unk) sym.push_back(m.unk_id);
-    const std::size_t first_out = out.size();
     merge(s);
     for (std::uint32_t i = 0; !sym.empty() && i != kEnd; i = s.next[i]) out.push_back(sym[i]);
-    if (cacheable) {
-      const auto off = static_cast<std::uint32_t>(s.cached_ids.size());
-      s.cached_ids.insert(s.cached_ids.end(), out.begin() + static_cast<std::ptrdiff_t>(first_out), out.end());
-      s.cache.emplace(std::string(piece), std::pair{off, static_cast<std::uint32_t>(out.size() - first_out)});
-    }
   }
 
   static constexpr std::uint32_t kEnd = std::numeric_limits<std::uint32_t>::max();
@@ -1317,6 +1298,11 @@ class HfTokenizer {
       by_text.assign(token, static_cast<std::int32_t>(id));
       max_id = std::max(max_id, static_cast<std::int32_t>(id));
     }
+    // Real vocabularies number their tokens 0, 1, 2, ...; a few unused ids are fine, a sparse
+    // numbering would only cost memory (one slot per id).
+    if (static_cast<std::size_t>(max_id) >= doc.vocab.size() + 65536)
+      throw FormatError(file, "model.vocab has an id " + std::to_string(max_id) + " for only " +
+                                  std::to_string(doc.vocab.size()) + " tokens (more than 65536 ids unused)");
     // The bytes of each id (joined into the arena at the end) and whether they came from the
     // byte-level alphabet (then the encoder can reach the token).
     std::vector<std::string> bytes_of(static_cast<std::size_t>(max_id + 1));
