@@ -38,7 +38,9 @@ if(LAZYLLM_HAS_HF_TOKENIZER AND NOT TARGET lazyllm_hf_tokenizer)
   target_link_libraries(lazyllm_hf_tokenizer INTERFACE lazyllm PkgConfig::LAZYLLM_PCRE2 PkgConfig::LAZYLLM_UTF8PROC)
   target_compile_definitions(lazyllm_hf_tokenizer INTERFACE LAZYLLM_WITH_HF_TOKENIZER=1)
   message(STATUS "lazyllm: tokenizer.json support ON (PCRE2 ${LAZYLLM_PCRE2_VERSION}, utf8proc ${LAZYLLM_UTF8PROC_VERSION})")
+elseif(LAZYLLM_HF_TOKENIZER STREQUAL "OFF")
+  message(STATUS "lazyllm: tokenizer.json support OFF (LAZYLLM_HF_TOKENIZER=OFF): its tests are skipped")
 else()
-  message(STATUS "lazyllm: tokenizer.json support OFF: lazyllm::hf_tokenizer, its tests and fixtures are skipped "
+  message(STATUS "lazyllm: tokenizer.json support OFF: lazyllm::hf_tokenizer and its tests are skipped "
                  "(install pkg-config libpcre2-dev libutf8proc-dev)")
 endif()
