@@ -198,7 +198,11 @@ TEST_CASE("hf tokenizer: BOS, EOS and the Tokenizer facade") {
     CHECK(t.find("<|end_of_text|>") == 128001);
     CHECK(t.decode(Ids{128000, 9906, 1917, 128009}) == "Hello world");  // special tokens dropped
     CHECK(t.bos_id() == 128000);
-    CHECK_THROWS_AS(t.decode(-1, 128256), lazyllm::InvalidArgument);
+    // Ids past the tokenizer (a model's embedding may be larger) decode to "", as in tokenizers;
+    // negative ids are refused.
+    CHECK(t.decode(-1, 128256).empty());
+    CHECK(t.decode(Ids{9906, 130000, 1917}) == "Hello world");
+    CHECK_THROWS_AS(t.decode(-1, -1), lazyllm::InvalidArgument);
   }
   if (have_tokenizer("qwen3")) {
     const HfTokenizer& tok = shared_tokenizer("qwen3");
@@ -474,6 +478,43 @@ TEST_CASE("chat: Llama 3 and Qwen3 renderings equal their chat_template's (add_g
     CHECK(lazyllm::chat_tokens(toks.at(name), tt, messages, gen) == c["ids"].get<Ids>());
   }
   CHECK(rendered == static_cast<int>(cases.size()));
+}
+
+TEST_CASE("chat: render_chat_turn continues a conversation after the model's answer") {
+  // HF's rendering of [..., assistant A, user U] == ours of [...] + A + stop token + the turn.
+  const json cases = json::parse(read_all(fixtures() / "chat.json"));
+  int checked = 0;
+  for (const json& c : cases) {
+    const auto messages = messages_of(c["messages"]);
+    const std::size_t n = messages.size();
+    if (n < 3 || messages[n - 2].role != "assistant" || messages[n - 1].role == "assistant") continue;
+    bool thinks = false;
+    for (const auto& m : messages) thinks |= m.content.find("think>") != std::string::npos;
+    // Qwen3 drops earlier answers' reasoning (also enable_thinking=false's empty block): not a
+    // continuation of what the model saw.
+    if (thinks || c.contains("enable_thinking")) continue;
+    lazyllm::ChatTemplate t;
+    std::string stop, answer = messages[n - 2].content;
+    if (c["template"] == "llama3") {
+      t.format = lazyllm::ChatFormat::llama3;
+      stop = "<|eot_id|>";
+      answer = std::string(lazyllm::detail::python_strip(answer));
+    } else {
+      t.format = lazyllm::ChatFormat::chatml;
+      t.chatml.reasoning = true;
+      stop = "<|im_end|>";
+    }
+    const std::vector<ChatMessage> before(messages.begin(), messages.end() - 2);
+    const bool gen = c["add_generation_prompt"];
+    CHECK_MESSAGE(
+        lazyllm::render_chat(t, before, true) + answer + stop + lazyllm::render_chat_turn(t, messages[n - 1], gen) ==
+            c["text"].get<std::string>(),
+        c["messages"].dump());
+    ++checked;
+  }
+  CHECK(checked >= 8);
+  lazyllm::ChatTemplate l2;
+  CHECK_THROWS_AS(lazyllm::render_chat_turn(l2, {"user", "x"}), lazyllm::InvalidArgument);
 }
 
 TEST_CASE("chat: read_chat_template tells the format from tokenizer_config.json") {

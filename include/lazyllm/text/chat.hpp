@@ -327,6 +327,36 @@ inline std::string render_chat(const ChatTemplate& t, std::span<const ChatMessag
   return {};
 }
 
+/// The text that continues a conversation once the model's answer has ended with the format's
+/// stop token (<|eot_id|>, <|im_end|>): `message` (user or system) and, with
+/// add_generation_prompt, the assistant's header. For a multi-turn chat that keeps its KV cache:
+/// render_chat(messages + {answer, message}) == render_chat(messages) + answer + stop token +
+/// render_chat_turn(message) (the answer trimmed, for Llama 3). Exact for Llama 3 and ChatML
+/// without reasoning; with Qwen3's reasoning the template also drops earlier answers' <think>
+/// blocks (enable_thinking=false's empty one too), which the cache keeps. InvalidArgument for Llama 2 (its turns are
+/// separate BOS/EOS sequences: llama2_chat_tokens()).
+inline std::string render_chat_turn(const ChatTemplate& t, const ChatMessage& message,
+                                    bool add_generation_prompt = true) {
+  switch (t.format) {
+    case ChatFormat::llama3:
+      return render_llama3_chat(std::span(&message, 1), add_generation_prompt, "");
+    case ChatFormat::chatml: {
+      if (message.role != "user" && message.role != "system")
+        throw InvalidArgument("chatml chat: a continuing turn has role '" + message.role +
+                              "' (expected user or system)");
+      std::string s = "\n<|im_start|>" + message.role + "\n" + message.content + "<|im_end|>\n";
+      if (add_generation_prompt) {
+        s += "<|im_start|>assistant\n";
+        if (t.chatml.reasoning && t.chatml.enable_thinking == false) s += "<think>\n\n</think>\n\n";
+      }
+      return s;
+    }
+    case ChatFormat::llama2:
+      break;
+  }
+  throw InvalidArgument("llama2 chat: continue a conversation with llama2_chat_tokens() of its turns");
+}
+
 /// `messages` as token ids to feed the model: Llama 2 as llama2_chat_tokens(); Llama 3 and ChatML
 /// the rendered text encoded with special-token parsing and no added BOS (the text has its own).
 inline std::vector<std::int32_t> chat_tokens(const Tokenizer& tok, const ChatTemplate& t,

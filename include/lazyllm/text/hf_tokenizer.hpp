@@ -863,8 +863,10 @@ struct Model {
   std::int32_t bos = -1, eos = -1;
 
   std::int32_t size() const noexcept { return static_cast<std::int32_t>(kind.size()); }
+  /// The bytes of `id` (>= 0); "" for ids past the vocabulary.
   std::string_view bytes(std::int32_t id) const noexcept {
     const auto i = static_cast<std::size_t>(id);
+    if (i + 1 >= offset.size()) return {};
     return std::string_view(arena).substr(offset[i], offset[i + 1] - offset[i]);
   }
 };
@@ -907,7 +909,8 @@ class HfTokenizer {
   }
 
   /// Number of ids: one past the highest id of the vocabulary and the added tokens. (A model's
-  /// embedding may have more rows; ids without a token decode to "".)
+  /// embedding may have more rows, e.g. Qwen2.5's 152,064 for 151,665 tokens: ids without a token,
+  /// here or beyond, decode to "" as in tokenizers.)
   std::int32_t vocab_size() const noexcept { return model_->size(); }
   /// The post-processor's first special token (Llama 3: <|begin_of_text|>), else
   /// tokenizer_config.json's bos_token; -1 when there is none (Qwen).
@@ -935,6 +938,7 @@ class HfTokenizer {
   }
 
   /// The token as tokenizer.json writes it ("Ġworld", "<|eot_id|>"); "" for ids without a token.
+  /// (InvalidArgument for a negative id, here and in piece() and decode().)
   std::string token(std::int32_t id) const {
     check(id);
     const auto k = kind(id);
@@ -1013,10 +1017,11 @@ class HfTokenizer {
     return id >= 0 && id < vocab_size() ? model_->kind[static_cast<std::size_t>(id)] : detail::hf::TokenKind::none;
   }
 
+  /// Ids past the vocabulary are accepted (they have no token, as in tokenizers, which skips
+  /// them when decoding: a model's embedding may be larger than its tokenizer, e.g. Qwen's);
+  /// negative ones are not.
   void check(std::int32_t id) const {
-    if (id < 0 || id >= vocab_size())
-      throw InvalidArgument("token id " + std::to_string(id) + " outside the vocabulary [0, " +
-                            std::to_string(vocab_size()) + ")");
+    if (id < 0) throw InvalidArgument("token id " + std::to_string(id) + " is negative");
   }
 
   /// Splits `text` around the added tokens of `trie` as tokenizers' AddedVocabulary does: the
