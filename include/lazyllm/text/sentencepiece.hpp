@@ -49,8 +49,7 @@ class SentencePieceTokenizer {
 
   std::vector<std::int32_t> encode(std::string_view text, bool add_bos) const {
     std::vector<int> ids;
-    if (const auto st = sp_->Encode(text, &ids); !st.ok())
-      throw Error("SentencePiece encode failed: " + st.ToString());
+    if (const auto st = sp_->Encode(text, &ids); !st.ok()) throw Error("SentencePiece encode failed: " + st.ToString());
     std::vector<std::int32_t> out;
     out.reserve(ids.size() + 1);
     if (add_bos) out.push_back(bos_id());
@@ -82,6 +81,20 @@ class SentencePieceTokenizer {
     }
     if (prev == bos_id() && !s.empty() && s.front() == ' ') s.erase(0, 1);
     return s;
+  }
+
+  /// The token for display: control and unknown pieces by name ("<s>", "<unk>"), others as
+  /// decode(-1, id) gives them.
+  std::string piece(std::int32_t id) const {
+    check(id);
+    if (sp_->IsControl(id) || sp_->IsUnknown(id)) return sp_->IdToPiece(id);
+    return decode(-1, id);
+  }
+
+  /// The id of the piece spelled `text` ("</s>", "▁Hello"), or -1.
+  std::int32_t find(std::string_view text) const {
+    const int id = sp_->PieceToId(text);
+    return id >= 0 && sp_->IdToPiece(id) == text ? id : -1;
   }
 
   /// SentencePiece's own detokenization (control pieces dropped, byte runs joined into UTF-8).
