@@ -105,7 +105,7 @@ TEST_CASE("engine on CUDA: a batch of one is the pipeline, bit for bit (dense an
   if (!have_gpu()) return;
   const auto w = random_model(small_config(), 13, 0.3f);
   const auto model = std::make_shared<const CudaModel<gpu::bf16>>(w);
-  for (const policy::AnyPolicy pol : {policy::AnyPolicy(policy::Dense{}), policy::AnyPolicy(policy::Lazy(Schedule::parse("1:0.4,3:0.6")))}) {
+  for (const policy::AnyPolicy& pol : {policy::AnyPolicy(policy::Dense{}), policy::AnyPolicy(policy::Lazy(Schedule::parse("1:0.4,3:0.6")))}) {
     Pipeline<RuntimeConfig, policy::AnyPolicy, ContiguousLayout, CudaBackend> p(CudaBackend{w}, pol);
     Engine<CudaBackend> e(model);
     const auto prompt = ids_of(45, 2, w.config.vocab_size);
