@@ -31,7 +31,7 @@ struct EngineOptions {
   /// Blocks in the pool; 0 = as many as `pool_bytes` holds.
   std::int64_t pool_blocks = 0;
   /// Bytes for the pool's arena, when pool_blocks is 0. 0 (with pool_blocks 0) = room for one
-  /// dense sequence of the model's max_seq_len.
+  /// dense sequence of the model's max_seq_len (and an Aux entry per token).
   std::int64_t pool_bytes = 0;
   /// K/V tokens per block (a power of two; 16 is what paged engines use).
   int block_tokens = 16;

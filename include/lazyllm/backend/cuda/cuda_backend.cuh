@@ -570,8 +570,15 @@ class BasicCudaBackend {
     const auto p = upload_all(call.q_pos, call.kv_pos, call.q_slots, call.kv_slots);
     const LayerIndices idx{static_cast<const std::int32_t*>(p[0]), static_cast<const std::int32_t*>(p[1]),
                            static_cast<const std::int64_t*>(p[2]), static_cast<const std::int64_t*>(p[3])};
-    qkv_rope(L, call.layer, rows, idx, x.data());
-    const int ldq = config_.dim + 2 * config_.kv_dim();
+    const int ldq = config_.dim + 2 * config_.kv_dim(), d = config_.dim;
+    if (per_sequence_gemms_) {
+      for (const SeqSpan& sp : call.seqs)
+        qkv_rope(L, call.layer, sp.rows,
+                 LayerIndices{idx.q_pos + sp.row_begin, idx.kv_pos, idx.q_slots + sp.row_begin, idx.kv_slots},
+                 x.data() + std::size_t(sp.row_begin) * d, sp.row_begin);
+    } else {
+      qkv_rope(L, call.layer, rows, idx, x.data());
+    }
     bool any_scores = false, any_keep = false;
     scores_dev_.reserve(std::max<std::size_t>(1, n_kv_all), "scores");
     for (std::size_t i = 0; i < call.seqs.size(); ++i) {
@@ -580,7 +587,7 @@ class BasicCudaBackend {
                             idx.kv_slots + sp.kv_begin};
       gpu::AttnArgsT<ST> aa = attn_args(sp.rows, int(sp.n_kv), si);
       aa.q = qkv_.get() + std::size_t(sp.row_begin) * std::size_t(ldq);
-      aa.out = att_.get() + std::size_t(sp.row_begin) * std::size_t(config_.dim);
+      aa.out = att_.get() + std::size_t(sp.row_begin) * std::size_t(d);
       prof_.mark(gpu::OpClass::Attention, call.layer);
       attn_.run(aa, stream_);
       if (!sp.want_scores) continue;
@@ -612,7 +619,12 @@ class BasicCudaBackend {
       scores_ready_.create();
       LAZYLLM_CUDA_CHECK(cudaEventRecord(scores_ready_.get(), stream_));
     }
-    output_and_ffn_block(L, call.layer, rows, x.data());
+    if (per_sequence_gemms_) {
+      for (const SeqSpan& sp : call.seqs)
+        output_and_ffn_block(L, call.layer, sp.rows, x.data() + std::size_t(sp.row_begin) * d, sp.row_begin);
+    } else {
+      output_and_ffn_block(L, call.layer, rows, x.data());
+    }
     if (any_scores) {
       LAZYLLM_CUDA_CHECK(cudaEventSynchronize(scores_ready_.get()));
       std::memcpy(scores.data(), readback_.get(), n_kv_all * sizeof(float));
@@ -622,6 +634,15 @@ class BasicCudaBackend {
   }
 
  public:
+  /// How layer_batch runs the linear layers: once over the rows of every sequence (false, the
+  /// default: one weight read per step) or once per sequence (true: each sequence's rows go through
+  /// the GEMMs (or GEMV) a step of its own would use, so every sequence computes bit for bit what
+  /// it computes alone, at the price of reading the weights once per sequence). cuBLASLt picks its
+  /// kernel by row count, so the default mode's numbers differ from a sequence's alone within bf16
+  /// rounding, which can flip LazyLLM's selection where two scores at the threshold are that close.
+  void set_per_sequence_gemms(bool on) { per_sequence_gemms_ = on; }
+  bool per_sequence_gemms() const { return per_sequence_gemms_; }
+
   /// Prefill attention on Hopper: the wgmma kernel (sm90_attention.cuh; the default where the
   /// device runs sm_90a code) or, off, the mma.sync kernel every sm_80+ GPU runs (A/B runs).
   void set_wgmma_attention(bool on) { attn_.set_sm90(on); }
@@ -810,26 +831,28 @@ class BasicCudaBackend {
     return aa;
   }
 
-  /// Norm, QKV projection, RoPE and the K/V store of `rows` rows (their positions and slots in idx).
-  void qkv_rope(const Layer& L, int l, int rows, const LayerIndices& idx, float* x) {
+  /// Norm, QKV projection, RoPE and the K/V store of `rows` rows (their positions and slots in idx),
+  /// rows [r0, r0 + rows) of the scratch (x is that first row).
+  void qkv_rope(const Layer& L, int l, int rows, const LayerIndices& idx, float* x, int r0 = 0) {
     const auto& c = config_;
     const int d = c.dim, kvd = c.kv_dim();
+    ST* const qkv = qkv_.get() + std::size_t(r0) * std::size_t(d + 2 * kvd);
     // Few rows (decode): the GEMV path, with the norms, SwiGLU and residual adds folded into the
     // linear layers (gemv.cuh). Otherwise cuBLASLt, with the residual adds as fp32 accumulation.
     if (rows <= gemv_rows_) {  // never in fp32 (gemv_rows_ == 0), and not compiled there
       if constexpr (!kFp32) {
         prof_.mark(gpu::OpClass::Gemm, l);
         gpu::gemv::run(gpu::gemv::RmsNormRowsT<ST>{x, d, L.attn_norm, c.norm_eps}, L.qkv, d, d + 2 * kvd, rows,
-                       gpu::gemv::Store<ST>{qkv_.get(), d + 2 * kvd}, stream_);
+                       gpu::gemv::Store<ST>{qkv, d + 2 * kvd}, stream_);
       }
     } else {
       prof_.mark(gpu::OpClass::Norm, l);
-      gpu::detail::launch_rmsnorm(x, L.attn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
+      gpu::detail::launch_rmsnorm(x, L.attn_norm, rows, d, c.norm_eps, xn_.get() + std::size_t(r0) * d, stream_);
       prof_.mark(gpu::OpClass::Gemm, l);
-      gemm_qkv(L, rows);
+      gemm_qkv(L, rows, r0);
     }
     gpu::detail::RopeArgsT<ST> ra;
-    ra.qkv = qkv_.get();
+    ra.qkv = qkv;
     ra.ld = d + 2 * kvd;
     ra.rows = rows;
     ra.n_heads = c.n_heads;
@@ -846,28 +869,31 @@ class BasicCudaBackend {
     gpu::detail::launch_rope_store(ra, stream_);
   }
 
-  /// x += Wo att; then the FFN block: x += W2 swiglu(W13 norm(x)).
-  void output_and_ffn_block(const Layer& L, int l, int rows, float* x) {
+  /// x += Wo att; then the FFN block: x += W2 swiglu(W13 norm(x)). Rows [r0, r0 + rows) of the
+  /// scratch (x is that first row).
+  void output_and_ffn_block(const Layer& L, int l, int rows, float* x, int r0 = 0) {
     const auto& c = config_;
     const int d = c.dim;
+    const ST* att = att_.get() + std::size_t(r0) * d;
+    ST* const h = h_.get() + std::size_t(r0) * hid_;
     prof_.mark(gpu::OpClass::Gemm, l);
     if (rows <= gemv_rows_) {
       if constexpr (!kFp32) {
-        gpu::gemv::run(gpu::gemv::Rows<ST>{att_.get(), d}, L.wo, d, d, rows, gpu::gemv::AddF32{x, d}, stream_);
+        gpu::gemv::run(gpu::gemv::Rows<ST>{att, d}, L.wo, d, d, rows, gpu::gemv::AddF32{x, d}, stream_);
         gpu::gemv::run(gpu::gemv::RmsNormRowsT<ST>{x, d, L.ffn_norm, c.norm_eps}, L.gate_up, d, hid_, rows,
-                       gpu::gemv::SwiGluT<ST>{h_.get(), hid_, hid_}, stream_);
-        gpu::gemv::run(gpu::gemv::Rows<ST>{h_.get(), hid_}, L.w2, hid_, d, rows, gpu::gemv::AddF32{x, d}, stream_);
+                       gpu::gemv::SwiGluT<ST>{h, hid_, hid_}, stream_);
+        gpu::gemv::run(gpu::gemv::Rows<ST>{h, hid_}, L.w2, hid_, d, rows, gpu::gemv::AddF32{x, d}, stream_);
       }
     } else {
-      gemm_o_add(L, att_.get(), x, rows);
+      gemm_o_add(L, att, x, rows);
       prof_.mark(gpu::OpClass::Norm, l);
-      gpu::detail::launch_rmsnorm(x, L.ffn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
+      gpu::detail::launch_rmsnorm(x, L.ffn_norm, rows, d, c.norm_eps, xn_.get() + std::size_t(r0) * d, stream_);
       prof_.mark(gpu::OpClass::Gemm, l);
-      gemm_gate_up(L, rows);
+      gemm_gate_up(L, rows, r0);
       prof_.mark(gpu::OpClass::Norm, l);
-      gpu::detail::launch_swiglu(gu_.get(), rows, hid_, h_.get(), stream_);
+      gpu::detail::launch_swiglu(gu_.get() + std::size_t(r0) * 2 * hid_, rows, hid_, h, stream_);
       prof_.mark(gpu::OpClass::Gemm, l);
-      gemm_down_add(L, x, rows);
+      gemm_down_add(L, x, rows, r0);
     }
   }
 
@@ -996,17 +1022,20 @@ class BasicCudaBackend {
   // The four cuBLASLt GEMMs of a layer's prefill path, shared by layer() and warm_up() (so the
   // warm-up loads exactly the plans layer() uses): qkv_ = xn_ Wqkv^T; x += att Wo^T;
   // gu_ = xn_ Wgate_up^T; x += h_ W2^T (the residual adds accumulate in fp32).
-  void gemm_qkv(const Layer& L, int rows) {
-    gemm_.run(xn_.get(), L.qkv, qkv_.get(), rows, config_.dim, config_.dim + 2 * config_.kv_dim(), stream_);
+  void gemm_qkv(const Layer& L, int rows, int r0 = 0) {
+    const std::size_t ld = std::size_t(config_.dim + 2 * config_.kv_dim());
+    gemm_.run(xn_.get() + std::size_t(r0) * config_.dim, L.qkv, qkv_.get() + std::size_t(r0) * ld, rows, config_.dim,
+              int(ld), stream_);
   }
   void gemm_o_add(const Layer& L, const ST* att, float* x, int rows) {
     gemm_.run(att, L.wo, x, rows, config_.dim, config_.dim, stream_, 0, /*accumulate=*/true);
   }
-  void gemm_gate_up(const Layer& L, int rows) {
-    gemm_.run(xn_.get(), L.gate_up, gu_.get(), rows, config_.dim, 2 * hid_, stream_);
+  void gemm_gate_up(const Layer& L, int rows, int r0 = 0) {
+    gemm_.run(xn_.get() + std::size_t(r0) * config_.dim, L.gate_up, gu_.get() + std::size_t(r0) * 2 * hid_, rows,
+              config_.dim, 2 * hid_, stream_);
   }
-  void gemm_down_add(const Layer& L, float* x, int rows) {
-    gemm_.run(h_.get(), L.w2, x, rows, hid_, config_.dim, stream_, 0, /*accumulate=*/true);
+  void gemm_down_add(const Layer& L, float* x, int rows, int r0 = 0) {
+    gemm_.run(h_.get() + std::size_t(r0) * hid_, L.w2, x, rows, hid_, config_.dim, stream_, 0, /*accumulate=*/true);
   }
 
   /// Pinned host staging for index uploads, paired with a device buffer. Two of them alternate;
@@ -1081,6 +1110,7 @@ class BasicCudaBackend {
   gpu::DeviceBuffer<ST> k_, v_;
   gpu::DeviceBuffer<float> aux_;
   std::int64_t kv_slots_ = 0, aux_slots_ = 0;
+  bool per_sequence_gemms_ = false;
   ST* kc_ = nullptr;  // K/V storage: k_ / v_, or a BlockPool's arena (bind_arena)
   ST* vc_ = nullptr;
   AuxStore aux_st_{};
