@@ -375,7 +375,7 @@ class BasicCudaBackend {
   }
 
  public:
-  /// Prefill attention on Hopper: the wgmma kernel (sm90_attention.cuh; the default where the
+  /// Prefill attention on Hopper: the wgmma kernel (attention/sm90_wgmma_prefill.cuh; the default where the
   /// device runs sm_90a code) or, off, the mma.sync kernel every sm_80+ GPU runs (A/B runs).
   void set_wgmma_attention(bool on) { attn_.set_sm90(on); }
   /// Whether prefill attention takes the wgmma kernel (on, and the device has it).
