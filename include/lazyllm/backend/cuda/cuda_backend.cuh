@@ -643,7 +643,7 @@ class BasicCudaBackend {
   void set_per_sequence_gemms(bool on) { per_sequence_gemms_ = on; }
   bool per_sequence_gemms() const { return per_sequence_gemms_; }
 
-  /// Prefill attention on Hopper: the wgmma kernel (sm90_attention.cuh; the default where the
+  /// Prefill attention on Hopper: the wgmma kernel (attention/sm90_wgmma_prefill.cuh; the default where the
   /// device runs sm_90a code) or, off, the mma.sync kernel every sm_80+ GPU runs (A/B runs).
   void set_wgmma_attention(bool on) { attn_.set_sm90(on); }
   /// Whether prefill attention takes the wgmma kernel (on, and the device has it).
