@@ -220,7 +220,9 @@ int main(int argc, char** argv) {
                               {"preemptions", r.preemptions},
                               {"max_running", r.max_running},
                               {"steps", r.steps},
-                              {"prefill_token_layer_fraction", r.prefill_fraction}});
+                              {"prefill_token_layer_fraction", r.prefill_fraction},
+                              {"kv_bytes_after_prompt_mean", r.prefill_blocks * double(r.block_bytes)},
+                              {"revivals", r.revivals}});
       }
       text = j.dump(1) + "\n";
     }

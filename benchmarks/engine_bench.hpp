@@ -44,6 +44,8 @@ struct ServeResult {
   int max_running = 0;  // most requests holding blocks at once
   int steps = 0;
   double prefill_fraction = 1.0;  // token-layers of the prompts vs dense (mean over requests)
+  double prefill_blocks = 0;      // blocks a request holds right after its prompt (mean)
+  std::int64_t revivals = 0;      // token-layers computed from the Aux Cache, all requests
 
   double output_tok_s() const { return total_ms > 0 ? double(output_tokens) / (total_ms / 1e3) : 0; }
   double prompt_tok_s() const { return prefill_ms > 0 ? double(prompt_tokens) / (prefill_ms / 1e3) : 0; }
@@ -105,7 +107,7 @@ ServeResult serve(Engine& eng, const ServeCase& c) {
   };
   std::map<SeqId, Running> running;
   bool hold = false;  // a deferral: admit nothing more until a request finishes
-  double fraction_sum = 0;
+  double fraction_sum = 0, prefill_blocks_sum = 0;
   r.ttft_ms.assign(std::size_t(c.requests), 0.0);
   const auto t0 = Clock::now();
   const auto ms_since = [&] { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); };
@@ -150,12 +152,14 @@ ServeResult serve(Engine& eng, const ServeCase& c) {
           r.ttft_ms[std::size_t(q.request)] = ms_since();
           r.prompt_tokens += c.prompt;
           fraction_sum += eng.stats(id).prefill_fraction();
+          prefill_blocks_sum += double(eng.blocks(id));
           if (++first_tokens == c.requests) r.prefill_ms = ms_since();
         }
       }
       const std::int32_t t = eng.sample(id);
       ++r.output_tokens;
       if (++q.produced >= c.gen) {
+        r.revivals += eng.stats(id).total_revivals();
         eng.remove(id);
         running.erase(id);
         hold = false;
@@ -171,6 +175,7 @@ ServeResult serve(Engine& eng, const ServeCase& c) {
   r.total_ms = ms_since();
   r.peak_blocks = eng.pool().peak();
   r.prefill_fraction = c.requests ? fraction_sum / c.requests : 1.0;
+  r.prefill_blocks = c.requests ? prefill_blocks_sum / c.requests : 0.0;
   return r;
 }
 
