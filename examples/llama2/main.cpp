@@ -20,6 +20,7 @@
 #include "lazyllm/eval/metrics.hpp"
 #include "lazyllm/eval/task.hpp"
 #include "lazyllm/lazyllm.hpp"
+#include "lazyllm/report/json.hpp"
 #include "lazyllm/text/chat.hpp"
 #include "lazyllm/text/tokenizer.hpp"
 
