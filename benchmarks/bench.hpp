@@ -14,6 +14,7 @@
 #include "bench_meta.hpp"
 
 #include "lazyllm/cache/contiguous.hpp"
+#include "lazyllm/generate.hpp"
 #include "lazyllm/model/sampler.hpp"
 #include "lazyllm/model/weights.hpp"
 #include "lazyllm/pipeline.hpp"
@@ -80,6 +81,11 @@ struct Measurement {
   double total_fraction() const { return total_dense_tl ? double(total_tl) / double(total_dense_tl) : 1.0; }
 };
 
+/// Greedy sampling, and n_gen decode steps after the prompt whatever the ids (no stop ids; the
+/// last token is decoded too): the timed loop of every policy and backend.
+inline std::int32_t greedy(std::span<const float> logits) { return argmax(logits); }
+inline GenerateOptions greedy_steps(int n_gen) { return {.max_tokens = n_gen, .stop_ids = {}, .feed_last = true}; }
+
 /// The same pseudo-random prompt for every policy and backend (and the Python peers' seed-free
 /// equivalent does not matter: timing does not depend on token ids).
 inline std::vector<std::int32_t> make_prompt(int n, int vocab) {
@@ -127,11 +133,14 @@ std::vector<Measurement> run_policy(Backend& backend, const Policy& pol, const P
       m.n_gen = plan.n_gen;
       for (int r = -1; r < plan.reps; ++r) {  // r = -1 warms up
         pipe.reset();
+        double ttft = 0;
+        GenerateHooks hooks;
+        hooks.after_prefill = [&](std::span<const float>) {
+          ttft = ext.stop(pipe);
+          ext.start(pipe);
+        };
         ext.start(pipe);
-        auto logits = pipe.prefill(prompt);
-        const double ttft = ext.stop(pipe);
-        ext.start(pipe);
-        for (int i = 0; i < plan.n_gen; ++i) logits = pipe.decode(argmax(logits));
+        generate(pipe, prompt, greedy, [](std::int32_t) {}, greedy_steps(plan.n_gen), hooks);
         const double dec = plan.n_gen ? ext.stop(pipe) / plan.n_gen : 0.0;
         if (plan.progress)
           std::fprintf(stderr, "  %s %s pp%d rep %d: TTFT %.2f ms, %.3f ms/token\n", m.policy.c_str(), sched.c_str(),

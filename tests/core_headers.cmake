@@ -2,7 +2,7 @@
 # lists each header's include closure with the compiler (-M) and fails if nlohmann appears in it.
 # Variables: CXX, INCLUDE, OUT.
 file(MAKE_DIRECTORY ${OUT})
-foreach(header lazyllm/pipeline.hpp lazyllm/stats.hpp)
+foreach(header lazyllm/pipeline.hpp lazyllm/stats.hpp lazyllm/generate.hpp)
   string(MAKE_C_IDENTIFIER ${header} id)
   file(WRITE ${OUT}/${id}.cpp "#include <${header}>\n")
   execute_process(COMMAND ${CXX} -std=c++20 -M -I${INCLUDE} ${OUT}/${id}.cpp

@@ -15,6 +15,7 @@
 #include "../common/cli.hpp"
 #include "lazyllm/backend/cpu/cpu_backend.hpp"
 #include "lazyllm/cache/contiguous.hpp"
+#include "lazyllm/generate.hpp"
 #include "lazyllm/model/sampler.hpp"
 #include "lazyllm/pipeline.hpp"
 #include "lazyllm/policy/any.hpp"
@@ -138,10 +139,10 @@ class Session {
     r.n_prompt = int(in.size());
     r.cache_before = n_past();
     const std::size_t first_step = pipe_.stats().steps.size();
-    history_.insert(history_.end(), in.begin(), in.end());
 
     const bool progress = hooks_.progress && (hooks_.progress_always || in.size() >= kPrefillProgressTokens);
     const auto t_start = Clock::now();
+    GenerateHooks gh;
     if (progress) {
       std::fprintf(stderr, "prefill: %zu tokens ...\n", in.size());
       std::fflush(stderr);
@@ -156,43 +157,30 @@ class Session {
                        ms_since(t_start));
         std::fflush(stderr);
       });
+      gh.after_prefill = [&](std::span<const float>) {
+        const double ms = ms_since(t_start);
+        pipe_.on_layer({});
+        if (hooks_.tty) std::fputc('\n', stderr);
+        std::fprintf(stderr, "prefill: %zu tokens in %.2f ms (%.1f tok/s)\n", in.size(), ms,
+                     ms > 0 ? 1000.0 * double(in.size()) / ms : 0.0);
+      };
     }
-    std::span<const float> logits;
+    GenerateResult g;
     try {
-      logits = pipe_.prefill(in);
+      g = lazyllm::generate(pipe_, in, sampler_, history_, [&](std::int32_t id) {
+        if (hooks_.on_token) hooks_.on_token(id);
+      }, {.max_tokens = n_predict}, gh);
     } catch (...) {
       pipe_.on_layer({});
       throw;
     }
-    r.prefill_ms = ms_since(t_start);
-    if (progress) {
-      pipe_.on_layer({});
-      if (hooks_.tty) std::fputc('\n', stderr);
-      std::fprintf(stderr, "prefill: %zu tokens in %.2f ms (%.1f tok/s)\n", in.size(), r.prefill_ms,
-                   r.prefill_ms > 0 ? 1000.0 * double(in.size()) / r.prefill_ms : 0.0);
-    }
-    const auto t0 = Clock::now();
-    for (int i = 0; i < n_predict; ++i) {
-      const std::int32_t next = sampler_.sample(logits, history_);
-      if (i == 0) r.ttft_ms = ms_since(t_start);
-      if (next == 1 || next == 2) {
-        r.stopped_eos = true;
-        break;
-      }
-      r.ids.push_back(next);
-      if (hooks_.on_token) hooks_.on_token(next);
-      history_.push_back(next);
-      if (pipe_.n_past() >= pipe_.n_ctx()) {
-        r.context_full = i + 1 < n_predict;
-        break;
-      }
-      if (i + 1 == n_predict) {
-        pending_.assign(1, next);  // sampled, not yet in the cache: the next turn prefills it
-        break;
-      }
-      logits = pipe_.decode(next);
-    }
-    r.decode_ms = ms_since(t0);
+    r.ids = std::move(g.ids);
+    r.prefill_ms = g.prefill_ms;
+    r.ttft_ms = g.ttft_ms;
+    r.decode_ms = g.decode_ms;
+    r.stopped_eos = g.stop == StopReason::StopToken;
+    r.context_full = g.stop == StopReason::ContextFull;
+    if (g.pending) pending_.assign(1, r.ids.back());  // sampled, not yet in the cache: the next turn prefills it
     r.cache_after = n_past();
     r.stats = pipe_.stats();
     r.stats.steps.erase(r.stats.steps.begin(), r.stats.steps.begin() + std::ptrdiff_t(first_step));
