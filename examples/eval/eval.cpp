@@ -23,6 +23,7 @@
 #include "lazyllm/io/load.hpp"
 #include "lazyllm/text/tokenizer.hpp"
 #include "../common/cli.hpp"
+#include "../common/gpu_probe.hpp"
 
 namespace {
 
@@ -124,7 +125,7 @@ Options parse_args(int argc, char** argv) {
   if (o.schedules.empty()) o.schedules = {"default"};
   if (o.backend != "cpu" && o.backend != "cuda" && o.backend != "auto")
     throw UsageError("--backend '" + o.backend + "' is not available (cpu, cuda or auto)");
-  if (o.backend == "auto") o.backend = cuda_available() ? "cuda" : "cpu";
+  if (o.backend == "auto") o.backend = cli::gpu_available() ? "cuda" : "cpu";
   if (o.device_select && o.backend != "cuda")
     throw UsageError(std::string(*o.device_select ? "--device-select" : "--no-device-select") +
                      " applies to the CUDA backend");

@@ -86,7 +86,5 @@ std::vector<ExampleResult> run_examples(Backend backend, Policy pol, int n_ctx, 
 std::vector<ExampleResult> run_examples_cuda(const ModelWeights& w, const AnyPolicy& p, int n_ctx,
                                              const std::vector<Prepared>& examples, const TokenClasses& cls,
                                              const Progress& progress, bool device_select);
-/// True when this build has the CUDA backend and a GPU is visible.
-bool cuda_available();
 
 }  // namespace lazyllm::evalrun

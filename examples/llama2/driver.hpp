@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// What the driver's translation units share: options, the policy variant and the generation loop
-// (instantiated for the CPU backend in main.cpp and for the CUDA backend in cuda.cu).
+// What the driver's translation units share: the policy variant and the sessions over the
+// generation loop (instantiated for the CPU backend in session_cpu.cpp and for the CUDA backend in
+// cuda.cu).
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -20,52 +21,13 @@
 #include "lazyllm/pipeline.hpp"
 #include "lazyllm/policy/any.hpp"
 #include "memory.hpp"
+#include "options.hpp"
 
 namespace lazyllm::driver {
 
 using Clock = std::chrono::steady_clock;
 
 using cli::UsageError;
-
-struct Options {
-  std::string model;
-  std::vector<std::int32_t> prompt{1};
-  bool prompt_given = false;
-  int n_predict = 64;
-  int n_ctx = 0;
-  SamplerParams sampler;
-  std::string backend = "auto";
-  // CUDA storage: auto | bf16 | fp16 | fp32 (the CPU reference is fp32). auto becomes the
-  // checkpoint's own dtype before the model loads (resolve_precision in main.cpp).
-  std::string precision = "auto";
-  bool precision_auto = true;  // set by parse_args: --precision not given, or given as auto
-  std::string policy = "dense";
-  int keep_recent = 0;  // --keep-recent N: Lazy also keeps the last N tokens of each set
-  // (cuda, bf16) LazyLLM's percentile rule on the GPU (SelectingCudaBackend): unset = on where the
-  // run stores bf16, off for fp16/fp32; --device-select forces it on (refused for fp16/fp32),
-  // --no-device-select off (the policy selects on the host, as CudaBackend does).
-  std::optional<bool> device_select;
-  std::string schedule = "default";
-  bool schedule_given = false;
-  std::string stats_file;
-  bool print_ids = false;
-  bool compare = false;
-  bool demo = false;     // no -m: the built-in default
-  bool demo_qa = false;  // ... with the shipped models/lazyqa: one generated multi-document question
-  // Text in, text out (main.cpp only; the generation loop sees token ids).
-  std::string tokenizer;    // -z: .model (SentencePiece) or llama2.c tokenizer.bin
-  std::string prompt_text;  // -p TEXT, or the contents of -f FILE once read
-  std::string prompt_file;  // -f FILE ("-" = stdin)
-  bool text_given = false;  // -p or -f
-  int prompt_sources = 0;   // how many of -p, -f, --prompt-ids were given
-  bool chat = false;        // --chat: Llama 2 chat template around the text prompt
-  std::string system;       // --system TEXT
-  bool system_given = false;
-  std::string json_file;    // --json FILE
-  bool interactive = false;  // -i: turns from stdin, the KV cache kept across them
-  bool progress = false;     // --progress: per-layer prefill progress for every prompt
-  bool mem_check = true;     // off with --no-mem-check
-};
 
 using policy::AnyPolicy;
 using policy::make_policy;
@@ -74,30 +36,32 @@ struct RunResult {
   std::vector<std::int32_t> ids;  // generated (a stopping BOS/EOS is not included)
   RunStats stats;                 // this run's (this turn's) steps only
   double prefill_ms = 0, decode_ms = 0;
-  double ttft_ms = 0;  // prefill start to the first generated token sampled (0 when none)
-  int n_prompt = 0;      // tokens prefilled (in interactive mode: the turn's, plus the previous
-                         // answer's last token when it was sampled but not yet in the cache)
-  int cache_before = 0;  // tokens already in the KV cache when the run started (0 for one-shot)
-  int cache_after = 0;   // tokens in the KV cache at the end
-  bool stopped_eos = false;   // generation ended at BOS/EOS
-  bool context_full = false;  // generation ended because the context was full
-  HostMemoryUse host;                               // this process's RSS at the end of the run
-  std::int64_t gpu_free = -1, gpu_total = -1;       // cudaMemGetInfo at the end (CUDA backend)
+  double ttft_ms = 0;                          // prefill start to the first generated token sampled (0 when none)
+  int n_prompt = 0;                            // tokens prefilled (in interactive mode: the turn's, plus the previous
+                                               // answer's last token when it was sampled but not yet in the cache)
+  int cache_before = 0;                        // tokens already in the KV cache when the run started (0 for one-shot)
+  int cache_after = 0;                         // tokens in the KV cache at the end
+  bool stopped_eos = false;                    // generation ended at BOS/EOS
+  bool context_full = false;                   // generation ended because the context was full
+  HostMemoryUse host;                          // this process's RSS at the end of the run
+  std::int64_t gpu_free = -1, gpu_total = -1;  // cudaMemGetInfo at the end (CUDA backend)
 };
 
 /// What a run reports while it goes (kept out of Options so warm-up copies stay silent).
 struct Hooks {
   std::function<void(std::int32_t)> on_token;  // each generated id, as soon as it is sampled
-  bool progress = false;         // progress on stderr for long prefills (>= kPrefillProgressTokens)
-  bool progress_always = false;  // --progress: for every prefill
-  bool tty = false;              // stderr is a terminal: one \r-updated progress line
-  std::function<void(RunResult&)> probe;  // called at the end of each run, pipeline still alive
+  bool progress = false;                       // progress on stderr for long prefills (>= kPrefillProgressTokens)
+  bool progress_always = false;                // --progress: for every prefill
+  bool tty = false;                            // stderr is a terminal: one \r-updated progress line
+  std::function<void(RunResult&)> probe;       // called at the end of each run, pipeline still alive
 };
 
 /// Prompts at least this long get per-layer prefill progress on stderr.
 inline constexpr std::size_t kPrefillProgressTokens = 1024;
 
-inline double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+inline double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
 
 inline std::string does_not_fit(std::size_t n_new, int n_past, int n_ctx) {
   if (n_past == 0)
@@ -167,9 +131,12 @@ class Session {
     }
     GenerateResult g;
     try {
-      g = lazyllm::generate(pipe_, in, sampler_, history_, [&](std::int32_t id) {
-        if (hooks_.on_token) hooks_.on_token(id);
-      }, {.max_tokens = n_predict}, gh);
+      g = lazyllm::generate(
+          pipe_, in, sampler_, history_,
+          [&](std::int32_t id) {
+            if (hooks_.on_token) hooks_.on_token(id);
+          },
+          {.max_tokens = n_predict}, gh);
     } catch (...) {
       pipe_.on_layer({});
       throw;
@@ -226,7 +193,8 @@ ConversationEnd converse(Backend backend, Policy pol, const Options& o, const Ho
     const auto tokens = conv.next(t);
     if (!tokens) break;
     if (!s.fits(tokens->size())) {
-      end.error = "turn " + std::to_string(t + 1) + ": " + does_not_fit(tokens->size() + s.pending(), s.n_past(), s.n_ctx());
+      end.error =
+          "turn " + std::to_string(t + 1) + ": " + does_not_fit(tokens->size() + s.pending(), s.n_past(), s.n_ctx());
       break;
     }
     conv.done(t, s.turn(*tokens, o.n_predict));
@@ -240,9 +208,5 @@ RunResult run_policy_cuda(const ModelWeights& w, const AnyPolicy& p, const Optio
 /// Interactive mode on the CUDA backend (cuda.cu).
 ConversationEnd converse_cuda(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks,
                               const Conversation& conv);
-/// True when this build has the CUDA backend and a GPU is visible.
-bool cuda_device_available();
-/// cudaMemGetInfo of the current device; false when there is no CUDA build or no GPU.
-bool cuda_memory_info(std::uint64_t& free_bytes, std::uint64_t& total_bytes);
 
 }  // namespace lazyllm::driver

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "lazyllm/backend/attention_backend.hpp"
+#include "lazyllm/backend/memory_need.hpp"
 #include "lazyllm/backend/cuda/attention.cuh"
 #include "lazyllm/backend/cuda/common.cuh"
 #include "lazyllm/backend/cuda/gemm.cuh"
@@ -99,10 +100,8 @@ class BasicCudaBackend {
               : int(std::min<std::size_t>(std::size_t(cuda::kGemvMaxRows),
                                           prop.sharedMemPerBlockOptin / (std::size_t(std::max(c.dim, hid_)) * 2)));
     const std::int64_t d = c.dim, kvd = c.kv_dim(), v = c.vocab_size, hid = hid_;
-    const std::int64_t per_layer = (d + 2 * kvd) * d + d * d + 2 * hid * d + d * hid;
-    const std::int64_t n_store = v * d * (c.tied_embeddings ? 1 : 2) + c.n_layers * per_layer;
-    const std::uint64_t need = std::uint64_t(n_store) * sizeof(ST) + std::uint64_t(c.n_layers * 2 + 1) * d * 4 +
-                               std::uint64_t(c.max_seq_len) * (c.head_dim() / 2) * 8 + cuda::Gemm::kWorkspaceBytes;
+    const std::int64_t n_store = std::int64_t(gpu_stored_weight_values(c));  // backend/memory_need.hpp
+    const std::uint64_t need = gpu_weight_bytes(c, int(sizeof(ST))) + cuda::Gemm::kWorkspaceBytes;
     const std::uint64_t free_b = cuda::detail::free_device_bytes();
     if (need > free_b)
       throw Error("CudaBackend: the model needs " + cuda::detail::format_bytes(need) + " of GPU memory for its " +
