@@ -30,6 +30,16 @@ bool gpu_memory_info(std::uint64_t& free_bytes, std::uint64_t& total_bytes) {
   return true;
 }
 
+std::string gpu_name() {
+  int dev = 0;
+  cudaDeviceProp prop{};
+  if (!gpu_available() || cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&prop, dev) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return "";
+  }
+  return prop.name;
+}
+
 const char* gpu_unavailable_reason() {
   int n = 0;
   const cudaError_t e = cudaGetDeviceCount(&n);
@@ -45,6 +55,7 @@ const char* gpu_unavailable_reason() {
 
 bool gpu_available() { return false; }
 bool gpu_memory_info(std::uint64_t&, std::uint64_t&) { return false; }
+std::string gpu_name() { return ""; }
 const char* gpu_unavailable_reason() {
   return "this build has no CUDA backend (configure with LAZYLLM_CUDA=ON and nvcc)";
 }

@@ -3,6 +3,7 @@
 // runtime when the build has the CUDA backend, else "no GPU").
 #pragma once
 #include <cstdint>
+#include <string>
 
 namespace lazyllm::cli {
 
@@ -10,6 +11,8 @@ namespace lazyllm::cli {
 bool gpu_available();
 /// cudaMemGetInfo of the current device; false when there is no CUDA build or no GPU.
 bool gpu_memory_info(std::uint64_t& free_bytes, std::uint64_t& total_bytes);
+/// The current device's name ("" without a GPU).
+std::string gpu_name();
 /// Why the CUDA backend cannot run here, in one line ("" when it can): no CUDA build, no device,
 /// or the runtime's own reason (e.g. the driver is older than the runtime).
 const char* gpu_unavailable_reason();

@@ -58,6 +58,8 @@ void print_demo_verdict(const App& app, const RunResult& dense, const RunResult&
 double decode_ms_per_token(const RunResult& r);
 double per_second(double n, double ms);
 void print_footer(const char* label, const RunResult& r, double load_ms, const GpuBaseline& gpu);
+/// llama.cpp's llama_perf summary: load, prompt eval, eval, sampling, total, and why it stopped.
+void print_perf(const RunResult& r, double load_ms, int n_predict);
 std::string join(const std::vector<std::int32_t>& v);
 /// The text of `ids` generated after `prev` (what the stream printed).
 std::string continuation_text(const Tokenizer& tok, std::int32_t prev, const std::vector<std::int32_t>& ids);

@@ -3,10 +3,13 @@
 // generation loop (instantiated for the CPU backend in session_cpu.cpp and for the CUDA backend in
 // cuda.cu).
 #pragma once
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -37,6 +40,8 @@ struct RunResult {
   RunStats stats;                 // this run's (this turn's) steps only
   double prefill_ms = 0, decode_ms = 0;
   double ttft_ms = 0;                          // prefill start to the first generated token sampled (0 when none)
+  double sample_ms = 0;                        // time in the sampler
+  StopReason stop = StopReason::MaxTokens;     // why generation ended
   int n_prompt = 0;                            // tokens prefilled (in interactive mode: the turn's, plus the previous
                                                // answer's last token when it was sampled but not yet in the cache)
   int cache_before = 0;                        // tokens already in the KV cache when the run started (0 for one-shot)
@@ -77,7 +82,9 @@ template <class Backend, class Policy>
 class Session {
  public:
   Session(Backend backend, Policy pol, const Options& o, const Hooks& hooks)
-      : pipe_(std::move(backend), std::move(pol), {}, o.n_ctx), hooks_(hooks), sampler_(o.sampler) {}
+      : pipe_(std::move(backend), std::move(pol), {}, o.n_ctx), hooks_(hooks), sampler_(o.sampler), min_p_(o.min_p) {
+    if (o.ignore_eos) gen_.stop_ids.clear();
+  }
 
   int n_past() const { return pipe_.n_past(); }
   int n_ctx() const { return pipe_.n_ctx(); }
@@ -113,12 +120,15 @@ class Session {
       pipe_.on_layer([&](const LayerProgress& e) {
         if (e.phase != Phase::Prefill) return;
         pipe_.backend().synchronize();  // time the layer, not its launch
+        // |C_l|: the tokens this layer computed (fewer than the prompt's past a pruning layer), and
+        // the time left at the mean time per layer so far.
+        const double ms = ms_since(t_start), eta = ms / (e.layer + 1) * (e.n_layers - e.layer - 1);
         if (hooks_.tty)
-          std::fprintf(stderr, "\rprefill: layer %d/%d, %d tokens, %.1f ms", e.layer + 1, e.n_layers, e.new_tokens,
-                       ms_since(t_start));
+          std::fprintf(stderr, "\rprefill: layer %d/%d, %d of %zu tokens computed, %.1f ms, ETA %.0f ms   ",
+                       e.layer + 1, e.n_layers, e.computed, in.size(), ms, eta);
         else
-          std::fprintf(stderr, "prefill: layer %d/%d, %d tokens, %.2f ms\n", e.layer + 1, e.n_layers, e.new_tokens,
-                       ms_since(t_start));
+          std::fprintf(stderr, "prefill: layer %d/%d, %d of %zu tokens computed, %.2f ms, ETA %.0f ms\n", e.layer + 1,
+                       e.n_layers, e.computed, in.size(), ms, eta);
         std::fflush(stderr);
       });
       gh.after_prefill = [&](std::span<const float>) {
@@ -130,13 +140,25 @@ class Session {
       };
     }
     GenerateResult g;
+    history_.insert(history_.end(), in.begin(), in.end());
+    // --min-p: tokens less likely than min_p times the most likely one are cut before sampling
+    // (on the logits: l < max + ln(min_p)); the sampler then applies its own filters.
+    auto sample = [&](std::span<const float> logits) {
+      if (min_p_ <= 0.0f) return sampler_.sample(logits, history_);
+      cut_.assign(logits.begin(), logits.end());
+      const float floor = *std::max_element(cut_.begin(), cut_.end()) + std::log(min_p_);
+      for (auto& l : cut_)
+        if (l < floor) l = -std::numeric_limits<float>::infinity();
+      return sampler_.sample(cut_, history_);
+    };
+    auto on_token = [&](std::int32_t id) {
+      history_.push_back(id);
+      if (hooks_.on_token) hooks_.on_token(id);
+    };
+    GenerateOptions opt = gen_;
+    opt.max_tokens = n_predict;
     try {
-      g = lazyllm::generate(
-          pipe_, in, sampler_, history_,
-          [&](std::int32_t id) {
-            if (hooks_.on_token) hooks_.on_token(id);
-          },
-          {.max_tokens = n_predict}, gh);
+      g = lazyllm::generate(pipe_, in, sample, on_token, opt, gh);
     } catch (...) {
       pipe_.on_layer({});
       throw;
@@ -145,6 +167,8 @@ class Session {
     r.prefill_ms = g.prefill_ms;
     r.ttft_ms = g.ttft_ms;
     r.decode_ms = g.decode_ms;
+    r.sample_ms = g.sample_ms;
+    r.stop = g.stop;
     r.stopped_eos = g.stop == StopReason::StopToken;
     r.context_full = g.stop == StopReason::ContextFull;
     if (g.pending) pending_.assign(1, r.ids.back());  // sampled, not yet in the cache: the next turn prefills it
@@ -160,7 +184,10 @@ class Session {
   Pipeline<RuntimeConfig, Policy, ContiguousLayout, Backend> pipe_;
   Hooks hooks_;
   Sampler sampler_;
+  float min_p_ = 0.0f;
+  GenerateOptions gen_;
   std::vector<std::int32_t> history_, pending_;
+  std::vector<float> cut_;
 };
 
 /// One prompt, one answer.

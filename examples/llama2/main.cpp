@@ -7,6 +7,7 @@
 // interactive.cpp (-i), demo.cpp (the built-in default), report.cpp (--json, --stats),
 // output.cpp (the footer on stderr), backend.cpp (the CPU or CUDA runs).
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -35,6 +36,8 @@ std::string read_prompt_file(const std::string& path) {
     text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
     if (std::cin.bad()) throw Error("-f -: cannot read the prompt from stdin");
   } else {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) throw Error("-f " + path + ": is a directory, not a prompt file");
     std::ifstream f(path, std::ios::binary);
     if (!f) throw Error("-f " + path + ": cannot open the prompt file (" + std::strerror(errno) + ")");
     text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
@@ -136,15 +139,71 @@ void set_up_output(App& app) {
     };
 }
 
+/// --check-weights: every weight read once; a NaN or Inf is a corrupt checkpoint (exit 1).
+void check_weights_finite(const ModelWeights& w) {
+  const auto t0 = Clock::now();
+  int index = 0;
+  std::vector<float> buf;
+  for_each_weight(w, [&](const WeightView& t, std::int64_t n) {
+    ++index;
+    if (t.empty()) return;
+    constexpr std::int64_t kChunk = 1 << 16;
+    for (std::int64_t at = 0; at < n; at += kChunk) {
+      const std::int64_t len = std::min(kChunk, n - at);
+      buf.resize(std::size_t(len));
+      t.to_f32(at, len, buf.data());
+      for (std::int64_t i = 0; i < len; ++i)
+        if (!std::isfinite(buf[std::size_t(i)]))
+          throw FormatError(w.source, "weight tensor " + std::to_string(index) + " (for_each_weight order) holds " +
+                                          (std::isnan(buf[std::size_t(i)]) ? "NaN" : "Inf") + " at element " +
+                                          std::to_string(at + i) + ": the checkpoint is corrupt");
+    }
+  });
+  std::fprintf(stderr, "weights: every value finite (checked in %.1f ms)\n", ms_since(t0));
+}
+
+/// One line on stderr: what computes and with what (llama.cpp's system_info).
+void print_system_info(const App& app) {
+  const Options& o = app.o;
+  std::string gpu = "none";
+  if (o.backend == "cuda") {
+    std::uint64_t f = 0, t = 0;
+    gpu = cli::gpu_memory_info(f, t) ? cli::gpu_name() + " (" + format_bytes(f) + " free of " + format_bytes(t) + ")"
+                                     : "unknown";
+  }
+  std::fprintf(stderr, "system: backend %s, precision %s, CPU threads %d, GPU %s, lazyllm %s\n", o.backend.c_str(),
+               o.backend == "cuda" ? o.precision.c_str() : "fp32", detail::cpu_threads(), gpu.c_str(), LAZYLLM_VERSION);
+}
+
+/// --verbose-prompt: the prompt as the model sees it, token by token.
+void print_prompt(const App& app) {
+  const auto& ids = app.o.prompt;
+  std::fprintf(stderr, "prompt: %zu tokens as the model sees them:\n", ids.size());
+  std::int32_t prev = 1;
+  for (const auto id : ids) {
+    const std::string piece = app.tok ? app.tok->decode(prev, id) : std::string();
+    std::fprintf(stderr, "%8d -> '%s'\n", id, piece.c_str());
+    prev = id;
+  }
+}
+
 int run(int argc, char** argv) {
   App app;
   app.o = parse_args(argc, argv);
   Options& o = app.o;
+  check_model_path(o.model);  // before anything opens it: a FIFO would block
+  if (o.random_seed)
+    std::fprintf(stderr, "seed: %llu (random, from -s -1)\n", static_cast<unsigned long long>(o.sampler.seed));
+  if (!o.sampling_filter_given.empty() && o.sampler.temperature == 0.0f)
+    std::fprintf(stderr, "warning: %s has no effect with --temp 0 (greedy decoding); give --temp > 0 to sample\n",
+                 o.sampling_filter_given.c_str());
   bool tok_auto = false;
   open_tokenizer(app, tok_auto);
 
   app.chosen = (o.compare && o.policy == "dense") ? "lazy" : o.policy;
   app.mem_check = check_memory(o, app.chosen);
+  if (o.backend == "cuda" && !cli::gpu_available())
+    throw Error(std::string("--backend cuda: ") + cli::gpu_unavailable_reason() + "; use --backend cpu");
 
   const auto t_load = Clock::now();
   // The CUDA backend reads fp16/bf16 checkpoints straight from the mapped file (no fp32 host copy).
@@ -160,7 +219,10 @@ int run(int argc, char** argv) {
       }()
           .c_str(),
       double(w.config.n_params()) / 1e6, w.source_dtype.c_str(), app.load_ms);
+  if (o.check_weights) check_weights_finite(w);
   check_tokenizer_vocab(app, tok_auto);
+  if (!app.tok) o.print_ids = true;  // no text to stream: the ids are the output
+  print_system_info(app);
   encode_prompt(app);
   app.ctx = o.n_ctx ? o.n_ctx : w.config.max_seq_len;
   if (!o.interactive && std::int64_t(o.prompt.size()) > app.ctx)
@@ -173,6 +235,7 @@ int run(int argc, char** argv) {
   app.schedule = make_schedule(o.schedule, w.config.n_layers);
   app.pol = make_policy(app.chosen, app.schedule, o.sampler.seed, o.keep_recent);
   prepare_demo(app);
+  if (o.verbose_prompt) print_prompt(app);
   if (o.backend == "cuda") app.gpu.known = cli::gpu_memory_info(app.gpu.free, app.gpu.total);
   set_up_output(app);
   start_json(app);

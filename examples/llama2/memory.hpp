@@ -17,6 +17,7 @@
 #include "lazyllm/detail/format.hpp"
 #include "lazyllm/io/hf.hpp"
 #include "lazyllm/io/llama2c.hpp"
+#include "lazyllm/io/safetensors.hpp"
 
 namespace lazyllm::driver {
 
@@ -56,32 +57,52 @@ inline std::filesystem::path hf_directory(const std::filesystem::path& model) {
   return {};
 }
 
-/// The model's shape without loading its weights (config.json, or the llama2.c header); nullopt
-/// when it cannot be read (load_model then reports the problem with the file).
-inline std::optional<RuntimeConfig> peek_config(const std::filesystem::path& model) {
-  try {
-    const std::filesystem::path dir = hf_directory(model);
-    if (!dir.empty()) return detail::hf_config(dir / "config.json");
-    std::ifstream f(model, std::ios::binary);
-    unsigned char b[40] = {};
-    if (!f.read(reinterpret_cast<char*>(b), sizeof b)) return std::nullopt;
-    std::int32_t h[7];
-    std::uint32_t magic = 0;
-    std::memcpy(&magic, b, 4);
-    bool shared = false;
-    if (magic == detail::kLlama2cMagic) {
-      std::memcpy(h, b + 8, sizeof h);
-      shared = b[36] != 0;
-    } else {
-      std::memcpy(h, b, sizeof h);
-      if (h[5] == INT32_MIN) return std::nullopt;
-      shared = h[5] > 0;
-      if (h[5] < 0) h[5] = -h[5];
+/// -m names a model file or an HF directory: anything else that exists (a FIFO, a device, a
+/// socket) is refused before anything opens it (opening a FIFO would block for ever).
+inline void check_model_path(const std::filesystem::path& model) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto st = fs::status(model, ec);
+  if (ec || !fs::exists(st)) return;  // the loader reports a missing file
+  if (!fs::is_regular_file(st) && !fs::is_directory(st))
+    throw Error("-m " + model.string() +
+                ": not a regular file or a model directory (a FIFO, device or socket cannot hold a model)");
+  if (fs::is_directory(st))
+    for (const char* name : {"config.json", "model.safetensors", "model.safetensors.index.json"}) {
+      const auto f = fs::status(model / name, ec);
+      if (!ec && fs::exists(f) && !fs::is_regular_file(f))
+        throw Error("-m " + model.string() + ": " + name + " is not a regular file");
     }
-    return detail::llama2c_config(model.string(), h, shared);
-  } catch (const std::exception&) {
-    return std::nullopt;
+}
+
+/// The model's shape, validated as the loader validates it but without reading the weights, so a
+/// corrupt header reads as corrupt (not as "not enough memory" for its absurd shape): a llama2.c
+/// file is mapped and checked whole by its loader (header and size; zero copy, nothing is read);
+/// an HF directory's config.json is checked against the embedding's shape in the safetensors
+/// header. Throws the loader's FormatError naming the file; nullopt when the path does not exist
+/// (load_model then reports it).
+inline std::optional<RuntimeConfig> validated_config(const std::filesystem::path& model) {
+  std::error_code ec;
+  if (!std::filesystem::exists(model, ec)) return std::nullopt;
+  const std::filesystem::path dir = hf_directory(model);
+  if (dir.empty()) return load_llama2c(model).config;
+  const RuntimeConfig c = detail::hf_config(dir / "config.json");
+  const std::string embed = "model.embed_tokens.weight";
+  std::filesystem::path file = dir / "model.safetensors";
+  if (!std::filesystem::exists(file, ec)) {
+    const auto j = detail::read_json_file(dir / "model.safetensors.index.json");
+    if (!j.contains("weight_map") || !j["weight_map"].contains(embed)) return c;  // the loader says what is missing
+    file = dir / j["weight_map"][embed].get<std::string>();
   }
+  const auto st = SafetensorsFile::open(file);
+  if (st->has(embed)) {
+    const auto& shape = st->info(embed).shape;
+    if (shape != std::vector<std::int64_t>{c.vocab_size, c.dim})
+      throw FormatError(file.string(), embed + " is " + shape_string(shape) + " but config.json says [vocab_size " +
+                                           std::to_string(c.vocab_size) + ", hidden_size " + std::to_string(c.dim) +
+                                           "]: the config does not describe these weights");
+  }
+  return c;
 }
 
 /// The dtype of the checkpoint's weights without reading them: "f32" for a llama2.c .bin file,

@@ -32,7 +32,7 @@ MemoryCheck check_memory(Options& o, const std::string& chosen) {
                    o.precision == "fp32" ? "; --precision bf16 is faster" : "");
   }
   MemoryCheck mc;
-  const auto cfg = peek_config(o.model);
+  const auto cfg = validated_config(o.model);  // a corrupt file reads as corrupt, not as too big
   if (!cfg) return mc;
   const int ctx = o.n_ctx ? std::min(o.n_ctx, cfg->max_seq_len) : cfg->max_seq_len;
   const policy::AnyPolicy pol =

@@ -25,7 +25,8 @@ struct MemoryCheck {
   std::string gpu_source;
 };
 
-/// Before loading: the weights, KV cache, Aux Cache and activations for the requested context
+/// Before loading: the model's header is validated (a FormatError for a corrupt file), then the
+/// weights, KV cache, Aux Cache and activations for the requested context
 /// must fit in available RAM (and, for CUDA, in free GPU memory). Throws Error with the numbers.
 /// Also settles `--precision auto` (o.precision becomes fp32, fp16 or bf16; see --help): the
 /// checkpoint's dtype, or bf16 when that is fp32 and only bf16 fits in GPU memory.

@@ -3,8 +3,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "../common/gpu_probe.hpp"
@@ -23,22 +23,29 @@ const char* kUsage = R"(usage: lazyllm-llama2 [options]
   -z PATH               tokenizer: SentencePiece .model or llama2.c tokenizer.bin (default for a
                         Hugging Face directory: tokenizer.model beside config.json, else
                         tokenizer.bin there)
-  -p TEXT               text prompt, encoded with BOS (needs a tokenizer)
-  -f FILE               text prompt read from FILE (- = stdin; one trailing newline dropped)
+  -p, --prompt TEXT     text prompt, encoded with BOS (needs a tokenizer)
+  -f, --file FILE       text prompt read from FILE (- = stdin; one trailing newline dropped)
   --prompt-ids IDS      comma-separated token ids, used as given (default: 1 = BOS)
                         (-p, -f and --prompt-ids are alternatives: give at most one)
   --chat                wrap the text prompt in the Llama 2 chat template as the user message
   --system TEXT         the chat's system prompt (needs --chat)
+  -sys, --system-prompt TEXT
+                        the same, and turns --chat on (llama.cpp's spelling)
+  --verbose-prompt      print the prompt as the model sees it (templated text and token ids)
   -i, --interactive     chat on: read one turn per line of stdin until EOF, answer each; the
                         KV cache is kept, so a turn prefills only its own tokens (-p/-f, if
                         given, is the first turn; with --chat each turn is a [INST] message)
-  -n N                  tokens to generate (default 64); stops early at BOS (1) or EOS (2)
-  -c N                  context size (default: the model's); the memory check sizes the KV
+  -n, --n-predict N     tokens to generate (default 64; -1 = until EOS or the context is full);
+                        stops early at BOS (1) or EOS (2)
+  --ignore-eos          do not stop at BOS/EOS: generate all -n tokens
+  -c, --ctx-size N      context size (default 0 = the model's); the memory check sizes the KV
                         and Aux Cache for it
+  -t, --threads N       CPU threads (default: $LAZYLLM_THREADS, else every core)
   --temp T              temperature, 0 = greedy (default 0)
-  --top-k K, --top-p P  sampling filters (default off)
+  --top-k K, --top-p P  sampling filters (default off: 0, 1)
+  --min-p P             drop tokens less likely than P times the most likely one (default 0 = off)
   --repeat-penalty R    penalise recently generated ids (default 1 = off)
-  --seed S              sampling seed (default 0)
+  -s, --seed S          sampling seed (default 0; -1 = a random seed, printed)
   --backend NAME        cpu | cuda | auto (default auto: cuda when this build has it and a GPU
                         is present, else cpu)
   --precision P         CUDA storage type: auto (default) | bf16 | fp16 | fp32. auto computes in
@@ -58,15 +65,19 @@ const char* kUsage = R"(usage: lazyllm-llama2 [options]
   --stats FILE.json     write the run's pruning statistics as JSON
   --json FILE           write the whole run as JSON (config, prompt, ids, text, timings, stats;
                         with --compare both runs and the comparison)
-  --print-ids           print the generated ids on one line of stdout (instead of the text)
+  --print-ids           print the generated ids on one line of stdout (instead of the text;
+                        without a tokenizer the ids are printed anyway)
   --progress            per-layer prefill progress on stderr for every prompt (default: only
                         for prompts of 1024 tokens or more)
+  --check-weights       read every weight once after loading and refuse NaN or Inf
   --no-mem-check        skip the check that weights + KV cache + Aux Cache + activations fit
                         in free RAM (CPU) or GPU memory (CUDA) before loading
+  --version             the version and the commit it was built from
   -h, --help            this text
-With a tokenizer the generated text streams to stdout as it is produced; --print-ids prints the
-ids instead. Everything else goes to stderr. Exit codes: 0 ok, 1 runtime error (including not
-enough memory), 2 usage error (including a prompt or turn that does not fit the context).
+With a tokenizer the generated text streams to stdout as it is produced; --print-ids (or no
+tokenizer) prints the ids instead. Everything else goes to stderr. Exit codes: 0 ok, 1 input or
+runtime error (a missing or corrupt file, not enough memory, non-finite logits), 2 usage error
+(including a prompt or turn that does not fit the context).
 )";
 
 std::vector<std::int32_t> parse_ids(const std::string& s) {
@@ -84,20 +95,6 @@ std::vector<std::int32_t> parse_ids(const std::string& s) {
     start = comma + 1;
   }
   return out;
-}
-
-template <class T>
-T parse_number(const std::string& flag, const std::string& v) {
-  char* end = nullptr;
-  if constexpr (std::is_floating_point_v<T>) {
-    const double d = std::strtod(v.c_str(), &end);
-    if (v.empty() || *end) throw UsageError(flag + ": '" + v + "' is not a number");
-    return T(d);
-  } else {
-    const long long d = std::strtoll(v.c_str(), &end, 10);
-    if (v.empty() || *end || d < 0) throw UsageError(flag + ": '" + v + "' is not a non-negative integer");
-    return T(d);
-  }
 }
 
 }  // namespace
@@ -130,30 +127,46 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--system") {
       o.system = value();
       o.system_given = true;
-    } else if (a == "--json")
+    } else if (a == "--system-prompt" || a == "-sys") {
+      o.system = value();
+      o.system_given = o.chat = true;
+    } else if (a == "--verbose-prompt")
+      o.verbose_prompt = true;
+    else if (a == "--json")
       o.json_file = value();
-    else if (a == "-n")
-      o.n_predict = parse_number<int>(a, value());
-    else if (a == "-c")
-      o.n_ctx = parse_number<int>(a, value());
-    else if (a == "--temp")
-      o.sampler.temperature = parse_number<float>(a, value());
-    else if (a == "--top-k")
-      o.sampler.top_k = parse_number<int>(a, value());
-    else if (a == "--top-p")
-      o.sampler.top_p = parse_number<float>(a, value());
-    else if (a == "--repeat-penalty")
-      o.sampler.repeat_penalty = parse_number<float>(a, value());
-    else if (a == "--seed")
-      o.sampler.seed = parse_number<std::uint64_t>(a, value());
-    else if (a == "--backend")
+    else if (a == "-n" || a == "--n-predict")
+      o.n_predict = int(cli::parse_int(a, value(), -1));
+    else if (a == "--ignore-eos")
+      o.ignore_eos = true;
+    else if (a == "-c" || a == "--ctx-size")
+      o.n_ctx = int(cli::parse_int(a, value(), 0));
+    else if (a == "-t" || a == "--threads")
+      o.threads = int(cli::parse_int(a, value(), 1, 4096));
+    else if (a == "--temp") {
+      o.sampler.temperature = float(cli::parse_float(a, value(), 0.0, 1e6));
+    } else if (a == "--top-k") {
+      o.sampler.top_k = int(cli::parse_int(a, value(), 0));
+      o.sampling_filter_given = a;
+    } else if (a == "--top-p") {
+      o.sampler.top_p = float(cli::parse_float(a, value(), 0.0, 1.0));
+      o.sampling_filter_given = a;
+    } else if (a == "--min-p") {
+      o.min_p = float(cli::parse_float(a, value(), 0.0, 1.0));
+      o.sampling_filter_given = a;
+    } else if (a == "--repeat-penalty")
+      o.sampler.repeat_penalty = float(cli::parse_float(a, value(), 0.0, 1e6));
+    else if (a == "-s" || a == "--seed") {
+      const std::string v = value();
+      o.random_seed = v == "-1";
+      if (!o.random_seed) o.sampler.seed = cli::parse_u64(a, v);
+    } else if (a == "--backend")
       o.backend = value();
     else if (a == "--precision")
       o.precision = value();
     else if (a == "--policy")
       o.policy = value();
     else if (a == "--keep-recent")
-      o.keep_recent = parse_number<int>(a, value());
+      o.keep_recent = int(cli::parse_int(a, value(), 0));
     else if (a == "--schedule") {
       o.schedule = value();
       o.schedule_given = true;
@@ -171,7 +184,12 @@ Options parse_args(int argc, char** argv) {
       o.progress = true;
     else if (a == "--no-mem-check")
       o.mem_check = false;
-    else
+    else if (a == "--check-weights")
+      o.check_weights = true;
+    else if (a == "--version") {
+      std::printf("lazyllm-llama2 %s (commit %s)\n", LAZYLLM_VERSION, LAZYLLM_BUILD_COMMIT);
+      std::exit(0);
+    } else
       throw UsageError("unknown option '" + a + "' (see -h)");
   }
   o.prompt_given = o.prompt_sources > 0;
@@ -204,6 +222,11 @@ Options parse_args(int argc, char** argv) {
   } catch (const InvalidArgument& e) {
     throw UsageError(e.what());
   }
+  if (o.random_seed) {
+    std::random_device rd;
+    o.sampler.seed = (std::uint64_t(rd()) << 32) | rd();
+  }
+  if (o.threads > 0) setenv("LAZYLLM_THREADS", std::to_string(o.threads).c_str(), 1);
   if (o.model.empty()) {
     // The built-in default: the project's own retrieval model (models/lazyqa), else stories260K.
     std::error_code ec;

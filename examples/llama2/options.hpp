@@ -18,7 +18,7 @@ struct Options {
   std::string model;
   std::vector<std::int32_t> prompt{1};
   bool prompt_given = false;
-  int n_predict = 64;
+  int n_predict = 64;  // -1: until EOS or the context is full
   int n_ctx = 0;
   SamplerParams sampler;
   std::string backend = "auto";
@@ -52,6 +52,14 @@ struct Options {
   bool interactive = false;  // -i: turns from stdin, the KV cache kept across them
   bool progress = false;     // --progress: per-layer prefill progress for every prompt
   bool mem_check = true;     // off with --no-mem-check
+  // llama.cpp's habits
+  bool ignore_eos = false;            // --ignore-eos: no stop at BOS/EOS
+  bool verbose_prompt = false;        // --verbose-prompt: the templated prompt and its ids on stderr
+  int threads = 0;                    // -t N (0: $LAZYLLM_THREADS, else every core)
+  float min_p = 0.0f;                 // --min-p P (0: off)
+  bool random_seed = false;           // -s -1: a random seed (printed)
+  std::string sampling_filter_given;  // the last of --top-k/--top-p/--min-p given ("" if none)
+  bool check_weights = false;         // --check-weights: refuse NaN/Inf weights after loading
 };
 
 /// The options of argv, checked (a UsageError for anything wrong); -h prints the usage and exits.

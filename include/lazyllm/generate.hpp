@@ -6,11 +6,14 @@
 #include <chrono>
 #include <concepts>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <span>
+#include <string>
 #include <type_traits>
 #include <vector>
 
+#include "lazyllm/detail/error.hpp"
 #include "lazyllm/model/sampler.hpp"
 
 namespace lazyllm {
@@ -49,6 +52,7 @@ inline const char* to_string(StopReason r) {
 struct GenerateOptions {
   int max_tokens = 64;                       // < 0: no limit (until a stop id or the context is full)
   std::vector<std::int32_t> stop_ids{1, 2};  // Llama's BOS and EOS; empty: never stop on an id
+  bool check_finite = true;                  // refuse logits holding NaN or Inf (an Error naming the step)
   bool feed_last = false;                    // at max_tokens, decode the last token too (the cache then
                                              // holds every generated token; else it stays pending)
 };
@@ -60,6 +64,7 @@ struct GenerateResult {
   double prefill_ms = 0;  // prefill call, host clock
   double ttft_ms = 0;     // prefill start to the first token sampled (0 when none was)
   double decode_ms = 0;   // after the prefill (and after_prefill) to the end
+  double sample_ms = 0;   // in `sample` (part of decode_ms, and of ttft_ms for the first token)
 };
 
 /// Optional hooks around the loop's steps (for timers and profilers that must bracket exactly the
@@ -71,6 +76,22 @@ struct GenerateHooks {
 };
 
 namespace detail {
+
+/// Throws Error when the logits hold a NaN or an Inf (read from the bits: no -ffast-math
+/// surprises), naming the first one, the step and the likely causes.
+inline void check_logits_finite(std::span<const float> logits, int step) {
+  for (std::size_t i = 0; i < logits.size(); ++i) {
+    std::uint32_t u;
+    std::memcpy(&u, &logits[i], 4);
+    if ((u & 0x7F800000u) != 0x7F800000u) continue;
+    const char* what = (u & 0x007FFFFFu) ? "nan" : (u >> 31) ? "-inf" : "inf";
+    throw Error(std::string("the logits are not finite (") + what + " at token id " + std::to_string(i) + " of " +
+                std::to_string(logits.size()) + ", " +
+                (step == 0 ? std::string("after the prefill") : "at decode step " + std::to_string(step)) +
+                "): the weights hold NaN/Inf or the activations overflowed (check the weights, e.g. "
+                "lazyllm-llama2 --check-weights, or compute in fp32)");
+  }
+}
 
 template <class F>
 bool call_on_token(F& f, std::int32_t id) {
@@ -90,6 +111,8 @@ bool call_on_token(F& f, std::int32_t id) {
 ///           emit id; on_token(id) == false ends it
 ///           context full, or max_tokens reached, ends it (feed_last decodes id first)
 ///           logits = decode(id)
+/// With check_finite (the default) logits holding a NaN or an Inf throw an Error naming the step
+/// instead of sampling garbage (every argmax of all-NaN logits is id 0).
 /// `sample` is any callable std::int32_t(std::span<const float> logits): a Sampler with its
 /// history, argmax, or a device sampler reading the backend's logits. `on_token` returns void or
 /// bool (false: stop after this token). A stop at max_tokens without feed_last leaves the last
@@ -112,7 +135,10 @@ GenerateResult generate(Pipe& pipe, std::span<const std::int32_t> prompt, Sample
       r.stop = StopReason::MaxTokens;
       break;
     }
+    if (opt.check_finite) detail::check_logits_finite(logits, i);
+    const auto t_sample = Clock::now();
     const std::int32_t id = sample(logits);
+    r.sample_ms += since(t_sample);
     if (i == 0) r.ttft_ms = since(t_start);
     bool stop_id = false;
     for (const auto s : opt.stop_ids) stop_id = stop_id || s == id;

@@ -2,6 +2,7 @@
 // the same ids as a hand-written loop on a real pipeline.
 #include <doctest/doctest.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -166,4 +167,24 @@ TEST_CASE("generate gives the hand-written greedy loop's ids on a real pipeline,
     CHECK(b.stats().total_token_layers() == a.stats().total_token_layers());
     CHECK(b.stats().total_revivals() == a.stats().total_revivals());
   }
+}
+
+TEST_CASE("non-finite logits stop generation with an error naming the step") {
+  struct NanPipe : ScriptedPipe {
+    using ScriptedPipe::ScriptedPipe;
+    int nan_at = 2;  // tokens generated before the logits turn NaN
+    std::span<const float> decode(std::int32_t id) {
+      auto l = ScriptedPipe::decode(id);
+      if (past - prompt_len >= nan_at) logits[3] = std::numeric_limits<float>::quiet_NaN();
+      return l;
+    }
+  };
+  NanPipe p({7, 8, 9, 10});
+  const std::vector<std::int32_t> prompt{1};
+  CHECK_THROWS_WITH_AS(generate(p, prompt, greedy, [](std::int32_t) {}, {.max_tokens = 8}),
+                       doctest::Contains("the logits are not finite (nan at token id 3 of 16, at decode step 2)"),
+                       Error);
+  NanPipe q({7, 8, 9, 10});
+  const auto r = generate(q, prompt, greedy, [](std::int32_t) {}, {.max_tokens = 4, .check_finite = false});
+  CHECK(r.ids.size() == 4);  // unchecked, NaN logits run on (argmax picks whatever)
 }
