@@ -24,8 +24,9 @@ for mode in find_package add_subdirectory fetchcontent; do
   cmake --build "$BUILD/consumer-$mode" -j "$JOBS" >/dev/null
   "$BUILD/consumer-$mode/consumer"
 done
-# With the CUDA toolkit: the installed lazyllm::cuda target, built (and run where a GPU is).
-if [ -x /usr/local/cuda/bin/nvcc ] || command -v nvcc >/dev/null 2>&1; then
+# With the CUDA toolkit and a CUDA build: the installed lazyllm::cuda target, built (and run where a GPU is).
+if { [ -x /usr/local/cuda/bin/nvcc ] || command -v nvcc >/dev/null 2>&1; } &&
+   ls "$BUILD"/install/lib*/cmake/lazyllm/lazyllmCudaTargets.cmake >/dev/null 2>&1; then
   cmake -S tests/consumer -B "$BUILD/consumer-cuda" -DMODE=find_package -DCUDA_CONSUMER=ON \
         -DCMAKE_PREFIX_PATH="$PWD/$BUILD/install" >/dev/null
   cmake --build "$BUILD/consumer-cuda" -j "$JOBS" >/dev/null
