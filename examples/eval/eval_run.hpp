@@ -39,8 +39,8 @@ struct ExampleResult {
   std::int64_t token_layers = 0, dense_token_layers = 0;  // prefill
 };
 
-/// Called after each example with the number done.
-using Progress = std::function<void(std::size_t done)>;
+/// Called after each example with the number done and its result.
+using Progress = std::function<void(std::size_t done, const ExampleResult& result)>;
 
 /// Runs every example with one policy on one pipeline (reset between examples): greedy decoding
 /// until BOS/EOS, max_new tokens, or (stop_at_newline) a newline once some text was generated.
@@ -76,7 +76,7 @@ std::vector<ExampleResult> run_examples(Backend backend, Policy pol, int n_ctx, 
     r.token_layers = pipe.stats().prefill_token_layers();
     r.dense_token_layers = pipe.stats().prefill_dense_token_layers();
     out.push_back(std::move(r));
-    if (progress) progress(out.size());
+    if (progress) progress(out.size(), out.back());
   }
   return out;
 }
