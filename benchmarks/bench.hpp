@@ -14,6 +14,7 @@
 #include "bench_meta.hpp"
 
 #include "lazyllm/cache/contiguous.hpp"
+#include "lazyllm/generate.hpp"
 #include "lazyllm/model/sampler.hpp"
 #include "lazyllm/model/weights.hpp"
 #include "lazyllm/pipeline.hpp"
@@ -32,12 +33,12 @@ struct Plan {
   int n_gen = 16;
   int reps = 3;
   bool progress = false;
-  bool floor = false;      // --floor: time the model's GEMMs alone for the same token counts
-  bool breakdown = false;  // --breakdown: per-op-class, per-layer times of the prefill
-  bool graphs = true;      // (cuda) dense decode steps as CUDA graphs; --no-graphs: launch by launch
-  bool wgmma = true;       // (cuda) Hopper prefill attention with wgmma; --no-wgmma: the mma.sync kernel
+  bool floor = false;          // --floor: time the model's GEMMs alone for the same token counts
+  bool breakdown = false;      // --breakdown: per-op-class, per-layer times of the prefill
+  bool graphs = true;          // (cuda) dense decode steps as CUDA graphs; --no-graphs: launch by launch
+  bool wgmma = true;           // (cuda) Hopper prefill attention with wgmma; --no-wgmma: the mma.sync kernel
   bool device_select = false;  // (cuda) --device-select: the percentile rule on the GPU (SelectingCudaBackend)
-  int graph_chunk = 0;     // (cuda) --graph-chunk N: layers per decode graph (0: the backend's default)
+  int graph_chunk = 0;         // (cuda) --graph-chunk N: layers per decode graph (0: the backend's default)
 };
 
 /// The op classes of --breakdown, in the order of lazyllm::gpu::OpClass (profiler.cuh; checked
@@ -46,8 +47,8 @@ inline constexpr std::array<std::string_view, 7> kBreakdownClasses{"gemm",   "at
                                                                    "gather", "norm",      "other"};
 
 struct Breakdown {
-  /// ms per pass (a prefill, or one decode step), [bucket][class]: bucket 0 = outside the layers (embedding, final norm,
-  /// classifier), bucket 1 + l = layer l. Empty when not measured.
+  /// ms per pass (a prefill, or one decode step), [bucket][class]: bucket 0 = outside the layers (embedding, final
+  /// norm, classifier), bucket 1 + l = layer l. Empty when not measured.
   std::vector<std::array<double, kBreakdownClasses.size()>> ms;
   int passes = 0;
   double ttft_ms = 0;  // mean time of the profiled passes (the sum of ms)
@@ -68,9 +69,9 @@ struct Measurement {
   std::int64_t prefill_tl = 0, prefill_dense_tl = 0, total_tl = 0, total_dense_tl = 0;
   std::vector<int> computed;     // |C_l| per layer of the prefill
   std::vector<double> floor_ms;  // GEMM floor per repetition (empty: not measured)
-  Breakdown breakdown;         // --breakdown: per prefill
-  Breakdown decode_breakdown;  // --breakdown with -n > 0: per decode step after the prompt
-  double sm_clock_mhz = 0;  // SM clock read right after the repetitions (0 = unknown)
+  Breakdown breakdown;           // --breakdown: per prefill
+  Breakdown decode_breakdown;    // --breakdown with -n > 0: per decode step after the prompt
+  double sm_clock_mhz = 0;       // SM clock read right after the repetitions (0 = unknown)
 
   double prefill_fraction() const { return prefill_dense_tl ? double(prefill_tl) / double(prefill_dense_tl) : 1.0; }
   double decode_fraction() const {
@@ -79,6 +80,11 @@ struct Measurement {
   }
   double total_fraction() const { return total_dense_tl ? double(total_tl) / double(total_dense_tl) : 1.0; }
 };
+
+/// Greedy sampling, and n_gen decode steps after the prompt whatever the ids (no stop ids; the
+/// last token is decoded too): the timed loop of every policy and backend.
+inline std::int32_t greedy(std::span<const float> logits) { return argmax(logits); }
+inline GenerateOptions greedy_steps(int n_gen) { return {.max_tokens = n_gen, .stop_ids = {}, .feed_last = true}; }
 
 /// The same pseudo-random prompt for every policy and backend (and the Python peers' seed-free
 /// equivalent does not matter: timing does not depend on token ids).
@@ -127,15 +133,19 @@ std::vector<Measurement> run_policy(Backend& backend, const Policy& pol, const P
       m.n_gen = plan.n_gen;
       for (int r = -1; r < plan.reps; ++r) {  // r = -1 warms up
         pipe.reset();
+        double ttft = 0;
+        GenerateHooks hooks;
+        hooks.after_prefill = [&](std::span<const float>) {
+          ttft = ext.stop(pipe);
+          ext.start(pipe);
+        };
         ext.start(pipe);
-        auto logits = pipe.prefill(prompt);
-        const double ttft = ext.stop(pipe);
-        ext.start(pipe);
-        for (int i = 0; i < plan.n_gen; ++i) logits = pipe.decode(argmax(logits));
+        generate(
+            pipe, prompt, greedy, [](std::int32_t) {}, greedy_steps(plan.n_gen), hooks);
         const double dec = plan.n_gen ? ext.stop(pipe) / plan.n_gen : 0.0;
         if (plan.progress)
-          std::fprintf(stderr, "  %s %s pp%d rep %d: TTFT %.2f ms, %.3f ms/token\n", m.policy.c_str(), sched.c_str(),
-                       n_prompt, r, ttft, dec);
+          std::fprintf(stderr, "  %s %s pp%d %s: TTFT %.2f ms, %.3f ms/token\n", m.policy.c_str(), sched.c_str(),
+                       n_prompt, r < 0 ? "warm-up" : ("rep " + std::to_string(r + 1)).c_str(), ttft, dec);
         if (r < 0) continue;
         m.ttft_ms.push_back(ttft);
         if (plan.n_gen) m.decode_ms.push_back(dec);
@@ -158,7 +168,8 @@ std::vector<Measurement> run_policy(Backend& backend, const Policy& pol, const P
 }
 
 template <class Backend, class Ext>
-std::vector<Measurement> run_policies(Backend& backend, const std::vector<AnyPolicy>& pols, const Plan& plan, Ext& ext) {
+std::vector<Measurement> run_policies(Backend& backend, const std::vector<AnyPolicy>& pols, const Plan& plan,
+                                      Ext& ext) {
   std::vector<Measurement> all;
   for (const auto& p : pols) {
     auto m = run_policy(backend, p, plan, ext);

@@ -195,14 +195,11 @@ struct CudaExt {
         gpu::Profiler dprof(c.n_layers);
         be.set_profiler(nullptr);
         pipe.reset();
-        auto logits = pipe.prefill(prompt);
-        be.set_profiler(&dprof);
-        for (int i = 0; i < plan.n_gen; ++i) {
-          const std::int32_t next = argmax(logits);
-          dprof.begin(s);
-          logits = pipe.decode(next);
-          dprof.end(s);
-        }
+        GenerateHooks hooks;
+        hooks.after_prefill = [&](std::span<const float>) { be.set_profiler(&dprof); };
+        hooks.before_decode = [&] { dprof.begin(s); };
+        hooks.after_decode = [&] { dprof.end(s); };
+        generate(pipe, prompt, greedy, [](std::int32_t) {}, greedy_steps(plan.n_gen), hooks);
         Breakdown& dd = m.decode_breakdown;
         dd.passes = dprof.passes();
         dd.ms.assign(std::size_t(c.n_layers + 1), {});

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build needs (idempotent; quiet when everything is there).
 set -euo pipefail
-pkgs=(cmake g++ make doctest-dev nlohmann-json3-dev libsentencepiece-dev pkg-config libpcre2-dev libutf8proc-dev)
+# python3-matplotlib: lazyllm-eval --png (tools/eval/plot.py) and benchmarks/peer/report.py --png.
+pkgs=(cmake g++ make doctest-dev nlohmann-json3-dev libsentencepiece-dev pkg-config libpcre2-dev libutf8proc-dev python3-matplotlib)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -15,7 +15,7 @@ endfunction()
 # Usage errors: exit code 2 with a clear message.
 expect_run(unknown-flag 2 "unknown option '--bogus'" --bogus)
 expect_run(missing-value 2 "-n needs a value" -n)
-expect_run(bad-number 2 "-n: 'x' is not a non-negative integer" -n x)
+expect_run(bad-number 2 "-n: 'x' is not an integer in -1..2147483647" -n x)
 expect_run(bad-ids 2 "--prompt-ids: 'a' is not a token id" --prompt-ids 1,a)
 expect_run(bad-policy 2 "--policy 'fast' is not one of" --policy fast)
 expect_run(bad-backend 2 "--backend 'tpu' is not available" --backend tpu)
@@ -29,7 +29,8 @@ if(HAS_CUDA AND EXISTS ${MODEL})
   # On a machine without a GPU the CUDA backend refuses clearly; with one it must run.
   execute_process(COMMAND ${DRIVER} -m ${MODEL} --backend cuda --precision bf16 --prompt-ids 1 -n 8 --print-ids
                   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT ((rc EQUAL 1 AND err MATCHES "no CUDA GPU is available") OR (rc EQUAL 0 AND out MATCHES "^[0-9]+( [0-9]+)*\n$")))
+  if(NOT ((rc EQUAL 1 AND err MATCHES "no CUDA GPU is available") OR (rc EQUAL 0 AND out MATCHES "^[0-9]+( [0-9]+)*\n$"))
+     OR err MATCHES "driver version")  # no GPU is said as such, not as an old driver
     message(SEND_ERROR "[cuda-backend] rc=${rc}\nstdout: ${out}\nstderr: ${err}")
   elseif(NOT err MATCHES "memory: weights 64.0 KiB \\(bf16 staging of the largest tensor for the GPU upload; the file stays mapped\\) = 64.0 KiB of RAM needed")
     # With --backend cuda the host holds no fp32 copy: only one tensor's bf16 staging (512 x 64 x 2).
@@ -124,7 +125,7 @@ foreach(i RANGE ${last})
 endforeach()
 
 # Timing footer, pruning flags, stats file, compare mode.
-expect_run(footer 0 "load: [0-9.]+ ms.*prompt 1 tokens, prefill [0-9.]+ ms.*generated 8 tokens, [0-9.]+ ms/token"
+expect_run(footer 0 "load: [0-9.]+ ms.*prompt 1 token, prefill [0-9.]+ ms.*generated 8 tokens, [0-9.]+ ms/token"
            -m ${MODEL} --prompt-ids 1 -n 8)
 set(prompt_ids 1)
 foreach(k RANGE 2 120)
@@ -154,7 +155,7 @@ if(NOT pol STREQUAL "lazy(1:0.5, recent=8)")
   message(SEND_ERROR "[keep-recent] stats policy is '${pol}'")
 endif()
 expect_run(window 0 "token-layers computed" -m ${MODEL} --prompt-ids ${prompt_ids} -n 2 --policy window --schedule 1:0.5)
-expect_run(bad-keep-recent 2 "--keep-recent: '-3' is not a non-negative integer" -m ${MODEL} --keep-recent -3)
+expect_run(bad-keep-recent 2 "--keep-recent: '-3' is not an integer in 0..2147483647" -m ${MODEL} --keep-recent -3)
 expect_run(compare 0 "compare: schedule .* TTFT dense [0-9.]+ ms, lazy [0-9.]+ ms, speedup [0-9.]+x \\| first [0-9]+ of [0-9]+ generated tokens agree"
            -m ${MODEL} --prompt-ids ${prompt_ids} -n 8 --compare --schedule aggressive)
 expect_run(random-static 0 "static" -m ${MODEL} --prompt-ids ${prompt_ids} -n 4 --policy static --schedule default)
@@ -300,7 +301,8 @@ endif()
 # ---------------------------------------------------------------- more flags and error paths
 expect_run(help 0 "usage: lazyllm-llama2.*--interactive.*--no-mem-check" -h)
 expect_run(ctx-exceeds-model 2 "-c 1024 exceeds the model's context of 512" -m ${MODEL} -c 1024 --prompt-ids 1)
-expect_run(bad-top-p 2 "top-p must be in \\(0, 1\\]" -m ${MODEL} --top-p 1.5 --prompt-ids 1)
+expect_run(bad-top-p 2 "--top-p: '1.5' is not a number in 0..1" -m ${MODEL} --top-p 1.5 --prompt-ids 1)
+expect_run(zero-top-p 2 "top-p must be in \\(0, 1\\]" -m ${MODEL} --top-p 0 --prompt-ids 1)
 expect_run(bad-repeat-penalty 2 "repeat penalty must be > 0" -m ${MODEL} --repeat-penalty 0 --prompt-ids 1)
 expect_run(device-select-cpu 2 "--device-select applies to the CUDA backend" -m ${MODEL} --backend cpu --device-select
            --prompt-ids 1)
@@ -335,8 +337,12 @@ foreach(key load_ms run.load_ms run.prefill_ms run.prefill_tok_s run.ttft_ms run
 endforeach()
 
 # Per-layer prefill progress: --progress forces it; stderr is no terminal here, so plain lines.
-expect_run(progress 0 "prefill: 3 tokens \\.\\.\\.\nprefill: layer 1/5, 3 tokens, [0-9.]+ ms\n(prefill: layer [2-4]/5, 3 tokens, [0-9.]+ ms\n)+prefill: layer 5/5, 3 tokens, [0-9.]+ ms\nprefill: 3 tokens in [0-9.]+ ms"
+expect_run(progress 0 "prefill: 3 tokens \\.\\.\\.\nprefill: layer 1/5, 3 of 3 tokens computed, [0-9.]+ ms, ETA [0-9]+ ms\n(prefill: layer [2-4]/5, 3 of 3 tokens computed, [0-9.]+ ms, ETA [0-9]+ ms\n)+prefill: layer 5/5, 3 of 3 tokens computed, [0-9.]+ ms, ETA 0 ms\nprefill: 3 tokens in [0-9.]+ ms"
            -m ${MODEL} --prompt-ids 1,400,30 -n 2 --progress)
+# On pruned layers the count is |C_l|, the tokens the layer computed, not the prompt's length.
+expect_run(progress-pruned 0 "prefill: layer 1/5, 20 of 20 tokens computed.*prefill: layer 2/5, 1[0-9] of 20 tokens computed.*prefill: layer 4/5, [0-9] of 20 tokens computed"
+           -m ${MODEL} --prompt-ids 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20 -n 1 --policy lazy
+           --schedule 1:0.5,3:0.5 --progress)
 if(LAST_STDERR MATCHES "\r")
   message(SEND_ERROR "[progress] a carriage return on a stderr that is not a terminal")
 endif()
@@ -474,3 +480,81 @@ if(NOT rc EQUAL 2 OR NOT err MATCHES "error: turn 2: [0-9]+ new tokens do not fi
 else()
   message(STATUS "[interactive-context-full] ok")
 endif()
+
+# ---------------------------------------------------------------- issue 31: a new user's first runs
+# Without a tokenizer (and without --print-ids) the ids are the output: stdout is never empty.
+expect_run(no-tokenizer-prints-ids 0 "generated 8 tokens" -m ${MODEL} --prompt-ids 1,400,30 -n 8)
+if(NOT LAST_STDOUT MATCHES "^[0-9]+( [0-9]+)*\n$")
+  message(SEND_ERROR "[no-tokenizer-prints-ids] stdout: '${LAST_STDOUT}'")
+endif()
+# -n 0: no token is sampled, so there is no TTFT (it read 0.00 ms, less than the prefill).
+expect_run(n-zero 0 "TTFT - \\(no token sampled\\) \\| generated 0 tokens" -m ${MODEL} --prompt-ids 1,400,30 -n 0)
+expect_run(plurals 0 "prompt 1 token, .*generated 1 token, .*, [0-9]+ revivals? \\|" -m ${MODEL} --prompt-ids 1 -n 1)
+if(LAST_STDERR MATCHES "[^0-9.]1 tokens")
+  message(SEND_ERROR "[plurals] '1 tokens' in: ${LAST_STDERR}")
+endif()
+# llama.cpp's flags: long spellings, -t, -s -1 (printed), -sys, --ignore-eos, --min-p,
+# --verbose-prompt, --version, -n -1; the greedy warning; the system line; the perf summary.
+expect_run(llama-long-flags 0 "prompt eval time += +[0-9.]+ ms / +3 tokens.*eval time += +[0-9.]+ ms / +7 runs.*sampling time += +[0-9.]+ ms / +8 runs.*total time += .*stop reason += -n 8 tokens generated"
+           -m ${MODEL} --prompt-ids 1,400,30 --n-predict 8 --ctx-size 64 --threads 1 --ignore-eos)
+set(ids_long "${LAST_STDOUT}")
+expect_run(llama-system-line 0 "system: backend cpu, precision fp32, CPU threads 1, GPU none" -m ${MODEL} --prompt-ids 1,400,30 -n 8 -c 64 -t 1 --ignore-eos)
+if(NOT ids_long STREQUAL LAST_STDOUT)
+  message(SEND_ERROR "[llama-long-flags] --n-predict/--ctx-size/--threads differ from -n/-c/-t: '${ids_long}' vs '${LAST_STDOUT}'")
+endif()
+expect_run(llama-random-seed 0 "seed: [0-9]+ \\(random, from -s -1\\)" -m ${MODEL} --prompt-ids 1 -n 4 --temp 0.8 -s -1)
+expect_run(llama-greedy-warning 0 "warning: --top-k has no effect with --temp 0" -m ${MODEL} --prompt-ids 1 -n 2 --top-k 40)
+expect_run(llama-min-p 0 "generated 8 tokens" -m ${MODEL} --prompt-ids 1,400,30 -n 8 --temp 1 --min-p 0.2 --seed 3)
+expect_run(llama-verbose-prompt 0 "prompt: [0-9]+ tokens as the model sees them:\n +1 -> '[^']*'\n" -m ${MODEL} -z ${TOK512}
+           -sys "Be brief." -p "Hi" -n 2 --verbose-prompt)
+if(NOT LAST_STDERR MATCHES "\\(chat, encoded")
+  message(SEND_ERROR "[llama-sys] -sys does not turn the chat template on: ${LAST_STDERR}")
+endif()
+expect_run(llama-version 0 "^lazyllm-llama2 [0-9]+\\.[0-9]+\\.[0-9]+ \\(commit [0-9a-f]+|unknown\\)" --version)
+expect_run(llama-n-unlimited 0 "stop reason += (EOS \\(or BOS\\) sampled|context full)" -m ${MODEL} --prompt-ids 1,400,30 -n -1 -c 40)
+foreach(flag -t --threads -c --ctx-size -n --n-predict "-s, --seed" -sys --system-prompt --ignore-eos --min-p --verbose-prompt
+             --version --check-weights)
+  expect_run(help${flag} 0 "\n  [^\n]*${flag}" -h)
+endforeach()
+# --ignore-eos: generation runs through EOS (the ids after it differ from a stop).
+expect_run(ignore-eos 0 "generated 40 tokens" -m ${MODEL} --prompt-ids 1 -n 40 --ignore-eos)
+
+# ---------------------------------------------------------------- issue 32: bad input never runs silently wrong
+# Numeric flags are range-checked: nothing wraps or truncates (-n 4294967297 ran as 1).
+foreach(bad "-n;4294967297" "-n;2147483648" "-n;-2" "-c;4294967296" "-c;-1" "--top-k;99999999999" "-t;0"
+            "--seed;18446744073709551616" "--keep-recent;4294967296" "--temp;nan" "--top-p;0x1p-1" "--min-p;1.5"
+            "--repeat-penalty;inf")
+  list(GET bad 0 flag)
+  list(GET bad 1 val)
+  expect_run(range${flag}=${val} 2 "${flag}: '${val}' is not (an integer|a number) in" -m ${MODEL} --prompt-ids 1 ${flag} ${val})
+endforeach()
+# A FIFO as -m is refused before anything opens it (opening it would block for ever).
+file(REMOVE ${WORK}/fifo.bin)
+execute_process(COMMAND mkfifo ${WORK}/fifo.bin RESULT_VARIABLE fifo_rc)
+if(fifo_rc EQUAL 0)
+  execute_process(COMMAND ${DRIVER} -m ${WORK}/fifo.bin --prompt-ids 1 TIMEOUT 20
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 1 OR NOT err MATCHES "-m .*fifo.bin: not a regular file or a model directory")
+    message(SEND_ERROR "[fifo-model] rc=${rc} (a timeout means it blocked)\nstderr: ${err}")
+  else()
+    message(STATUS "[fifo-model] ok")
+  endif()
+endif()
+# A directory as -f names the flag and the file.
+expect_run(prompt-file-dir 1 "-f .*prompts: is a directory, not a prompt file" -m ${MODEL} -z ${TOK512} -f ${PROMPTS})
+# A corrupt header reads as corrupt before any memory estimate (it read "not enough memory"): a
+# legacy llama2.c header of a 65536-wide, 32-layer model, and 16 bytes of weights.
+execute_process(COMMAND sh -c "printf '\\000\\000\\001\\000\\000\\000\\001\\000\\040\\000\\000\\000\\040\\000\\000\\000\\040\\000\\000\\000\\000\\175\\000\\000\\000\\010\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000' > '${WORK}/huge-header.bin'")
+execute_process(COMMAND ${CMAKE_COMMAND} -E env LAZYLLM_AVAILABLE_MEMORY=1G ${DRIVER} -m ${WORK}/huge-header.bin --prompt-ids 1
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 1 OR NOT err MATCHES "huge-header.bin: truncated: expected at least" OR err MATCHES "not enough memory")
+  message(SEND_ERROR "[corrupt-before-memory] rc=${rc}\nstderr: ${err}")
+else()
+  message(STATUS "[corrupt-before-memory] ok")
+endif()
+# NaN weights: the run stops at the first NaN logits with the cause (it printed id 0 for every
+# token and exited 0); --check-weights refuses the file at load.
+execute_process(COMMAND sh -c "{ head -c 28 '${MODEL}'; i=0; while [ $i -lt 32768 ]; do printf '\\000\\000\\300\\177'; i=$((i+1)); done; tail -c +131101 '${MODEL}'; } > '${WORK}/nan.bin'")
+expect_run(nan-logits 1 "error: the logits are not finite \\(nan at token id 0 of 512, after the prefill\\)" -m ${WORK}/nan.bin --prompt-ids 1 -n 4)
+expect_run(nan-check-weights 1 "nan.bin: weight tensor 1 \\(for_each_weight order\\) holds NaN at element 0" -m ${WORK}/nan.bin --prompt-ids 1 -n 4 --check-weights)
+expect_run(check-weights-ok 0 "weights: every value finite" -m ${MODEL} --prompt-ids 1 -n 4 --check-weights)

@@ -209,3 +209,42 @@ if(LAZYQA_DROPOUT AND EXISTS ${LAZYQA_DROPOUT}/config.json)
                  --backend cpu --json ${WORK}/dropout.json)
   check_lazy_beats_random(dropout-eval ${WORK}/dropout.json 95 85)
 endif()
+
+# ---------------------------------------------------------------- issue 31: the evaluator as a new user finds it
+# -r: TTFT timed N times, shown as mean ± sd; --png draws the score-vs-speedup plot itself;
+# --progress shows the running score and what is left.
+expect_command(eval-repeat-png 0 "\\| dense \\| - \\| [0-9.]+ \\| [0-9.]+ \\| [0-9.]+ \\| [0-9.]+ ± [0-9.]+ \\|"
+           ${EVAL} -m ${MODEL} -z ${TOK} --data ${WORK}/a.jsonl --policy dense,lazy --schedule 1:0.5 --backend cpu
+           --max-new 4 -r 2 --progress --label "test" --png ${WORK}/plot.png --json ${WORK}/rep.json)
+if(NOT LAST_STDERR MATCHES "\\[dense\\] 1/3, score so far [0-9.]+, [0-9]+s left")
+  message(SEND_ERROR "[eval-progress] no running score / ETA:\n${LAST_STDERR}")
+endif()
+file(READ ${WORK}/rep.json js)
+string(JSON n_reps LENGTH "${js}" runs 0 ttft_ms_reps)
+if(NOT n_reps EQUAL 2 OR NOT EXISTS ${WORK}/plot.png)
+  message(SEND_ERROR "[eval-repeat-png] ${n_reps} TTFT repetitions (want 2), plot.png exists: ${WORK}/plot.png")
+endif()
+file(READ ${WORK}/plot.png png_head LIMIT 8 HEX)
+if(NOT png_head STREQUAL "89504e470d0a1a0a")
+  message(SEND_ERROR "[eval-png] ${WORK}/plot.png is not a PNG (${png_head})")
+endif()
+expect_command(eval-replot 0 "wrote .*replot.png" ${EVAL} --plot ${WORK}/rep.json,${WORK}/rep.json --plot-x fraction
+               --png ${WORK}/replot.png)
+# A file mixing datasets: one table per dataset (their metrics differ), never one mean across them.
+file(STRINGS ${WORK}/a.jsonl a_all)
+list(GET a_all 0 l0)
+string(REGEX REPLACE "\"dataset\":\"[^\"]*\"" "\"dataset\":\"hotpotqa\"" l_hot "${l0}")
+file(WRITE ${WORK}/mixed.jsonl "${l0}\n${l_hot}\n${first}\n")
+file(APPEND ${WORK}/mixed.jsonl "{\"input\": \"\", \"context\": \"def f(x):\\n\", \"answers\": [\"    return x\"], \"dataset\": \"lcc\"}\n")
+expect_command(eval-per-dataset 0 "Dataset hotpotqa \\(qa_f1, 1 example\\):.*Dataset lazyllm_mdqa[_a-z]* \\(qa_f1, 2 examples\\):.*Dataset lcc \\(code_sim, 1 example\\):"
+           ${EVAL} -m ${MODEL} -z ${TOK} --data ${WORK}/mixed.jsonl --policy dense --backend cpu --max-new 4)
+# An unknown dataset name says how to score the file anyway.
+file(WRITE ${WORK}/unknown.jsonl "{\"input\": \"q\", \"context\": \"c\", \"answers\": [\"a\"], \"dataset\": \"mytask\"}\n")
+expect_command(eval-unknown-dataset 2 "dataset 'mytask' is not known.*give --dataset NAME" ${EVAL} -m ${MODEL} -z ${TOK}
+           --data ${WORK}/unknown.jsonl)
+# Numbers are range-checked (a seed above 2^64 - 1, -r 0).
+expect_command(eval-bad-seed 2 "--seed: '18446744073709551616' is not an integer" ${EVAL} -m ${MODEL} -z ${TOK}
+           --data ${WORK}/a.jsonl --seed 18446744073709551616)
+expect_command(eval-bad-reps 2 "-r: '0' is not an integer in 1\\.\\.1000" ${EVAL} -m ${MODEL} -z ${TOK} --data ${WORK}/a.jsonl -r 0)
+expect_command(task-one-example 0 "lazyllm-make-task: 1 example, " ${MAKE_TASK} --seed 1 --count 1 --length 200 -o ${WORK}/one.jsonl)
+expect_command(task-bad-seed 2 "--seed: '18446744073709551616' is not an integer" ${MAKE_TASK} --seed 18446744073709551616)

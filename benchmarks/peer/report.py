@@ -262,61 +262,88 @@ def main():
     print(f"report: wrote {a.md}", file=sys.stderr)
 
     if a.png:
-        plot(a.png, lengths, dense, ours, eager, hf, schedules, curve, model)
+        gpu_name = gpu.get("gpu", "GPU") if isinstance(gpu, dict) else "GPU"
+        plot(a.png, lengths, dense, ours, eager, hf, schedules, curve, model, str(gpu_name).replace("NVIDIA ", ""))
 
 
-def plot(path, lengths, dense, ours, eager, hf, schedules, curve, model):
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h"]
+
+
+def tokens_label(n):
+    """1024 -> '1k', 16384 -> '16k' (prompt lengths as people say them)."""
+    return f"{n // 1024}k" if n >= 1024 and n % 1024 == 0 else str(n)
+
+
+def plot(path, lengths, dense, ours, eager, hf, schedules, curve, model, gpu_name="GPU"):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(15, 6))
+    from matplotlib.lines import Line2D
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(17, 7.5))
+    marker_of = {s: MARKERS[i % len(MARKERS)] for i, s in enumerate(schedules)}
 
+    # Left: TTFT per prompt length; a line joins one configuration's lengths (never two schedules).
     def line(tab_get, label, **kw):
         xs = [n for n in lengths if tab_get(n)]
         if xs:
-            ax.plot(xs, [tab_get(n) for n in xs], marker="o", label=label, **kw)
+            ax.plot(xs, [tab_get(n) for n in xs], label=label, **kw)
 
-    line(lambda n: floor_ms(dense[n]) if dense[n] and dense[n].get("floor_ms") else None, "GEMM floor (dense)", color="k", ls=":")
-    line(lambda n: ttft(hf.get(("dense", "none", n))) if hf.get(("dense", "none", n)) else None, "HF transformers (sdpa)", color="tab:red")
-    line(lambda n: ttft(eager.get(("dense", "none", n))) if eager.get(("dense", "none", n)) else None, "eager PyTorch dense", color="tab:orange")
-    line(lambda n: ttft(dense[n]) if dense[n] else None, "lazyllm dense", color="tab:blue", lw=2)
+    line(lambda n: floor_ms(dense[n]) if dense[n] and dense[n].get("floor_ms") else None, "GEMM floor (dense)",
+         color="k", ls=":", marker=".")
+    line(lambda n: ttft(hf.get(("dense", "none", n))) if hf.get(("dense", "none", n)) else None,
+         "HF transformers dense (sdpa)", color="tab:red", marker="*", ms=9)
+    line(lambda n: ttft(eager.get(("dense", "none", n))) if eager.get(("dense", "none", n)) else None,
+         "eager PyTorch dense", color="tab:orange", marker="*", ms=9, mfc="none")
+    line(lambda n: ttft(dense[n]) if dense[n] else None, "lazyllm dense", color="tab:blue", lw=2, marker="*", ms=10)
     cmap = plt.get_cmap("viridis")
     for i, s in enumerate(schedules):
         c = cmap(i / max(1, len(schedules) - 1))
-        line(lambda n, s=s: ttft(ours.get(("lazy", s, n))) if ours.get(("lazy", s, n)) else None, f"lazyllm lazy {s}", color=c)
-        line(lambda n, s=s: ttft(eager.get(("lazy", s, n))) if eager.get(("lazy", s, n)) else None, f"eager lazy {s}",
-             color=c, ls="--", alpha=0.6)
+        line(lambda n, s=s: ttft(ours.get(("lazy", s, n))) if ours.get(("lazy", s, n)) else None,
+             f"lazyllm LazyLLM {s}", color=c, marker=marker_of[s])
+        line(lambda n, s=s: ttft(eager.get(("lazy", s, n))) if eager.get(("lazy", s, n)) else None,
+             f"eager PyTorch LazyLLM {s}", color=c, ls="--", alpha=0.7, marker=marker_of[s], mfc="none")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    ax.set_xticks(lengths)
+    ax.set_xticklabels([tokens_label(n) for n in lengths])
+    ax.minorticks_off()
     ax.set_xlabel("prompt length (tokens)")
-    ax.set_ylabel("TTFT (ms)")
-    ax.set_title(f"{model}, bf16, batch 1: time to first token")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.set_ylabel("time to first token (ms, log scale)")
+    ax.set_title(f"TTFT vs prompt length: {model} shape, random bf16 weights, batch 1, one {gpu_name}", fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2, frameon=False)
 
+    # Right: one point per (schedule, prompt length); colour = length, marker = schedule, filled =
+    # lazyllm, hollow = eager PyTorch. No lines: points of different schedules are unrelated.
     fr = [f for (_, _, f, sp, _, _) in curve if f == f]
-    xs = sorted(set(fr + [1.0]))
-    if xs:
+    if fr:
         import numpy as np
-        g = np.linspace(min(xs) * 0.9, 1.0, 50)
-        bx.plot(g, 1 / g, "k:", label="ideal 1/fraction")
+        g = np.linspace(min(fr) * 0.9, 1.0, 50)
+        bx.plot(g, 1 / g, "k:", label="ideal: 1 / fraction")
     tab10 = plt.get_cmap("tab10")
-    for i, n in enumerate(lengths):
-        pts = [(f, sp) for (_, nn, f, sp, _, _) in curve if nn == n and f == f and sp == sp]
-        if pts:
-            bx.scatter([p[0] for p in pts], [p[1] for p in pts], label=f"lazyllm pp{n}", marker="o", color=tab10(i % 10))
-        ept = [(ef, esp) for (_, nn, _, _, ef, esp) in curve if nn == n and ef == ef and esp == esp]
-        if ept:
-            bx.scatter([p[0] for p in ept], [p[1] for p in ept], label=f"eager pp{n}", marker="x", alpha=0.6,
-                       color=tab10(i % 10))
-    bx.axhline(PAPER_SPEEDUP, color="gray", ls="--", lw=1, label=f"paper's {PAPER_SPEEDUP}x (its own setting)")
-    bx.set_xlabel("token-layers computed (fraction of dense)")
-    bx.set_ylabel("TTFT speedup vs own dense")
-    bx.set_title("speedup vs token-layers computed")
+    color_of = {n: tab10(i % 10) for i, n in enumerate(lengths)}
+    for (s, n, f, sp, ef, esp) in curve:
+        if f == f and sp == sp:
+            bx.scatter([f], [sp], marker=marker_of.get(s, "o"), color=color_of[n], s=40, zorder=3)
+        if ef == ef and esp == esp:
+            bx.scatter([ef], [esp], marker=marker_of.get(s, "o"), facecolors="none", edgecolors=color_of[n], s=40,
+                       zorder=3)
+    bx.axhline(PAPER_SPEEDUP, color="gray", ls="--", lw=1)
+    bx.text(1.0, PAPER_SPEEDUP, f"paper: {PAPER_SPEEDUP}x (its own schedule, LongBench)", fontsize=7, color="gray",
+            ha="right", va="bottom")
+    bx.set_xlabel("token-layers computed in the prefill (fraction of dense)")
+    bx.set_ylabel("TTFT speedup vs the same implementation's dense")
+    bx.set_title(f"LazyLLM speedup vs compute kept: {model} shape, bf16, one {gpu_name}", fontsize=10)
     bx.grid(True, alpha=0.3)
-    bx.legend(fontsize=7)
+    handles = [Line2D([], [], ls=":", color="k", label="ideal: 1 / fraction")]
+    handles += [Line2D([], [], ls="", marker="s", color=color_of[n], label=f"prompt {tokens_label(n)} tokens")
+                for n in lengths]
+    handles += [Line2D([], [], ls="", marker=marker_of[s], color="gray", label=f"schedule {s}") for s in schedules]
+    handles += [Line2D([], [], ls="", marker="o", color="k", label="lazyllm (filled)"),
+                Line2D([], [], ls="", marker="o", mfc="none", color="k", label="eager PyTorch (hollow)")]
+    bx.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=3, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     print(f"report: wrote {path}", file=sys.stderr)
 
 

@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: MIT
-// What the example programs share on the command line: the usage-error type and the exit-code
-// convention (0 success, 2 bad usage or invalid argument, 1 any other error), each message on
-// stderr as "<program>: error: <what>".
+// What the command-line programs share: the usage-error type, range-checked number parsing, and
+// the exit-code convention of every lazyllm program -- 0 success, 2 bad usage (a flag, its value,
+// or an argument the library refuses as invalid), 1 anything else (a missing or corrupt input
+// file, not enough memory, a runtime failure) -- each message on stderr as
+// "<program>: error: <what>".
 #pragma once
+#include <cctype>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -19,13 +24,43 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// `v` as an integer >= `min`, else a UsageError naming `flag`.
-inline long long parse_int(const std::string& flag, const std::string& v, long long min) {
+/// `v` as a whole decimal integer in [min, max], else a UsageError naming the flag and the range:
+/// no silent truncation ("-n 4294967297" is refused, not read as 1).
+inline long long parse_int(const std::string& flag, const std::string& v, long long min,
+                           long long max = std::numeric_limits<int>::max()) {
   char* end = nullptr;
   errno = 0;
-  const long long d = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end || errno || d < min)
-    throw UsageError(flag + ": '" + v + "' is not an integer >= " + std::to_string(min));
+  const long long d =
+      v.empty() || std::isspace(static_cast<unsigned char>(v[0])) ? 0 : std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || end == nullptr || *end || errno == ERANGE || d < min || d > max)
+    throw UsageError(flag + ": '" + v + "' is not an integer in " + std::to_string(min) + ".." + std::to_string(max));
+  return d;
+}
+
+/// `v` as an unsigned 64-bit integer (a seed), else a UsageError naming the flag.
+inline std::uint64_t parse_u64(const std::string& flag, const std::string& v) {
+  char* end = nullptr;
+  errno = 0;
+  const bool digits = !v.empty() && v.find_first_not_of("0123456789") == std::string::npos;
+  const unsigned long long d = digits ? std::strtoull(v.c_str(), &end, 10) : 0;
+  if (!digits || errno == ERANGE)
+    throw UsageError(flag + ": '" + v + "' is not an integer in 0.." +
+                     std::to_string(std::numeric_limits<std::uint64_t>::max()));
+  return d;
+}
+
+/// `v` as a finite decimal number in [min, max], else a UsageError naming the flag and the range.
+inline double parse_float(const std::string& flag, const std::string& v, double min, double max) {
+  char* end = nullptr;
+  errno = 0;
+  // Decimal only: strtod also reads hex floats, "inf" and "nan", which no flag means.
+  const bool decimal = !v.empty() && v.find_first_not_of("0123456789.eE+-") == std::string::npos;
+  const double d = decimal ? std::strtod(v.c_str(), &end) : 0.0;
+  if (!decimal || *end || errno == ERANGE || !(d >= min && d <= max)) {
+    char range[96];
+    std::snprintf(range, sizeof range, "%g..%g", min, max);
+    throw UsageError(flag + ": '" + v + "' is not a number in " + range);
+  }
   return d;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <string>
 
 #include "lazyllm/lazyllm.hpp"
 
@@ -41,13 +42,24 @@ static_assert(sizeof(Broken) > 0);
 #endif
 
 int main(int argc, char** argv) {
-  const std::filesystem::path model = argc > 1 ? argv[1] : LAZYLLM_DEFAULT_MODEL;
+  const std::string arg = argc > 1 ? argv[1] : "";
+  if (arg == "-h" || arg == "--help" || argc > 2 || (!arg.empty() && arg[0] == '-')) {
+    std::fprintf(argc > 2 || (arg != "-h" && arg != "--help") ? stderr : stdout,
+                 "usage: lazyllm-custom-policy [MODEL]\n"
+                 "  Runs a user-written policy (RecentPlusTop: a window of recent tokens plus the top of the\n"
+                 "  scores) on MODEL, a model with stories260K's shape (default: %s), and prints its |S_l|.\n",
+                 LAZYLLM_DEFAULT_MODEL);
+    return arg == "-h" || arg == "--help" ? 0 : 2;
+  }
+  const std::filesystem::path model =
+      arg.empty() ? std::filesystem::path(LAZYLLM_DEFAULT_MODEL) : std::filesystem::path(arg);
   if (!std::filesystem::exists(model)) {
     std::fprintf(stderr, "skipped: model %s not found\n", model.c_str());
     return 77;
   }
   const ModelWeights w = load_model(model);
-  Pipeline<config::Stories260K, RecentPlusTop, ContiguousLayout, CpuBackend> pipe(CpuBackend{w}, RecentPlusTop{8, 0.5f, 2});
+  Pipeline<config::Stories260K, RecentPlusTop, ContiguousLayout, CpuBackend> pipe(CpuBackend{w},
+                                                                                  RecentPlusTop{8, 0.5f, 2});
   std::vector<std::int32_t> prompt{1};
   for (int i = 0; i < 63; ++i) prompt.push_back(3 + (i * 37) % 500);
   auto logits = pipe.prefill(prompt);

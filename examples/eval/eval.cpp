@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -15,14 +17,17 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
+#include "../common/cli.hpp"
+#include "../common/gpu_probe.hpp"
 #include "eval_run.hpp"
 #include "lazyllm/eval/datasets.hpp"
 #include "lazyllm/eval/metrics.hpp"
 #include "lazyllm/io/load.hpp"
 #include "lazyllm/text/tokenizer.hpp"
-#include "../common/cli.hpp"
 
 namespace {
 
@@ -53,10 +58,20 @@ const char* kUsage = R"(usage: lazyllm-eval -m MODEL --data FILE.jsonl [options]
   --max-new N           tokens to generate (default: the dataset's LongBench length)
   -o FILE               also write the markdown table to FILE
   --json FILE           write everything as JSON (per policy/schedule and per example)
-  --progress            one line on stderr per example
+  -r N                  time every configuration N times (the predictions are the first run's);
+                        the table shows TTFT as mean ± sd over the N (default 1)
+  --png FILE            also plot score vs TTFT speedup (one point per policy and schedule) to FILE
+                        (tools/eval/plot.py; needs python3-matplotlib, which scripts/deps.sh installs)
+  --label TEXT          what the data is, for the plot's title and --json (e.g. "single-hop, notes 0.7")
+  --plot-x AXIS         speedup (default) or fraction: the token-layers computed
+  --plot FILES          plot saved --json files (comma-separated, one panel each) to --png; no run
+  --progress            one line on stderr per example (on a terminal: one updated line with the
+                        running score and an ETA, the default there)
   -h, --help            this text
 Generation is greedy and stops at EOS, at max-new, or (short-answer datasets) at the first
-newline after some text. The table goes to stdout. Exit codes: 0 ok, 1 runtime error, 2 usage error.
+newline after some text. The table goes to stdout (one per dataset when the file mixes datasets:
+their metrics differ, so no mean is taken across them). Exit codes: 0 ok, 1 input or runtime
+error, 2 usage error.
 )";
 
 using lazyllm::cli::UsageError;
@@ -70,9 +85,11 @@ struct Options {
   std::uint64_t seed = 0;
   int keep_recent = 0;
   bool progress = false;
+  int reps = 1;
+  std::string png, plot_x = "speedup", label;
+  std::vector<std::string> plot_files;
   std::optional<bool> device_select;  // unset: on with the CUDA backend (--[no-]device-select)
 };
-
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
@@ -91,26 +108,55 @@ Options parse_args(int argc, char** argv) {
     if (a == "-h" || a == "--help") {
       std::fputs(kUsage, stdout);
       std::exit(0);
-    } else if (a == "-m" || a == "--model") o.model = value();
-    else if (a == "-z" || a == "--tokenizer") o.tokenizer = value();
-    else if (a == "--data") o.data = value();
-    else if (a == "--dataset") o.dataset = value();
-    else if (a == "--limit") o.limit = cli::parse_int(a, value(), 0);
-    else if (a == "--policy") o.policies = split(value(), ',');
+    } else if (a == "-m" || a == "--model")
+      o.model = value();
+    else if (a == "-z" || a == "--tokenizer")
+      o.tokenizer = value();
+    else if (a == "--data")
+      o.data = value();
+    else if (a == "--dataset")
+      o.dataset = value();
+    else if (a == "--limit")
+      o.limit = cli::parse_int(a, value(), 0);
+    else if (a == "--policy")
+      o.policies = split(value(), ',');
     else if (a == "--schedule") {
       for (auto& s : split(value(), ';')) o.schedules.push_back(s);
-    } else if (a == "--seed") o.seed = std::uint64_t(cli::parse_int(a, value(), 0));
+    } else if (a == "--seed")
+      o.seed = cli::parse_u64(a, value());
     else if (a == "--keep-recent")
       o.keep_recent = int(cli::parse_int(a, value(), 0));
-    else if (a == "--backend") o.backend = value();
-    else if (a == "-c") o.n_ctx = int(cli::parse_int(a, value(), 1));
-    else if (a == "--max-new") o.max_new = int(cli::parse_int(a, value(), 1));
-    else if (a == "-o") o.table_file = value();
-    else if (a == "--json") o.json_file = value();
-    else if (a == "--progress") o.progress = true;
+    else if (a == "--backend")
+      o.backend = value();
+    else if (a == "-c")
+      o.n_ctx = int(cli::parse_int(a, value(), 1));
+    else if (a == "--max-new")
+      o.max_new = int(cli::parse_int(a, value(), 1));
+    else if (a == "-o")
+      o.table_file = value();
+    else if (a == "--json")
+      o.json_file = value();
+    else if (a == "--progress")
+      o.progress = true;
+    else if (a == "-r")
+      o.reps = int(cli::parse_int(a, value(), 1, 1000));
+    else if (a == "--png")
+      o.png = value();
+    else if (a == "--plot-x")
+      o.plot_x = value();
+    else if (a == "--label")
+      o.label = value();
+    else if (a == "--plot")
+      o.plot_files = split(value(), ',');
     else if (a == "--device-select" || a == "--no-device-select")
       o.device_select = a == "--device-select";
-    else throw UsageError("unknown option '" + a + "' (see -h)");
+    else
+      throw UsageError("unknown option '" + a + "' (see -h)");
+  }
+  if (o.plot_x != "speedup" && o.plot_x != "fraction") throw UsageError("--plot-x must be speedup or fraction");
+  if (!o.plot_files.empty()) {
+    if (o.png.empty()) throw UsageError("--plot needs --png FILE (where to write the plot)");
+    return o;
   }
   if (o.model.empty()) throw UsageError("-m MODEL is required");
   if (o.data.empty()) throw UsageError("--data FILE.jsonl is required");
@@ -124,7 +170,7 @@ Options parse_args(int argc, char** argv) {
   if (o.schedules.empty()) o.schedules = {"default"};
   if (o.backend != "cpu" && o.backend != "cuda" && o.backend != "auto")
     throw UsageError("--backend '" + o.backend + "' is not available (cpu, cuda or auto)");
-  if (o.backend == "auto") o.backend = cuda_available() ? "cuda" : "cpu";
+  if (o.backend == "auto") o.backend = cli::gpu_available() ? "cuda" : "cpu";
   if (o.device_select && o.backend != "cuda")
     throw UsageError(std::string(*o.device_select ? "--device-select" : "--no-device-select") +
                      " applies to the CUDA backend");
@@ -142,7 +188,7 @@ struct Example {
   std::string id, dataset, input, context;
   std::vector<std::string> answers, all_classes;
   const eval::DatasetSpec* spec = nullptr;
-  int prompt_tokens = 0;   // as built, before truncation
+  int prompt_tokens = 0;  // as built, before truncation
   bool truncated = false;
   int answer_doc = -1, n_docs = 0;  // lazyllm-make-task records: where the answer is
   /// The answer document's fifth of the context (0 = first, 4 = last), or -1 when unknown.
@@ -208,7 +254,8 @@ std::vector<Example> read_jsonl(const Options& o) {
       throw UsageError(where + ": " + err.what());
     }
     if (e.spec->metric == eval::Metric::Classification && e.all_classes.empty())
-      throw Error(where + ": dataset " + e.dataset + " is scored by classification but the line has no \"all_classes\"");
+      throw Error(where + ": dataset " + e.dataset +
+                  " is scored by classification but the line has no \"all_classes\"");
     out.push_back(std::move(e));
   }
   if (f.bad()) throw Error("--data " + o.data + ": read error");
@@ -245,7 +292,8 @@ struct Config {
 };
 
 struct Summary {
-  double score = 0, em = 0, starts = 0, ttft_ms = 0, prefill_ms = 0, fraction = 1, speedup = 0;
+  double score = 0, em = 0, starts = 0, ttft_ms = 0, ttft_sd = 0, prefill_ms = 0, fraction = 1, speedup = 0;
+  std::vector<double> ttft_reps;  // mean TTFT of each -r repetition
   int n_em = 0;
   std::array<std::pair<double, int>, 5> by_position{};        // sum of scores, count, per fifth of the context
   std::map<std::string, std::pair<double, int>> per_dataset;  // sum of scores, count
@@ -257,9 +305,69 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
+/// --png: tools/eval/plot.py on the --json document(s); a clear error when it cannot run.
+void plot_png(const std::vector<std::string>& json_files, const Options& o) {
+  const char* env = std::getenv("LAZYLLM_PLOT_SCRIPT");
+  const std::string script = env && *env ? env : std::string(LAZYLLM_SOURCE_DIR) + "/tools/eval/plot.py";
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(script, ec))
+    throw Error("--png: the plotting script " + script +
+                " is not there (set LAZYLLM_PLOT_SCRIPT to tools/eval/plot.py)");
+  auto quote = [](const std::string& a) {
+    std::string q = "'";
+    for (char c : a) {
+      if (c == '\'')
+        q += "'\\''";
+      else
+        q.push_back(c);
+    }
+    return q + "'";
+  };
+  // Debian's python3 (where python3-matplotlib installs), unless LAZYLLM_PYTHON says otherwise.
+  const char* py_env = std::getenv("LAZYLLM_PYTHON");
+  const std::string python = py_env && *py_env                                 ? py_env
+                             : std::filesystem::exists("/usr/bin/python3", ec) ? "/usr/bin/python3"
+                                                                               : "python3";
+  std::string cmd = quote(python) + " " + quote(script);
+  for (const auto& f : json_files) {
+    cmd += ' ';
+    cmd += quote(f);
+  }
+  cmd += " -o ";
+  cmd += quote(o.png);
+  cmd += " --x ";
+  cmd += o.plot_x;
+  if (std::system(cmd.c_str()) != 0)
+    throw Error("--png " + o.png +
+                ": the plot failed (python3 and matplotlib are needed: apt-get install "
+                "python3-matplotlib, or bash scripts/deps.sh)");
+}
+
+/// "1m05s", "42s": an ETA.
+std::string duration_text(double s) {
+  char b[32];
+  if (s >= 60)
+    std::snprintf(b, sizeof b, "%dm%02ds", int(s) / 60, int(s) % 60);
+  else
+    std::snprintf(b, sizeof b, "%.0fs", s);
+  return b;
+}
+
 int run(int argc, char** argv) {
   const Options o = parse_args(argc, argv);
-  std::vector<Example> examples = read_jsonl(o);
+  if (!o.plot_files.empty()) {
+    plot_png(o.plot_files, o);
+    return 0;
+  }
+  std::vector<Example> examples;
+  try {
+    examples = read_jsonl(o);
+  } catch (const UsageError& e) {
+    // A dataset name that is not LongBench's: the whole file may still be scored as one of them.
+    if (std::string(e.what()).find("is not known") != std::string::npos)
+      throw UsageError(std::string(e.what()) + "; to score every line as one of them, give --dataset NAME");
+    throw;
+  }
   const std::string tok_path = find_tokenizer(o);
   const Tokenizer tok = load_tokenizer(tok_path);
   const ModelWeights w = load_model(o.model, LoadOptions{.keep_source_dtype = o.backend == "cuda"});
@@ -314,8 +422,10 @@ int run(int argc, char** argv) {
     prepared.push_back(std::move(p));
   }
   if (n_truncated)
-    std::fprintf(stderr, "note: %d of %zu prompts are longer than the context allows (%d tokens minus the answer's); "
-                         "their middle was cut out, as LongBench does\n", n_truncated, examples.size(), n_ctx);
+    std::fprintf(stderr,
+                 "note: %d of %zu prompts are longer than the context allows (%d tokens minus the answer's); "
+                 "their middle was cut out, as LongBench does\n",
+                 n_truncated, examples.size(), n_ctx);
 
   TokenClasses cls;
   cls.newline.resize(std::size_t(tok.vocab_size()));
@@ -336,15 +446,42 @@ int run(int argc, char** argv) {
   for (const auto& c : configs) {
     const AnyPolicy pol = policy::make_policy(c.policy, c.schedule, o.seed, o.keep_recent);
     const std::string label = c.policy == "dense" ? c.policy : c.policy + " " + c.schedule.to_string();
+    // Progress: by default on a terminal one line rewritten in place, with the running score and
+    // an ETA; --progress (or no terminal with --progress) one line per example.
+    const bool tty = isatty(fileno(stderr)) != 0;
     Progress progress;
-    if (o.progress)
-      progress = [&](std::size_t done) {
-        std::fprintf(stderr, "[%s] %zu/%zu\n", label.c_str(), done, prepared.size());
+    double running = 0;
+    const auto t_config = Clock::now();
+    if (o.progress || tty)
+      progress = [&](std::size_t done, const ExampleResult& r) {
+        const Example& e = examples[done - 1];
+        const std::string raw = tok.decode(r.ids);
+        const std::string pred =
+            e.spec->metric == eval::Metric::CodeSim ? raw : prediction_text(raw, e.spec->stop_at_newline);
+        running += eval::score(*e.spec, pred, e.answers, e.all_classes);
+        const double el = std::chrono::duration<double>(Clock::now() - t_config).count();
+        const double eta = el / double(done) * double(prepared.size() - done);
+        std::fprintf(stderr, "%s[%s] %zu/%zu, score so far %.1f, %s left%s", tty && !o.progress ? "\r" : "",
+                     label.c_str(), done, prepared.size(), 100.0 * running / double(done), duration_text(eta).c_str(),
+                     tty && !o.progress ? "   " : "\n");
+        if (tty && !o.progress && done == prepared.size()) std::fputc('\n', stderr);
         std::fflush(stderr);
       };
-    const std::vector<ExampleResult> res =
-        o.backend == "cuda" ? run_examples_cuda(w, pol, n_ctx, prepared, cls, progress, o.device_select.value_or(true))
-                            : run_examples(CpuBackend{w}, pol, n_ctx, prepared, cls, progress);
+    auto run_once = [&](const Progress& pr) {
+      return o.backend == "cuda" ? run_examples_cuda(w, pol, n_ctx, prepared, cls, pr, o.device_select.value_or(true))
+                                 : run_examples(CpuBackend{w}, pol, n_ctx, prepared, cls, pr);
+    };
+    const std::vector<ExampleResult> res = run_once(progress);
+    // -r N: the same examples timed N - 1 more times (greedy: the same predictions); the mean
+    // TTFT of each repetition gives the spread.
+    std::vector<double> rep_ttft;
+    auto mean_ttft = [](const std::vector<ExampleResult>& rs) {
+      double t = 0;
+      for (const auto& r : rs) t += r.ttft_ms;
+      return rs.empty() ? 0.0 : t / double(rs.size());
+    };
+    rep_ttft.push_back(mean_ttft(res));
+    for (int k = 1; k < o.reps; ++k) rep_ttft.push_back(mean_ttft(run_once({})));
     Summary s;
     std::int64_t tl = 0, dtl = 0;
     nlohmann::json per = nlohmann::json::array();
@@ -363,12 +500,18 @@ int run(int argc, char** argv) {
         s.by_position[std::size_t(b)].first += sc;
         s.by_position[std::size_t(b)].second += 1;
       }
-      nlohmann::json ej = {{"_id", e.id},         {"dataset", e.dataset},
-                           {"prediction", pred},  {"raw", raw},
-                           {"score", sc},         {"ttft_ms", res[i].ttft_ms},
-                           {"prefill_ms", res[i].prefill_ms}, {"decode_ms", res[i].decode_ms},
-                           {"generated_tokens", res[i].ids.size()}, {"prompt_tokens", prepared[i].ids.size()},
-                           {"token_layers", res[i].token_layers}, {"dense_token_layers", res[i].dense_token_layers}};
+      nlohmann::json ej = {{"_id", e.id},
+                           {"dataset", e.dataset},
+                           {"prediction", pred},
+                           {"raw", raw},
+                           {"score", sc},
+                           {"ttft_ms", res[i].ttft_ms},
+                           {"prefill_ms", res[i].prefill_ms},
+                           {"decode_ms", res[i].decode_ms},
+                           {"generated_tokens", res[i].ids.size()},
+                           {"prompt_tokens", prepared[i].ids.size()},
+                           {"token_layers", res[i].token_layers},
+                           {"dense_token_layers", res[i].dense_token_layers}};
       if (e.spec->has_exact_match) {
         const double em = eval::best_over(eval::exact_match, pred, e.answers);
         const double starts = eval::best_over(eval::starts_with_answer, pred, e.answers);
@@ -391,7 +534,11 @@ int run(int argc, char** argv) {
     s.score = 100.0 * s.score / n;
     s.em = s.n_em ? 100.0 * s.em / double(s.n_em) : 0.0;
     s.starts = s.n_em ? 100.0 * s.starts / double(s.n_em) : 0.0;
-    s.ttft_ms /= n;
+    s.ttft_ms = 0;
+    for (double t : rep_ttft) s.ttft_ms += t / double(rep_ttft.size());
+    for (double t : rep_ttft) s.ttft_sd += (t - s.ttft_ms) * (t - s.ttft_ms);
+    s.ttft_sd = rep_ttft.size() > 1 ? std::sqrt(s.ttft_sd / double(rep_ttft.size() - 1)) : 0.0;
+    s.ttft_reps = rep_ttft;
     s.prefill_ms /= n;
     s.fraction = dtl ? double(tl) / double(dtl) : 1.0;
     if (c.policy == "dense" && dense_ttft < 0) dense_ttft = s.ttft_ms;
@@ -407,6 +554,8 @@ int run(int argc, char** argv) {
                     {"em", s.n_em ? nlohmann::json(s.em) : nlohmann::json(nullptr)},
                     {"starts_with_answer", s.n_em ? nlohmann::json(s.starts) : nlohmann::json(nullptr)},
                     {"ttft_ms", s.ttft_ms},
+                    {"ttft_ms_sd", s.ttft_sd},
+                    {"ttft_ms_reps", s.ttft_reps},
                     {"prefill_ms", s.prefill_ms},
                     {"token_layers_fraction", s.fraction},
                     {"per_dataset", pdj},
@@ -421,6 +570,14 @@ int run(int argc, char** argv) {
     auto& s = summaries[k];
     s.speedup = dense_ttft > 0 && s.ttft_ms > 0 ? dense_ttft / s.ttft_ms : 0.0;
     runs[k]["ttft_speedup"] = dense_ttft > 0 ? nlohmann::json(s.speedup) : nlohmann::json(nullptr);
+    // Less compute but slower than dense: the timing is not the method's (another process had
+    // the CPU, or a cold start); say so rather than let the table mislead.
+    if (configs[k].policy != "dense" && s.fraction < 0.999 && s.speedup > 0 && s.speedup < 1.0)
+      std::fprintf(stderr,
+                   "warning: %s %s computed %.1f%% of the token-layers but its TTFT is %.2fx dense's: the machine was "
+                   "probably busy (other processes); rerun with -r 3 to see the spread\n",
+                   reported(configs[k].policy).c_str(), configs[k].schedule.to_string().c_str(), 100.0 * s.fraction,
+                   s.speedup);
   }
 
   std::map<std::string, int> dataset_counts;
@@ -434,16 +591,61 @@ int run(int argc, char** argv) {
   table << "Model " << o.model << ", " << examples.size() << " examples: " << datasets << "; backend " << o.backend
         << ", context " << n_ctx << (n_truncated ? ", " + std::to_string(n_truncated) + " truncated" : std::string())
         << ".\n\n";
-  table << "| policy | schedule | score | EM | starts right | TTFT ms | token-layers % | speedup |\n";
-  table << "|---|---|---:|---:|---:|---:|---:|---:|\n";
-  for (std::size_t k = 0; k < configs.size(); ++k) {
-    const auto& c = configs[k];
-    const auto& s = summaries[k];
-    table << "| " << reported(c.policy) << " | " << (c.policy == "dense" ? std::string("-") : c.schedule.to_string())
-          << " | " << fmt("%.2f", s.score) << " | " << (s.n_em ? fmt("%.2f", s.em) : std::string("-")) << " | "
-          << (s.n_em ? fmt("%.1f", s.starts) : std::string("-")) << " | " << fmt("%.2f", s.ttft_ms) << " | "
-          << fmt("%.1f", 100.0 * s.fraction) << " | " << (dense_ttft > 0 ? fmt("%.2fx", s.speedup) : std::string("n/a"))
-          << " |\n";
+  auto ttft_text = [&](double mean, double sd) {
+    return o.reps > 1 ? fmt("%.2f", mean) + " ± " + fmt("%.2f", sd) : fmt("%.2f", mean);
+  };
+  if (dataset_counts.size() == 1) {
+    table << "| policy | schedule | score | EM | starts right | TTFT ms | token-layers % | speedup |\n";
+    table << "|---|---|---:|---:|---:|---:|---:|---:|\n";
+    for (std::size_t k = 0; k < configs.size(); ++k) {
+      const auto& c = configs[k];
+      const auto& s = summaries[k];
+      table << "| " << reported(c.policy) << " | " << (c.policy == "dense" ? std::string("-") : c.schedule.to_string())
+            << " | " << fmt("%.2f", s.score) << " | " << (s.n_em ? fmt("%.2f", s.em) : std::string("-")) << " | "
+            << (s.n_em ? fmt("%.1f", s.starts) : std::string("-")) << " | " << ttft_text(s.ttft_ms, s.ttft_sd) << " | "
+            << fmt("%.1f", 100.0 * s.fraction) << " | "
+            << (dense_ttft > 0 ? fmt("%.2fx", s.speedup) : std::string("n/a")) << " |\n";
+    }
+  } else {
+    // Different datasets have different metrics (F1, Rouge-L, accuracy, ...): one table each, no
+    // mean across them. TTFT and speedup over that dataset's examples (first timing run).
+    for (const auto& [name, count] : dataset_counts) {
+      const auto& spec = eval::dataset_spec(name);
+      table << "Dataset " << name << " (" << eval::to_string(spec.metric) << ", " << count
+            << (count == 1 ? " example" : " examples") << "):\n\n";
+      table << "| policy | schedule | score | EM | starts right | TTFT ms | token-layers % | speedup |\n";
+      table << "|---|---|---:|---:|---:|---:|---:|---:|\n";
+      double dense_t = -1;
+      for (std::size_t k = 0; k < configs.size(); ++k) {
+        double sc = 0, em = 0, st = 0, t = 0;
+        std::int64_t tl = 0, dtl = 0;
+        int n = 0, n_em = 0;
+        for (const auto& e : runs[k]["examples"]) {
+          if (e["dataset"] != name) continue;
+          ++n;
+          sc += e["score"].get<double>();
+          t += e["ttft_ms"].get<double>();
+          tl += e["token_layers"].get<std::int64_t>();
+          dtl += e["dense_token_layers"].get<std::int64_t>();
+          if (!e["em"].is_null()) {
+            ++n_em;
+            em += e["em"].get<double>();
+            st += e["starts_with_answer"].get<double>();
+          }
+        }
+        t /= std::max(n, 1);
+        if (configs[k].policy == "dense" && dense_t < 0) dense_t = t;
+        const auto& c = configs[k];
+        table << "| " << reported(c.policy) << " | "
+              << (c.policy == "dense" ? std::string("-") : c.schedule.to_string()) << " | "
+              << fmt("%.2f", 100.0 * sc / std::max(n, 1)) << " | "
+              << (n_em ? fmt("%.2f", 100.0 * em / n_em) : std::string("-")) << " | "
+              << (n_em ? fmt("%.1f", 100.0 * st / n_em) : std::string("-")) << " | " << fmt("%.2f", t) << " | "
+              << fmt("%.1f", dtl ? 100.0 * double(tl) / double(dtl) : 100.0) << " | "
+              << (dense_t > 0 && t > 0 ? fmt("%.2fx", dense_t / t) : std::string("n/a")) << " |\n";
+      }
+      table << "\n";
+    }
   }
   if (dense_ttft <= 0) table << "\n(speedup needs dense in --policy)\n";
   // lazyllm-make-task records say where the answer is: the score by the answer document's place.
@@ -469,10 +671,11 @@ int run(int argc, char** argv) {
     std::ofstream f(o.table_file);
     if (!(f << table.str())) throw Error("-o " + o.table_file + ": cannot write");
   }
-  if (!o.json_file.empty()) {
+  if (!o.json_file.empty() || !o.png.empty()) {
     nlohmann::json j;
     j["model"] = o.model;
     j["tokenizer"] = tok_path;
+    if (!o.label.empty()) j["label"] = o.label;
     j["data"] = o.data;
     j["backend"] = o.backend;
     j["device_select"] = o.backend == "cuda" && o.device_select.value_or(true);
@@ -495,9 +698,23 @@ int run(int argc, char** argv) {
                     {"n_docs", e.n_docs > 0 ? nlohmann::json(e.n_docs) : nlohmann::json(nullptr)}});
     j["examples"] = ex;
     j["runs"] = runs;
-    std::ofstream f(o.json_file);
-    if (!(f << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n'))
-      throw Error("--json " + o.json_file + ": cannot write");
+    if (!o.json_file.empty()) {
+      std::ofstream f(o.json_file);
+      if (!(f << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n'))
+        throw Error("--json " + o.json_file + ": cannot write");
+    }
+    if (!o.png.empty()) {
+      // The plot reads the --json document: the one written above, or a temporary copy.
+      std::string path = o.json_file;
+      if (path.empty()) {
+        path = o.png + ".json.tmp";
+        std::ofstream f(path);
+        if (!(f << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n'))
+          throw Error("--png " + o.png + ": cannot write " + path);
+      }
+      plot_png({path}, o);
+      if (o.json_file.empty()) std::filesystem::remove(path);
+    }
   }
   return 0;
 }

@@ -2,17 +2,10 @@
 // lazyllm-eval's CUDA half: the same example loop over SelectingCudaBackend (weights uploaded once
 // per policy), the percentile rule on the GPU; with --no-device-select it is CudaBackend, the policy
 // selecting on the host.
-#include <cuda_runtime.h>
-
 #include "eval_run.hpp"
 #include "lazyllm/backend/cuda/selecting_backend.cuh"
 
 namespace lazyllm::evalrun {
-
-bool cuda_available() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
 
 std::vector<ExampleResult> run_examples_cuda(const ModelWeights& w, const AnyPolicy& p, int n_ctx,
                                              const std::vector<Prepared>& examples, const TokenClasses& cls,

@@ -4,8 +4,6 @@
 
 namespace lazyllm::evalrun {
 
-bool cuda_available() { return false; }
-
 std::vector<ExampleResult> run_examples_cuda(const ModelWeights&, const AnyPolicy&, int, const std::vector<Prepared>&,
                                              const TokenClasses&, const Progress&, bool) {
   throw Error("--backend cuda: this build has no CUDA backend (configure with LAZYLLM_CUDA=ON and nvcc)");

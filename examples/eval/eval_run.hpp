@@ -11,6 +11,7 @@
 
 #include "lazyllm/backend/cpu/cpu_backend.hpp"
 #include "lazyllm/cache/contiguous.hpp"
+#include "lazyllm/generate.hpp"
 #include "lazyllm/model/sampler.hpp"
 #include "lazyllm/pipeline.hpp"
 #include "lazyllm/policy/any.hpp"
@@ -38,8 +39,8 @@ struct ExampleResult {
   std::int64_t token_layers = 0, dense_token_layers = 0;  // prefill
 };
 
-/// Called after each example with the number done.
-using Progress = std::function<void(std::size_t done)>;
+/// Called after each example with the number done and its result.
+using Progress = std::function<void(std::size_t done, const ExampleResult& result)>;
 
 /// Runs every example with one policy on one pipeline (reset between examples): greedy decoding
 /// until BOS/EOS, max_new tokens, or (stop_at_newline) a newline once some text was generated.
@@ -57,31 +58,25 @@ std::vector<ExampleResult> run_examples(Backend backend, Policy pol, int n_ctx, 
   for (const auto& ex : examples) {
     pipe.reset();
     Sampler sampler(SamplerParams{});  // greedy
-    ExampleResult r;
-    const auto t_start = Clock::now();
-    auto logits = pipe.prefill(ex.ids);
-    r.prefill_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_start).count();
-    std::vector<std::int32_t> history = ex.ids;
+    std::vector<std::int32_t> history;
     bool seen_text = false;
-    const auto t0 = Clock::now();
-    for (int i = 0; i < ex.max_new; ++i) {
-      const std::int32_t next = sampler.sample(logits, history);
-      if (i == 0) r.ttft_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_start).count();
-      if (next == 1 || next == 2) break;
-      r.ids.push_back(next);
-      history.push_back(next);
-      const auto k = std::size_t(next);
-      const bool nl = k < cls.newline.size() && cls.newline[k];
-      if (ex.stop_at_newline && nl && seen_text) break;
+    // Short-answer datasets end at the first newline once some text was generated.
+    const auto on_token = [&](std::int32_t id) {
+      const auto k = std::size_t(id);
+      if (ex.stop_at_newline && k < cls.newline.size() && cls.newline[k] && seen_text) return false;
       if (k < cls.text.size() && cls.text[k]) seen_text = true;
-      if (i + 1 == ex.max_new || pipe.n_past() >= pipe.n_ctx()) break;
-      logits = pipe.decode(next);
-    }
-    r.decode_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      return true;
+    };
+    GenerateResult g = generate(pipe, ex.ids, sampler, history, on_token, {.max_tokens = ex.max_new});
+    ExampleResult r;
+    r.ids = std::move(g.ids);
+    r.prefill_ms = g.prefill_ms;
+    r.ttft_ms = g.ttft_ms;
+    r.decode_ms = g.decode_ms;
     r.token_layers = pipe.stats().prefill_token_layers();
     r.dense_token_layers = pipe.stats().prefill_dense_token_layers();
     out.push_back(std::move(r));
-    if (progress) progress(out.size());
+    if (progress) progress(out.size(), out.back());
   }
   return out;
 }
@@ -91,7 +86,5 @@ std::vector<ExampleResult> run_examples(Backend backend, Policy pol, int n_ctx, 
 std::vector<ExampleResult> run_examples_cuda(const ModelWeights& w, const AnyPolicy& p, int n_ctx,
                                              const std::vector<Prepared>& examples, const TokenClasses& cls,
                                              const Progress& progress, bool device_select);
-/// True when this build has the CUDA backend and a GPU is visible.
-bool cuda_available();
 
 }  // namespace lazyllm::evalrun

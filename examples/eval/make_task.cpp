@@ -8,9 +8,9 @@
 #include <optional>
 #include <string>
 
+#include "../common/cli.hpp"
 #include "lazyllm/eval/task.hpp"
 #include "lazyllm/text/tokenizer.hpp"
-#include "../common/cli.hpp"
 
 namespace {
 
@@ -44,7 +44,6 @@ short of it); only when the required documents alone exceed L is a prompt longer
 
 using lazyllm::cli::UsageError;
 
-
 int run(int argc, char** argv) {
   eval::TaskOptions opt;
   long long count = 100;
@@ -57,21 +56,23 @@ int run(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       return 0;
     } else if (a == "--seed") {
-      const std::string v = value();
-      char* end = nullptr;
-      opt.seed = std::strtoull(v.c_str(), &end, 10);
-      if (v.empty() || *end || v[0] == '-') throw UsageError("--seed: '" + v + "' is not a non-negative integer");
-    } else if (a == "--count") count = cli::parse_int(a, value(), 0);
-    else if (a == "--length") opt.length = cli::parse_int(a, value(), 1);
+      opt.seed = cli::parse_u64(a, value());  // strtoull wrapped seeds above 2^64 - 1
+    } else if (a == "--count")
+      count = cli::parse_int(a, value(), 0);
+    else if (a == "--length")
+      opt.length = cli::parse_int(a, value(), 1);
     else if (a == "--variant") {
       try {
         opt.variant = eval::parse_variant(value());
       } catch (const InvalidArgument& e) {
         throw UsageError(std::string("--variant: ") + e.what());
       }
-    } else if (a == "-z" || a == "--tokenizer") tok_path = value();
-    else if (a == "--emit-prompt") emit_prompt = true;
-    else if (a == "--questions") opt.questions = int(cli::parse_int(a, value(), 1));
+    } else if (a == "-z" || a == "--tokenizer")
+      tok_path = value();
+    else if (a == "--emit-prompt")
+      emit_prompt = true;
+    else if (a == "--questions")
+      opt.questions = int(cli::parse_int(a, value(), 1));
     else if (a == "--answer-position") {
       const std::string v = value();
       const auto colon = v.find(':');
@@ -90,7 +91,8 @@ int run(int argc, char** argv) {
         throw UsageError("--filler: '" + v + "' is not a fraction in [0, 0.95]");
     } else if (a == "-o")
       out_path = value();
-    else throw UsageError("unknown option '" + a + "' (see -h)");
+    else
+      throw UsageError("unknown option '" + a + "' (see -h)");
   }
   eval::LengthCounter counter = eval::word_counter();
   if (!tok_path.empty()) counter = eval::token_counter(load_tokenizer(tok_path));
@@ -113,11 +115,14 @@ int run(int argc, char** argv) {
   }
   out.flush();
   if (!out) throw Error("cannot write " + (out_path.empty() ? std::string("stdout") : out_path));
-  std::fprintf(stderr, "lazyllm-make-task: %lld examples, length %lld..%lld %s (target %lld)\n", count,
-               (long long)min_len, (long long)max_len, tok_path.empty() ? "words" : "tokens", (long long)opt.length);
+  std::fprintf(stderr, "lazyllm-make-task: %lld %s, length %lld..%lld %s (target %lld)\n", count,
+               count == 1 ? "example" : "examples", (long long)min_len, (long long)max_len,
+               tok_path.empty() ? "words" : "tokens", (long long)opt.length);
   if (over)
-    std::fprintf(stderr, "lazyllm-make-task: warning: %lld examples exceed --length %lld (the required documents "
-                         "alone are longer)\n", over, (long long)opt.length);
+    std::fprintf(stderr,
+                 "lazyllm-make-task: warning: %lld examples exceed --length %lld (the required documents "
+                 "alone are longer)\n",
+                 over, (long long)opt.length);
   return 0;
 }
 

@@ -2,29 +2,10 @@
 // The driver's CUDA half: the same generation loop over SelectingCudaBackend (bf16; the GPU
 // selection unless --no-device-select; --precision fp16 and fp32 dispatch to cuda_fp16.cu /
 // cuda_fp32.cu over their CudaBackends).
-#include <cuda_runtime.h>
-
 #include "cuda_run.cuh"
 #include "lazyllm/backend/cuda/selecting_backend.cuh"  // CUB: only this translation unit
 
 namespace lazyllm::driver {
-
-bool cuda_device_available() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-bool cuda_memory_info(std::uint64_t& free_bytes, std::uint64_t& total_bytes) {
-  if (!cuda_device_available()) return false;
-  std::size_t f = 0, t = 0;
-  if (cudaMemGetInfo(&f, &t) != cudaSuccess) {
-    (void)cudaGetLastError();  // clear it: the backend reports its own errors
-    return false;
-  }
-  free_bytes = f;
-  total_bytes = t;
-  return true;
-}
 
 // bf16 runs on SelectingCudaBackend: the percentile rule runs on the GPU (the default); with
 // --no-device-select it is CudaBackend, the policy selecting on the host.

@@ -3,6 +3,7 @@
 // own translation unit (cuda.cu: bf16 and the dispatch; cuda_fp16.cu; cuda_fp32.cu), so the
 // three backends compile in parallel rather than as one long file.
 #pragma once
+#include "../common/gpu_probe.hpp"
 #include "driver.hpp"
 #include "lazyllm/backend/cuda/cuda_backend.cuh"
 
@@ -13,7 +14,7 @@ inline Hooks with_gpu_probe(const Hooks& hooks) {
   Hooks h = hooks;
   h.probe = [outer = hooks.probe](RunResult& r) {
     std::uint64_t f = 0, t = 0;
-    if (cuda_memory_info(f, t)) {
+    if (cli::gpu_memory_info(f, t)) {
       r.gpu_free = std::int64_t(f);
       r.gpu_total = std::int64_t(t);
     }

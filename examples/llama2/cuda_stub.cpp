@@ -10,13 +10,10 @@ namespace {
 }
 }  // namespace
 
-bool cuda_device_available() { return false; }
-
-bool cuda_memory_info(std::uint64_t&, std::uint64_t&) { return false; }
-
 RunResult run_policy_cuda(const ModelWeights&, const AnyPolicy&, const Options&, const Hooks&) { no_cuda(); }
 
-ConversationEnd converse_cuda(const ModelWeights&, const AnyPolicy&, const Options&, const Hooks&, const Conversation&) {
+ConversationEnd converse_cuda(const ModelWeights&, const AnyPolicy&, const Options&, const Hooks&,
+                              const Conversation&) {
   no_cuda();
 }
 

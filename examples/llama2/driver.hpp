@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: MIT
-// What the driver's translation units share: options, the policy variant and the generation loop
-// (instantiated for the CPU backend in main.cpp and for the CUDA backend in cuda.cu).
+// What the driver's translation units share: the policy variant and the sessions over the
+// generation loop (instantiated for the CPU backend in session_cpu.cpp and for the CUDA backend in
+// cuda.cu).
 #pragma once
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -15,56 +19,18 @@
 #include "../common/cli.hpp"
 #include "lazyllm/backend/cpu/cpu_backend.hpp"
 #include "lazyllm/cache/contiguous.hpp"
+#include "lazyllm/generate.hpp"
 #include "lazyllm/model/sampler.hpp"
 #include "lazyllm/pipeline.hpp"
 #include "lazyllm/policy/any.hpp"
 #include "memory.hpp"
+#include "options.hpp"
 
 namespace lazyllm::driver {
 
 using Clock = std::chrono::steady_clock;
 
 using cli::UsageError;
-
-struct Options {
-  std::string model;
-  std::vector<std::int32_t> prompt{1};
-  bool prompt_given = false;
-  int n_predict = 64;
-  int n_ctx = 0;
-  SamplerParams sampler;
-  std::string backend = "auto";
-  // CUDA storage: auto | bf16 | fp16 | fp32 (the CPU reference is fp32). auto becomes the
-  // checkpoint's own dtype before the model loads (resolve_precision in main.cpp).
-  std::string precision = "auto";
-  bool precision_auto = true;  // set by parse_args: --precision not given, or given as auto
-  std::string policy = "dense";
-  int keep_recent = 0;  // --keep-recent N: Lazy also keeps the last N tokens of each set
-  // (cuda, bf16) LazyLLM's percentile rule on the GPU (SelectingCudaBackend): unset = on where the
-  // run stores bf16, off for fp16/fp32; --device-select forces it on (refused for fp16/fp32),
-  // --no-device-select off (the policy selects on the host, as CudaBackend does).
-  std::optional<bool> device_select;
-  std::string schedule = "default";
-  bool schedule_given = false;
-  std::string stats_file;
-  bool print_ids = false;
-  bool compare = false;
-  bool demo = false;     // no -m: the built-in default
-  bool demo_qa = false;  // ... with the shipped models/lazyqa: one generated multi-document question
-  // Text in, text out (main.cpp only; the generation loop sees token ids).
-  std::string tokenizer;    // -z: .model (SentencePiece) or llama2.c tokenizer.bin
-  std::string prompt_text;  // -p TEXT, or the contents of -f FILE once read
-  std::string prompt_file;  // -f FILE ("-" = stdin)
-  bool text_given = false;  // -p or -f
-  int prompt_sources = 0;   // how many of -p, -f, --prompt-ids were given
-  bool chat = false;        // --chat: Llama 2 chat template around the text prompt
-  std::string system;       // --system TEXT
-  bool system_given = false;
-  std::string json_file;    // --json FILE
-  bool interactive = false;  // -i: turns from stdin, the KV cache kept across them
-  bool progress = false;     // --progress: per-layer prefill progress for every prompt
-  bool mem_check = true;     // off with --no-mem-check
-};
 
 using policy::AnyPolicy;
 using policy::make_policy;
@@ -73,30 +39,34 @@ struct RunResult {
   std::vector<std::int32_t> ids;  // generated (a stopping BOS/EOS is not included)
   RunStats stats;                 // this run's (this turn's) steps only
   double prefill_ms = 0, decode_ms = 0;
-  double ttft_ms = 0;  // prefill start to the first generated token sampled (0 when none)
-  int n_prompt = 0;      // tokens prefilled (in interactive mode: the turn's, plus the previous
-                         // answer's last token when it was sampled but not yet in the cache)
-  int cache_before = 0;  // tokens already in the KV cache when the run started (0 for one-shot)
-  int cache_after = 0;   // tokens in the KV cache at the end
-  bool stopped_eos = false;   // generation ended at BOS/EOS
-  bool context_full = false;  // generation ended because the context was full
-  HostMemoryUse host;                               // this process's RSS at the end of the run
-  std::int64_t gpu_free = -1, gpu_total = -1;       // cudaMemGetInfo at the end (CUDA backend)
+  double ttft_ms = 0;                          // prefill start to the first generated token sampled (0 when none)
+  double sample_ms = 0;                        // time in the sampler
+  StopReason stop = StopReason::MaxTokens;     // why generation ended
+  int n_prompt = 0;                            // tokens prefilled (in interactive mode: the turn's, plus the previous
+                                               // answer's last token when it was sampled but not yet in the cache)
+  int cache_before = 0;                        // tokens already in the KV cache when the run started (0 for one-shot)
+  int cache_after = 0;                         // tokens in the KV cache at the end
+  bool stopped_eos = false;                    // generation ended at BOS/EOS
+  bool context_full = false;                   // generation ended because the context was full
+  HostMemoryUse host;                          // this process's RSS at the end of the run
+  std::int64_t gpu_free = -1, gpu_total = -1;  // cudaMemGetInfo at the end (CUDA backend)
 };
 
 /// What a run reports while it goes (kept out of Options so warm-up copies stay silent).
 struct Hooks {
   std::function<void(std::int32_t)> on_token;  // each generated id, as soon as it is sampled
-  bool progress = false;         // progress on stderr for long prefills (>= kPrefillProgressTokens)
-  bool progress_always = false;  // --progress: for every prefill
-  bool tty = false;              // stderr is a terminal: one \r-updated progress line
-  std::function<void(RunResult&)> probe;  // called at the end of each run, pipeline still alive
+  bool progress = false;                       // progress on stderr for long prefills (>= kPrefillProgressTokens)
+  bool progress_always = false;                // --progress: for every prefill
+  bool tty = false;                            // stderr is a terminal: one \r-updated progress line
+  std::function<void(RunResult&)> probe;       // called at the end of each run, pipeline still alive
 };
 
 /// Prompts at least this long get per-layer prefill progress on stderr.
 inline constexpr std::size_t kPrefillProgressTokens = 1024;
 
-inline double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+inline double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
 
 inline std::string does_not_fit(std::size_t n_new, int n_past, int n_ctx) {
   if (n_past == 0)
@@ -112,7 +82,9 @@ template <class Backend, class Policy>
 class Session {
  public:
   Session(Backend backend, Policy pol, const Options& o, const Hooks& hooks)
-      : pipe_(std::move(backend), std::move(pol), {}, o.n_ctx), hooks_(hooks), sampler_(o.sampler) {}
+      : pipe_(std::move(backend), std::move(pol), {}, o.n_ctx), hooks_(hooks), sampler_(o.sampler), min_p_(o.min_p) {
+    if (o.ignore_eos) gen_.stop_ids.clear();
+  }
 
   int n_past() const { return pipe_.n_past(); }
   int n_ctx() const { return pipe_.n_ctx(); }
@@ -138,61 +110,68 @@ class Session {
     r.n_prompt = int(in.size());
     r.cache_before = n_past();
     const std::size_t first_step = pipe_.stats().steps.size();
-    history_.insert(history_.end(), in.begin(), in.end());
 
     const bool progress = hooks_.progress && (hooks_.progress_always || in.size() >= kPrefillProgressTokens);
     const auto t_start = Clock::now();
+    GenerateHooks gh;
     if (progress) {
       std::fprintf(stderr, "prefill: %zu tokens ...\n", in.size());
       std::fflush(stderr);
       pipe_.on_layer([&](const LayerProgress& e) {
         if (e.phase != Phase::Prefill) return;
         pipe_.backend().synchronize();  // time the layer, not its launch
+        // |C_l|: the tokens this layer computed (fewer than the prompt's past a pruning layer), and
+        // the time left at the mean time per layer so far.
+        const double ms = ms_since(t_start), eta = ms / (e.layer + 1) * (e.n_layers - e.layer - 1);
         if (hooks_.tty)
-          std::fprintf(stderr, "\rprefill: layer %d/%d, %d tokens, %.1f ms", e.layer + 1, e.n_layers, e.new_tokens,
-                       ms_since(t_start));
+          std::fprintf(stderr, "\rprefill: layer %d/%d, %d of %zu tokens computed, %.1f ms, ETA %.0f ms   ",
+                       e.layer + 1, e.n_layers, e.computed, in.size(), ms, eta);
         else
-          std::fprintf(stderr, "prefill: layer %d/%d, %d tokens, %.2f ms\n", e.layer + 1, e.n_layers, e.new_tokens,
-                       ms_since(t_start));
+          std::fprintf(stderr, "prefill: layer %d/%d, %d of %zu tokens computed, %.2f ms, ETA %.0f ms\n", e.layer + 1,
+                       e.n_layers, e.computed, in.size(), ms, eta);
         std::fflush(stderr);
       });
+      gh.after_prefill = [&](std::span<const float>) {
+        const double ms = ms_since(t_start);
+        pipe_.on_layer({});
+        if (hooks_.tty) std::fputc('\n', stderr);
+        std::fprintf(stderr, "prefill: %zu tokens in %.2f ms (%.1f tok/s)\n", in.size(), ms,
+                     ms > 0 ? 1000.0 * double(in.size()) / ms : 0.0);
+      };
     }
-    std::span<const float> logits;
+    GenerateResult g;
+    history_.insert(history_.end(), in.begin(), in.end());
+    // --min-p: tokens less likely than min_p times the most likely one are cut before sampling
+    // (on the logits: l < max + ln(min_p)); the sampler then applies its own filters.
+    auto sample = [&](std::span<const float> logits) {
+      if (min_p_ <= 0.0f) return sampler_.sample(logits, history_);
+      cut_.assign(logits.begin(), logits.end());
+      const float floor = *std::max_element(cut_.begin(), cut_.end()) + std::log(min_p_);
+      for (auto& l : cut_)
+        if (l < floor) l = -std::numeric_limits<float>::infinity();
+      return sampler_.sample(cut_, history_);
+    };
+    auto on_token = [&](std::int32_t id) {
+      history_.push_back(id);
+      if (hooks_.on_token) hooks_.on_token(id);
+    };
+    GenerateOptions opt = gen_;
+    opt.max_tokens = n_predict;
     try {
-      logits = pipe_.prefill(in);
+      g = lazyllm::generate(pipe_, in, sample, on_token, opt, gh);
     } catch (...) {
       pipe_.on_layer({});
       throw;
     }
-    r.prefill_ms = ms_since(t_start);
-    if (progress) {
-      pipe_.on_layer({});
-      if (hooks_.tty) std::fputc('\n', stderr);
-      std::fprintf(stderr, "prefill: %zu tokens in %.2f ms (%.1f tok/s)\n", in.size(), r.prefill_ms,
-                   r.prefill_ms > 0 ? 1000.0 * double(in.size()) / r.prefill_ms : 0.0);
-    }
-    const auto t0 = Clock::now();
-    for (int i = 0; i < n_predict; ++i) {
-      const std::int32_t next = sampler_.sample(logits, history_);
-      if (i == 0) r.ttft_ms = ms_since(t_start);
-      if (next == 1 || next == 2) {
-        r.stopped_eos = true;
-        break;
-      }
-      r.ids.push_back(next);
-      if (hooks_.on_token) hooks_.on_token(next);
-      history_.push_back(next);
-      if (pipe_.n_past() >= pipe_.n_ctx()) {
-        r.context_full = i + 1 < n_predict;
-        break;
-      }
-      if (i + 1 == n_predict) {
-        pending_.assign(1, next);  // sampled, not yet in the cache: the next turn prefills it
-        break;
-      }
-      logits = pipe_.decode(next);
-    }
-    r.decode_ms = ms_since(t0);
+    r.ids = std::move(g.ids);
+    r.prefill_ms = g.prefill_ms;
+    r.ttft_ms = g.ttft_ms;
+    r.decode_ms = g.decode_ms;
+    r.sample_ms = g.sample_ms;
+    r.stop = g.stop;
+    r.stopped_eos = g.stop == StopReason::StopToken;
+    r.context_full = g.stop == StopReason::ContextFull;
+    if (g.pending) pending_.assign(1, r.ids.back());  // sampled, not yet in the cache: the next turn prefills it
     r.cache_after = n_past();
     r.stats = pipe_.stats();
     r.stats.steps.erase(r.stats.steps.begin(), r.stats.steps.begin() + std::ptrdiff_t(first_step));
@@ -205,7 +184,10 @@ class Session {
   Pipeline<RuntimeConfig, Policy, ContiguousLayout, Backend> pipe_;
   Hooks hooks_;
   Sampler sampler_;
+  float min_p_ = 0.0f;
+  GenerateOptions gen_;
   std::vector<std::int32_t> history_, pending_;
+  std::vector<float> cut_;
 };
 
 /// One prompt, one answer.
@@ -238,7 +220,8 @@ ConversationEnd converse(Backend backend, Policy pol, const Options& o, const Ho
     const auto tokens = conv.next(t);
     if (!tokens) break;
     if (!s.fits(tokens->size())) {
-      end.error = "turn " + std::to_string(t + 1) + ": " + does_not_fit(tokens->size() + s.pending(), s.n_past(), s.n_ctx());
+      end.error =
+          "turn " + std::to_string(t + 1) + ": " + does_not_fit(tokens->size() + s.pending(), s.n_past(), s.n_ctx());
       break;
     }
     conv.done(t, s.turn(*tokens, o.n_predict));
@@ -252,9 +235,5 @@ RunResult run_policy_cuda(const ModelWeights& w, const AnyPolicy& p, const Optio
 /// Interactive mode on the CUDA backend (cuda.cu).
 ConversationEnd converse_cuda(const ModelWeights& w, const AnyPolicy& p, const Options& o, const Hooks& hooks,
                               const Conversation& conv);
-/// True when this build has the CUDA backend and a GPU is visible.
-bool cuda_device_available();
-/// cudaMemGetInfo of the current device; false when there is no CUDA build or no GPU.
-bool cuda_memory_info(std::uint64_t& free_bytes, std::uint64_t& total_bytes);
 
 }  // namespace lazyllm::driver

@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: MIT
 // What a run did: token sets per layer and step, compute, revivals, Aux Cache, timing.
+// (JSON output: lazyllm/report/json.hpp, opt-in, so the core needs no JSON library.)
 #pragma once
 #include <cstdint>
 #include <numeric>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "lazyllm/policy/pruning_policy.hpp"
 
@@ -57,34 +56,5 @@ struct RunStats {
     return d ? double(prefill_token_layers()) / double(d) : 1.0;
   }
 };
-
-inline nlohmann::json to_json(const StepStats& s) {
-  return {{"phase", s.phase == Phase::Prefill ? "prefill" : "decode"},
-          {"new_tokens", s.new_tokens},
-          {"context", s.context},
-          {"selected", s.selected},
-          {"computed", s.computed},
-          {"token_layers", s.token_layers()},
-          {"dense_token_layers", s.dense_token_layers()},
-          {"revivals", s.revivals},
-          {"ms", s.ms}};
-}
-
-inline nlohmann::json to_json(const RunStats& r) {
-  nlohmann::json steps = nlohmann::json::array();
-  for (const auto& s : r.steps) steps.push_back(to_json(s));
-  return {{"policy", r.policy},
-          {"schedule", r.schedule},
-          {"n_layers", r.n_layers},
-          {"prefill_token_layers", r.prefill_token_layers()},
-          {"prefill_dense_token_layers", r.prefill_dense_token_layers()},
-          {"prefill_fraction", r.prefill_fraction()},
-          {"total_token_layers", r.total_token_layers()},
-          {"total_dense_token_layers", r.total_dense_token_layers()},
-          {"total_revivals", r.total_revivals()},
-          {"aux_peak_entries", r.aux_peak_entries},
-          {"aux_peak_bytes", r.aux_peak_bytes},
-          {"steps", steps}};
-}
 
 }  // namespace lazyllm

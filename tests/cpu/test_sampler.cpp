@@ -4,7 +4,7 @@
 #include <random>
 
 #include "lazyllm/model/sampler.hpp"
-#include "lazyllm/stats.hpp"
+#include "lazyllm/report/json.hpp"
 #include "test_util.hpp"
 
 using namespace lazyllm;

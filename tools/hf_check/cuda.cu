@@ -13,11 +13,6 @@
 
 namespace lazyllm::hf_check {
 
-bool cuda_available() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
 CudaOutput run_cuda(const ModelWeights& w, const CudaRequest& req) {
   CudaOutput out;
   const int dev = gpu::detail::require_device();  // a clear Error without a GPU

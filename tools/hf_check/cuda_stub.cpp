@@ -5,8 +5,6 @@
 
 namespace lazyllm::hf_check {
 
-bool cuda_available() { return false; }
-
 CudaOutput run_cuda(const ModelWeights&, const CudaRequest&) {
   throw Error("--backend cuda: this build has no CUDA backend (configure with LAZYLLM_CUDA=ON and nvcc)");
 }

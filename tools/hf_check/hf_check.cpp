@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../../examples/common/gpu_probe.hpp"
 #include "hf_check.hpp"
 #include "lazyllm/backend/cpu/cpu_backend.hpp"
 #include "lazyllm/cache/contiguous.hpp"
@@ -179,7 +180,7 @@ int run(int argc, char** argv) {
   }
   const std::vector<int> positions(pos_set.begin(), pos_set.end());
 
-  if (want_cuda && !cuda_available())
+  if (want_cuda && !cli::gpu_available())
     throw Error("--backend " + backend + ": no CUDA GPU is usable, or this build has no CUDA backend (use --backend cpu)");
   // With the CUDA backend, fp16/bf16 tensors stay as they are in the file (the upload path users
   // get); the CPU reference converts them to fp32 itself.

@@ -41,7 +41,6 @@ struct CudaOutput {
   bool has_lazy = false;
   RunOutput lazy;                       // policy::Lazy(schedule)
 };
-bool cuda_available();
 CudaOutput run_cuda(const ModelWeights& w, const CudaRequest& req);
 
 namespace impl {

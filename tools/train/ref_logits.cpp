@@ -112,19 +112,22 @@ int main(int argc, char** argv) {
     const auto ref_gen = j.at("greedy_ids").get<std::vector<std::int32_t>>();
     const ModelWeights w = load_model(argv[1]);
     Pipeline<RuntimeConfig, policy::Dense, ContiguousLayout, CpuBackend> pipe(CpuBackend{w}, policy::Dense{});
-    auto logits = pipe.prefill(ids);
+    // Greedy for as many tokens as the reference, through EOS (kept) when it comes first; the
+    // prompt's logits are compared with the reference's.
+    std::vector<float> logits;
+    GenerateHooks hooks;
+    hooks.after_prefill = [&](std::span<const float> l) { logits.assign(l.begin(), l.end()); };
+    const std::vector<std::int32_t> gen =
+        generate(
+            pipe, ids, [](std::span<const float> l) { return argmax(l); },
+            [](std::int32_t id) { return id != 2; },
+            {.max_tokens = int(ref_gen.size()), .stop_ids = {}, .feed_last = true}, hooks)
+            .ids;
     if (logits.size() != ref.size()) {
       std::fprintf(stderr, "vocab differs: %zu vs %zu\n", logits.size(), ref.size());
       return 1;
     }
     const auto [max_diff, max_abs] = logit_diff(logits, ref);
-    std::vector<std::int32_t> gen;
-    for (std::size_t s = 0; s < ref_gen.size(); ++s) {
-      const auto next = std::int32_t(argmax(logits));
-      gen.push_back(next);
-      if (next == 2) break;
-      logits = pipe.decode(next);
-    }
     std::string g, r;
     for (auto x : gen) g += std::to_string(x) + " ";
     for (auto x : ref_gen) r += std::to_string(x) + " ";

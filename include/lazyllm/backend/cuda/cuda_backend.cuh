@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "lazyllm/backend/attention_backend.hpp"
+#include "lazyllm/backend/memory_need.hpp"
 #include "lazyllm/backend/cuda/attention.cuh"
 #include "lazyllm/cache/kv_store.hpp"
 #include "lazyllm/engine/pool.hpp"
@@ -75,10 +76,8 @@ class CudaModel {
 
     hid_ = (c.hidden_dim + 7) / 8 * 8;  // padded with zero weights: 16-byte aligned rows everywhere
     const std::int64_t d = c.dim, kvd = c.kv_dim(), v = c.vocab_size, hid = hid_;
-    const std::int64_t per_layer = (d + 2 * kvd) * d + d * d + 2 * hid * d + d * hid;
-    const std::int64_t n_store = v * d * (c.tied_embeddings ? 1 : 2) + c.n_layers * per_layer;
-    const std::uint64_t need = std::uint64_t(n_store) * sizeof(ST) + std::uint64_t(c.n_layers * 2 + 1) * d * 4 +
-                               std::uint64_t(c.max_seq_len) * (c.head_dim() / 2) * 8;
+    const std::int64_t n_store = std::int64_t(gpu_stored_weight_values(c));  // backend/memory_need.hpp
+    const std::uint64_t need = gpu_weight_bytes(c, int(sizeof(ST)));
     const std::uint64_t free_b = gpu::detail::free_device_bytes();
     if (need > free_b)
       throw Error("CudaModel: the model needs " + gpu::detail::format_bytes(need) + " of GPU memory for its " +

@@ -1,0 +1,27 @@
+# The README's two commands share build/: scripts/demo.sh must not configure it without tests, and
+# scripts/test.sh must turn tests on itself and fail when ctest finds none (a build configured
+# without them once printed "No tests were found!!!" and then "all CPU tests ... passed").
+# .ci/run runs both, in the README's order. Variables: ROOT.
+file(READ ${ROOT}/scripts/demo.sh demo)
+file(READ ${ROOT}/scripts/test.sh test)
+file(READ ${ROOT}/.ci/run ci)
+set(failures "")
+if(demo MATCHES "LAZYLLM_BUILD_TESTS=OFF")
+  list(APPEND failures "scripts/demo.sh configures build/ without tests")
+endif()
+if(NOT test MATCHES "-DLAZYLLM_BUILD_TESTS=ON")
+  list(APPEND failures "scripts/test.sh does not turn the tests on explicitly")
+endif()
+if(NOT test MATCHES "ctest [^\n]*--no-tests=error")
+  list(APPEND failures "scripts/test.sh runs ctest without --no-tests=error")
+endif()
+string(FIND "${ci}" "bash scripts/demo.sh" at_demo)
+string(FIND "${ci}" "bash scripts/test.sh" at_test)
+if(at_demo LESS 0 OR at_test LESS 0 OR at_test LESS at_demo)
+  list(APPEND failures ".ci/run does not run scripts/demo.sh then scripts/test.sh")
+endif()
+if(failures)
+  list(JOIN failures "\n" msg)
+  message(FATAL_ERROR "${msg}")
+endif()
+message(STATUS "scripts: demo.sh and test.sh configure what they need; ctest refuses to find no tests")
