@@ -86,8 +86,8 @@ TEST_CASE("window: the first `sink` tokens and the most recent ones, the nominal
   CHECK(keep == std::vector<std::uint8_t>{1, 1, 0, 0, 0, 0, 0, 1, 1, 1});
   policy::Window(Schedule::parse("2:0.5"), 0).select(args, keep);  // no sink: the last 5
   CHECK(keep == std::vector<std::uint8_t>{0, 0, 0, 0, 0, 1, 1, 1, 1, 1});
-  policy::Window(Schedule::parse("2:0.8"), 4).select(args, keep);  // keeps 2: the sink yields to the last token
-  CHECK(keep == std::vector<std::uint8_t>{1, 0, 0, 0, 0, 0, 0, 0, 0, 1});
+  policy::Window(Schedule::parse("2:0.8"), 4).select(args, keep);  // nominal 2: the sinks stay, and the newest
+  CHECK(keep == std::vector<std::uint8_t>{1, 1, 1, 1, 0, 0, 0, 0, 0, 1});
   policy::Window(Schedule::parse("2:0.0"), 4).select(args, keep);  // keeps all
   CHECK(keep == std::vector<std::uint8_t>(10, 1));
   std::vector<std::uint8_t> one(1);
@@ -236,4 +236,35 @@ TEST_CASE("schedules live in schedule.hpp: presets and schedule_from_string unde
   CHECK(schedule_from_string("2:0.7", 4) == Schedule::parse("2:0.7"));
   CHECK_THROWS_WITH_AS(schedule_from_string("9:0.5", 4), doctest::Contains("not below the model's 4"), InvalidArgument);
   CHECK(nominal_token_layer_fraction(Schedule::parse("2:0.7"), 4) == doctest::Approx((2 + 2 * 0.3) / 4));
+}
+
+TEST_CASE("static: earlier tokens keep their sets, this step's tokens get the rule over their own scores") {
+  // Tokens 0..5 are from earlier steps (5, the previous newest, has K/V everywhere); 6..9 are new.
+  std::vector<std::int32_t> pos(10);
+  std::iota(pos.begin(), pos.end(), 0);
+  const std::vector<float> scores{.9f, .9f, .9f, .9f, .9f, .9f, .1f, .4f, .3f, .2f};
+  const std::vector<std::uint8_t> cached{1, 0, 1, 0, 0, 1, 0, 0, 0, 0};
+  std::vector<std::uint8_t> keep(10);
+  const policy::Static st(Schedule::parse("1:0.5"));
+  st.select(SelectArgs{1, 4, Phase::Prefill, 3, pos, scores, cached}, keep);
+  // Old: exactly the cached ones, whatever their scores. New: the top half of {.1,.4,.3,.2}.
+  CHECK(keep == std::vector<std::uint8_t>{1, 0, 1, 0, 0, 1, 0, 1, 1, 0});
+  // The first step: nothing cached, so the rule over every token, as Lazy.
+  const std::vector<std::uint8_t> none(10, 0);
+  std::vector<std::uint8_t> lazy_keep(10);
+  st.select(SelectArgs{1, 4, Phase::Prefill, 0, pos, scores, none}, keep);
+  policy::Lazy(Schedule::parse("1:0.5")).select(SelectArgs{1, 4, Phase::Prefill, 0, pos, scores, none}, lazy_keep);
+  CHECK(keep == lazy_keep);
+  // A decode step: only the newest is new (8, the previous newest, has K/V everywhere).
+  const std::vector<std::uint8_t> dec{1, 0, 1, 1, 0, 1, 0, 1, 1, 0};
+  std::vector<std::uint8_t> k2(10);
+  st.select(SelectArgs{1, 4, Phase::Decode, 5, pos, scores, {dec.data(), 10}}, k2);
+  CHECK(k2 == std::vector<std::uint8_t>{1, 0, 1, 1, 0, 1, 0, 1, 1, 1});
+  // The bare rule stands for Static's selection in the first step only: it delegates given the step.
+  CHECK(st.percentile_rule(1, Phase::Prefill) < 0.0f);
+  CHECK(st.percentile_rule(1, Phase::Prefill, 0) == 0.5f);
+  CHECK(st.percentile_rule(1, Phase::Prefill, 2) < 0.0f);
+  CHECK(policy::AnyPolicy(st).percentile_rule(1, Phase::Prefill, 0) == 0.5f);
+  CHECK(policy::AnyPolicy(st).percentile_rule(1, Phase::Prefill, 2) < 0.0f);
+  CHECK(policy::AnyPolicy(policy::Lazy(Schedule::parse("1:0.5"))).percentile_rule(1, Phase::Decode, 7) == 0.5f);
 }
