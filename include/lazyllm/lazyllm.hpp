@@ -9,6 +9,7 @@
 #include "lazyllm/config/llama2.hpp"
 #include "lazyllm/config/model_config.hpp"
 #include "lazyllm/io/load.hpp"
+#include "lazyllm/model/finite.hpp"
 #include "lazyllm/model/sampler.hpp"
 #include "lazyllm/model/weights.hpp"
 #include "lazyllm/pipeline.hpp"
