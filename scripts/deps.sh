@@ -2,6 +2,8 @@
 # Installs the Debian packages the build needs (idempotent; quiet when everything is there).
 set -euo pipefail
 pkgs=(cmake g++ make doctest-dev nlohmann-json3-dev libsentencepiece-dev)
+# `deps.sh fuzz`: clang and its libFuzzer runtime, for the fuzz step of scripts/test.sh only.
+if [ "${1:-}" = fuzz ]; then pkgs=(clang libclang-rt-dev); fi
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
