@@ -33,3 +33,25 @@ if { [ -x /usr/local/cuda/bin/nvcc ] || command -v nvcc >/dev/null 2>&1; } &&
   "$BUILD/consumer-cuda/consumer_cuda"
 fi
 echo "lazyllm: all CPU tests and package checks passed" >&2
+
+# ---- Sanitizers and fuzzing (docs/reliability.md) -------------------------------------------------
+# The CPU test suite again, built with AddressSanitizer + UndefinedBehaviorSanitizer (tests only,
+# no CUDA, in its own build folder); any report fails the run.
+ASAN_BUILD=${ASAN_BUILD:-$BUILD-asan}
+t0=$(date +%s)
+cmake -S . -B "$ASAN_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
+      -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+      -DLAZYLLM_CUDA=OFF -DLAZYLLM_BUILD_EXAMPLES=OFF -DLAZYLLM_BUILD_BENCHMARKS=OFF >/dev/null
+cmake --build "$ASAN_BUILD" -j "$JOBS" --target lazyllm-tests
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir "$ASAN_BUILD" -L cpu -R '^cpu:' --output-on-failure -j "$JOBS"
+echo "lazyllm: sanitizer build and CPU tests took $(( $(date +%s) - t0 )) s" >&2
+# The fuzz targets (tests/fuzz): with clang's libFuzzer each runs for LAZYLLM_FUZZ_SECONDS (20)
+# from its seed corpus; without clang they replay the corpus under the sanitizers.
+bash scripts/deps.sh fuzz
+t0=$(date +%s)
+FUZZ_CXX=$(command -v clang++ || command -v c++)
+cmake -S tests/fuzz -B "$BUILD-fuzz" -DCMAKE_CXX_COMPILER="$FUZZ_CXX" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD-fuzz" -j "$JOBS"
+ctest --test-dir "$BUILD-fuzz" -L fuzz --output-on-failure -j "$JOBS"
+echo "lazyllm: fuzz build and runs took $(( $(date +%s) - t0 )) s; sanitizers and fuzzers clean" >&2

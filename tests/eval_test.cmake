@@ -139,6 +139,10 @@ endif()
 file(WRITE ${WORK}/badpos.jsonl "{\"input\": \"q\", \"context\": \"c\", \"answers\": [\"a\"], \"dataset\": \"lazyllm_mdqa\", \"n_docs\": 3, \"answer_doc\": 3}\n")
 expect_command(eval-bad-position 1 "badpos.jsonl:1: \"answer_doc\" 3 is not a document of 3" ${EVAL} -m ${MODEL} -z ${TOK}
                --data ${WORK}/badpos.jsonl --policy dense --backend cpu)
+# Numbers are range-checked before they are narrowed (2^40 was read as document 0).
+file(WRITE ${WORK}/bigpos.jsonl "{\"input\": \"q\", \"context\": \"c\", \"answers\": [\"a\"], \"dataset\": \"lazyllm_mdqa\", \"n_docs\": 3, \"answer_doc\": 1099511627776}\n")
+expect_command(eval-big-position 1 "bigpos.jsonl:1: \"answer_doc\" 1099511627776 is out of range \\(0..2147483647\\)"
+               ${EVAL} -m ${MODEL} -z ${TOK} --data ${WORK}/bigpos.jsonl --policy dense --backend cpu)
 
 # A code-completion dataset (LongBench lcc format) is scored with code similarity.
 file(WRITE ${WORK}/lcc.jsonl "{\"input\": \"\", \"context\": \"def f(x):\\n\", \"answers\": [\"    return x\"], \"dataset\": \"lcc\", \"_id\": \"c1\"}\n")

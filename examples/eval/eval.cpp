@@ -26,6 +26,7 @@
 #include "eval_run.hpp"
 #include "lazyllm/eval/datasets.hpp"
 #include "lazyllm/eval/metrics.hpp"
+#include "lazyllm/eval/record.hpp"
 #include "lazyllm/io/load.hpp"
 #include "lazyllm/text/tokenizer.hpp"
 
@@ -192,20 +193,10 @@ struct Example {
   bool truncated = false;
   int answer_doc = -1, n_docs = 0;  // lazyllm-make-task records: where the answer is
   /// The answer document's fifth of the context (0 = first, 4 = last), or -1 when unknown.
-  int position_bucket() const { return answer_doc >= 0 && n_docs > 0 ? std::min(4, answer_doc * 5 / n_docs) : -1; }
-};
-
-std::vector<std::string> string_list(const nlohmann::json& j, const std::string& where, const char* field) {
-  std::vector<std::string> out;
-  if (j.is_null()) return out;
-  if (j.is_string()) return {j.get<std::string>()};
-  if (!j.is_array()) throw Error(where + ": \"" + field + "\" is not a list of strings");
-  for (const auto& v : j) {
-    if (!v.is_string()) throw Error(where + ": \"" + field + "\" is not a list of strings");
-    out.push_back(v.get<std::string>());
+  int position_bucket() const {
+    return answer_doc >= 0 && n_docs > 0 ? int(std::min<long long>(4, 5LL * answer_doc / n_docs)) : -1;
   }
-  return out;
-}
+};
 
 std::vector<Example> read_jsonl(const Options& o) {
   std::ifstream f(o.data, std::ios::binary);
@@ -216,38 +207,16 @@ std::vector<Example> read_jsonl(const Options& o) {
     if (o.limit >= 0 && (long long)out.size() >= o.limit) break;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = o.data + ":" + std::to_string(n);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(where + ": not a JSON object (" + e.what() + ")");
-    }
-    if (!j.is_object()) throw Error(where + ": not a JSON object");
-    auto str = [&](const char* k, bool required) -> std::string {
-      if (!j.contains(k) || j[k].is_null()) {
-        if (required) throw Error(where + ": missing \"" + k + "\"");
-        return {};
-      }
-      if (!j[k].is_string()) throw Error(where + ": \"" + k + "\" is not a string");
-      return j[k].get<std::string>();
-    };
+    eval::Record r = eval::parse_record(line, o.data, n, o.dataset);  // types and ranges checked
     Example e;
-    e.context = str("context", true);
-    e.input = str("input", false);
-    e.id = j.contains("_id") && j["_id"].is_string() ? j["_id"].get<std::string>() : "line-" + std::to_string(n);
-    e.dataset = o.dataset.empty() ? str("dataset", true) : o.dataset;
-    if (!j.contains("answers")) throw Error(where + ": missing \"answers\"");
-    e.answers = string_list(j["answers"], where, "answers");
-    if (e.answers.empty()) throw Error(where + ": \"answers\" is empty");
-    if (j.contains("all_classes")) e.all_classes = string_list(j["all_classes"], where, "all_classes");
-    if (j.contains("answer_doc") && j.contains("n_docs") && j["answer_doc"].is_number_integer() &&
-        j["n_docs"].is_number_integer()) {
-      e.answer_doc = j["answer_doc"].get<int>();
-      e.n_docs = j["n_docs"].get<int>();
-      if (e.n_docs < 1 || e.answer_doc < 0 || e.answer_doc >= e.n_docs)
-        throw Error(where + ": \"answer_doc\" " + std::to_string(e.answer_doc) + " is not a document of " +
-                    std::to_string(e.n_docs));
-    }
+    e.id = std::move(r.id);
+    e.dataset = std::move(r.dataset);
+    e.input = std::move(r.input);
+    e.context = std::move(r.context);
+    e.answers = std::move(r.answers);
+    e.all_classes = std::move(r.all_classes);
+    e.answer_doc = r.answer_doc;
+    e.n_docs = r.n_docs;
     try {
       e.spec = &eval::dataset_spec(e.dataset);
     } catch (const InvalidArgument& err) {

@@ -22,6 +22,7 @@
 
 #include "../common/gpu_probe.hpp"
 #include "app.hpp"
+#include "lazyllm/model/finite.hpp"
 #include "lazyllm/io/load.hpp"
 #include "lazyllm/text/chat.hpp"
 
@@ -142,23 +143,7 @@ void set_up_output(App& app) {
 /// --check-weights: every weight read once; a NaN or Inf is a corrupt checkpoint (exit 1).
 void check_weights_finite(const ModelWeights& w) {
   const auto t0 = Clock::now();
-  int index = 0;
-  std::vector<float> buf;
-  for_each_weight(w, [&](const WeightView& t, std::int64_t n) {
-    ++index;
-    if (t.empty()) return;
-    constexpr std::int64_t kChunk = 1 << 16;
-    for (std::int64_t at = 0; at < n; at += kChunk) {
-      const std::int64_t len = std::min(kChunk, n - at);
-      buf.resize(std::size_t(len));
-      t.to_f32(at, len, buf.data());
-      for (std::int64_t i = 0; i < len; ++i)
-        if (!std::isfinite(buf[std::size_t(i)]))
-          throw FormatError(w.source, "weight tensor " + std::to_string(index) + " (for_each_weight order) holds " +
-                                          (std::isnan(buf[std::size_t(i)]) ? "NaN" : "Inf") + " at element " +
-                                          std::to_string(at + i) + ": the checkpoint is corrupt");
-    }
-  });
+  check_finite(w);
   std::fprintf(stderr, "weights: every value finite (checked in %.1f ms)\n", ms_since(t0));
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "lazyllm/detail/error.hpp"
+#include "lazyllm/model/finite.hpp"
 #include "lazyllm/model/sampler.hpp"
 
 namespace lazyllm {
@@ -77,15 +78,12 @@ struct GenerateHooks {
 
 namespace detail {
 
-/// Throws Error when the logits hold a NaN or an Inf (read from the bits: no -ffast-math
-/// surprises), naming the first one, the step and the likely causes.
+/// Throws Error when the logits hold a NaN or an Inf, naming the first one, the step and the likely
+/// causes (check_finite_logits' test, with the step).
 inline void check_logits_finite(std::span<const float> logits, int step) {
   for (std::size_t i = 0; i < logits.size(); ++i) {
-    std::uint32_t u;
-    std::memcpy(&u, &logits[i], 4);
-    if ((u & 0x7F800000u) != 0x7F800000u) continue;
-    const char* what = (u & 0x007FFFFFu) ? "nan" : (u >> 31) ? "-inf" : "inf";
-    throw Error(std::string("the logits are not finite (") + what + " at token id " + std::to_string(i) + " of " +
+    if (is_finite_bits(logits[i])) continue;
+    throw Error("the logits are not finite (" + finite_word(logits[i]) + " at token id " + std::to_string(i) + " of " +
                 std::to_string(logits.size()) + ", " +
                 (step == 0 ? std::string("after the prefill") : "at decode step " + std::to_string(step)) +
                 "): the weights hold NaN/Inf or the activations overflowed (check the weights, e.g. "

@@ -11,6 +11,7 @@
 #include "lazyllm/engine/engine.hpp"
 #include "lazyllm/generate.hpp"
 #include "lazyllm/io/load.hpp"
+#include "lazyllm/model/finite.hpp"
 #include "lazyllm/model/sampler.hpp"
 #include "lazyllm/model/weights.hpp"
 #include "lazyllm/pipeline.hpp"

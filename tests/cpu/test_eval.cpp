@@ -11,6 +11,7 @@
 
 #include "lazyllm/eval/datasets.hpp"
 #include "lazyllm/eval/metrics.hpp"
+#include "lazyllm/eval/record.hpp"
 #include "lazyllm/eval/task.hpp"
 #include "lazyllm/text/tokenizer.hpp"
 #include "test_util.hpp"
@@ -523,4 +524,43 @@ TEST_CASE("datasets: metric table, refusals, templates") {
   CHECK(fill_template("[{input}|{context}|{input}]", "{input}", "x") == "[x|{input}|x]");
   CHECK(score(dataset_spec("hotpotqa"), "the cat sat", {"dog", "a cat sat down"}) == doctest::Approx(0.8));
   CHECK(score(dataset_spec("trec"), "country", {"country"}, {"city", "country"}) == 1.0);
+}
+
+TEST_CASE("records: JSONL lines are read with every type and numeric range checked") {
+  using lazyllm::FormatError;
+  using lazyllm::eval::parse_record;
+  const std::string base = R"("context": "c", "input": "q", "answers": ["a"], "dataset": "lazyllm_mdqa")";
+  auto line = [&](const std::string& extra) { return "{" + base + extra + "}"; };
+  const auto r = parse_record(line(R"(, "_id": "x7", "n_docs": 3, "answer_doc": 2)"), "f.jsonl", 4);
+  CHECK(r.id == "x7");
+  CHECK(r.answers == std::vector<std::string>{"a"});
+  CHECK(r.answer_doc == 2);
+  CHECK(r.n_docs == 3);
+  const auto plain = parse_record(line(""), "f.jsonl", 9);
+  CHECK(plain.id == "line-9");
+  CHECK(plain.answer_doc == -1);
+  CHECK(parse_record(R"({"context": "c", "answers": "a"})", "f.jsonl", 1, "qasper").dataset == "qasper");
+  // Numbers are range-checked before they are narrowed: 2^40 was read as 0.
+  auto bad = [&](const std::string& text, const std::string& msg) {
+    CAPTURE(text);
+    CHECK_THROWS_WITH_AS(parse_record(text, "f.jsonl", 4), ("f.jsonl:4: " + msg).c_str(), FormatError);
+  };
+  bad(line(R"(, "n_docs": 3, "answer_doc": 1099511627776)"),
+      "\"answer_doc\" 1099511627776 is out of range (0..2147483647)");
+  bad(line(R"(, "n_docs": 4294967297, "answer_doc": 0)"), "\"n_docs\" 4294967297 is out of range (1..2147483647)");
+  bad(line(R"(, "n_docs": 3, "answer_doc": -1)"), "\"answer_doc\" -1 is out of range (0..2147483647)");
+  bad(line(R"(, "n_docs": 0, "answer_doc": 0)"), "\"n_docs\" 0 is out of range (1..2147483647)");
+  bad(line(R"(, "n_docs": 3, "answer_doc": 1.0)"), "\"answer_doc\" 1.0 is not an integer");
+  bad(line(R"(, "n_docs": 3, "answer_doc": "1")"), "\"answer_doc\" \"1\" is not an integer");
+  bad(line(R"(, "n_docs": 3, "answer_doc": 3)"), "\"answer_doc\" 3 is not a document of 3");
+  bad(line(R"(, "answer_doc": 1)"), "has \"answer_doc\" without \"n_docs\"");
+  bad(line(R"(, "n_docs": 18446744073709551615, "answer_doc": 0)"),
+      "\"n_docs\" 18446744073709551615 is out of range (1..2147483647)");
+  bad(R"({"input": "q", "answers": ["a"], "dataset": "d"})", "missing \"context\"");
+  bad(R"({"context": 5, "answers": ["a"], "dataset": "d"})", "\"context\" is not a string");
+  bad(R"({"context": "c", "answers": [1], "dataset": "d"})", "\"answers\" is not a list of strings");
+  bad(R"({"context": "c", "answers": [], "dataset": "d"})", "\"answers\" is empty");
+  bad(R"([1, 2])", "not a JSON object");
+  CHECK_THROWS_WITH_AS(parse_record("{\"context\": ", "f.jsonl", 4),
+                       doctest::Contains("f.jsonl:4: not a JSON object ("), FormatError);
 }

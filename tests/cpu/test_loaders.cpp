@@ -7,12 +7,18 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
 #include "../../examples/llama2/memory.hpp"  // the driver's peek_weight_dtype (--precision auto)
 #include "lazyllm/backend/cpu/cpu_backend.hpp"
+#include "lazyllm/cache/contiguous.hpp"
 #include "lazyllm/io/load.hpp"
+#include "lazyllm/model/finite.hpp"
+#include "lazyllm/pipeline.hpp"
+#include "lazyllm/policy/dense.hpp"
+#include "random_model.hpp"
 #include "test_util.hpp"
 
 using namespace lazyllm;
@@ -327,10 +333,11 @@ TEST_CASE("llama2.c: malformed files give FormatErrors naming the file") {
   expect_format_error(load("kv.bin", with_header(4, 3)), "kv.bin", "not divisible by n_kv_heads 3");
   expect_format_error(load("vocab_v1.bin", with_header(5, -V, true)), "vocab_v1.bin", "vocab_size must be positive");
   expect_format_error(load("intmin.bin", with_header(5, INT_MIN)), "intmin.bin", "bad header");
-  // Absurd sizes must not overflow into a small "expected" size.
+  // Absurd sizes are refused by name at parse time, before any size is computed from them.
   std::string huge;
   for (int x : {1 << 30, INT_MAX, INT_MAX, 1 << 29, 1 << 29, -INT_MAX, INT_MAX}) put<std::int32_t>(huge, x);
-  expect_format_error(load("huge.bin", huge + std::string(4096, '\0')), "huge.bin", "truncated: expected at least");
+  expect_format_error(load("huge.bin", huge + std::string(4096, '\0')), "huge.bin",
+                      "bad header: invalid model config: dim 1073741824 is above the supported maximum 65536");
 
   expect_format_error([&] { load_model(dir / "absent.bin"); }, "absent.bin", "no such file or directory");
 }
@@ -644,4 +651,216 @@ TEST_CASE("HF directory: missing or mis-shaped tensors and bad config.json give 
   const auto noweights = test::scratch("ld_hf_noweights");
   test::write_file(noweights / "config.json", hf_config().dump());
   expect_format_error(load(noweights), "ld_hf_noweights", "neither model.safetensors nor model.safetensors.index.json");
+}
+
+// ---- numeric limits, extents, finiteness, shard paths (docs/reliability.md) --------------------
+
+TEST_CASE("every dimension is bounded at parse time, and size arithmetic is overflow-checked") {
+  const auto dir = test::scratch("ld_limits");
+  // A 40-byte llama2.c file whose header is otherwise consistent: dim 2^30 is named, not sized.
+  std::string h;
+  for (int x : {1 << 30, 4, 1, 1 << 29, 1 << 29, 5, 3}) put<std::int32_t>(h, x);
+  h += std::string(12, '\0');
+  const auto bin = write(dir, "dim30.bin", h);
+  expect_format_error([&] { load_model(bin); }, "dim30.bin", "dim 1073741824 is above the supported maximum 65536");
+  // The driver's pre-load look at the header (for its memory estimate, which computed n_params()
+  // from it) has no shape for it, so the load reports the file.
+  CHECK_FALSE(driver::peek_config(bin).has_value());
+  for (auto [index, value, what] : {std::tuple{1, 1 << 19, "hidden_dim 524288"},
+                                    {2, 5000, "n_layers 5000"},
+                                    {5, 1 << 23, "vocab_size 8388608"},
+                                    {6, 1 << 25, "max_seq_len 33554432"}}) {
+    std::string b = llama2c_file(false, false);
+    std::memcpy(b.data() + 4 * index, &value, 4);
+    expect_format_error([&] { load_model(write(dir, "big.bin", b)); }, "big.bin",
+                        std::string(what) + " is above the supported maximum");
+  }
+  // config.json: the key is named.
+  auto cfg = hf_config();
+  cfg["hidden_size"] = 1 << 30;
+  expect_format_error([&] { load_hf(hf_dir("ld_limits_hf", hf_tensors(), "F32", cfg)); }, "config.json",
+                      "key 'hidden_size' 1073741824 is above the supported maximum 65536");
+  cfg = hf_config();
+  cfg["vocab_size"] = 18446744073709551615ull;  // once read as -1
+  expect_format_error([&] { load_hf(hf_dir("ld_limits_hf", hf_tensors(), "F32", cfg)); }, "config.json",
+                      "key 'vocab_size' is not an int (got 18446744073709551615)");
+  cfg = hf_config();
+  cfg["rms_norm_eps"] = 1e300;  // no float holds it
+  expect_format_error([&] { load_hf(hf_dir("ld_limits_hf", hf_tensors(), "F32", cfg)); }, "config.json",
+                      "key 'rms_norm_eps' is out of range (got 1e+300)");
+  cfg = hf_config();
+  cfg["rope_theta"] = 0;
+  expect_format_error([&] { load_hf(hf_dir("ld_limits_hf", hf_tensors(), "F32", cfg)); }, "config.json",
+                      "rope_theta 0.000000 is not a positive finite number");
+
+  // n_params() is checked arithmetic: a shape past the limits (never validated) throws instead of
+  // overflowing; the largest valid shape fits.
+  RuntimeConfig c;
+  c.dim = 1 << 30, c.hidden_dim = 1 << 30, c.n_layers = 1 << 20, c.n_heads = 1, c.n_kv_heads = 1;
+  c.vocab_size = 1 << 30, c.max_seq_len = 1;
+  CHECK_THROWS_WITH_AS(c.n_params(), "invalid model config: the parameter count overflows a 64-bit integer",
+                       ConfigError);
+  c.dim = ConfigLimits::max_dim, c.hidden_dim = ConfigLimits::max_hidden_dim, c.n_layers = ConfigLimits::max_layers;
+  c.n_heads = c.n_kv_heads = 512, c.vocab_size = ConfigLimits::max_vocab_size,
+  c.max_seq_len = ConfigLimits::max_seq_len;
+  c.validate();
+  CHECK(c.n_params() > (std::int64_t(1) << 45));
+  CHECK(driver::host_need(c, c.max_seq_len, c.n_layers, true).weights == std::uint64_t(c.n_params()) * 4);
+}
+
+TEST_CASE("weight views carry extents, checked where weights are bound") {
+  auto w = test::random_model(test::small_config());
+  check_weights(w);
+  // A short buffer for layers[1].wq: refused by name before anything reads it.
+  std::vector<float> short_buf(100, 0.0f);
+  w.layers[1].wq = std::span<const float>(short_buf);
+  CHECK_THROWS_WITH_AS(check_weights(w), "weights: layers[1].wq holds 100 elements, the config needs 1024",
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(CpuBackend{w}, "weights: layers[1].wq holds 100 elements, the config needs 1024", ConfigError);
+  w = test::random_model(test::small_config());
+  w.layers.pop_back();
+  CHECK_THROWS_WITH_AS(check_weights(w), "weights: 3 layers of weights for a config of 4 layers", ConfigError);
+  w = test::random_model(test::small_config());
+  w.final_norm = WeightView();
+  CHECK_THROWS_WITH_AS(CpuBackend{w}, "weights: final_norm is missing (a null view)", ConfigError);
+  // A view never reads past its extent, whatever the caller asks.
+  const std::vector<float> four{1, 2, 3, 4};
+  const WeightView v = std::span<const float>(four);
+  CHECK(v.size() == 4);
+  float out[4];
+  v.to_f32(1, 3, out);
+  CHECK(out[2] == 4.0f);
+  CHECK_THROWS_WITH_AS(v.to_f32(2, 3, out), "weight read of elements [2, 5) is outside the tensor's 4 elements", Error);
+  CHECK_THROWS_AS(v.at(-1), Error);
+  CHECK(WeightView(four.data()).size() == WeightView::kUnknownSize);  // a bare pointer: trusted, unchecked
+  // The loaders set every extent.
+  const auto dir = test::scratch("ld_extents");
+  for (const auto& m :
+       {load_model(write(dir, "m.bin", llama2c_file(false, false))), load_hf(hf_dir("ld_ext_hf", hf_tensors(), "BF16")),
+        load_hf(hf_dir("ld_ext_hf", hf_tensors(), "BF16"), LoadOptions{.keep_source_dtype = true})})
+    for_each_named_weight(m, [&](const std::string& name, const WeightView& t, std::int64_t n) {
+      CAPTURE(name);
+      CHECK(t.size() == n);
+    });
+}
+
+TEST_CASE("non-finite weights are found at load, named; non-finite logits fail in one line") {
+  const auto dir = test::scratch("ld_finite");
+  // A llama2.c file whose embedding is all NaN: loads (the bytes are well-formed), then
+  // check_finite names the tensor and element.
+  std::string b = llama2c_file(false, false);
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (int i = 0; i < V * D; ++i) std::memcpy(b.data() + 28 + 4 * i, &nan, 4);
+  const auto w = load_model(write(dir, "nan.bin", b));
+  CHECK(find_non_finite(w).has_value());
+  expect_format_error([&] { check_finite(w); }, "nan.bin",
+                      "weight token_embedding[0] is nan: the checkpoint is corrupt (no output could be trusted)");
+  // An Inf deep inside a layer of a bf16 checkpoint, in its own dtype and converted.
+  auto ts = hf_tensors();
+  for (auto& t : ts)
+    if (t.name == "model.layers.1.mlp.down_proj.weight") t.values[17] = -inf;
+  const auto bad = hf_dir("ld_finite_hf", ts, "BF16");
+  for (bool keep : {false, true}) {
+    const auto m = load_hf(bad, LoadOptions{.keep_source_dtype = keep});
+    const auto f = find_non_finite(m);
+    REQUIRE(f.has_value());
+    CHECK(f->tensor == "layers[1].w2");
+    CHECK(f->index == 17);
+    expect_format_error([&] { check_finite(m); }, "ld_finite_hf", "weight layers[1].w2[17] is -inf");
+  }
+  ts = hf_tensors();
+  for (auto& t : ts)
+    if (t.name == "lm_head.weight") t.values.back() = inf;
+  CHECK(find_non_finite(load_hf(hf_dir("ld_finite_cls", ts, "BF16")))->tensor == "classifier");
+  // fp16 bits: exponent 0x1F is Inf or NaN, 0x7BFF (65504) is finite.
+  std::vector<std::uint16_t> half(9000, 0x7BFF);
+  CHECK(detail::first_non_finite(WeightView(half.data(), TensorDType::F16, 9000), 9000) == -1);
+  half[8191] = 0xFE00;
+  CHECK(detail::first_non_finite(WeightView(half.data(), TensorDType::F16, 9000), 9000) == 8191);
+  // Finite models pass, large ones on every thread (the scan is chunked).
+  CHECK_NOTHROW(check_finite(load_hf(hf_dir("ld_finite_ok", hf_tensors(), "F16"))));
+  auto big = test::random_model(test::small_config());
+  RuntimeConfig bc = big.config;
+  bc.vocab_size = 1 << 16;
+  std::vector<float> huge(std::size_t(bc.vocab_size) * bc.dim, 0.25f);
+  huge[huge.size() - 3] = nan;
+  big.config = bc;
+  big.token_embedding = big.classifier = std::span<const float>(huge);
+  const auto hit = find_non_finite(big);
+  REQUIRE(hit.has_value());
+  CHECK(hit->tensor == "token_embedding");
+  CHECK(hit->index == std::int64_t(huge.size()) - 3);
+
+  std::vector<float> logits{0.5f, 1.0f, -2.0f};
+  CHECK_NOTHROW(check_finite_logits(logits));
+  logits[1] = nan;
+  CHECK_THROWS_WITH_AS(check_finite_logits(logits),
+                       "the logits are not finite (nan at token id 1 of 3): the weights hold NaN/Inf or the "
+                       "activations overflowed (check the weights with check_finite(), or use fp32)",
+                       Error);
+  logits[1] = 1.0f, logits[2] = -inf;
+  CHECK_THROWS_WITH_AS(check_finite_logits(logits), doctest::Contains("(-inf at token id 2 of 3)"), Error);
+  // Through a pipeline: an all-NaN embedding gives NaN logits, which the check names.
+  const auto model = load_model(write(dir, "nan2.bin", b));
+  Pipeline<RuntimeConfig, policy::Dense, ContiguousLayout, CpuBackend> pipe{CpuBackend{model}};
+  const std::vector<std::int32_t> ids{1, 2, 3};
+  CHECK_THROWS_WITH_AS(check_finite_logits(pipe.prefill(ids)), doctest::Contains("the logits are not finite (nan"),
+                       Error);
+}
+
+TEST_CASE("a sharded index names files inside the model directory only") {
+  namespace fs = std::filesystem;
+  const auto ts = hf_tensors();
+  const auto root = test::scratch("ld_shards");
+  const auto dir = root / "model";
+  fs::create_directories(dir);
+  test::write_file(dir / "config.json", hf_config().dump());
+  test::write_file(dir / "model-1.safetensors", safetensors(ts, "F32"));
+  // A complete, valid checkpoint outside the directory: the index must not reach it.
+  test::write_file(root / "outside.safetensors", safetensors(ts, "F32"));
+  auto index_to = [&](const std::string& file) {
+    json index = {{"weight_map", json::object()}};
+    for (const auto& t : ts) index["weight_map"][t.name] = file;
+    test::write_file(dir / "model.safetensors.index.json", index.dump());
+  };
+  index_to("model-1.safetensors");
+  CHECK_NOTHROW(load_model(dir));
+  index_to("../outside.safetensors");
+  expect_format_error(
+      [&] { load_model(dir); }, "model.safetensors.index.json",
+      "shard '../outside.safetensors' has a '..' component (shards must lie inside the model directory)");
+  index_to((root / "outside.safetensors").string());
+  expect_format_error([&] { load_model(dir); }, "model.safetensors.index.json", "is an absolute path");
+  index_to("sub/../../outside.safetensors");
+  expect_format_error([&] { load_model(dir); }, "model.safetensors.index.json", "has a '..' component");
+  index_to("");
+  expect_format_error([&] { load_model(dir); }, "model.safetensors.index.json", "shard '' is not a file name");
+  // A symlink inside the directory that leads out of it.
+  fs::create_symlink(root / "outside.safetensors", dir / "link.safetensors");
+  index_to("link.safetensors");
+  expect_format_error([&] { load_model(dir); }, "model.safetensors.index.json", "outside the model directory");
+  fs::create_directory_symlink(root, dir / "up");
+  index_to("up/outside.safetensors");
+  expect_format_error([&] { load_model(dir); }, "model.safetensors.index.json", "outside the model directory");
+  // Links that stay inside, and a subfolder, are fine.
+  fs::create_directories(dir / "shards");
+  test::write_file(dir / "shards" / "a.safetensors", safetensors(ts, "F32"));
+  fs::create_symlink("shards/a.safetensors", dir / "inner.safetensors");
+  index_to("inner.safetensors");
+  CHECK_NOTHROW(load_model(dir));
+  index_to("shards/a.safetensors");
+  CHECK_NOTHROW(load_model(dir));
+  // The Hugging Face cache: every file of a snapshot links into one blobs folder, the index too.
+  const auto hub = root / "hub", blobs = hub / "blobs", snap = hub / "snapshots" / "abc";
+  fs::create_directories(blobs);
+  fs::create_directories(snap);
+  test::write_file(blobs / "cfg", hf_config().dump());
+  test::write_file(blobs / "s1", safetensors(ts, "F32"));
+  json index = {{"weight_map", json::object()}};
+  for (const auto& t : ts) index["weight_map"][t.name] = "model-1.safetensors";
+  test::write_file(blobs / "idx", index.dump());
+  fs::create_symlink("../../blobs/cfg", snap / "config.json");
+  fs::create_symlink("../../blobs/s1", snap / "model-1.safetensors");
+  fs::create_symlink("../../blobs/idx", snap / "model.safetensors.index.json");
+  CHECK_NOTHROW(load_model(snap));
 }

@@ -287,12 +287,14 @@ TEST_CASE(
   const auto any_dev = run(RuleBackend{w}, policy::AnyPolicy(policy::Lazy(s)));
   CHECK(std::get<0>(any_dev) == std::get<0>(lazy_host));
   CHECK(std::get<3>(any_dev) == 3 * 9);
-  // Static: the rule in the prefill only; decode keeps the cached sets on the host.
+  // Static: the bare rule is its selection in the first step only, which a pipeline can hand
+  // to the backend when it passes the step (percentile_rule's three-argument form); at most the
+  // prefill's 3 boundaries. Later steps keep the cached sets on the host.
   const auto st_host = run(CpuBackend{w}, policy::Static(s));
   const auto st_dev = run(RuleBackend{w}, policy::Static(s));
   CHECK(std::get<0>(st_dev) == std::get<0>(st_host));
   CHECK(std::get<1>(st_dev) == std::get<1>(st_host));
-  CHECK(std::get<3>(st_dev) == 3);
+  CHECK(std::get<3>(st_dev) <= 3);
   // Not the bare rule (keep_recent adds tokens; RandomDrop has no scores rule) or switched off:
   // the policy selects on the host.
   const auto recent_dev = run(RuleBackend{w}, policy::Lazy(s, 4));
@@ -337,4 +339,69 @@ TEST_CASE("bad input: prompt longer than the context, token outside the vocabula
   using Wrong = Pipeline<config::Stories260K, policy::Dense, ContiguousLayout, CpuBackend>;
   CHECK_THROWS_WITH_AS(Wrong(CpuBackend{w}), doctest::Contains("does not match"), ConfigError);
   CHECK_THROWS_AS(CpuPipe<policy::Lazy>(CpuBackend{w}, policy::Lazy(Schedule::parse("4:0.5"))), InvalidArgument);
+}
+
+namespace {
+// A prompt, `n` greedy steps, a second prompt (the next turn of a chat), `n` more steps; the cache
+// invariant after every step. Returns every step's logits.
+template <class Pipe>
+std::vector<float> two_turns(Pipe& p, const std::vector<std::int32_t>& a, const std::vector<std::int32_t>& b, int n,
+                             bool aux_layer(int)) {
+  std::vector<float> all;
+  auto take = [&](std::span<const float> l) {
+    all.insert(all.end(), l.begin(), l.end());
+    check_cache_invariants(p, p.layout(), p.config().n_layers, aux_layer);
+    return argmax(l);
+  };
+  auto next = take(p.prefill(a));
+  for (int i = 0; i < n; ++i) next = take(p.decode(next));
+  next = take(p.prefill(b));
+  for (int i = 0; i < n; ++i) next = take(p.decode(next));
+  return all;
+}
+}  // namespace
+
+TEST_CASE("static prunes each prompt once, over several prompts too, and never revives") {
+  const auto w = random_model(small_config(), 8, 0.3f);
+  const Schedule s = Schedule::parse("1:0.5,3:0.5");
+  CpuPipe<policy::Static> st(CpuBackend{w}, policy::Static(s));
+  const auto a = prompt_of(40, 6, w.config.vocab_size), b = prompt_of(24, 9, w.config.vocab_size);
+  two_turns(st, a, b, 4, [](int l) { return l == 1 || l == 3; });
+  const auto& steps = st.stats().steps;
+  REQUIRE(steps.size() == 10);
+  CHECK(st.stats().total_revivals() == 0);
+  // The second prompt: the earlier tokens keep their layer-1 set (the last decode step's, whose
+  // newest token joined it), and layer 1 computes only the second prompt's tokens the rule keeps:
+  // at least half of the 24, never all.
+  const auto &before = steps[4], &turn = steps[5];
+  CHECK(turn.phase == Phase::Prefill);
+  CHECK(turn.selected[1] == before.selected[1] + turn.computed[1]);
+  CHECK(turn.computed[1] >= 12);
+  CHECK(turn.computed[1] < 24);
+  for (std::size_t k = 6; k < steps.size(); ++k) CHECK(steps[k].token_layers() == 4);  // decode: the new token only
+  // Through AnyPolicy, and with a backend that selects itself, the same run bit for bit.
+  CpuPipe<policy::AnyPolicy> any(CpuBackend{w}, policy::AnyPolicy(policy::Static(s)));
+  Pipeline<RuntimeConfig, policy::Static, ContiguousLayout, RuleBackend> dev(RuleBackend{w}, policy::Static(s));
+  CpuPipe<policy::Static> ref(CpuBackend{w}, policy::Static(s));
+  const auto want = two_turns(ref, a, b, 4, [](int l) { return l == 1 || l == 3; });
+  CHECK(two_turns(any, a, b, 4, [](int l) { return l == 1 || l == 3; }) == want);
+  CHECK(two_turns(dev, a, b, 4, [](int l) { return l == 1 || l == 3; }) == want);
+  CHECK(dev.stats().total_revivals() == 0);
+  CHECK(dev.backend().calls <= 3);  // the bare rule in the first prefill at most
+}
+
+TEST_CASE("window never revives, on short contexts and over several prompts too: the sinks always stay") {
+  const auto w = random_model(small_config(), 8, 0.3f);
+  const auto V = w.config.vocab_size;
+  CpuPipe<policy::Window> win(CpuBackend{w}, policy::Window(Schedule::parse("1:0.5"), 4));
+  two_turns(win, prompt_of(6, 3, V), prompt_of(9, 4, V), 12, [](int l) { return l == 1; });
+  CHECK(win.stats().total_revivals() == 0);
+  // Kept going into layer 1: the 4 sinks and the newest while the nominal n - floor(n/2) is at
+  // most 4 (6 tokens: 5 kept), the nominal count from there on.
+  for (const auto& st : win.stats().steps) {
+    CAPTURE(st.context);
+    const int n = st.context, want = n - n / 2;
+    CHECK(st.selected[1] == (n <= 4 ? n : want > 4 ? want : 5));
+  }
+  CHECK(win.stats().steps[0].selected == std::vector<int>{6, 5, 5, 5});
 }

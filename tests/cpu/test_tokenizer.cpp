@@ -260,6 +260,34 @@ TEST_CASE("tokenizer: garbage .model file is a FormatError naming it") {
   lazyllm::test::write_file(empty, "");
   CHECK(what_of_format_error(empty).find(empty.string() + ": ") == 0);
 }
+
+TEST_CASE("tokenizer: a SentencePiece model without a BOS piece refuses to add BOS (fuzz regression)") {
+  // tests/fuzz/corpus/sentencepiece/regress-no-bos-piece: "<s>" has an unknown piece type, so
+  // SentencePiece's bos_id() is -1, which encode(text, true) once put first in the ids.
+  const auto dir = lazyllm::test::scratch("tok_sp_nobos");
+  std::ifstream in(lazyllm::test::test_data() / ".." / "fuzz" / "corpus" / "sentencepiece" / "regress-no-bos-piece",
+                   std::ios::binary);
+  lazyllm::test::write_file(dir / "nobos.model",
+                            std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
+  const Tokenizer tok = lazyllm::load_tokenizer(dir / "nobos.model");
+  CHECK(tok.bos_id() == -1);
+  CHECK_THROWS_WITH_AS(tok.encode("Hello", true), "this SentencePiece model has no BOS piece; encode without BOS",
+                       lazyllm::InvalidArgument);
+  for (auto id : tok.encode("Hello", false)) CHECK((id >= 0 && id < tok.vocab_size()));
+}
+
+TEST_CASE("tokenizer: a SentencePiece model libsentencepiece throws on is a FormatError (fuzz regression)") {
+  // tests/fuzz/corpus/sentencepiece/regress-empty-piece-throws: a unigram model with an empty
+  // piece, on which SentencePieceProcessor::Load throws Darts' own exception type.
+  const auto dir = lazyllm::test::scratch("tok_sp_throws");
+  std::ifstream in(
+      lazyllm::test::test_data() / ".." / "fuzz" / "corpus" / "sentencepiece" / "regress-empty-piece-throws",
+      std::ios::binary);
+  lazyllm::test::write_file(dir / "bad.model",
+                            std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
+  CHECK(what_of_format_error(dir / "bad.model").find((dir / "bad.model").string() + ": not a SentencePiece model (") ==
+        0);
+}
 #endif  // LAZYLLM_WITH_SENTENCEPIECE
 
 TEST_CASE("chat: Llama 2 template, system + user") {

@@ -10,7 +10,8 @@ The method as implemented here: S_0 = every prompt token. Layer l runs on the to
 (causal attention among them in position order, RoPE at their original positions). Its score
 for token i of S_l is the last token's attention probability to i, mean over heads. Going into
 a scheduled layer l+1 with percentile p: threshold = the k-th smallest score of S_l with
-k = min(floor(p * |S_l|), |S_l| - 1) (0-based; p as a float32, as schedules store it); keep the
+k = min(floor(p * |S_l|), |S_l| - 1) (0-based; p the decimal as written, in exact integer
+arithmetic: 0.7 of 10 is 7, although float32(0.7) * 10 is 6.99999988); keep the
 tokens scoring at or above it (ties kept) and the last token. The logits come from the last
 token after the final norm (tied embeddings).
 
@@ -25,12 +26,12 @@ float reordering, so it is left out rather than making a fragile test.
       --schedules "2:0.5,4:0.5;2:0.35,3:0.7,4:0.5,5:0.5" -o models/lazyqa-notes/reference_lazy.json
 """
 import argparse
+import fractions
 import json
 import math
 import os
 import sys
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -103,7 +104,8 @@ class LazyRun:
 
     def __init__(self, model, schedule):
         self.m = model
-        self.plan = {int(a): float(np.float32(b)) for a, b in (e.split(":") for e in schedule.split(","))} if schedule else {}
+        # layer -> percentile as an exact fraction (the decimal text, not a float)
+        self.plan = {int(a): fractions.Fraction(b) for a, b in (e.split(":") for e in schedule.split(","))} if schedule else {}
         self.kv = [dict() for _ in range(model.L)]  # layer -> {position: (k [KV, hd], v [KV, hd])}
         self.aux = {}  # position -> (layer, hidden state at the input of that layer)
         self.n = 0  # context length
@@ -142,7 +144,7 @@ class LazyRun:
             hid = {p: out[j] for j, p in enumerate(comp)}
             if i + 1 in self.plan:
                 n = score.numel()
-                kth = min(int(math.floor(self.plan[i + 1] * n)), n - 1)
+                kth = min(math.floor(self.plan[i + 1] * n), n - 1)
                 srt = torch.sort(score).values
                 thr = srt[kth]
                 below, above = srt[srt < thr], srt[srt > thr]

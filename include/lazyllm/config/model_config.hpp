@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The ModelConfig customisation point: the shape of a Llama-architecture model.
 #pragma once
+#include <cmath>
 #include <concepts>
 #include <cstdint>
 #include <ostream>
@@ -37,6 +38,30 @@ concept ModelConfig = requires(const C& c) {
   { c.tied_embeddings } -> std::convertible_to<bool>;
 };
 
+/// The largest shape lazyllm accepts, dimension by dimension: several times the largest Llama
+/// (405B: dim 16384, hidden 53248, 126 layers, 128 heads, vocab 128256, 131072 positions), and
+/// small enough that every size computed from them (weights, KV and Aux Cache, in elements or
+/// bytes) fits an int64 with room to spare. RuntimeConfig::validate() refuses anything larger, so
+/// a corrupt header fails as "dim 1073741824 is above ..." instead of as an absurd size.
+struct ConfigLimits {
+  static constexpr int max_dim = 1 << 16;         // 65536
+  static constexpr int max_hidden_dim = 1 << 18;  // 262144
+  static constexpr int max_layers = 1 << 10;      // 1024
+  static constexpr int max_heads = 1 << 12;       // 4096 (query or key/value heads)
+  static constexpr int max_vocab_size = 1 << 22;  // 4194304
+  static constexpr int max_seq_len = 1 << 24;     // 16777216
+};
+
+namespace detail {
+/// a * b + c in int64, or ConfigError naming `what` on overflow (callers pass non-negative values).
+constexpr std::int64_t checked_mad(std::int64_t a, std::int64_t b, std::int64_t c, const char* what) {
+  std::int64_t r = 0;
+  if (__builtin_mul_overflow(a, b, &r) || __builtin_add_overflow(r, c, &r))
+    throw ConfigError(std::string("invalid model config: ") + what + " overflows a 64-bit integer");
+  return r;
+}
+}  // namespace detail
+
 /// A configuration whose sizes are known at run time (read from a checkpoint or config.json).
 struct RuntimeConfig {
   int dim = 0;
@@ -55,11 +80,18 @@ struct RuntimeConfig {
   constexpr int kv_dim() const { return head_dim() * n_kv_heads; }
   constexpr int group_size() const { return n_kv_heads > 0 ? n_heads / n_kv_heads : 0; }
 
-  /// Number of weights in the model (embedding and classifier counted once when tied).
+  /// Number of weights in the model (embedding and classifier counted once when tied). Checked
+  /// arithmetic: ConfigError for a shape whose count overflows (validate() refuses such shapes).
   constexpr std::int64_t n_params() const {
     const std::int64_t d = dim, h = hidden_dim, kv = kv_dim(), v = vocab_size;
-    const std::int64_t per_layer = 2 * d + d * d * 2 + 2 * d * kv + 3 * d * h;
-    return v * d * (tied_embeddings ? 1 : 2) + n_layers * per_layer + d;
+    constexpr const char* what = "the parameter count";
+    if (d < 0 || h < 0 || kv < 0 || v < 0 || n_layers < 0)
+      throw ConfigError("invalid model config: negative dimension in " + std::string(what));
+    std::int64_t per_layer = detail::checked_mad(2 * d, d, 2 * d, what);  // 2 norms, wq + wo
+    per_layer = detail::checked_mad(2 * d, kv, per_layer, what);          // wk + wv
+    per_layer = detail::checked_mad(3 * d, h, per_layer, what);           // w1, w2, w3
+    const std::int64_t embed = detail::checked_mad(v, d, 0, what);
+    return detail::checked_mad(n_layers, per_layer, detail::checked_mad(embed, tied_embeddings ? 1 : 2, d, what), what);
   }
 
   /// Throws ConfigError naming the first inconsistency.
@@ -72,14 +104,26 @@ struct RuntimeConfig {
     if (n_kv_heads <= 0) fail("n_kv_heads must be positive (got " + std::to_string(n_kv_heads) + ")");
     if (vocab_size <= 0) fail("vocab_size must be positive (got " + std::to_string(vocab_size) + ")");
     if (max_seq_len <= 0) fail("max_seq_len must be positive (got " + std::to_string(max_seq_len) + ")");
+    auto bound = [&](const char* name, int v, int max) {
+      if (v > max)
+        fail(std::string(name) + " " + std::to_string(v) + " is above the supported maximum " + std::to_string(max));
+    };
+    bound("dim", dim, ConfigLimits::max_dim);
+    bound("hidden_dim", hidden_dim, ConfigLimits::max_hidden_dim);
+    bound("n_layers", n_layers, ConfigLimits::max_layers);
+    bound("n_heads", n_heads, ConfigLimits::max_heads);
+    bound("n_kv_heads", n_kv_heads, ConfigLimits::max_heads);
+    bound("vocab_size", vocab_size, ConfigLimits::max_vocab_size);
+    bound("max_seq_len", max_seq_len, ConfigLimits::max_seq_len);
     if (dim % n_heads != 0)
       fail("dim " + std::to_string(dim) + " is not divisible by n_heads " + std::to_string(n_heads));
     if (n_heads % n_kv_heads != 0)
       fail("n_heads " + std::to_string(n_heads) + " is not divisible by n_kv_heads " +
            std::to_string(n_kv_heads));
     if (head_dim() % 2 != 0) fail("head_dim " + std::to_string(head_dim()) + " must be even for RoPE");
-    if (!(norm_eps > 0.0f)) fail("norm_eps must be positive");
-    if (!(rope_theta > 0.0f)) fail("rope_theta must be positive");
+    if (!(norm_eps > 0.0f) || !(norm_eps < 1.0f)) fail("norm_eps " + std::to_string(norm_eps) + " is not in (0, 1)");
+    if (!(rope_theta > 0.0f) || !std::isfinite(rope_theta))
+      fail("rope_theta " + std::to_string(rope_theta) + " is not a positive finite number");
   }
 
   friend bool operator==(const RuntimeConfig&, const RuntimeConfig&) = default;

@@ -4,11 +4,14 @@
 #pragma once
 #include <cctype>
 #include <climits>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -41,15 +44,24 @@ inline RuntimeConfig hf_config(const std::filesystem::path& path) {
     if (!present(key)) throw FormatError(p, std::string("missing key '") + key + "'");
     return j[key];
   };
-  auto as_int = [&](const char* key) {
+  // A dimension: an integer in [1, max] (ConfigLimits), named by its key when it is not.
+  auto as_int = [&](const char* key, int max) {
     const auto& v = require(key);
-    if (!v.is_number_integer() || v.get<std::int64_t>() < INT_MIN || v.get<std::int64_t>() > INT_MAX)
+    if (!v.is_number_integer() || v.get<std::int64_t>() < INT_MIN ||
+        (v.is_number_unsigned() ? v.get<std::uint64_t>() > INT_MAX : v.get<std::int64_t>() > INT_MAX))
       throw FormatError(p, std::string("key '") + key + "' is not an int (got " + v.dump() + ")");
-    return int(v.get<std::int64_t>());
+    const int x = int(v.get<std::int64_t>());
+    if (x > max)
+      throw FormatError(p, std::string("key '") + key + "' " + std::to_string(x) + " is above the supported maximum " +
+                               std::to_string(max));
+    return x;
   };
   auto as_float = [&](const nlohmann::json& v, const char* key) {
     if (!v.is_number()) throw FormatError(p, std::string("key '") + key + "' is not a number (got " + v.dump() + ")");
-    return v.get<float>();
+    const double x = v.get<double>();  // range-checked before narrowing: a double past FLT_MAX has no float
+    if (!(std::fabs(x) <= double(std::numeric_limits<float>::max())))
+      throw FormatError(p, std::string("key '") + key + "' is out of range (got " + v.dump() + ")");
+    return float(x);
   };
   auto expect_string = [&](const char* key, const char* want, const char* what) {
     if (present(key) && j[key] != want)
@@ -63,13 +75,14 @@ inline RuntimeConfig hf_config(const std::filesystem::path& path) {
     if (present(bias) && j[bias] != false)
       throw FormatError(p, std::string(bias) + " " + j[bias].dump() + " is not supported (Llama has no biases)");
   RuntimeConfig c;
-  c.dim = as_int("hidden_size");
-  c.hidden_dim = as_int("intermediate_size");
-  c.n_layers = as_int("num_hidden_layers");
-  c.n_heads = as_int("num_attention_heads");
-  c.n_kv_heads = present("num_key_value_heads") ? as_int("num_key_value_heads") : c.n_heads;
-  c.vocab_size = as_int("vocab_size");
-  c.max_seq_len = as_int("max_position_embeddings");
+  using Lim = ConfigLimits;
+  c.dim = as_int("hidden_size", Lim::max_dim);
+  c.hidden_dim = as_int("intermediate_size", Lim::max_hidden_dim);
+  c.n_layers = as_int("num_hidden_layers", Lim::max_layers);
+  c.n_heads = as_int("num_attention_heads", Lim::max_heads);
+  c.n_kv_heads = present("num_key_value_heads") ? as_int("num_key_value_heads", Lim::max_heads) : c.n_heads;
+  c.vocab_size = as_int("vocab_size", Lim::max_vocab_size);
+  c.max_seq_len = as_int("max_position_embeddings", Lim::max_seq_len);
   c.norm_eps = as_float(require("rms_norm_eps"), "rms_norm_eps");
   c.rope_theta = present("rope_theta") ? as_float(j["rope_theta"], "rope_theta") : 10000.0f;
   if (present("rope_parameters")) {  // transformers 5 moves rope_theta / rope_type here
@@ -89,10 +102,40 @@ inline RuntimeConfig hf_config(const std::filesystem::path& path) {
   } catch (const ConfigError& e) {
     throw FormatError(p, e.what());
   }
-  if (present("head_dim") && as_int("head_dim") != c.head_dim())
+  if (present("head_dim") && as_int("head_dim", Lim::max_dim) != c.head_dim())
     throw FormatError(p, "head_dim " + j["head_dim"].dump() + " differs from hidden_size / num_attention_heads = " +
                              std::to_string(c.head_dim()) + " (not supported)");
   return c;
+}
+
+/// The file a sharded checkpoint's index names, if it lies inside the model directory: a relative
+/// path without "..", whose real path (symlinks resolved) is inside the directory's real path.
+/// When the index is itself a symlink (the Hugging Face cache links every file of a snapshot into
+/// one blobs folder), the folder its real path lies in counts as inside too. FormatError otherwise.
+inline std::filesystem::path shard_path(const std::filesystem::path& dir, const std::string& name,
+                                        const std::filesystem::path& index) {
+  namespace fs = std::filesystem;
+  auto refuse = [&](const std::string& why) {
+    throw FormatError(index.string(), "shard '" + name + "' " + why + " (shards must lie inside the model directory)");
+  };
+  const fs::path rel(name);
+  if (name.empty() || rel.filename().empty()) refuse("is not a file name");
+  if (rel.has_root_path()) refuse("is an absolute path");
+  for (const auto& part : rel)
+    if (part == "..") refuse("has a '..' component");
+  auto inside = [](const fs::path& real, const fs::path& root) {
+    const fs::path r = real.lexically_relative(root);
+    return !r.empty() && *r.begin() != "..";
+  };
+  std::error_code ec;
+  const fs::path real = fs::weakly_canonical(dir / rel, ec);
+  if (ec) refuse("cannot be resolved (" + ec.message() + ")");
+  const fs::path root = fs::weakly_canonical(dir, ec);
+  if (ec) refuse("cannot be resolved (" + ec.message() + ")");
+  if (inside(real, root)) return dir / rel;
+  if (fs::is_symlink(index, ec) && inside(real, fs::weakly_canonical(index, ec).parent_path()) && !ec) return dir / rel;
+  refuse("resolves to " + real.string() + ", outside the model directory");
+  return {};
 }
 
 }  // namespace detail
@@ -130,7 +173,7 @@ inline ModelWeights load_hf(const std::filesystem::path& dir, const LoadOptions&
     for (const auto& [name, file] : j["weight_map"].items()) {
       if (!file.is_string()) throw FormatError(index.string(), "weight_map entry '" + name + "' is not a file name");
       auto& s = shards[file.get<std::string>()];
-      if (!s) s = SafetensorsFile::open(dir / file.get<std::string>());
+      if (!s) s = SafetensorsFile::open(detail::shard_path(dir, file.get<std::string>(), index));
       if (!s->has(name))
         throw FormatError(s->path(), "missing tensor '" + name + "' (listed in " + index.filename().string() + ")");
       where[name] = s;
@@ -149,7 +192,7 @@ inline ModelWeights load_hf(const std::filesystem::path& dir, const LoadOptions&
                                                 ", the config implies " + shape_string(shape));
     dtypes.insert(to_string(info.dtype));
     if (opts.keep_source_dtype && info.dtype != TensorDType::F32) return it->second->view(name);
-    return it->second->as_f32(name, w.storage);
+    return std::span<const float>(it->second->as_f32(name, w.storage), std::size_t(info.numel()));
   };
   const std::int64_t d = c.dim, h = c.hidden_dim, kv = c.kv_dim(), v = c.vocab_size;
   w.token_embedding = get("model.embed_tokens.weight", {v, d});

@@ -20,12 +20,12 @@ constexpr std::size_t kLlama2cV1Header = 256;
 struct FloatCursor {
   const MappedFile& file;
   std::size_t offset;
-  const float* take(std::int64_t n) {
+  WeightView take(std::int64_t n) {
     const auto bytes = std::size_t(n) * sizeof(float);
     if (bytes > file.size() - offset) throw FormatError(file.path(), "truncated (tensor past end of file)");
-    const auto* p = reinterpret_cast<const float*>(file.bytes().data() + offset);
+    const auto* p = file.bytes().data() + offset;
     offset += bytes;
-    return p;
+    return WeightView(p, TensorDType::F32, n);
   }
 };
 

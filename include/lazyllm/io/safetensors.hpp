@@ -125,7 +125,7 @@ class SafetensorsFile {
   /// promise; WeightView reads 2-byte values with memcpy).
   WeightView view(const std::string& name) const {
     const TensorInfo& t = info(name);
-    return WeightView(file_->bytes().data() + t.begin, t.dtype);
+    return WeightView(file_->bytes().data() + t.begin, t.dtype, t.numel());
   }
 
   /// The tensor converted to fp32 (a copy, whatever its dtype).

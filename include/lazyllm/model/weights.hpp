@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -16,17 +17,27 @@ namespace lazyllm {
 
 /// One weight tensor, not owned: fp32 data (a view into a mapped fp32 file, or a converted copy)
 /// or, for a checkpoint loaded with `LoadOptions::keep_source_dtype`, fp16/bf16 data straight
-/// from the mapped file. Built implicitly from an fp32 pointer, so hand-made weights read as
-/// before; read back as fp32 only through `f32()`, which refuses other dtypes.
+/// from the mapped file. A view carries its extent (element count) when it is built from a span or
+/// with a count, as the loaders do; check_weights() compares it with the shape the config implies
+/// where weights are bound, and to_f32() never reads past it. A bare `const float*` still converts
+/// (implicitly: hand-made weights read as before) but carries no extent (size() == -1), so nothing
+/// can check it: prefer a span. Read back as fp32 only through `f32()`, which refuses other dtypes.
 class WeightView {
  public:
+  static constexpr std::int64_t kUnknownSize = -1;
+
   WeightView() = default;
   WeightView(const float* p) noexcept : data_(p) {}  // implicit on purpose: fp32 pointers are views
-  WeightView(const void* p, TensorDType t) noexcept : data_(p), dtype_(t) {}
+  WeightView(std::span<const float> s) noexcept : data_(s.data()), size_(std::int64_t(s.size())) {}  // implicit too
+  WeightView(const void* p, TensorDType t, std::int64_t size = kUnknownSize) noexcept
+      : data_(p), dtype_(t), size_(size) {}
 
   const void* data() const noexcept { return data_; }
   TensorDType dtype() const noexcept { return dtype_; }
   bool empty() const noexcept { return data_ == nullptr; }
+  /// Number of elements, or kUnknownSize for a view built from a bare pointer.
+  std::int64_t size() const noexcept { return size_; }
+  bool has_size() const noexcept { return size_ >= 0; }
 
   /// The fp32 data. Throws Error when the weight is held as fp16/bf16 (see to_f32_weights()).
   const float* f32() const {
@@ -37,8 +48,12 @@ class WeightView {
   }
 
   /// Elements [first, first + n) converted to fp32 (exact for every dtype). 2-byte elements are
-  /// read with memcpy, so the data need not be aligned (safetensors data often is not).
+  /// read with memcpy, so the data need not be aligned (safetensors data often is not). Throws
+  /// Error for a range outside a known extent.
   void to_f32(std::int64_t first, std::int64_t n, float* out) const {
+    if (first < 0 || n < 0 || (has_size() && first > size_ - n))
+      throw Error("weight read of elements [" + std::to_string(first) + ", " + std::to_string(first + n) +
+                  ") is outside the tensor's " + std::to_string(size_) + " elements");
     const auto* b = static_cast<const unsigned char*>(data_);
     if (dtype_ == TensorDType::F32) {
       std::memcpy(out, b + first * 4, std::size_t(n) * 4);
@@ -61,6 +76,7 @@ class WeightView {
  private:
   const void* data_ = nullptr;
   TensorDType dtype_ = TensorDType::F32;
+  std::int64_t size_ = kUnknownSize;
 };
 
 /// One decoder layer. Every matrix is row-major [out_features, in_features] (y = W x), the
@@ -98,9 +114,34 @@ struct ModelWeights {
 static_assert(sizeof(LayerWeights) == 9 * sizeof(WeightView),
               "lazyllm: a LayerWeights field was added: for_each_weight() below must visit it");
 
-/// Calls f(view, element_count) for every tensor of `w` (W may be const), in file-independent
-/// order: embedding, classifier unless it is tied to the embedding, final norm, then per layer
-/// attn_norm, ffn_norm, wq, wk, wv, wo, w1, w2, w3.
+/// Calls f(name, view, element_count) for every tensor of `w` (W may be const), in
+/// file-independent order: embedding, classifier unless it is tied to the embedding, final norm,
+/// then per layer attn_norm, ffn_norm, wq, wk, wv, wo, w1, w2, w3. `name` spells the member
+/// ("token_embedding", "layers[3].wq") for messages; it is built only when f takes it.
+template <class W, class F>
+void for_each_named_weight(W& w, F&& f) {
+  const auto& c = w.config;
+  const std::int64_t d = c.dim, kvd = c.kv_dim(), h = c.hidden_dim, v = c.vocab_size;
+  const bool tied = w.classifier == w.token_embedding;
+  f("token_embedding", w.token_embedding, v * d);
+  if (!tied) f("classifier", w.classifier, v * d);
+  f("final_norm", w.final_norm, d);
+  int i = 0;
+  for (auto& l : w.layers) {
+    const std::string pre = "layers[" + std::to_string(i++) + "].";
+    f(pre + "attn_norm", l.attn_norm, d);
+    f(pre + "ffn_norm", l.ffn_norm, d);
+    f(pre + "wq", l.wq, d * d);
+    f(pre + "wk", l.wk, kvd * d);
+    f(pre + "wv", l.wv, kvd * d);
+    f(pre + "wo", l.wo, d * d);
+    f(pre + "w1", l.w1, h * d);
+    f(pre + "w2", l.w2, d * h);
+    f(pre + "w3", l.w3, h * d);
+  }
+}
+
+/// for_each_named_weight without the names: f(view, element_count).
 template <class W, class F>
 void for_each_weight(W& w, F&& f) {
   const auto& c = w.config;
@@ -122,6 +163,25 @@ void for_each_weight(W& w, F&& f) {
   }
 }
 
+/// Checks `w` before a backend binds it: a valid config, one LayerWeights per layer, every tensor
+/// present, and every tensor that carries an extent holding exactly the elements its shape needs
+/// (a shorter buffer would be read out of bounds). Throws ConfigError naming the tensor:
+///   "weights: layers[1].wq holds 100 elements, the config needs 1024"
+/// Views from bare pointers carry no extent and are trusted. Cheap: no tensor data is read.
+inline void check_weights(const ModelWeights& w) {
+  w.config.validate();
+  const auto& c = w.config;
+  if (w.layers.size() != std::size_t(c.n_layers))
+    throw ConfigError("weights: " + std::to_string(w.layers.size()) + " layers of weights for a config of " +
+                      std::to_string(c.n_layers) + " layers");
+  for_each_named_weight(w, [&](const std::string& name, const WeightView& t, std::int64_t n) {
+    if (t.empty()) throw ConfigError("weights: " + name + " is missing (a null view)");
+    if (t.has_size() && t.size() != n)
+      throw ConfigError("weights: " + name + " holds " + std::to_string(t.size()) + " elements, the config needs " +
+                        std::to_string(n));
+  });
+}
+
 inline bool ModelWeights::all_f32() const {
   bool ok = true;
   for_each_weight(*this, [&](const WeightView& t, std::int64_t) { ok = ok && t.dtype() == TensorDType::F32; });
@@ -131,14 +191,16 @@ inline bool ModelWeights::all_f32() const {
 /// `w` with every fp16/bf16 tensor replaced by an fp32 copy (owned by the result's storage; a
 /// tied classifier stays tied). Tensors already fp32 are kept as they are, so this is free for
 /// fp32 checkpoints.
+/// Checks `w` first (check_weights: the CPU backend binds its weights through here).
 inline ModelWeights to_f32_weights(ModelWeights w) {
+  check_weights(w);
   if (w.all_f32()) return w;
   const bool tied = w.classifier == w.token_embedding;
   for_each_weight(w, [&](WeightView& t, std::int64_t n) {
     if (t.dtype() == TensorDType::F32 || t.empty()) return;
     auto buf = std::make_shared<std::vector<float>>(std::size_t(n));
     t.to_f32(0, n, buf->data());
-    t = WeightView(buf->data());
+    t = WeightView(std::span<const float>(*buf));
     w.storage.push_back(std::move(buf));
   });
   if (tied) w.classifier = w.token_embedding;

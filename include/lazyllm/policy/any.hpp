@@ -65,6 +65,21 @@ class AnyPolicy {
         },
         v_);
   }
+  /// The same with the step number (pruning_policy.hpp): the held policy's three-argument form
+  /// where it has one.
+  float percentile_rule(int into_layer, Phase phase, std::int64_t step) const {
+    return std::visit(
+        [&](const auto& p) {
+          using P = std::remove_cvref_t<decltype(p)>;
+          if constexpr (requires { p.percentile_rule(into_layer, phase, step); })
+            return float(p.percentile_rule(into_layer, phase, step));
+          else if constexpr (PercentileRulePolicy<P>)
+            return float(p.percentile_rule(into_layer, phase));
+          else
+            return -1.0f;
+        },
+        v_);
+  }
   /// The held policy's schedule (empty for Dense).
   const Schedule& schedule() const {
     static const Schedule none{};

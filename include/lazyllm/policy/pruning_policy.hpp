@@ -46,6 +46,9 @@ concept PruningPolicy = std::regular<P> && requires(const P& p, int layer, const
 /// phase)` returns that p there, and a negative value where select() must run. A backend that
 /// applies the rule itself (SelectingBackend, attention_backend.hpp: SelectingCudaBackend does it on
 /// the device) then selects in its place, and only the keep flags come back.
+/// A policy may also have `percentile_rule(into_layer, phase, step)` (`step` as in SelectArgs),
+/// for a rule that depends on the step (Static: the bare rule in step 0 only); a pipeline that
+/// knows the step calls that form where it exists.
 template <class P>
 concept PercentileRulePolicy = requires(const P& p, int layer, Phase phase) {
   { p.percentile_rule(layer, phase) } -> std::convertible_to<float>;

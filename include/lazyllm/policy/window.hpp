@@ -14,11 +14,13 @@
 namespace lazyllm::policy {
 
 /// Keep-first / keep-last window baseline (DESIGN.md 1, "baselines"): at every scheduled layer,
-/// keep the number of tokens the percentile nominally keeps (n - floor(p n), as RandomDrop),
-/// taken by position alone: the first `sink` tokens of S_l (the prompt's start, where attention
-/// sinks sit) and the most recent ones (the question, at the end of a prompt). No scores are
-/// read. Re-decided every step like Lazy; as the context grows the window only slides forward
-/// (its start never moves back), so no token is ever revived.
+/// keep the first `sink` tokens of S_l (the prompt's start, where attention sinks sit) and the
+/// most recent ones, by position alone (no scores are read): as many recent tokens as make the
+/// number the percentile nominally keeps (n - floor(p n), as RandomDrop), and at least the newest.
+/// The sinks are always kept, so a context shorter than about sink / (1 - p) keeps more than the
+/// nominal count. Re-decided every step like Lazy, yet nothing is ever revived: the sinks are never
+/// dropped, and the recent window's start only moves forward as the context grows (the kept
+/// count grows by at most the tokens added).
 class Window {
  public:
   Window() = default;
@@ -33,9 +35,9 @@ class Window {
   void select(const SelectArgs& a, std::span<std::uint8_t> keep) const {
     const std::size_t n = keep.size();
     const std::size_t want = detail::percentile_keep_count(n, schedule_.percentile_into(a.into_layer));
-    const std::size_t first =
-        std::min<std::size_t>(std::size_t(sink_), want > 0 ? want - 1 : 0);  // the last token counts
-    for (std::size_t i = 0; i < n; ++i) keep[i] = (i < first || i + (want - first) >= n) ? 1 : 0;
+    const std::size_t sinks = std::min(std::size_t(sink_), n);
+    const std::size_t recent = want > sinks ? want - sinks : 1;
+    for (std::size_t i = 0; i < n; ++i) keep[i] = (i < sinks || i + recent >= n) ? 1 : 0;
   }
 
   friend bool operator==(const Window&, const Window&) = default;

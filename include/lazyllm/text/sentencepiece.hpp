@@ -17,8 +17,10 @@
 #include <sentencepiece_processor.h>
 
 #include <cstdint>
+#include <exception>
 #include <filesystem>
 #include <memory>
+#include <new>
 #include <span>
 #include <string>
 #include <string_view>
@@ -37,8 +39,15 @@ class SentencePieceTokenizer {
     const std::string file = path.string();
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec)) throw FormatError(file, "file not found");
-    if (const auto st = sp_->Load(file); !st.ok())
-      throw FormatError(file, "not a SentencePiece model (" + st.ToString() + ")");
+    sentencepiece::util::Status st;
+    try {
+      st = sp_->Load(file);
+    } catch (const std::bad_alloc&) {
+      throw;
+    } catch (const std::exception& e) {  // libsentencepiece throws on some malformed models
+      throw FormatError(file, std::string("not a SentencePiece model (") + e.what() + ")");
+    }
+    if (!st.ok()) throw FormatError(file, "not a SentencePiece model (" + st.ToString() + ")");
     if (sp_->GetPieceSize() <= 0) throw FormatError(file, "SentencePiece model has no pieces");
   }
 
@@ -49,7 +58,10 @@ class SentencePieceTokenizer {
 
   std::vector<std::int32_t> encode(std::string_view text, bool add_bos) const {
     std::vector<int> ids;
-    if (const auto st = sp_->Encode(text, &ids); !st.ok()) throw Error("SentencePiece encode failed: " + st.ToString());
+    if (const auto st = sp_->Encode(text, &ids); !st.ok())
+      throw Error("SentencePiece encode failed: " + st.ToString());
+    if (add_bos && bos_id() < 0)  // a model without a BOS piece: SentencePiece's id is -1
+      throw InvalidArgument("this SentencePiece model has no BOS piece; encode without BOS");
     std::vector<std::int32_t> out;
     out.reserve(ids.size() + 1);
     if (add_bos) out.push_back(bos_id());

@@ -60,6 +60,7 @@ class CudaModel {
   /// backend does not support, and Error when no GPU is present or the weights do not fit in
   /// free device memory.
   explicit CudaModel(const ModelWeights& w) : config_(w.config) {
+    check_weights(w);  // sizes against the shape: the upload copies 2-byte tensors with memcpy
     config_.validate();
     const auto& c = config_;
     if (int(w.layers.size()) != c.n_layers)

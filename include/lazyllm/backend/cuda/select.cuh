@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The LazyLLM percentile rule on the device, with no host synchronisation: the threshold is the
-// score at rank floor(p * n) of the set's scores sorted ascending (the host rule,
-// detail::percentile_threshold in policy/schedule.hpp), every score >= it is kept (ties at the
+// score at rank floor(p * n) of the set's scores sorted ascending (percentile_rank, shared with
+// the host rule in policy/percentile.hpp), every score >= it is kept (ties at the
 // threshold too), optionally the last token always, and the kept indices come out compacted in
 // their original order, with their count, both in device memory. CUB does the work: a radix sort
 // of a copy of the scores for the threshold, DeviceSelect::Flagged over the index sequence for
@@ -24,6 +24,7 @@
 
 #include "lazyllm/backend/cuda/runtime.cuh"
 #include "lazyllm/detail/error.hpp"
+#include "lazyllm/policy/percentile.hpp"  // percentile_rank, the host's rank exactly
 
 namespace lazyllm::gpu {
 
@@ -40,13 +41,6 @@ __global__ void percentile_flags_kernel(const float* __restrict__ scores, const 
 }
 
 }  // namespace detail
-
-/// The rank of the threshold among n ascending scores: min(floor(p * n), n - 1), in the host
-/// rule's arithmetic (double), so both sides pick the same rank.
-inline int percentile_rank(int n, float p) {
-  const auto k = static_cast<std::int64_t>(std::floor(static_cast<double>(p) * static_cast<double>(n)));
-  return int(std::min<std::int64_t>(k, std::int64_t(n) - 1));
-}
 
 /// Device percentile selection. Owns its scratch (grown on demand, never shrunk); one object per
 /// stream.
@@ -92,8 +86,8 @@ class PercentileSelect {
     LAZYLLM_CUDA_CHECK(cub::DeviceRadixSort::SortKeys(temp_.get(), bytes, scores, sorted_.get(), n, 0, 32, stream));
     constexpr int kThreads = 256;
     const int blocks = int(std::min<std::int64_t>(detail::blocks_for(n, kThreads), 1024));
-    detail::percentile_flags_kernel<><<<blocks, kThreads, 0, stream>>>(scores, sorted_.get(), n, percentile_rank(n, p),
-                                                                       keep_last ? 1 : 0, flags_.get());
+    detail::percentile_flags_kernel<><<<blocks, kThreads, 0, stream>>>(
+        scores, sorted_.get(), n, int(lazyllm::percentile_rank(n, p)), keep_last ? 1 : 0, flags_.get());
     LAZYLLM_CUDA_CHECK_LAUNCH();
     return flags_.get();
   }
