@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "../common/model_files.hpp"
 #include "lazyllm/io/hf.hpp"
 #include "lazyllm/io/llama2c.hpp"
 
@@ -47,15 +48,7 @@ inline std::optional<std::uint64_t> parse_bytes(const std::string& s) {
   return std::uint64_t(v * double(mul));
 }
 
-/// The HF directory `model` names (itself, or the folder of its config.json / safetensors), else "".
-inline std::filesystem::path hf_directory(const std::filesystem::path& model) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(model, ec)) return model;
-  const auto name = model.filename().string();
-  if (model.extension() == ".safetensors" || name == "config.json" || name == "model.safetensors.index.json")
-    return model.parent_path().empty() ? std::filesystem::path(".") : model.parent_path();
-  return {};
-}
+using cli::hf_directory;  // examples/common/model_files.hpp
 
 /// The model's shape without loading its weights (config.json, or the llama2.c header); nullopt
 /// when it cannot be read (load_model then reports the problem with the file).
