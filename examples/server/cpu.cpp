@@ -12,4 +12,11 @@ std::unique_ptr<Service> make_cpu_service(ModelWeights w, const SchedulerOptions
   return std::make_unique<Scheduler<CpuBackend>>(std::move(model), o);
 }
 
+OfflineRunner offline_cpu(ModelWeights w) {
+  std::shared_ptr<const CpuModel> model = std::make_shared<const CpuModel>(std::move(w));
+  return [model](const std::vector<TraceRequest>& trace, const OfflineOptions& o) {
+    return run_offline<CpuBackend>(model, trace, o);
+  };
+}
+
 }  // namespace lazyllm::server

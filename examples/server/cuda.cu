@@ -24,6 +24,22 @@ std::unique_ptr<Service> make_cuda_service(ModelWeights w, const SchedulerOption
   return make<SelectingCudaBackend>(std::move(w), o);
 }
 
+namespace {
+template <class Backend>
+OfflineRunner offline(ModelWeights w) {
+  std::shared_ptr<const typename Backend::Model> model = std::make_shared<const typename Backend::Model>(std::move(w));
+  return [model](const std::vector<TraceRequest>& trace, const OfflineOptions& o) {
+    return run_offline<Backend>(model, trace, o);
+  };
+}
+}  // namespace
+
+OfflineRunner offline_cuda(ModelWeights w, const std::string& precision) {
+  if (precision == "fp16") return offline<CudaBackendFp16>(std::move(w));
+  if (precision == "fp32") return offline<CudaBackendFp32>(std::move(w));
+  return offline<SelectingCudaBackend>(std::move(w));
+}
+
 bool cuda_server_built() { return true; }
 
 bool cuda_device_present() {
