@@ -44,6 +44,13 @@ int port_of(const sockaddr_storage& a) {
   return -1;
 }
 
+std::string address_of(const sockaddr_storage& a) {
+  char b[INET6_ADDRSTRLEN] = "";
+  if (a.ss_family == AF_INET) ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(a).sin_addr, b, sizeof b);
+  if (a.ss_family == AF_INET6) ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(a).sin6_addr, b, sizeof b);
+  return b;
+}
+
 /// The socket of the connection `req` came on (its ports), or -1. cpp-httplib does not hand the
 /// socket to handlers; a handler needs it to see a client hang up while it waits for tokens.
 int connection_fd(const httplib::Request& req) {
@@ -60,7 +67,7 @@ int connection_fd(const httplib::Request& req) {
     socklen_t pl = sizeof peer, ll = sizeof local;
     if (::getpeername(int(fd), reinterpret_cast<sockaddr*>(&peer), &pl) != 0) continue;
     if (::getsockname(int(fd), reinterpret_cast<sockaddr*>(&local), &ll) != 0) continue;
-    if (port_of(peer) == req.remote_port && port_of(local) == req.local_port) {
+    if (port_of(peer) == req.remote_port && port_of(local) == req.local_port && address_of(peer) == req.remote_addr) {
       found = int(fd);
       break;
     }
@@ -461,6 +468,12 @@ HttpServer::HttpServer(Service& service, ServedModel model, HttpOptions options)
   svr.set_read_timeout(o.timeout_s, 0);
   svr.set_write_timeout(o.timeout_s, 0);
   svr.set_tcp_nodelay(true);  // tokens go out as they come
+  // SO_REUSEADDR only: cpp-httplib's default also sets SO_REUSEPORT, which would let a second
+  // server bind the same port and silently take half of its connections.
+  svr.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof yes);
+  });
 }
 
 HttpServer::~HttpServer() { stop(); }

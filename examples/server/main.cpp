@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <new>
 #include <optional>
 #include <string>
 #include <thread>
@@ -155,6 +156,10 @@ Options parse_args(int argc, char** argv) {
   if (o.precision != "auto" && o.precision != "bf16" && o.precision != "fp16" && o.precision != "fp32")
     throw UsageError("--precision '" + o.precision + "' is not one of auto, bf16, fp16, fp32");
   if (o.backend == "auto") o.backend = cuda_server_built() && cuda_device_present() ? "cuda" : "cpu";
+  if (o.backend == "cuda" && !cuda_server_built())
+    throw Error(
+        "--backend cuda: this build of lazyllm-server has no CUDA server (configure with "
+        "-DLAZYLLM_SERVER_CUDA=ON on a machine with nvcc)");
   if (o.precision != "auto" && o.backend != "cuda")
     throw UsageError("--precision applies to the CUDA backend (the CPU reference computes in fp32)");
   if (o.http.threads == 0) o.http.threads = o.sched.parallel + o.sched.max_queue + 16;
@@ -236,6 +241,12 @@ int run(int argc, char** argv) {
                                   : make_cpu_service(std::move(w), o.sched);
   } catch (const InvalidArgument& e) {
     throw UsageError(e.what());
+  } catch (const std::bad_alloc&) {
+    throw Error("not enough memory for the model and its KV block pool" +
+                std::string(o.sched.pool_bytes    ? " of " + std::to_string(o.sched.pool_bytes >> 20) + " MiB"
+                            : o.sched.pool_blocks ? " of " + std::to_string(o.sched.pool_blocks) + " blocks"
+                                                  : "") +
+                ": give a smaller --pool-mb or --kv-blocks (or -np, -c)");
   }
   const Metrics m = service->metrics();
   std::fprintf(

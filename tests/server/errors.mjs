@@ -1,8 +1,10 @@
 // Bad requests, each with its status and an OpenAI error object, and the server still serving
 // afterwards: a missing or wrong API key, malformed JSON, wrong types, unknown and unsupported
 // sampling fields, max_tokens beyond the context, a prompt over the context, an oversized body,
-// an unknown model or endpoint, and a flood beyond the queue (503 with Retry-After).
-import { check, log, metrics, MODEL, postJson, request, run, startServer, watchdog } from "./harness.mjs";
+// an unknown model or endpoint, and a flood beyond the queue (503 with Retry-After). Also the
+// command line's refusals: a port in use, a pool that cannot be had, a CUDA backend not built.
+import { spawnSync } from "node:child_process";
+import { check, log, metrics, MODEL, postJson, request, run, SERVER, startServer, watchdog } from "./harness.mjs";
 
 watchdog(200);
 const KEY = "sk-test-0123456789";
@@ -83,5 +85,18 @@ run(async () => {
   check(m.requests_rejected_total >= busy.length, "the refusals are counted");
   await ok();
   check((await metrics(url, auth)).requests_failed_total === 0, "no request failed on the server's side");
+
+  // The command line: each refusal is one line and exit code 1 or 2; the running server is unaffected.
+  const cli = (args) => spawnSync(SERVER, ["-m", MODEL, ...args], { encoding: "utf8", timeout: 60000 });
+  const port = new URL(url).port;
+  let r = cli(["--port", port]);
+  check(r.status === 1 && /cannot listen on 127\.0\.0\.1:\d+/.test(r.stderr), `a port in use is refused (${r.status}: ${r.stderr.trim()})`);
+  r = cli(["--port", "0", "--pool-mb", "99999999"]);
+  check(r.status === 1 && /not enough memory for the model and its KV block pool/.test(r.stderr), `an impossible pool (${r.status}: ${r.stderr.trim()})`);
+  r = cli(["--port", "0", "--bogus"]);
+  check(r.status === 2 && /unknown option '--bogus'/.test(r.stderr), `an unknown flag (${r.status})`);
+  r = cli(["--port", "0", "-c", "99999"]);
+  check(r.status === 2 && /context 99999/.test(r.stderr), `a context beyond the model's (${r.status}: ${r.stderr.trim()})`);
+  await ok();
   check((await server.stop()) === 0, "the server exits 0 on SIGTERM");
 });
