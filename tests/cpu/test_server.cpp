@@ -69,6 +69,14 @@ JobSpec spec_of(std::vector<std::int32_t> prompt, int max_tokens, policy::AnyPol
   return s;
 }
 
+/// small_config() with room for long generations: jobs that run for hundreds of steps, so that
+/// what a test does while they run (submit, cancel) happens while they run on any machine.
+ModelWeights long_model() {
+  RuntimeConfig c = test::small_config();
+  c.max_seq_len = 1024;
+  return test::random_model(c, 8, 0.3f);
+}
+
 /// Waits (at most 60 s) until every job has finished.
 void wait_all(const std::vector<std::shared_ptr<Job>>& jobs) {
   const auto until = Clock::now() + std::chrono::seconds(60);
@@ -302,17 +310,20 @@ TEST_CASE("server scheduler: concurrent jobs with mixed schedules each get what 
 }
 
 TEST_CASE("server scheduler: OutOfBlocks preempts the newest job, which replays to the same tokens") {
-  const auto w = test::random_model(test::small_config(), 8, 0.3f);
+  const auto w = long_model();
   auto model = std::make_shared<const CpuModel>(w);
+  // Short prompts that grow to 307 tokens (308 blocks of 4 tokens over 4 layers, plus Aux for the
+  // lazy one): each fits the pool of 400 blocks alone, admission lets a second one in while the
+  // first runs, and two cannot both reach their length.
   std::vector<JobSpec> specs;
   for (int i = 0; i < 3; ++i)
     specs.push_back(
-        spec_of(prompt_of(40, unsigned(10 + i), 64), 30,
+        spec_of(prompt_of(8, unsigned(10 + i), 64), 300,
                 i == 1 ? policy::AnyPolicy(policy::Lazy(Schedule::parse("1:0.5"))) : policy::AnyPolicy(policy::Dense{}),
                 i == 2 ? 0.9f : 0.0f, 7));
   SchedulerOptions o;
   o.block_tokens = 4;
-  o.pool_blocks = 120;  // one job ends at 70 tokens = 72 blocks: two fit to start with, not to the end
+  o.pool_blocks = 400;
   o.parallel = 3;
   const auto ref = alone(model, specs, o);
   Scheduler<CpuBackend> s(model, o);
@@ -334,17 +345,17 @@ TEST_CASE("server scheduler: OutOfBlocks preempts the newest job, which replays 
   CHECK(preempted == m.preemptions);
   CHECK(m.requests_failed == 0);
   CHECK(m.pool_blocks_used == 0);
-  CHECK(m.pool_blocks_peak <= 120);
+  CHECK(m.pool_blocks_peak <= 400);
 }
 
 TEST_CASE("server scheduler: a cancelled job leaves before the next step and gives its blocks back") {
-  const auto w = test::random_model(test::small_config(), 8, 0.3f);
+  const auto w = long_model();
   auto model = std::make_shared<const CpuModel>(w);
   SchedulerOptions o;
   o.block_tokens = 4;
   Scheduler<CpuBackend> s(model, o);
-  auto keep = std::make_shared<Job>(spec_of(prompt_of(30, 3, 64), 60, policy::Dense{}));
-  auto drop = std::make_shared<Job>(spec_of(prompt_of(30, 4, 64), 60, policy::Lazy(Schedule::parse("1:0.5"))));
+  auto keep = std::make_shared<Job>(spec_of(prompt_of(30, 3, 64), 400, policy::Dense{}));
+  auto drop = std::make_shared<Job>(spec_of(prompt_of(30, 4, 64), 900, policy::Lazy(Schedule::parse("1:0.5"))));
   REQUIRE(s.submit(keep).status == Admission::Queued);
   REQUIRE(s.submit(drop).status == Admission::Queued);
   std::vector<std::int32_t> seen;
@@ -357,7 +368,7 @@ TEST_CASE("server scheduler: a cancelled job leaves before the next step and giv
   s.cancel(drop);
   wait_all({drop});
   CHECK(drop->finish_reason() == Finish::Cancelled);
-  CHECK(tokens_of(*drop).size() < 60);
+  CHECK(tokens_of(*drop).size() < 900);
   CHECK(s.metrics().cancel_delay_steps_max <= 1);
   wait_all({keep});
   CHECK(keep->finish_reason() == Finish::Length);
@@ -368,8 +379,8 @@ TEST_CASE("server scheduler: a cancelled job leaves before the next step and giv
   SchedulerOptions one = o;
   one.parallel = 1;
   Scheduler<CpuBackend> s1(model, one);
-  auto first = std::make_shared<Job>(spec_of(prompt_of(30, 5, 64), 40, policy::Dense{}));
-  auto waiting = std::make_shared<Job>(spec_of(prompt_of(30, 6, 64), 40, policy::Dense{}));
+  auto first = std::make_shared<Job>(spec_of(prompt_of(30, 5, 64), 300, policy::Dense{}));
+  auto waiting = std::make_shared<Job>(spec_of(prompt_of(30, 6, 64), 300, policy::Dense{}));
   REQUIRE(s1.submit(first).status == Admission::Queued);
   REQUIRE(s1.submit(waiting).status == Admission::Queued);
   s1.cancel(waiting);
@@ -380,24 +391,29 @@ TEST_CASE("server scheduler: a cancelled job leaves before the next step and giv
 }
 
 TEST_CASE("server scheduler: a full queue and a job larger than the pool are refused at submit") {
-  const auto w = test::random_model(test::small_config(), 8, 0.3f);
+  const auto w = long_model();
   auto model = std::make_shared<const CpuModel>(w);
   SchedulerOptions o;
   o.parallel = 1;
   o.max_queue = 1;
   o.block_tokens = 4;
-  o.pool_blocks = 60;
+  o.pool_blocks = 1000;
   Scheduler<CpuBackend> s(model, o);
-  auto big = std::make_shared<Job>(spec_of(prompt_of(40, 1, 64), 50, policy::Dense{}));  // 90 tokens: 92 blocks
-  CHECK(s.blocks_needed(big->spec) == 92);
-  const Admission a = s.submit(big);
+  auto big = std::make_shared<Job>(spec_of(prompt_of(40, 1, 64), 960, policy::Dense{}));  // 1000 tokens: 1000 blocks
+  CHECK(s.blocks_needed(big->spec) == 1000);
+  CHECK(s.submit(big).status == Admission::Queued);
+  s.cancel(big);
+  auto bigger = std::make_shared<Job>(spec_of(prompt_of(40, 1, 64), 961, policy::Dense{}));  // 1001 tokens: 1004 blocks
+  const Admission a = s.submit(bigger);
   CHECK(a.status == Admission::TooLarge);
-  CHECK(a.message.find("60") != std::string::npos);
+  CHECK(a.message.find("1000") != std::string::npos);
+  wait_all({big});
+  // One job runs (900 steps), one waits; the others are refused.
   std::vector<std::shared_ptr<Job>> jobs;
   for (int i = 0; i < 4; ++i)
-    jobs.push_back(std::make_shared<Job>(spec_of(prompt_of(20, unsigned(i), 64), 30, policy::Dense{})));
+    jobs.push_back(std::make_shared<Job>(spec_of(prompt_of(20, unsigned(i), 64), 900, policy::Dense{})));
   CHECK(s.submit(jobs[0]).status == Admission::Queued);
-  // jobs[0] is admitted at the scheduler's next iteration; until then it may still count as waiting.
+  // jobs[0] leaves the queue when the scheduler admits it; until then it counts as waiting.
   int queued = 1, full = 0;
   for (int i = 1; i < 4; ++i) {
     const auto st = s.submit(jobs[std::size_t(i)]).status;
@@ -406,10 +422,11 @@ TEST_CASE("server scheduler: a full queue and a job larger than the pool are ref
   }
   CHECK(queued <= 2);
   CHECK(full >= 2);
+  CHECK(queued + full == 4);
   for (auto& j : jobs) s.cancel(j);
   const auto until = Clock::now() + std::chrono::seconds(30);
   while (s.metrics().running + s.metrics().waiting > 0 && Clock::now() < until)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   CHECK(s.metrics().pool_blocks_used == 0);
-  CHECK(s.metrics().requests_rejected >= 3);
+  CHECK(s.metrics().requests_rejected == 1 + full);
 }
