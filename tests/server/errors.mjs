@@ -51,6 +51,18 @@ run(async () => {
     if (status === 401) check(r.headers.get("www-authenticate") === "Bearer", "401 says Bearer");
     await ok();
   }
+  // /tokenize and /detokenize round-trip; /metrics has what docs/server.md lists.
+  const tok = await post("/tokenize", { content: "Where does Marek Yates live?", add_special: true });
+  check(tok.status === 200 && tok.json.tokens[0] === 1 && tok.json.tokens.length > 3, `/tokenize (${tok.text})`);
+  const detok = await post("/detokenize", { tokens: tok.json.tokens });
+  check(detok.status === 200 && detok.json.content === "Where does Marek Yates live?", `/detokenize (${detok.text})`);
+  check((await post("/tokenize", { text: "x" })).status === 400, "/tokenize refuses an unknown field");
+  check((await post("/detokenize", { tokens: [99999] })).status === 400, "/detokenize refuses a token outside the vocabulary");
+  const names = Object.keys(await metrics(url, auth));
+  for (const n of ["requests_running", "requests_waiting", "prompt_tokens_per_second", "generation_tokens_per_second",
+                   "pool_blocks_used", "pool_blocks_free", "token_layers_computed_total", "token_layers_dense_total"])
+    check(names.includes(n), `/metrics has lazyllm_${n}`);
+
   // The key guards every endpoint but the page and /health.
   check((await request(`${url}/health`)).status === 200, "/health needs no key");
   check((await request(`${url}/`)).status === 200, "the page needs no key");

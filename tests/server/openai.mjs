@@ -104,6 +104,14 @@ run(async () => {
   const stopped = await client.completions.create({ model, prompt: "Once upon a time", max_tokens: 24, temperature: 0, stop: ["What"] });
   check(stopped.choices[0].text === full.slice(0, cut), `stop cuts the text (${JSON.stringify(stopped.choices[0].text)})`);
   check(stopped.choices[0].finish_reason === "stop", "finish_reason stop at a stop string");
+  const stoppedStream = await client.completions.create({ model, prompt: "Once upon a time", max_tokens: 24, temperature: 0, stop: "What", stream: true });
+  let streamedText = "", streamedFinish = null;
+  for await (const part of stoppedStream)
+    for (const ch of part.choices) {
+      streamedText += ch.text;
+      if (ch.finish_reason) streamedFinish = ch.finish_reason;
+    }
+  check(streamedText === full.slice(0, cut) && streamedFinish === "stop", `a streamed stop string (${JSON.stringify(streamedText)}, ${streamedFinish})`);
 
   // The client sees the server's errors with their status.
   let status = 0;
