@@ -265,15 +265,19 @@ int run(int argc, char** argv) {
 
   HttpServer http(*service, std::move(served), o.http);
   const int port = http.bind();
-  std::thread([&http, sigs] {
+  // On SIGINT/SIGTERM: requests in flight end first (an error event "the server is shutting
+  // down" for streams, 503 otherwise), so no handler waits for a long generation; then HTTP stops.
+  Service* svc = service.get();
+  std::thread([&http, svc, sigs] {
     int sig = 0;
     sigwait(&sigs, &sig);
+    std::fprintf(stderr, "lazyllm-server: stopping\n");
+    svc->shutdown();
     http.stop();
   }).detach();
   std::fprintf(stderr, "lazyllm-server: listening on http://%s:%d\n", o.http.host.c_str(), port);
   std::fflush(stderr);
   http.run();
-  std::fprintf(stderr, "lazyllm-server: stopping\n");
   service->shutdown();
   return 0;
 }

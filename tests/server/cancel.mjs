@@ -84,5 +84,21 @@ run(async () => {
   check(after.status === 200 && after.json.choices[0].text === before.json.choices[0].text, "the same text after the drops");
   m = await metrics(url);
   check(m.requests_failed_total === 0, "nothing failed");
-  check((await server.stop()) === 0, "the server exits 0 on SIGTERM");
+
+  // SIGTERM during a long stream: the stream ends with an error event, and the server exits 0.
+  const last = await request(`${url}/v1/completions`, { method: "POST", body: { ...LONG, stream: true }, timeout: 60000 });
+  const it = events(last)[Symbol.asyncIterator]();
+  await it.next();
+  const t0 = Date.now();
+  const exit = server.stop();
+  let sawError = false;
+  for (;;) {
+    const { value, done } = await it.next();
+    if (done || value === "[DONE]") break;
+    const j = JSON.parse(value);
+    if (j.error) sawError = /shutting down/.test(j.error.message);
+  }
+  check(sawError, "the stream was told the server is shutting down");
+  check((await exit) === 0, "the server exits 0 on SIGTERM");
+  log(`stopped in ${Date.now() - t0} ms with a stream in flight`);
 });
