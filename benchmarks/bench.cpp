@@ -24,11 +24,11 @@
 #include <vector>
 
 #include "../examples/common/cli.hpp"
+#include "../examples/common/synthetic.hpp"
 #include "bench.hpp"
 #include "lazyllm/backend/memory_need.hpp"
 #include "lazyllm/lazyllm.hpp"
 #include "null_backend.hpp"
-#include "synthetic.hpp"
 
 namespace {
 using namespace lazyllm;

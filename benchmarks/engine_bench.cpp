@@ -20,7 +20,7 @@
 #include "bench_meta.hpp"
 #include "engine_bench.hpp"
 #include "lazyllm/backend/cpu/cpu_backend.hpp"
-#include "synthetic.hpp"
+#include "../examples/common/synthetic.hpp"
 
 namespace lazyllm::bench {
 

@@ -15,6 +15,7 @@
 
 #include "lazyllm/backend/memory_need.hpp"
 #include "lazyllm/detail/format.hpp"
+#include "../common/model_files.hpp"
 #include "lazyllm/io/hf.hpp"
 #include "lazyllm/io/llama2c.hpp"
 #include "lazyllm/io/safetensors.hpp"
@@ -47,15 +48,7 @@ inline std::optional<std::uint64_t> parse_bytes(const std::string& s) {
   return std::uint64_t(v * double(mul));
 }
 
-/// The HF directory `model` names (itself, or the folder of its config.json / safetensors), else "".
-inline std::filesystem::path hf_directory(const std::filesystem::path& model) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(model, ec)) return model;
-  const auto name = model.filename().string();
-  if (model.extension() == ".safetensors" || name == "config.json" || name == "model.safetensors.index.json")
-    return model.parent_path().empty() ? std::filesystem::path(".") : model.parent_path();
-  return {};
-}
+using cli::hf_directory;  // examples/common/model_files.hpp
 
 /// -m names a model file or an HF directory: anything else that exists (a FIFO, a device, a
 /// socket) is refused before anything opens it (opening a FIFO would block for ever).

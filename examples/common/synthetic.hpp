@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Random weights of real model shapes, for timing only (lazyllm-bench, lazyllm-bench-engine).
+// Synthetic weights of a real model shape (random values), for timing runs without a checkpoint:
+// lazyllm-bench --synthetic, lazyllm-server --synthetic, lazyllm-bench-serving --synthetic.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -7,11 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "lazyllm/config/model_config.hpp"
 #include "lazyllm/detail/error.hpp"
 #include "lazyllm/model/weights.hpp"
 
-namespace lazyllm::bench {
+namespace lazyllm {
 
+/// The shape called `name`: llama2-7b, llama2-13b or tiny. Throws InvalidArgument for others.
 inline RuntimeConfig synthetic_config(const std::string& name) {
   RuntimeConfig c;
   c.vocab_size = 32000;
@@ -56,4 +59,4 @@ inline ModelWeights synthetic_weights(const RuntimeConfig& c, std::uint64_t seed
   return w;
 }
 
-}  // namespace lazyllm::bench
+}  // namespace lazyllm

@@ -1,0 +1,33 @@
+# ctest bench_serving: lazyllm-bench-serving end to end on the demo model, CPU, tiny sizes.
+execute_process(
+  COMMAND ${BENCH} --server ${SERVER} -m ${MODEL} --offline -np 4 --input-len 64 --output-len 8 --num-prompts 8
+          --request-rate 20,inf --schedule none --schedule 3:0.3,5:0.5 --json ${OUT}
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 280)
+message("${out}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "lazyllm-bench-serving failed (${rc}):\n${err}")
+endif()
+foreach(mode server offline)
+  foreach(sched none 3:0.3,5:0.5)
+    foreach(rate 20 inf)
+      if(NOT out MATCHES "\\| ${mode} \\| ${sched} \\| ${rate} \\| 8/8 \\|")
+        message(FATAL_ERROR "no complete ${mode} row for schedule ${sched} at rate ${rate}")
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+if(NOT out MATCHES "Server overhead against the offline engine")
+  message(FATAL_ERROR "no overhead table")
+endif()
+# The pruned runs compute less of the prompt than the dense ones (the server's usage and the engine's stats).
+if(NOT out MATCHES "\\| server \\| none \\| inf \\| 8/8 \\|[^\n]*\\| 100\\.0 % \\|")
+  message(FATAL_ERROR "the dense server run should compute 100 % of the prefill token-layers")
+endif()
+if(NOT out MATCHES "\\| offline \\| 3:0.3,5:0.5 \\| inf \\| 8/8 \\|[^\n]*\\| [1-9][0-9]\\.[0-9] % \\|")
+  message(FATAL_ERROR "the pruned offline run should compute less than 100 % of the prefill token-layers")
+endif()
+file(READ ${OUT} j)
+string(JSON n LENGTH "${j}" runs)
+if(NOT n EQUAL 8)
+  message(FATAL_ERROR "${OUT}: ${n} runs, expected 8")
+endif()
