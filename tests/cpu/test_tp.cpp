@@ -695,3 +695,54 @@ TEST_CASE("tp pipeline: one rank failing inside a layer aborts the group; every 
   }
   CHECK(failed_steps.size() >= 3);  // failures in the prefill and in several decode steps
 }
+
+TEST_CASE("tp engine: OutOfBlocks happens on every rank at the same point, changes nothing, and the retry works") {
+  const auto w = test::random_model(test::small_config(RopeStyle::Interleaved, 2), 8, 0.3f);
+  const Schedule s = Schedule::parse("1:0.5,2:0.3,3:0.5");
+  const auto pa = prompt_of(40, 1, 64), pb = prompt_of(90, 2, 64);
+  // The reference: a alone, unsharded, greedy.
+  std::vector<std::int32_t> toks;
+  const Trace ref = run_pipeline(CpuBackend(w), policy::Lazy(s), pa, 5, toks);
+  const int tp = 2;
+  std::vector<std::vector<std::vector<float>>> logits(tp);
+  std::vector<std::vector<std::string>> events(tp);
+  run_tp(w, tp, [&](CpuRank& r) {
+    EngineOptions o;
+    o.block_tokens = 4;
+    o.pool_blocks = 64;  // a fits; b's dense 90 tokens do not
+    Engine<CpuBackend> eng(r.model, o, r.comm);
+    auto& ev = events[std::size_t(r.rank())];
+    auto& lg = logits[std::size_t(r.rank())];
+    const SeqId a = eng.add(pa, policy::Lazy(s));
+    eng.step();
+    lg.emplace_back(eng.logits(a).begin(), eng.logits(a).end());
+    const SeqId b = eng.add(pb, policy::Dense{});
+    eng.decode(a, toks[0]);
+    const std::int64_t used = eng.pool().used();
+    try {
+      eng.step();
+      ev.push_back("no error");
+    } catch (const OutOfBlocks&) {
+      ev.push_back(eng.pool().used() == used && eng.pending(a) == 1 && eng.n_past(b) == 0 ? "out of blocks, unchanged"
+                                                                                          : "out of blocks, changed");
+    }
+    eng.remove(b);
+    for (int i = 0; i < 5; ++i) {
+      eng.step();
+      lg.emplace_back(eng.logits(a).begin(), eng.logits(a).end());
+      if (i + 1 < 5) eng.decode(a, toks[std::size_t(i + 1)]);
+    }
+  });
+  for (int r = 0; r < tp; ++r) {
+    CAPTURE(r);
+    CHECK(events[std::size_t(r)] == std::vector<std::string>{"out of blocks, unchanged"});
+    REQUIRE(logits[std::size_t(r)].size() == ref.logits.size());
+    for (std::size_t k = 0; k < ref.logits.size(); ++k) {
+      CHECK(same_bits(logits[std::size_t(r)][k], logits[0][k]));
+      double e = 0;
+      for (std::size_t i = 0; i < ref.logits[k].size(); ++i)
+        e = std::max(e, double(std::fabs(logits[std::size_t(r)][k][i] - ref.logits[k][i])));
+      CHECK(e <= kLogitTol);
+    }
+  }
+}
