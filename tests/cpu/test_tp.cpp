@@ -303,6 +303,14 @@ TEST_CASE("tp shard: the ranks' slices put back together are the model (fp32 vie
       }
     }
   }
+  // Layers that share tensors (synthetic benchmark models) share their copied columns too.
+  ModelWeights shared = w;
+  shared.layers.assign(shared.layers.size(), w.layers[0]);
+  const ShardWeights sh = shard_weights(shared, {1, 2});
+  CHECK(sh.layers[3].wo == sh.layers[0].wo);
+  CHECK(sh.layers[3].w2 == sh.layers[0].w2);
+  CHECK(sh.storage.size() == shared.storage.size() + 2);
+  CHECK(sh.layers[0].wo.f32()[1] == w.layers[0].wo.f32()[std::int64_t(sh.ranges.q_first) * hd + 1]);
   // bf16 views: a shard converts its own slices; the same numbers as sharding the fp32 conversion.
   ModelWeights b = w;
   for_each_weight(b, [&](WeightView& t, std::int64_t n) {

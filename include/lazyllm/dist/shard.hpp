@@ -4,9 +4,11 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <ostream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "lazyllm/config/model_config.hpp"
@@ -149,6 +151,13 @@ inline ShardWeights shard_weights(const ModelWeights& w, Shard s) {
   out.classifier = w.classifier;
   const ShardRanges& r = out.ranges;
   const std::int64_t d = c.dim, hd = c.head_dim(), h = c.hidden_dim;
+  // A tensor that several layers share (synthetic models) is copied once.
+  std::map<std::tuple<const void*, std::int64_t, std::int64_t, std::int64_t, std::int64_t>, WeightView> copies;
+  auto cols = [&](const WeightView& m, std::int64_t rows, std::int64_t n_cols, std::int64_t first, std::int64_t n) {
+    const auto key = std::make_tuple(m.data(), rows, n_cols, first, n);
+    if (auto it = copies.find(key); it != copies.end()) return it->second;
+    return copies[key] = detail::col_slice(m, rows, n_cols, first, n, out.storage);
+  };
   for (const LayerWeights& l : w.layers) {
     LayerWeights o;
     o.attn_norm = l.attn_norm;
@@ -156,11 +165,10 @@ inline ShardWeights shard_weights(const ModelWeights& w, Shard s) {
     o.wq = detail::row_slice(l.wq, std::int64_t(r.q_first) * hd, d);
     o.wk = detail::row_slice(l.wk, std::int64_t(r.kv_first) * hd, d);
     o.wv = detail::row_slice(l.wv, std::int64_t(r.kv_first) * hd, d);
-    o.wo = detail::col_slice(l.wo, d, std::int64_t(c.n_heads) * hd, std::int64_t(r.q_first) * hd,
-                             std::int64_t(r.n_q) * hd, out.storage);
+    o.wo = cols(l.wo, d, std::int64_t(c.n_heads) * hd, std::int64_t(r.q_first) * hd, std::int64_t(r.n_q) * hd);
     o.w1 = detail::row_slice(l.w1, r.ffn_first, d);
     o.w3 = detail::row_slice(l.w3, r.ffn_first, d);
-    o.w2 = detail::col_slice(l.w2, d, h, r.ffn_first, r.n_ffn, out.storage);
+    o.w2 = cols(l.w2, d, h, r.ffn_first, r.n_ffn);
     out.layers.push_back(o);
   }
   return out;
