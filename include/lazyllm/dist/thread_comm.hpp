@@ -127,7 +127,7 @@ class ThreadGroup {
       return false;
     });
     if (generation_ != gen) return;
-    // Not completed: withdraw, so the barrier's count stays right for nobody (the group is dead).
+    // Not completed, and it never will be (the group is dead): withdraw from the count.
     here_[std::size_t(rank)] = 0;
     --arrived_;
     if (gone >= 0) {
