@@ -8,6 +8,7 @@
 #include "lazyllm/cache/paged.hpp"
 #include "lazyllm/config/llama2.hpp"
 #include "lazyllm/config/model_config.hpp"
+#include "lazyllm/dist/tp_cpu.hpp"
 #include "lazyllm/engine/engine.hpp"
 #include "lazyllm/generate.hpp"
 #include "lazyllm/io/load.hpp"

@@ -22,13 +22,33 @@ inline int cpu_threads() {
   return n;
 }
 
+/// This thread's share of the cores, 0 = all of cpu_threads(). Tensor-parallel ranks that run as
+/// threads of one process (run_ranks, dist/thread_comm.hpp) split the cores between them.
+inline int& thread_budget() {
+  thread_local int n = 0;
+  return n;
+}
+
+/// Sets this thread's share of the cores for its lifetime (at least 1).
+class ScopedThreadBudget {
+ public:
+  explicit ScopedThreadBudget(int n) : saved_(thread_budget()) { thread_budget() = std::max(1, n); }
+  ~ScopedThreadBudget() { thread_budget() = saved_; }
+  ScopedThreadBudget(const ScopedThreadBudget&) = delete;
+  ScopedThreadBudget& operator=(const ScopedThreadBudget&) = delete;
+
+ private:
+  int saved_;
+};
+
 /// Calls fn(begin, end) over disjoint chunks of [0, n). `cost` is an estimate of the work per
 /// index (in multiply-adds); small loops run on the calling thread to avoid thread start-up.
 template <class Fn>
 void parallel_for(std::int64_t n, std::int64_t cost, Fn&& fn) {
   constexpr std::int64_t kMinWorkPerThread = 1 << 16;
   const std::int64_t by_work = std::max<std::int64_t>(1, n * std::max<std::int64_t>(cost, 1) / kMinWorkPerThread);
-  const int threads = static_cast<int>(std::min<std::int64_t>({cpu_threads(), n, by_work}));
+  const int avail = thread_budget() > 0 ? thread_budget() : cpu_threads();
+  const int threads = static_cast<int>(std::min<std::int64_t>({avail, n, by_work}));
   if (threads <= 1) {
     if (n > 0) fn(std::int64_t{0}, n);
     return;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -13,28 +14,66 @@
 #include "lazyllm/backend/cpu/ops.hpp"
 #include "lazyllm/cache/kv_store.hpp"
 #include "lazyllm/detail/error.hpp"
+#include "lazyllm/dist/any_comm.hpp"
+#include "lazyllm/dist/shard.hpp"
 #include "lazyllm/model/weights.hpp"
 
 namespace lazyllm {
 
 /// The CPU model: the configuration and fp32 weights, immutable once built. Shared (through
 /// std::shared_ptr<const CpuModel>) by every CpuBackend, engine and thread that runs it.
+///
+/// With a Shard of several ranks (tensor parallelism, docs/tensor_parallel.md) it holds one rank's
+/// part: its query and KV heads, its FFN units, and the replicated embedding, norms and
+/// classifier (dist/shard.hpp). Shard {0, 1}, the default, is the whole model.
 class CpuModel {
  public:
-  /// fp16/bf16 weights (a checkpoint loaded with keep_source_dtype) are converted to fp32 here.
-  explicit CpuModel(ModelWeights w) : w_(to_f32_weights(std::move(w))) {
-    w_.config.validate();
-    if (int(w_.layers.size()) != w_.config.n_layers)
-      throw ConfigError("CpuBackend: weights have " + std::to_string(w_.layers.size()) + " layers, config says " +
-                        std::to_string(w_.config.n_layers));
+  /// fp16/bf16 weights (a checkpoint loaded with keep_source_dtype) are converted to fp32 here
+  /// (for a shard, only its own slices). Throws ConfigError when the model does not split over
+  /// shard.size ranks, InvalidArgument for a rank outside the group.
+  explicit CpuModel(ModelWeights w, Shard shard = {}) : shard_(shard) {
+    if (shard.size == 1) {
+      w_ = to_f32_weights(std::move(w));
+      w_.config.validate();
+      if (int(w_.layers.size()) != w_.config.n_layers)
+        throw ConfigError("CpuBackend: weights have " + std::to_string(w_.layers.size()) + " layers, config says " +
+                          std::to_string(w_.config.n_layers));
+      ranges_ = shard_ranges(w_.config, shard);
+      layers_ = w_.layers;
+      return;
+    }
+    ShardWeights s = to_f32(shard_weights(w, shard));
+    w_.config = s.config;
+    w_.source = std::move(w.source);
+    w_.source_dtype = std::move(w.source_dtype);
+    w_.token_embedding = s.token_embedding;
+    w_.final_norm = s.final_norm;
+    w_.classifier = s.classifier;
+    w_.storage = std::move(s.storage);
+    ranges_ = s.ranges;
+    layers_ = std::move(s.layers);
   }
+  /// The whole model's configuration (a shard's part of it is ranges()).
   const RuntimeConfig& config() const { return w_.config; }
+  /// The weights. For a shard of several ranks, `layers` is empty: layer(l) has its slices.
   const ModelWeights& weights() const { return w_; }
+  /// Layer l's weights as this shard holds them (shapes: ShardWeights, dist/shard.hpp).
+  const LayerWeights& layer(int l) const { return layers_[std::size_t(l)]; }
+  Shard shard() const { return shard_; }
+  const ShardRanges& ranges() const { return ranges_; }
 
  private:
   ModelWeights w_;
+  Shard shard_;
+  ShardRanges ranges_;
+  std::vector<LayerWeights> layers_;
 };
 
+/// The CPU backend. Over a shard of a model (CpuModel with a Shard of several ranks) it is one rank
+/// of a tensor-parallel group: it computes its heads and FFN units and sums the partial outputs
+/// with the other ranks through `comm` (after the attention output projection, after the FFN down
+/// projection, and the LazyLLM scores' per-head sums), so every rank holds the same residual
+/// stream, logits and scores. Without a communicator it is the whole model, as it always was.
 class CpuBackend {
  public:
   using Model = CpuModel;
@@ -52,14 +91,25 @@ class CpuBackend {
     const float* row(int r) const { return data.data() + std::size_t(r) * std::size_t(dim); }
   };
 
-  /// A backend with a model of its own (fp16/bf16 weights are converted to fp32).
-  explicit CpuBackend(ModelWeights w) : CpuBackend(std::make_shared<const CpuModel>(std::move(w))) {}
-  /// A backend over a shared model (no copy of the weights).
-  explicit CpuBackend(std::shared_ptr<const CpuModel> m) : m_(std::move(m)) {
+  /// A backend with a model of its own (fp16/bf16 weights are converted to fp32): with a
+  /// communicator of several ranks, this rank's shard of `w`.
+  explicit CpuBackend(ModelWeights w, AnyComm comm = {})
+      : CpuBackend(std::make_shared<const CpuModel>(std::move(w), Shard{comm.rank(), comm.size()}), comm) {}
+  /// A backend over a shared model (no copy of the weights); a shard of several ranks needs the
+  /// communicator of its rank in that group.
+  explicit CpuBackend(std::shared_ptr<const CpuModel> m, AnyComm comm = {}) : m_(std::move(m)), comm_(std::move(comm)) {
     if (!m_) throw InvalidArgument("CpuBackend: no model");
+    const Shard s = m_->shard(), c{comm_.rank(), comm_.size()};
+    if (s != c) {
+      std::ostringstream os;
+      os << "CpuBackend: the model is the shard of " << s << " but the communicator is " << c;
+      throw InvalidArgument(os.str());
+    }
   }
-  // A copy has storage of its own (or the same arena): its descriptors are rebuilt for it.
-  CpuBackend(const CpuBackend& o) : m_(o.m_), k_(o.k_), v_(o.v_), aux_(o.aux_), arena_(o.arena_), geom_(o.geom_) {
+  // A copy has storage of its own (or the same arena): its descriptors are rebuilt for it. It
+  // shares the communicator (the same rank): use one of the two at a time.
+  CpuBackend(const CpuBackend& o)
+      : m_(o.m_), comm_(o.comm_), k_(o.k_), v_(o.v_), aux_(o.aux_), arena_(o.arena_), geom_(o.geom_) {
     rebind();
   }
   CpuBackend& operator=(const CpuBackend& o) {
@@ -72,14 +122,17 @@ class CpuBackend {
   const RuntimeConfig& config() const { return m_->config(); }
   const ModelWeights& weights() const { return m_->weights(); }
   const std::shared_ptr<const CpuModel>& model() const { return m_; }
+  /// This rank's communicator (one rank alone when the model is not sharded).
+  AnyComm& comm() { return comm_; }
   static constexpr std::string_view name() { return "cpu"; }
   std::int64_t aux_bytes_per_token() const { return std::int64_t(config().dim) * std::int64_t(sizeof(float)); }
-  std::int64_t kv_token_bytes() const { return 2 * std::int64_t(config().kv_dim()) * std::int64_t(sizeof(float)); }
+  /// K + V of one token at one layer: this rank's KV heads only.
+  std::int64_t kv_token_bytes() const { return 2 * std::int64_t(local_kv_dim()) * std::int64_t(sizeof(float)); }
   void synchronize() {}
 
   /// Storage of its own: K and V (kv_slots x kv_dim each) and the Aux Cache (aux_slots x dim).
   void allocate(std::int64_t kv_slots, std::int64_t aux_slots) {
-    const auto kvd = std::size_t(config().kv_dim());
+    const auto kvd = std::size_t(local_kv_dim());
     k_.assign(std::size_t(kv_slots) * kvd, 0.0f);
     v_.assign(std::size_t(kv_slots) * kvd, 0.0f);
     aux_.assign(std::size_t(aux_slots) * std::size_t(config().dim), 0.0f);
@@ -133,92 +186,17 @@ class CpuBackend {
   }
 
   /// One decoder layer over several sequences: every row is computed exactly as in a call of its
-  /// sequence alone (the same operations in the same order), so batching changes no bit.
+  /// sequence alone (the same operations in the same order), so batching changes no bit. On a
+  /// shard, a failure aborts the group (the other ranks would wait for this one for ever).
   void layer_batch(const BatchLayerCall& call, Activations& x, std::span<float> scores) {
-    const auto& c = config();
-    const auto& lw = weights().layers[std::size_t(call.layer)];
-    const int rows = x.rows, d = c.dim, hd = c.head_dim(), kvd = c.kv_dim(), hid = c.hidden_dim;
-    if (int(call.q_pos.size()) != rows || int(call.q_slots.size()) != rows ||
-        call.kv_slots.size() != call.kv_pos.size())
-      throw InvalidArgument("CpuBackend::layer: index arrays do not match the activations (" + std::to_string(rows) +
-                            " rows)");
-    row_seq_.resize(std::size_t(rows));
-    for (std::size_t s = 0; s < call.seqs.size(); ++s)
-      for (int r = 0; r < call.seqs[s].rows; ++r) row_seq_[std::size_t(call.seqs[s].row_begin + r)] = int(s);
-
-    // Attention block: norm, projections, RoPE at original positions, K/V into their slots.
-    std::vector<float> xn(std::size_t(rows) * d), q(std::size_t(rows) * d), k(std::size_t(rows) * kvd),
-        v(std::size_t(rows) * kvd);
-    for (int r = 0; r < rows; ++r)
-      cpu::rmsnorm(xn.data() + std::size_t(r) * d, x.row(r), lw.attn_norm.f32(), d, c.norm_eps);
-    cpu::matmul(q.data(), xn.data(), lw.wq.f32(), rows, d, d);
-    cpu::matmul(k.data(), xn.data(), lw.wk.f32(), rows, d, kvd);
-    cpu::matmul(v.data(), xn.data(), lw.wv.f32(), rows, d, kvd);
-    for (int r = 0; r < rows; ++r) {
-      for (int h = 0; h < c.n_heads; ++h)
-        cpu::rope(q.data() + std::size_t(r) * d + std::size_t(h) * hd, hd, call.q_pos[r], c.rope_theta, c.rope_style);
-      for (int h = 0; h < c.n_kv_heads; ++h)
-        cpu::rope(k.data() + std::size_t(r) * kvd + std::size_t(h) * hd, hd, call.q_pos[r], c.rope_theta, c.rope_style);
-      std::copy_n(k.data() + std::size_t(r) * kvd, kvd, kv_.k_at(call.q_slots[r]));
-      std::copy_n(v.data() + std::size_t(r) * kvd, kvd, kv_.v_at(call.q_slots[r]));
+    if (comm_.size() == 1) return layer_impl(call, x, scores);
+    try {
+      layer_impl(call, x, scores);
+    } catch (const std::exception& e) {
+      comm_.abort("rank " + std::to_string(comm_.rank()) + " failed in layer " + std::to_string(call.layer) + ": " +
+                  e.what());
+      throw;
     }
-
-    // Causal attention over each sequence's S_l: row r sees its sequence's keys whose position is
-    // <= its own.
-    std::vector<float> att(std::size_t(rows) * d);
-    const std::size_t n_kv_all = call.kv_pos.size();
-    bool any_scores = false;
-    for (const auto& sp : call.seqs) any_scores = any_scores || sp.want_scores;
-    if (any_scores) head_probs_.assign(std::size_t(c.n_heads) * n_kv_all, 0.0f);
-    const float scale = 1.0f / std::sqrt(float(hd));
-    const int group = c.group_size();
-    std::int64_t max_kv = 1;
-    for (const auto& sp : call.seqs) max_kv = std::max(max_kv, sp.n_kv);
-    detail::parallel_for(std::int64_t(rows) * c.n_heads, max_kv * hd * 2, [&](std::int64_t b, std::int64_t e) {
-      std::vector<float> p(static_cast<std::size_t>(max_kv));
-      for (std::int64_t t = b; t < e; ++t) {
-        const int r = int(t / c.n_heads), h = int(t % c.n_heads), kh = h / group;
-        const SeqSpan& sp = call.seqs[std::size_t(row_seq_[std::size_t(r)])];
-        const auto kv_pos = call.kv_pos.subspan(std::size_t(sp.kv_begin), std::size_t(sp.n_kv));
-        const auto kv_slots = call.kv_slots.subspan(std::size_t(sp.kv_begin), std::size_t(sp.n_kv));
-        const int n_vis = int(std::upper_bound(kv_pos.begin(), kv_pos.end(), call.q_pos[r]) - kv_pos.begin());
-        const float* qh = q.data() + std::size_t(r) * d + std::size_t(h) * hd;
-        for (int j = 0; j < n_vis; ++j)
-          p[std::size_t(j)] = cpu::dot(qh, kv_.k_at(kv_slots[j]) + std::int64_t(kh) * hd, hd) * scale;
-        cpu::softmax(p.data(), n_vis);
-        float* out = att.data() + std::size_t(r) * d + std::size_t(h) * hd;
-        std::fill_n(out, hd, 0.0f);
-        for (int j = 0; j < n_vis; ++j) {
-          const float* vj = kv_.v_at(kv_slots[j]) + std::int64_t(kh) * hd;
-          for (int i = 0; i < hd; ++i) out[i] += p[std::size_t(j)] * vj[i];
-        }
-        if (sp.want_scores && r == sp.row_begin + sp.rows - 1) {
-          // Each head writes its own row; keys after the last query (none) stay zero.
-          std::copy_n(p.data(), n_vis, head_probs_.data() + std::size_t(h) * n_kv_all + std::size_t(sp.kv_begin));
-        }
-      }
-    });
-    for (const auto& sp : call.seqs) {
-      if (!sp.want_scores) continue;
-      for (std::int64_t j = sp.kv_begin; j < sp.kv_begin + sp.n_kv; ++j) {
-        double s = 0.0;
-        for (int h = 0; h < c.n_heads; ++h) s += head_probs_[std::size_t(h) * n_kv_all + std::size_t(j)];
-        scores[std::size_t(j)] = static_cast<float>(s / c.n_heads);
-      }
-    }
-    std::vector<float> o(std::size_t(rows) * d);
-    cpu::matmul(o.data(), att.data(), lw.wo.f32(), rows, d, d);
-    for (std::size_t i = 0; i < o.size(); ++i) x.data[i] += o[i];
-
-    // FFN block: x += W2 (silu(W1 n(x)) * W3 n(x)).
-    for (int r = 0; r < rows; ++r)
-      cpu::rmsnorm(xn.data() + std::size_t(r) * d, x.row(r), lw.ffn_norm.f32(), d, c.norm_eps);
-    std::vector<float> g(std::size_t(rows) * hid), u(std::size_t(rows) * hid);
-    cpu::matmul(g.data(), xn.data(), lw.w1.f32(), rows, d, hid);
-    cpu::matmul(u.data(), xn.data(), lw.w3.f32(), rows, d, hid);
-    for (int r = 0; r < rows; ++r) cpu::swiglu(g.data() + std::size_t(r) * hid, u.data() + std::size_t(r) * hid, hid);
-    cpu::matmul(o.data(), g.data(), lw.w2.f32(), rows, hid, d);
-    for (std::size_t i = 0; i < o.size(); ++i) x.data[i] += o[i];
   }
 
   /// Final RMSNorm and classifier of one row.
@@ -235,6 +213,116 @@ class CpuBackend {
   }
 
  private:
+  int local_kv_dim() const { return m_->ranges().n_kv * config().head_dim(); }
+
+  // The layer over this rank's heads and FFN units (all of them without tensor parallelism; the
+  // sums with the other ranks are then no-ops and this is the reference computation unchanged).
+  void layer_impl(const BatchLayerCall& call, Activations& x, std::span<float> scores) {
+    const auto& c = config();
+    const auto& lw = m_->layer(call.layer);
+    const ShardRanges& sr = m_->ranges();
+    // Local sizes: nh query heads (qd wide), nkv KV heads (kvd wide), hid FFN units.
+    const int rows = x.rows, d = c.dim, hd = c.head_dim(), nh = sr.n_q, nkv = sr.n_kv, qd = nh * hd, kvd = nkv * hd,
+              hid = sr.n_ffn;
+    if (int(call.q_pos.size()) != rows || int(call.q_slots.size()) != rows ||
+        call.kv_slots.size() != call.kv_pos.size())
+      throw InvalidArgument("CpuBackend::layer: index arrays do not match the activations (" + std::to_string(rows) +
+                            " rows)");
+    row_seq_.resize(std::size_t(rows));
+    for (std::size_t s = 0; s < call.seqs.size(); ++s)
+      for (int r = 0; r < call.seqs[s].rows; ++r) row_seq_[std::size_t(call.seqs[s].row_begin + r)] = int(s);
+
+    // Attention block: norm, projections, RoPE at original positions, K/V into their slots.
+    std::vector<float> xn(std::size_t(rows) * d), q(std::size_t(rows) * qd), k(std::size_t(rows) * kvd),
+        v(std::size_t(rows) * kvd);
+    for (int r = 0; r < rows; ++r)
+      cpu::rmsnorm(xn.data() + std::size_t(r) * d, x.row(r), lw.attn_norm.f32(), d, c.norm_eps);
+    cpu::matmul(q.data(), xn.data(), lw.wq.f32(), rows, d, qd);
+    cpu::matmul(k.data(), xn.data(), lw.wk.f32(), rows, d, kvd);
+    cpu::matmul(v.data(), xn.data(), lw.wv.f32(), rows, d, kvd);
+    for (int r = 0; r < rows; ++r) {
+      for (int h = 0; h < nh; ++h)
+        cpu::rope(q.data() + std::size_t(r) * qd + std::size_t(h) * hd, hd, call.q_pos[r], c.rope_theta, c.rope_style);
+      for (int h = 0; h < nkv; ++h)
+        cpu::rope(k.data() + std::size_t(r) * kvd + std::size_t(h) * hd, hd, call.q_pos[r], c.rope_theta, c.rope_style);
+      std::copy_n(k.data() + std::size_t(r) * kvd, kvd, kv_.k_at(call.q_slots[r]));
+      std::copy_n(v.data() + std::size_t(r) * kvd, kvd, kv_.v_at(call.q_slots[r]));
+    }
+
+    // Causal attention over each sequence's S_l: row r sees its sequence's keys whose position is
+    // <= its own.
+    std::vector<float> att(std::size_t(rows) * qd);
+    const std::size_t n_kv_all = call.kv_pos.size();
+    bool any_scores = false;
+    for (const auto& sp : call.seqs) any_scores = any_scores || sp.want_scores;
+    if (any_scores) head_probs_.assign(std::size_t(nh) * n_kv_all, 0.0f);
+    const float scale = 1.0f / std::sqrt(float(hd));
+    const int group = nh / nkv;  // the model's group size, or this rank's heads when KV heads are replicated
+    std::int64_t max_kv = 1;
+    for (const auto& sp : call.seqs) max_kv = std::max(max_kv, sp.n_kv);
+    detail::parallel_for(std::int64_t(rows) * nh, max_kv * hd * 2, [&](std::int64_t b, std::int64_t e) {
+      std::vector<float> p(static_cast<std::size_t>(max_kv));
+      for (std::int64_t t = b; t < e; ++t) {
+        const int r = int(t / nh), h = int(t % nh), kh = h / group;
+        const SeqSpan& sp = call.seqs[std::size_t(row_seq_[std::size_t(r)])];
+        const auto kv_pos = call.kv_pos.subspan(std::size_t(sp.kv_begin), std::size_t(sp.n_kv));
+        const auto kv_slots = call.kv_slots.subspan(std::size_t(sp.kv_begin), std::size_t(sp.n_kv));
+        const int n_vis = int(std::upper_bound(kv_pos.begin(), kv_pos.end(), call.q_pos[r]) - kv_pos.begin());
+        const float* qh = q.data() + std::size_t(r) * qd + std::size_t(h) * hd;
+        for (int j = 0; j < n_vis; ++j)
+          p[std::size_t(j)] = cpu::dot(qh, kv_.k_at(kv_slots[j]) + std::int64_t(kh) * hd, hd) * scale;
+        cpu::softmax(p.data(), n_vis);
+        float* out = att.data() + std::size_t(r) * qd + std::size_t(h) * hd;
+        std::fill_n(out, hd, 0.0f);
+        for (int j = 0; j < n_vis; ++j) {
+          const float* vj = kv_.v_at(kv_slots[j]) + std::int64_t(kh) * hd;
+          for (int i = 0; i < hd; ++i) out[i] += p[std::size_t(j)] * vj[i];
+        }
+        if (sp.want_scores && r == sp.row_begin + sp.rows - 1) {
+          // Each head writes its own row; keys after the last query (none) stay zero.
+          std::copy_n(p.data(), n_vis, head_probs_.data() + std::size_t(h) * n_kv_all + std::size_t(sp.kv_begin));
+        }
+      }
+    });
+    if (any_scores) {
+      // The score of a key is its attention from the last row, averaged over ALL query heads of
+      // the model: this rank's heads are summed (in double, in head order), the partial sums of
+      // the ranks are added in rank order (the same bits on every rank, so every rank keeps the
+      // same tokens), then divided by the model's head count.
+      score_sums_.assign(n_kv_all, 0.0);
+      for (const auto& sp : call.seqs) {
+        if (!sp.want_scores) continue;
+        for (std::int64_t j = sp.kv_begin; j < sp.kv_begin + sp.n_kv; ++j) {
+          double s = 0.0;
+          for (int h = 0; h < nh; ++h) s += head_probs_[std::size_t(h) * n_kv_all + std::size_t(j)];
+          score_sums_[std::size_t(j)] = s;
+        }
+      }
+      comm_.all_reduce_sum(std::span<double>(score_sums_));
+      for (const auto& sp : call.seqs) {
+        if (!sp.want_scores) continue;
+        for (std::int64_t j = sp.kv_begin; j < sp.kv_begin + sp.n_kv; ++j)
+          scores[std::size_t(j)] = static_cast<float>(score_sums_[std::size_t(j)] / c.n_heads);
+      }
+    }
+    // The output projection of this rank's heads, summed over the ranks before the residual add.
+    std::vector<float> o(std::size_t(rows) * d);
+    cpu::matmul(o.data(), att.data(), lw.wo.f32(), rows, qd, d);
+    comm_.all_reduce_sum(std::span<float>(o));
+    for (std::size_t i = 0; i < o.size(); ++i) x.data[i] += o[i];
+
+    // FFN block: x += W2 (silu(W1 n(x)) * W3 n(x)), this rank's units, summed over the ranks.
+    for (int r = 0; r < rows; ++r)
+      cpu::rmsnorm(xn.data() + std::size_t(r) * d, x.row(r), lw.ffn_norm.f32(), d, c.norm_eps);
+    std::vector<float> g(std::size_t(rows) * hid), u(std::size_t(rows) * hid);
+    cpu::matmul(g.data(), xn.data(), lw.w1.f32(), rows, d, hid);
+    cpu::matmul(u.data(), xn.data(), lw.w3.f32(), rows, d, hid);
+    for (int r = 0; r < rows; ++r) cpu::swiglu(g.data() + std::size_t(r) * hid, u.data() + std::size_t(r) * hid, hid);
+    cpu::matmul(o.data(), g.data(), lw.w2.f32(), rows, hid, d);
+    comm_.all_reduce_sum(std::span<float>(o));
+    for (std::size_t i = 0; i < o.size(); ++i) x.data[i] += o[i];
+  }
+
   void logits_row(const Activations& x, int row, float* out) const {
     const auto& c = config();
     std::vector<float> xn(std::size_t(c.dim));
@@ -246,16 +334,18 @@ class CpuBackend {
     if (arena_) {
       auto* f = static_cast<float*>(arena_);
       const std::int64_t block_floats = geom_.block_bytes() / std::int64_t(sizeof(float));
-      kv_ = KvStore<float>::blocks(f, config().kv_dim(), geom_.block_shift(), block_floats);
+      kv_ = KvStore<float>::blocks(f, local_kv_dim(), geom_.block_shift(), block_floats);
       aux_store_ = AuxStore::blocks(f, config().dim, geom_.aux_per_block(), block_floats);
     } else {
-      kv_ = KvStore<float>::plain(k_.data(), v_.data(), config().kv_dim());
+      kv_ = KvStore<float>::plain(k_.data(), v_.data(), local_kv_dim());
       aux_store_ = AuxStore::plain(aux_.data(), config().dim);
     }
   }
 
   std::shared_ptr<const CpuModel> m_;
+  AnyComm comm_;
   std::vector<float> k_, v_, aux_, logits_, head_probs_;
+  std::vector<double> score_sums_;
   void* arena_ = nullptr;  // a BlockPool's arena (bind_arena), or null: k_, v_, aux_
   PoolGeometry geom_{};
   KvStore<float> kv_;
