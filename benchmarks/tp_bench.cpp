@@ -17,7 +17,7 @@
 #include "lazyllm/model/sampler.hpp"
 #include "lazyllm/pipeline.hpp"
 #include "lazyllm/policy/any.hpp"
-#include "synthetic.hpp"
+#include "../examples/common/synthetic.hpp"
 
 using namespace lazyllm;
 
@@ -118,11 +118,11 @@ int main(int argc, char** argv) {
     return usage(e.what());
   }
   try {
-    RuntimeConfig c = bench::synthetic_config(shape);
+    RuntimeConfig c = synthetic_config(shape);
     if (layers > 0) c.n_layers = layers;
     c.max_seq_len = std::max(c.max_seq_len, prompt_len + n_gen + 1);
     if (schedule.empty()) schedule = c.n_layers >= 4 ? "1:0.5,2:0.5,3:0.5" : "1:0.5";
-    const ModelWeights w = bench::synthetic_weights(c, 1);
+    const ModelWeights w = synthetic_weights(c, 1);
     std::vector<std::int32_t> prompt(static_cast<std::size_t>(prompt_len));
     for (int i = 0; i < prompt_len; ++i) prompt[std::size_t(i)] = 1 + std::int32_t((i * 7919) % (c.vocab_size - 1));
     const std::vector<std::pair<std::string, policy::AnyPolicy>> pols{

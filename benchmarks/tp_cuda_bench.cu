@@ -19,7 +19,7 @@
 #include "lazyllm/model/sampler.hpp"
 #include "lazyllm/pipeline.hpp"
 #include "lazyllm/policy/any.hpp"
-#include "synthetic.hpp"
+#include "../examples/common/synthetic.hpp"
 
 using namespace lazyllm;
 
@@ -62,7 +62,7 @@ RuntimeConfig shape_config(const std::string& name) {
     c.max_seq_len = 32768, c.rope_style = RopeStyle::RotateHalf;
     return c;
   }
-  return bench::synthetic_config(name);
+  return synthetic_config(name);
 }
 
 }  // namespace
@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
     if (cudaGetDeviceCount(&gpus) != cudaSuccess) gpus = 0;
     std::fprintf(stderr, "lazyllm-bench-tp-cuda: making synthetic %s weights (%d layers, one set shared)\n",
                  shape.c_str(), c.n_layers);
-    const ModelWeights w = bench::synthetic_weights(c, 1);
+    const ModelWeights w = synthetic_weights(c, 1);
     const int max_p = *std::max_element(prompts.begin(), prompts.end());
     std::printf(
         "lazyllm-bench-tp-cuda: %s (%d layers), %d GPUs visible, %d decode tokens, median of %d, "
