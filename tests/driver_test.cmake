@@ -556,5 +556,5 @@ endif()
 # token and exited 0); --check-weights refuses the file at load.
 execute_process(COMMAND sh -c "{ head -c 28 '${MODEL}'; i=0; while [ $i -lt 32768 ]; do printf '\\000\\000\\300\\177'; i=$((i+1)); done; tail -c +131101 '${MODEL}'; } > '${WORK}/nan.bin'")
 expect_run(nan-logits 1 "error: the logits are not finite \\(nan at token id 0 of 512, after the prefill\\)" -m ${WORK}/nan.bin --prompt-ids 1 -n 4)
-expect_run(nan-check-weights 1 "nan.bin: weight tensor 1 \\(for_each_weight order\\) holds NaN at element 0" -m ${WORK}/nan.bin --prompt-ids 1 -n 4 --check-weights)
+expect_run(nan-check-weights 1 "nan.bin: weight token_embedding\\[0\\] is nan: the checkpoint is corrupt" -m ${WORK}/nan.bin --prompt-ids 1 -n 4 --check-weights)
 expect_run(check-weights-ok 0 "weights: every value finite" -m ${MODEL} --prompt-ids 1 -n 4 --check-weights)

@@ -663,9 +663,9 @@ TEST_CASE("every dimension is bounded at parse time, and size arithmetic is over
   h += std::string(12, '\0');
   const auto bin = write(dir, "dim30.bin", h);
   expect_format_error([&] { load_model(bin); }, "dim30.bin", "dim 1073741824 is above the supported maximum 65536");
-  // The driver's pre-load look at the header (for its memory estimate, which computed n_params()
-  // from it) has no shape for it, so the load reports the file.
-  CHECK_FALSE(driver::peek_config(bin).has_value());
+  // The driver validates the file before its memory estimate (which computed n_params() from the
+  // header), so the file is reported, not the memory it would need.
+  CHECK_THROWS_AS(driver::validated_config(bin), FormatError);
   for (auto [index, value, what] : {std::tuple{1, 1 << 19, "hidden_dim 524288"},
                                     {2, 5000, "n_layers 5000"},
                                     {5, 1 << 23, "vocab_size 8388608"},
@@ -705,7 +705,7 @@ TEST_CASE("every dimension is bounded at parse time, and size arithmetic is over
   c.max_seq_len = ConfigLimits::max_seq_len;
   c.validate();
   CHECK(c.n_params() > (std::int64_t(1) << 45));
-  CHECK(driver::host_need(c, c.max_seq_len, c.n_layers, true).weights == std::uint64_t(c.n_params()) * 4);
+  CHECK(cpu_memory_need(c, c.max_seq_len, c.n_layers).weights == std::uint64_t(c.n_params()) * 4);
 }
 
 TEST_CASE("weight views carry extents, checked where weights are bound") {
