@@ -172,8 +172,8 @@ int main(int argc, char** argv) {
     if (fmt_out == "md") {
       text +=
           "| B | policy | schedule | TTFT mean ms | TTFT p90 ms | prompt tok/s | output tok/s | total s | "
-          "peak KV pool GiB | held back | prefill token-layers |\n";
-      text += "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+          "peak KV pool GiB | KV after prompt GiB | held back | prefill token-layers | revivals |\n";
+      text += "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
       for (std::size_t i = 0; i < res.size(); ++i) {
         const auto& r = res[i];
         const auto& k = cases[i];
@@ -181,8 +181,9 @@ int main(int argc, char** argv) {
                 fmt("%.1f", r.ttft_mean()) + " | " + fmt("%.1f", r.ttft_p(0.9)) + " | " +
                 fmt("%.0f", r.prompt_tok_s()) + " | " + fmt("%.1f", r.output_tok_s()) + " | " +
                 fmt("%.2f", r.total_ms / 1e3) + " | " + fmt("%.3f", double(r.peak_bytes()) / double(1ull << 30)) +
-                " | " + std::to_string(r.deferrals + r.preemptions) + " | " + fmt("%.1f %%", 100 * r.prefill_fraction) +
-                " |\n";
+                " | " + fmt("%.3f", r.prefill_blocks * double(r.block_bytes) / double(1ull << 30)) + " | " +
+                std::to_string(r.deferrals + r.preemptions) + " | " + fmt("%.1f %%", 100 * r.prefill_fraction) +
+                " | " + std::to_string(r.revivals) + " |\n";
       }
       text += "\nbuild: " + git_commit() + ", " + shape + ", backend " + backend + ", prompt " +
               std::to_string(prompt) + ", output " + std::to_string(gen) + " tokens per request\n";
