@@ -249,7 +249,8 @@ class BasicCudaBackend {
   /// Attaches a per-op-class timer (nullptr detaches; see profiler.cuh). Not owned.
   void set_profiler(gpu::Profiler* p) { prof_ = {p, stream_, -1}; }
 
-  /// K and V storage (ST, kv_slots x kv_dim each) and the Aux Cache (fp32, aux_slots x dim).
+  /// K and V storage (ST, kv_slots x kv_dim each) and the Aux Cache (fp32, aux_slots x dim): plain
+  /// slot-indexed arrays, which the kernels address through kv_store() / aux_store().
   void allocate(std::int64_t kv_slots, std::int64_t aux_slots) {
     synchronize();
     k_.release();
@@ -307,7 +308,7 @@ class BasicCudaBackend {
     prof_.mark(gpu::OpClass::Gather);
     auto dev = upload(src_rows, aux_slots);
     gpu::detail::launch_gather_rows(src.data(), reinterpret_cast<const std::int32_t*>(dev.first), dev.second,
-                                    aux_.get(), n, d, dst.data(), stream_);
+                                    aux_store(), n, dst.data(), stream_);
   }
 
   void store_aux(const Activations& x, std::span<const std::int32_t> rows, std::span<const std::int64_t> aux_slots) {
@@ -317,7 +318,7 @@ class BasicCudaBackend {
     prof_.mark(gpu::OpClass::Gather);
     auto dev = upload(rows, aux_slots);
     gpu::detail::launch_store_aux(x.data(), reinterpret_cast<const std::int32_t*>(dev.first), dev.second, n,
-                                  config_.dim, aux_.get(), stream_);
+                                  aux_store(), stream_);
   }
 
   /// One decoder layer in place on x (see CpuBackend::layer for the formula).
@@ -346,7 +347,7 @@ class BasicCudaBackend {
       return;
     }
     const LayerIndices idx = upload_layer(call);
-    const gpu::AttnArgsT<ST> aa = attention_block(L, call.layer, rows, n_kv, idx, x.data(), nullptr);
+    const gpu::AttnParams<ST> aa = attention_block(L, call.layer, rows, n_kv, idx, x.data(), nullptr);
     const std::size_t bytes = std::size_t(n_kv) * sizeof(T);
     if (call.want_scores) {
       if (out.size() < std::size_t(n_kv))
@@ -510,10 +511,14 @@ class BasicCudaBackend {
     return logits_dev_.get();
   }
 
-  // ---- device views (tests, benchmarks) ----
-  const ST* k_cache() const { return k_.get(); }
-  const ST* v_cache() const { return v_.get(); }
-  const float* aux_cache() const { return aux_.get(); }
+  // ---- where K/V and the Aux Cache live (tests, benchmarks) ----
+  /// The K/V storage as every kernel addresses it (kv_store.cuh): plain slot-indexed arrays of
+  /// allocate()'s kv_slots rows. Valid until the next allocate().
+  gpu::KvStore<ST> kv_store() const {
+    return gpu::KvStore<ST>::plain(k_.get(), v_.get(), config_.kv_dim(), config_.head_dim());
+  }
+  /// The Aux Cache likewise: aux_slots fp32 rows of dim.
+  gpu::AuxStore aux_store() const { return gpu::AuxStore::plain(aux_.get(), config_.dim); }
   int padded_hidden() const { return hid_; }
 
  private:
@@ -529,21 +534,16 @@ class BasicCudaBackend {
     const std::int64_t *q_slots = nullptr, *kv_slots = nullptr;
   };
 
-  gpu::AttnArgsT<ST> attn_args(int rows, int n_kv, const LayerIndices& idx) const {
+  gpu::AttnParams<ST> attn_args(int rows, int n_kv, const LayerIndices& idx) const {
     const auto& c = config_;
-    gpu::AttnArgsT<ST> aa;
+    gpu::AttnParams<ST> aa;
     aa.q = qkv_.get();
     aa.ldq = c.dim + 2 * c.kv_dim();
-    aa.k_cache = k_.get();
-    aa.v_cache = v_.get();
-    aa.kv_slots = idx.kv_slots;
-    aa.kv_pos = idx.kv_pos;
     aa.q_pos = idx.q_pos;
     aa.rows = rows;
-    aa.n_kv = n_kv;
     aa.n_heads = c.n_heads;
     aa.n_kv_heads = c.n_kv_heads;
-    aa.hd = c.head_dim();
+    aa.kv = gpu::SlottedKv<ST>::make(kv_store(), idx.kv_slots, idx.kv_pos, n_kv);
     aa.out = att_.get();
     aa.ldo = c.dim;
     return aa;
@@ -551,8 +551,8 @@ class BasicCudaBackend {
 
   /// Norm, QKV, RoPE + K/V store, attention into att_. `n_kv_dev`: the decode attention reads its
   /// key count there (n_kv is then the capacity of the index arrays; graph replays).
-  gpu::AttnArgsT<ST> attention_block(const Layer& L, int l, int rows, int n_kv, const LayerIndices& idx, float* x,
-                                     const int* n_kv_dev) {
+  gpu::AttnParams<ST> attention_block(const Layer& L, int l, int rows, int n_kv, const LayerIndices& idx, float* x,
+                                      const int* n_kv_dev) {
     const auto& c = config_;
     const int d = c.dim, kvd = c.kv_dim();
     // Few rows (decode): the GEMV path, with the norms, SwiGLU and residual adds folded into the
@@ -575,18 +575,16 @@ class BasicCudaBackend {
     ra.rows = rows;
     ra.n_heads = c.n_heads;
     ra.n_kv_heads = c.n_kv_heads;
-    ra.hd = c.head_dim();
     ra.pos = idx.q_pos;
     ra.slots = idx.q_slots;
     ra.table = rope_.get();
     ra.max_pos = c.max_seq_len;
     ra.style = c.rope_style;
-    ra.k_cache = k_.get();
-    ra.v_cache = v_.get();
+    ra.kv = kv_store();
     prof_.mark(gpu::OpClass::Norm, l);
     gpu::detail::launch_rope_store(ra, stream_);
 
-    const gpu::AttnArgsT<ST> aa = attn_args(rows, n_kv, idx);
+    const gpu::AttnParams<ST> aa = attn_args(rows, n_kv, idx);
     prof_.mark(gpu::OpClass::Attention, l);
     if constexpr (!kFp32) {
       if (n_kv_dev) {
