@@ -8,6 +8,7 @@
 // sequence offsets into q_pos, slots and positions) without touching the kernel bodies.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "lazyllm/backend/cuda/kv_store.cuh"
 
@@ -48,4 +49,8 @@ struct AttnSplit {
 };
 
 }  // namespace detail
+
+// Kernel arguments: plain values, copied to the device by the launch.
+static_assert(std::is_trivially_copyable_v<AttnParams<float>> && std::is_trivially_copyable_v<detail::AttnSplit>);
+
 }  // namespace lazyllm::gpu
