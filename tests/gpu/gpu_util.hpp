@@ -98,6 +98,32 @@ inline gpu::DeviceBuffer<gpu::bf16> to_device_bf16(std::span<const float> h) {
   return d;
 }
 
+/// 0, 1, ..., n-1 in device memory (positions or slots of a dense set).
+template <class T>
+gpu::DeviceBuffer<T> iota_device(int n) {
+  std::vector<T> h(std::size_t(std::max(n, 0)));
+  for (std::size_t i = 0; i < h.size(); ++i) h[i] = T(i);
+  return to_device(h);
+}
+
+/// Milliseconds per call of `fn` over `reps` back-to-back calls on the legacy default stream,
+/// measured with CUDA events (no warm-up: the caller makes one first).
+template <class F>
+float gpu_ms(int reps, F&& fn) {
+  cudaEvent_t e0, e1;
+  LAZYLLM_CUDA_CHECK(cudaEventCreate(&e0));
+  LAZYLLM_CUDA_CHECK(cudaEventCreate(&e1));
+  LAZYLLM_CUDA_CHECK(cudaEventRecord(e0));
+  for (int i = 0; i < reps; ++i) fn();
+  LAZYLLM_CUDA_CHECK(cudaEventRecord(e1));
+  LAZYLLM_CUDA_CHECK(cudaEventSynchronize(e1));
+  float ms = 0;
+  LAZYLLM_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+  LAZYLLM_CUDA_CHECK(cudaEventDestroy(e0));
+  LAZYLLM_CUDA_CHECK(cudaEventDestroy(e1));
+  return ms / float(reps);
+}
+
 template <class T>
 std::vector<T> to_host(const T* d, std::size_t n) {
   std::vector<T> h(n);

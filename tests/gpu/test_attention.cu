@@ -26,18 +26,21 @@ struct Case {
 // Tile variants of the tensor-core kernel (MmaAttnTraits<HD, warps, m16 tiles per warp, keys>),
 // each checked against the CPU reference like the kernels Attention::run chooses from, and timed
 // side by side in the informational timing case.
+using Params = gpu::AttnParams<gpu::bf16>;
+using Store = gpu::KvStore<gpu::bf16>;
+
 template <class T>
-void launch_variant(const gpu::AttnArgs& a, cudaStream_t s) {
-  gpu::detail::launch_mma_attention<T, gpu::bf16>(gpu::detail::mma_launch_args(a), s);
+void launch_variant(const Params& a, cudaStream_t s) {
+  gpu::detail::launch_mma_attention<T, gpu::bf16>(a, s);
 }
 template <class T>
-void launch_sm90_variant(const gpu::AttnArgs& a, cudaStream_t s) {
-  gpu::detail::launch_sm90_attention<T, gpu::bf16>(gpu::detail::mma_launch_args(a), s);
+void launch_sm90_variant(const Params& a, cudaStream_t s) {
+  gpu::detail::launch_sm90_attention<T, gpu::bf16>(a, s);
 }
 struct Variant {
   std::string name;
   int hd;
-  void (*launch)(const gpu::AttnArgs&, cudaStream_t);
+  void (*launch)(const Params&, cudaStream_t);
   bool sm90 = false;
 };
 template <int HD, int W, int MT, int BK>
@@ -89,30 +92,38 @@ void run_case(const Case& cs, gpu::Attention& attn) {
   const auto q = round_bf16(randn(std::size_t(rows) * ldq, 1u + unsigned(n), 1.0f));
   const auto K = round_bf16(randn(std::size_t(n_slots) * kvd, 2u + unsigned(n), 1.0f));
   const auto V = round_bf16(randn(std::size_t(n_slots) * kvd, 3u + unsigned(n), 1.0f));
+  // The same K/V twice: slot-indexed arrays (what CudaBackend allocates) and a block arena as a
+  // paged pool keeps it (blocks of kB slots, a block's K rows then its V rows), laid out here by
+  // hand. Every kernel must give the same bits from both.
+  constexpr int kShift = 4, kB = 1 << kShift;
+  std::vector<float> arena(std::size_t((n_slots + kB - 1) / kB) * 2 * kB * kvd, 0.0f);
+  for (int s = 0; s < n_slots; ++s) {
+    const std::size_t at = std::size_t(s / kB) * 2 * kB * kvd + std::size_t(s % kB) * kvd;
+    std::copy_n(K.begin() + std::ptrdiff_t(s) * kvd, kvd, arena.begin() + std::ptrdiff_t(at));
+    std::copy_n(V.begin() + std::ptrdiff_t(s) * kvd, kvd, arena.begin() + std::ptrdiff_t(at + std::size_t(kB) * kvd));
+  }
   auto dq = to_device_bf16(q);
   auto dK = to_device_bf16(K);
   auto dV = to_device_bf16(V);
+  auto darena = to_device_bf16(arena);
   auto dslots = to_device(kv_slots);
   auto dkvpos = to_device(kv_pos);
   auto dqpos = to_device(q_pos);
   gpu::DeviceBuffer<gpu::bf16> out(std::size_t(rows) * d);
   gpu::DeviceBuffer<float> scores{std::size_t(n)};
-
-  gpu::AttnArgs a;
-  a.q = dq.get();
-  a.ldq = ldq;
-  a.k_cache = dK.get();
-  a.v_cache = dV.get();
-  a.kv_slots = dslots.get();
-  a.kv_pos = dkvpos.get();
-  a.q_pos = dqpos.get();
-  a.rows = rows;
-  a.n_kv = n;
-  a.n_heads = H;
-  a.n_kv_heads = KH;
-  a.hd = hd;
-  a.out = out.get();
-  a.ldo = d;
+  auto params = [&](const Store& store) {
+    return Params{.q = dq.get(),
+                  .ldq = ldq,
+                  .q_pos = dqpos.get(),
+                  .rows = rows,
+                  .n_heads = H,
+                  .n_kv_heads = KH,
+                  .kv = gpu::SlottedKv<gpu::bf16>::make(store, dslots.get(), dkvpos.get(), n),
+                  .out = out.get(),
+                  .ldo = d};
+  };
+  const Params a = params(Store::plain(dK.get(), dV.get(), kvd, hd));
+  const Params a_arena = params(Store::arena(darena.get(), kvd, hd, kShift));
   // CPU reference for sampled rows (every row of a 64-row block of the tensor-core kernel has a
   // different warp / fragment position, so sample generously).
   const float scale = 1.0f / std::sqrt(float(hd));
@@ -136,6 +147,27 @@ void run_case(const Case& cs, gpu::Attention& attn) {
     refs.push_back(std::move(ref));
   }
 
+  // Runs `launch` on `p`'s key set into `out` (NaN pattern first: unwritten rows fail).
+  auto output = [&](auto&& launch, const Params& p) {
+    LAZYLLM_CUDA_CHECK(cudaMemset(out.get(), 0xff, out.bytes()));
+    launch(p);
+    LAZYLLM_CUDA_CHECK(cudaDeviceSynchronize());
+    return bf16_to_host(out.get(), std::size_t(rows) * d);
+  };
+  // The output of `launch` against the CPU reference; the arena's must be the same bits.
+  auto check = [&](auto&& launch) {
+    const auto got = output(launch, a);
+    double err = 0;
+    for (std::size_t i = 0; i < rows_checked.size(); ++i)
+      err = std::max(err, norm_err(std::span(got).subspan(std::size_t(rows_checked[i]) * d, std::size_t(d)), refs[i]));
+    bool finite = true;
+    for (float v : got) finite = finite && std::isfinite(v);
+    CHECK(finite);
+    CHECK(err < kOutBound);
+    CHECK(output(launch, a_arena) == got);
+    return err;
+  };
+
   // Every kernel that can take this case: the CUDA-core kernel (with the case's split), and, where
   // head_dim is 64/128 and no split is forced, the tensor-core kernel and (few rows) the decode one.
   using Kn = gpu::Attention::Kernel;
@@ -148,51 +180,34 @@ void run_case(const Case& cs, gpu::Attention& attn) {
     const bool tc = kernel == Kn::TensorCore, dec = kernel == Kn::Decode;
     const char* kname = tc ? "tensor-core" : dec ? "decode" : "cuda-core";
     CAPTURE(kname);
-    LAZYLLM_CUDA_CHECK(cudaMemset(out.get(), 0xff, out.bytes()));  // NaN pattern: unwritten rows fail
-    attn.run(a, nullptr, cs.force_splits, kernel);
-    LAZYLLM_CUDA_CHECK(cudaDeviceSynchronize());
+    const double err = check([&](const Params& p) { attn.run(p, nullptr, cs.force_splits, kernel); });
     CHECK(attn.last_tensor_core() == tc);
     CHECK(attn.last_decode() == dec);
     if (tc) CHECK(attn.last_sm90() == (attn.sm90_available() && hd == 128));  // wgmma: Hopper, head_dim 128
-    const auto got = bf16_to_host(out.get(), std::size_t(rows) * d);
-    double err = 0;
-    for (std::size_t i = 0; i < rows_checked.size(); ++i)
-      err = std::max(err, norm_err(std::span(got).subspan(std::size_t(rows_checked[i]) * d, std::size_t(d)), refs[i]));
-    bool finite = true;
-    for (float v : got) finite = finite && std::isfinite(v);
     MESSAGE("n_kv=" << n << " rows=" << rows << " hd=" << hd << " heads=" << H << "/" << KH
                     << " kernel=" << std::string(kname) << " splits=" << attn.last_splits() << " err=" << err);
-    CHECK(finite);
-    CHECK(err < kOutBound);
   }
 
   if (cs.force_splits == 0)
     for (const auto& v : variants()) {
       if (v.hd != hd || (v.sm90 && !attn.sm90_available())) continue;
       CAPTURE(v.name);
-      LAZYLLM_CUDA_CHECK(cudaMemset(out.get(), 0xff, out.bytes()));
-      v.launch(a, nullptr);
-      LAZYLLM_CUDA_CHECK(cudaDeviceSynchronize());
-      const auto got = bf16_to_host(out.get(), std::size_t(rows) * d);
-      double err = 0;
-      for (std::size_t i = 0; i < rows_checked.size(); ++i)
-        err =
-            std::max(err, norm_err(std::span(got).subspan(std::size_t(rows_checked[i]) * d, std::size_t(d)), refs[i]));
-      bool finite = true;
-      for (float x : got) finite = finite && std::isfinite(x);
+      const double err = check([&](const Params& p) { v.launch(p, nullptr); });
       MESSAGE("variant " << v.name << " n_kv=" << n << " rows=" << rows << " err=" << err);
-      CHECK(finite);
-      CHECK(err < kOutBound);
     }
 
   const int n_vis_last = int(std::upper_bound(kv_pos.begin(), kv_pos.end(), q_pos.back()) - kv_pos.begin());
-  attn.last_row_scores(a, n_vis_last, scores.get(), nullptr);
-  LAZYLLM_CUDA_CHECK(cudaDeviceSynchronize());
-  const auto got_scores = to_host(scores.get(), std::size_t(n));
+  auto scores_of = [&](const Params& p) {
+    attn.last_row_scores(p, n_vis_last, scores.get(), nullptr);
+    LAZYLLM_CUDA_CHECK(cudaDeviceSynchronize());
+    return to_host(scores.get(), std::size_t(n));
+  };
+  const auto got_scores = scores_of(a);
   std::vector<float> ref_scores(mean.begin(), mean.end());
   CHECK(norm_err(got_scores, ref_scores) < kScoresBound);
   const double total = std::accumulate(got_scores.begin(), got_scores.end(), 0.0);
   CHECK(std::abs(total - 1.0) < 1e-4);
+  CHECK(scores_of(a_arena) == got_scores);
 }
 
 }  // namespace
@@ -248,69 +263,43 @@ TEST_CASE("attention: timing at Llama-2-7B heads (informational, no bound)") {
     LAZYLLM_CUDA_CHECK(cudaMemset(q.get(), 0, q.bytes()));
     LAZYLLM_CUDA_CHECK(cudaMemset(K.get(), 0, K.bytes()));
     LAZYLLM_CUDA_CHECK(cudaMemset(V.get(), 0, V.bytes()));
-    std::vector<std::int32_t> pos(n);
-    std::vector<std::int64_t> slots(n);
-    std::iota(pos.begin(), pos.end(), 0);
-    std::iota(slots.begin(), slots.end(), 0);
-    auto dpos = to_device(pos);
-    auto dslots = to_device(slots);
-    gpu::AttnArgs a;
-    a.q = q.get();
-    a.ldq = d;
-    a.k_cache = K.get();
-    a.v_cache = V.get();
-    a.kv_slots = dslots.get();
-    a.kv_pos = dpos.get();
-    a.q_pos = dpos.get();
-    a.rows = n;
-    a.n_kv = n;
-    a.n_heads = H;
-    a.n_kv_heads = H;
-    a.hd = hd;
-    a.out = out.get();
-    a.ldo = d;
-    cudaEvent_t e0, e1;
-    LAZYLLM_CUDA_CHECK(cudaEventCreate(&e0));
-    LAZYLLM_CUDA_CHECK(cudaEventCreate(&e1));
+    auto dpos = iota_device<std::int32_t>(n);
+    auto dslots = iota_device<std::int64_t>(n);
+    // The last `rows` query rows of n, as heads of head_dim `hd_` (the same d: 32 x 128 or 64 x 64).
+    auto params = [&](int hd_, int rows) {
+      const int heads = d / hd_;
+      return Params{
+          .q = q.get(),
+          .ldq = d,
+          .q_pos = dpos.get() + (n - rows),
+          .rows = rows,
+          .n_heads = heads,
+          .n_kv_heads = heads,
+          .kv = gpu::SlottedKv<gpu::bf16>::make(Store::plain(K.get(), V.get(), d, hd_), dslots.get(), dpos.get(), n),
+          .out = out.get(),
+          .ldo = d};
+    };
+    Params a = params(hd, n);
     auto time_it = [&](int reps, gpu::Attention::Kernel k = gpu::Attention::Kernel::Auto) {
       attn.run(a, nullptr, 0, k);
-      LAZYLLM_CUDA_CHECK(cudaEventRecord(e0));
-      for (int i = 0; i < reps; ++i) attn.run(a, nullptr, 0, k);
-      LAZYLLM_CUDA_CHECK(cudaEventRecord(e1));
-      LAZYLLM_CUDA_CHECK(cudaEventSynchronize(e1));
-      float ms = 0;
-      LAZYLLM_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-      return ms / reps;
+      return gpu_ms(reps, [&] { attn.run(a, nullptr, 0, k); });
     };
     for (const auto& v : variants()) {
       if (v.sm90 && !attn.sm90_available()) continue;
-      a.hd = v.hd;  // same d: 32 heads of 128 or 64 heads of 64
-      a.n_heads = a.n_kv_heads = d / v.hd;
       for (const int rows : {n, n / 4}) {  // a dense layer; a pruned one (the last quarter of the rows)
-        a.rows = rows;
-        a.q_pos = dpos.get() + (n - rows);
+        a = params(v.hd, rows);
         v.launch(a, nullptr);
-        LAZYLLM_CUDA_CHECK(cudaEventRecord(e0));
-        for (int i = 0; i < 5; ++i) v.launch(a, nullptr);
-        LAZYLLM_CUDA_CHECK(cudaEventRecord(e1));
-        LAZYLLM_CUDA_CHECK(cudaEventSynchronize(e1));
-        float ms = 0;
-        LAZYLLM_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-        ms /= 5;
+        const float ms = gpu_ms(5, [&] { v.launch(a, nullptr); });
         const double fl = 4.0 * d * (double(rows) * (2.0 * n - rows + 1) / 2);
         MESSAGE("variant " << v.name << " n=" << n << " rows=" << rows << ": " << ms << " ms, " << fl / ms / 1e9
                            << " TFLOP/s");
       }
     }
-    a.rows = n;
-    a.q_pos = dpos.get();
-    a.hd = hd;
-    a.n_heads = a.n_kv_heads = H;
+    a = params(hd, n);
     const float prefill = time_it(5);
     const bool tc = attn.last_tensor_core();
     const double flops = 4.0 * H * hd * (double(n) * n / 2);
-    a.rows = 1;
-    a.q_pos = dpos.get() + (n - 1);
+    a = params(hd, 1);
     const float decode_cc = time_it(20, gpu::Attention::Kernel::CudaCore);
     const float decode = time_it(20);
     MESSAGE("attention 32x128 n=" << n << ": causal prefill " << prefill << " ms (" << flops / prefill / 1e9
@@ -318,7 +307,5 @@ TEST_CASE("attention: timing at Llama-2-7B heads (informational, no bound)") {
                                   << decode << " ms (splits " << attn.last_splits() << ", "
                                   << std::string(attn.last_decode() ? "decode kernel" : "cuda-core")
                                   << "; cuda-core kernel " << decode_cc << " ms)");
-    LAZYLLM_CUDA_CHECK(cudaEventDestroy(e0));
-    LAZYLLM_CUDA_CHECK(cudaEventDestroy(e1));
   }
 }

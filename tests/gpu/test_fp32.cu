@@ -27,9 +27,9 @@ TEST_CASE("fp32: name, and forced attention kernels are refused") {
   CHECK(CudaBackendFp32::name() == "cuda-fp32");
   if (!have_gpu()) return;
   gpu::Attention attn;
-  gpu::AttnArgsT<float> a;
+  gpu::AttnParams<float> a;
   a.rows = 1;
-  a.hd = 64;
+  a.kv.store.head_dim = 64;
   CHECK_THROWS_AS(attn.run(a, nullptr, 2), InvalidArgument);
   CHECK_THROWS_AS(attn.run(a, nullptr, 0, gpu::Attention::Kernel::TensorCore), InvalidArgument);
 }

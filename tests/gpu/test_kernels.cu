@@ -152,14 +152,12 @@ TEST_CASE("rope (both styles, original positions) + K/V scatter into slots vs cp
         a.rows = rows;
         a.n_heads = n_heads;
         a.n_kv_heads = n_kv;
-        a.hd = hd;
         a.pos = dpos.get();
         a.slots = dslots.get();
         a.table = dtable.get();
         a.max_pos = max_pos;
         a.style = style;
-        a.k_cache = K.get();
-        a.v_cache = V.get();
+        a.kv = gpu::KvStore<gpu::bf16>::plain(K.get(), V.get(), kvd, hd);
         cd::launch_rope_store(a, nullptr);
         const auto got_qkv = bf16_to_host(dqkv.get(), std::size_t(rows) * ld);
         const auto got_k = bf16_to_host(K.get(), std::size_t(n_slots) * kvd);
@@ -170,8 +168,7 @@ TEST_CASE("rope (both styles, original positions) + K/V scatter into slots vs cp
           LAZYLLM_CUDA_CHECK(cudaMemset(V1.get(), 0, V1.bytes()));
           cd::RopeArgs a1 = a;
           a1.qkv = dqkv1.get();
-          a1.k_cache = K1.get();
-          a1.v_cache = V1.get();
+          a1.kv = gpu::KvStore<gpu::bf16>::plain(K1.get(), V1.get(), kvd, hd);
           cd::launch_rope_store<gpu::bf16, false>(a1, nullptr);
           CHECK(bf16_to_host(dqkv1.get(), std::size_t(rows) * ld) == got_qkv);
           const auto k1 = bf16_to_host(K1.get(), std::size_t(n_slots) * kvd);
@@ -181,6 +178,27 @@ TEST_CASE("rope (both styles, original positions) + K/V scatter into slots vs cp
                                           k1.begin() + std::ptrdiff_t((slots[r] + 1) * kvd),
                                           got_k.begin() + std::ptrdiff_t(slots[r] * kvd));
           CHECK(same_k);
+        }
+        {  // a block arena (8 slots per block, a block's K rows then its V rows, laid out by hand
+           // here): the same rows at the arena's addresses, the same q
+          constexpr int kShift = 3, kB = 1 << kShift;
+          gpu::DeviceBuffer<gpu::bf16> arena(std::size_t((n_slots + kB - 1) / kB) * 2 * kB * kvd);
+          LAZYLLM_CUDA_CHECK(cudaMemset(arena.get(), 0, arena.bytes()));
+          auto dqkv2 = to_device_bf16(qkv);
+          cd::RopeArgs a2 = a;
+          a2.qkv = dqkv2.get();
+          a2.kv = gpu::KvStore<gpu::bf16>::arena(arena.get(), kvd, hd, kShift);
+          cd::launch_rope_store(a2, nullptr);
+          CHECK(bf16_to_host(dqkv2.get(), std::size_t(rows) * ld) == got_qkv);
+          const auto ga = bf16_to_host(arena.get(), arena.size());
+          bool same_kv = true;
+          for (int r = 0; r < rows; ++r) {
+            const auto at = std::ptrdiff_t(slots[r] / kB * 2 * kB * kvd + slots[r] % kB * kvd);
+            const auto plain = std::ptrdiff_t(slots[r] * kvd);
+            same_kv = same_kv && std::equal(ga.begin() + at, ga.begin() + at + kvd, got_k.begin() + plain) &&
+                      std::equal(ga.begin() + at + kB * kvd, ga.begin() + at + (kB + 1) * kvd, got_v.begin() + plain);
+          }
+          CHECK(same_kv);
         }
         double eq = 0, ek = 0, ev = 0;
         for (int r : sample_rows(rows, 16)) {
@@ -234,46 +252,46 @@ TEST_CASE("embedding gather, row gather with Aux Cache entries (-1), store_aux a
     CHECK(std::equal(got.begin() + std::ptrdiff_t(i * dim), got.begin() + std::ptrdiff_t((i + 1) * dim),
                      table.begin() + std::ptrdiff_t(ids[i]) * dim));
 
-  // store rows 2 and 5 into aux slots 9 and 3, then gather [row 6, aux 9, row 0, aux 3]
+  // store rows 2 and 5 into aux slots 9 and 3, then gather [row 6, aux 9, row 0, aux 3]: with
+  // slot-indexed rows, and with blocks of 5 rows 7 rows apart (a paged pool's Aux blocks)
   const int aux_slots = 12;
-  gpu::DeviceBuffer<float> aux(std::size_t(aux_slots) * dim);
+  gpu::DeviceBuffer<float> aux(std::size_t(aux_slots) * dim), aux_blocks(std::size_t(3) * 7 * dim);
+  const gpu::AuxStore blocked{aux_blocks.get(), dim, 5, std::int64_t(7) * dim};
   const std::vector<std::int32_t> rows{2, 5};
   const std::vector<std::int64_t> slots{9, 3};
   auto drows = to_device(rows);
   auto dslots = to_device(slots);
-  cd::launch_store_aux(x.get(), drows.get(), dslots.get(), 2, dim, AuxStore::plain(aux.get(), dim), nullptr);
   const std::vector<std::int32_t> src{6, -1, 0, -1};
   const std::vector<std::int64_t> from_aux{-1, 9, -1, 3};
   auto dsrc = to_device(src);
   auto dfrom = to_device(from_aux);
-  gpu::DeviceBuffer<float> y(src.size() * dim);
-  cd::launch_gather_rows(x.get(), dsrc.get(), dfrom.get(), AuxStore::plain(aux.get(), dim), int(src.size()), dim, y.get(), nullptr);
-  const auto gy = to_host(y.get(), src.size() * dim);
   const int expect_row[] = {6, 2, 0, 5};
-  for (int i = 0; i < 4; ++i)
-    CHECK(std::equal(gy.begin() + std::ptrdiff_t(i) * dim, gy.begin() + std::ptrdiff_t(i + 1) * dim,
-                     got.begin() + std::ptrdiff_t(expect_row[i]) * dim));
+  for (const gpu::AuxStore& store : {gpu::AuxStore::plain(aux.get(), dim), blocked}) {
+    CAPTURE(store.per_block);
+    cd::launch_store_aux(x.get(), drows.get(), dslots.get(), 2, store, nullptr);
+    gpu::DeviceBuffer<float> y(src.size() * dim);
+    cd::launch_gather_rows(x.get(), dsrc.get(), dfrom.get(), store, int(src.size()), y.get(), nullptr);
+    const auto gy = to_host(y.get(), src.size() * dim);
+    for (int i = 0; i < 4; ++i)
+      CHECK(std::equal(gy.begin() + std::ptrdiff_t(i) * dim, gy.begin() + std::ptrdiff_t(i + 1) * dim,
+                       got.begin() + std::ptrdiff_t(expect_row[i]) * dim));
+  }
+  // where the blocked store put them: slot 9 = block 1, row 4; slot 3 = block 0, row 3
+  const auto gb = to_host(aux_blocks.get(), std::size_t(3) * 7 * dim);
+  CHECK(std::equal(gb.begin() + std::ptrdiff_t(7 + 4) * dim, gb.begin() + std::ptrdiff_t(7 + 5) * dim,
+                   got.begin() + std::ptrdiff_t(2) * dim));
+  CHECK(std::equal(gb.begin() + std::ptrdiff_t(3) * dim, gb.begin() + std::ptrdiff_t(4) * dim,
+                   got.begin() + std::ptrdiff_t(5) * dim));
 }
 
 TEST_CASE("memory-bound kernels at 4096 rows of Llama-2-7B: time and bandwidth (informational, no bound)") {
   if (!have_gpu()) return;
   const int rows = 4096, d = 4096, kvd = 4096, ld = d + 2 * kvd, hid = 11008, hd = 128;
-  cudaEvent_t e0, e1;
-  LAZYLLM_CUDA_CHECK(cudaEventCreate(&e0));
-  LAZYLLM_CUDA_CHECK(cudaEventCreate(&e1));
   // Median of 9 timed launches after one warm-up; bytes = what the kernel must read and write.
   auto report = [&](const std::string& what, double bytes, auto&& fn) {
     fn();
     std::vector<float> ms;
-    for (int i = 0; i < 9; ++i) {
-      LAZYLLM_CUDA_CHECK(cudaEventRecord(e0));
-      fn();
-      LAZYLLM_CUDA_CHECK(cudaEventRecord(e1));
-      LAZYLLM_CUDA_CHECK(cudaEventSynchronize(e1));
-      float t = 0;
-      LAZYLLM_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
-      ms.push_back(t);
-    }
+    for (int i = 0; i < 9; ++i) ms.push_back(gpu_ms(1, fn));
     std::sort(ms.begin(), ms.end());
     MESSAGE(what << ": " << ms[4] * 1e3 << " us, " << bytes / (ms[4] * 1e-3) / 1e9 << " GB/s");
   };
@@ -289,12 +307,8 @@ TEST_CASE("memory-bound kernels at 4096 rows of Llama-2-7B: time and bandwidth (
 
   gpu::DeviceBuffer<gpu::bf16> qkv(std::size_t(rows) * ld), K(std::size_t(rows) * kvd), V(std::size_t(rows) * kvd);
   LAZYLLM_CUDA_CHECK(cudaMemset(qkv.get(), 0, qkv.bytes()));
-  std::vector<std::int32_t> pos(rows);
-  std::vector<std::int64_t> slots(rows);
-  std::iota(pos.begin(), pos.end(), 0);
-  std::iota(slots.begin(), slots.end(), 0);
-  auto dpos = to_device(pos);
-  auto dslots = to_device(slots);
+  auto dpos = iota_device<std::int32_t>(rows);
+  auto dslots = iota_device<std::int64_t>(rows);
   auto dtable = to_device(cd::rope_table(rows, hd, 10000.0f));
   cd::RopeArgs a;
   a.qkv = qkv.get();
@@ -302,13 +316,11 @@ TEST_CASE("memory-bound kernels at 4096 rows of Llama-2-7B: time and bandwidth (
   a.rows = rows;
   a.n_heads = d / hd;
   a.n_kv_heads = kvd / hd;
-  a.hd = hd;
   a.pos = dpos.get();
   a.slots = dslots.get();
   a.table = dtable.get();
   a.max_pos = rows;
-  a.k_cache = K.get();
-  a.v_cache = V.get();
+  a.kv = gpu::KvStore<gpu::bf16>::plain(K.get(), V.get(), kvd, hd);
   // read q, k, v; write q in place, k and v into the cache (the (cos, sin) table stays in L2)
   const double rope_bytes = double(rows) * 2 * (ld + d + 2 * kvd);
   for (auto style : {RopeStyle::RotateHalf, RopeStyle::Interleaved}) {
@@ -324,6 +336,4 @@ TEST_CASE("memory-bound kernels at 4096 rows of Llama-2-7B: time and bandwidth (
   LAZYLLM_CUDA_CHECK(cudaMemset(gu.get(), 0, gu.bytes()));
   report("swiglu 4096 x 11008", double(rows) * hid * 2 * 3,
          [&] { cd::launch_swiglu(gu.get(), rows, hid, h.get(), nullptr); });
-  LAZYLLM_CUDA_CHECK(cudaEventDestroy(e0));
-  LAZYLLM_CUDA_CHECK(cudaEventDestroy(e1));
 }

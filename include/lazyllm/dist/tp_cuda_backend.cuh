@@ -17,9 +17,10 @@
 
 #include "lazyllm/backend/attention_backend.hpp"
 #include "lazyllm/backend/cuda/attention.cuh"
-#include "lazyllm/backend/cuda/common.cuh"
 #include "lazyllm/backend/cuda/gemm.cuh"
 #include "lazyllm/backend/cuda/kernels.cuh"
+#include "lazyllm/backend/cuda/numeric.cuh"
+#include "lazyllm/backend/cuda/runtime.cuh"
 #include "lazyllm/detail/error.hpp"
 #include "lazyllm/detail/parallel.hpp"
 #include "lazyllm/dist/nccl_comm.cuh"
@@ -30,12 +31,12 @@ namespace lazyllm {
 
 class TpCudaBackend {
  public:
-  using ST = cuda::bf16;
+  using ST = gpu::bf16;
   /// rows x dim fp32 activations (the residual stream, replicated on every rank) on the GPU.
   struct Activations {
     int rows = 0;
     int dim = 0;
-    cuda::DeviceBuffer<float> buf;
+    gpu::DeviceBuffer<float> buf;
     void resize(int r, int d) {
       rows = r;
       dim = d;
@@ -64,7 +65,7 @@ class TpCudaBackend {
                         std::to_string(q_r_) + ", " + std::to_string(kv_r_) + ") must be multiples of 8");
     if (hd > 128)
       throw ConfigError("TpCudaBackend: head_dim " + std::to_string(hd) + " is not supported (at most 128)");
-    const int dev = cuda::detail::require_device();
+    const int dev = gpu::detail::require_device();
     if (dev != comm.device())
       throw InvalidArgument("TpCudaBackend: the current device is " + std::to_string(dev) + ", the communicator's is " +
                             std::to_string(comm.device()));
@@ -97,11 +98,11 @@ class TpCudaBackend {
     const std::int64_t per_layer = qkv_out * d + d * q_r_ + 2 * hid_ * d + d * hid_;
     const bool tied = w.classifier == w.token_embedding;
     const std::uint64_t need = std::uint64_t(per_layer * std::int64_t(distinct.size()) + v * d * (tied ? 1 : 2)) * 2 +
-                               std::uint64_t(2 * c.n_layers + 1) * std::uint64_t(d) * 4 + cuda::Gemm::kWorkspaceBytes;
-    const std::uint64_t free_b = cuda::detail::free_device_bytes();
+                               std::uint64_t(2 * c.n_layers + 1) * std::uint64_t(d) * 4 + gpu::Gemm::kWorkspaceBytes;
+    const std::uint64_t free_b = gpu::detail::free_device_bytes();
     if (need > free_b)
       throw Error("TpCudaBackend: rank " + std::to_string(shard_.rank) + "'s shard needs " +
-                  cuda::detail::format_bytes(need) + " of GPU memory, " + cuda::detail::format_bytes(free_b) +
+                  gpu::detail::format_bytes(need) + " of GPU memory, " + gpu::detail::format_bytes(free_b) +
                   " are free on device " + std::to_string(dev));
 
     std::vector<std::uint16_t> host;
@@ -113,7 +114,7 @@ class TpCudaBackend {
         for (std::int64_t r = b; r < e; ++r) {
           src.to_f32(r * in, in, row.data());
           for (std::int64_t i = 0; i < in; ++i)
-            host[std::size_t(r * dst_ld + i)] = cuda::Storage<ST>::host_bits(row[std::size_t(i)]);
+            host[std::size_t(r * dst_ld + i)] = gpu::Storage<ST>::host_bits(row[std::size_t(i)]);
         }
       });
       LAZYLLM_CUDA_CHECK(cudaMemcpy(dst, host.data(), host.size() * 2, cudaMemcpyHostToDevice));
@@ -127,7 +128,7 @@ class TpCudaBackend {
     classifier_ = tied ? embedding_.get() : classifier_store_.get();
     for (const int l : distinct) {
       const LayerWeights& lw = s.layers[std::size_t(l)];
-      cuda::DeviceBuffer<ST> buf(std::size_t(per_layer), "layer weights");
+      gpu::DeviceBuffer<ST> buf(std::size_t(per_layer), "layer weights");
       LAZYLLM_CUDA_CHECK(cudaMemset(buf.get(), 0, buf.bytes()));
       ST* p = buf.get();
       Layer L;
@@ -156,7 +157,7 @@ class TpCudaBackend {
     s.final_norm.to_f32(0, d, nh.data() + std::size_t(2 * c.n_layers) * d);
     norms_.reset(nh.size(), "norm weights");
     LAZYLLM_CUDA_CHECK(cudaMemcpy(norms_.get(), nh.data(), nh.size() * 4, cudaMemcpyHostToDevice));
-    const auto table = cuda::detail::rope_table(c.max_seq_len, hd, c.rope_theta);
+    const auto table = gpu::detail::rope_table(c.max_seq_len, hd, c.rope_theta);
     rope_.reset(table.size(), "RoPE table");
     LAZYLLM_CUDA_CHECK(cudaMemcpy(rope_.get(), table.data(), table.size() * sizeof(float2), cudaMemcpyHostToDevice));
   }
@@ -202,7 +203,7 @@ class TpCudaBackend {
       if (id < 0 || id >= config_.vocab_size)
         throw InvalidArgument("TpCudaBackend::embed: token id " + std::to_string(id) + " is outside the vocabulary");
     const auto* dev = upload(ids_, ids);
-    cuda::detail::launch_embed(embedding_.get(), dev, n, d, x.data(), stream_);
+    gpu::detail::launch_embed(embedding_.get(), dev, n, d, x.data(), stream_);
   }
 
   void gather(const Activations& src, std::span<const std::int32_t> src_rows, std::span<const std::int64_t> aux_slots,
@@ -212,7 +213,7 @@ class TpCudaBackend {
     if (n == 0) return;
     const auto* r = upload(rows_, src_rows);
     const auto* a = upload(slots_, aux_slots);
-    cuda::detail::launch_gather_rows(src.data(), r, a, aux_.get(), n, d, dst.data(), stream_);
+    gpu::detail::launch_gather_rows(src.data(), r, a, gpu::AuxStore::plain(aux_.get(), d), n, dst.data(), stream_);
   }
 
   void store_aux(const Activations& x, std::span<const std::int32_t> rows, std::span<const std::int64_t> aux_slots) {
@@ -220,7 +221,7 @@ class TpCudaBackend {
     if (n == 0) return;
     const auto* r = upload(rows_, rows);
     const auto* a = upload(slots_, aux_slots);
-    cuda::detail::launch_store_aux(x.data(), r, a, n, config_.dim, aux_.get(), stream_);
+    gpu::detail::launch_store_aux(x.data(), r, a, n, gpu::AuxStore::plain(aux_.get(), config_.dim), stream_);
   }
 
   /// One decoder layer over this rank's heads and FFN units; the partial outputs are summed over
@@ -243,8 +244,8 @@ class TpCudaBackend {
       throw InvalidArgument("TpCudaBackend::logits: row " + std::to_string(row) + " out of range");
     reserve_scratch(1);
     grow(logits_dev_, std::size_t(c.vocab_size), "logits");
-    cuda::detail::launch_rmsnorm(x.row(row), norms_.get() + std::size_t(2 * c.n_layers) * std::size_t(c.dim), 1, c.dim,
-                                 c.norm_eps, xn_.get(), stream_);
+    gpu::detail::launch_rmsnorm(x.row(row), norms_.get() + std::size_t(2 * c.n_layers) * std::size_t(c.dim), 1, c.dim,
+                                c.norm_eps, xn_.get(), stream_);
     gemm_.run(xn_.get(), classifier_, logits_dev_.get(), 1, c.dim, c.vocab_size, stream_);
     logits_host_.reserve(std::size_t(c.vocab_size));
     LAZYLLM_CUDA_CHECK(cudaMemcpyAsync(logits_host_.get(), logits_dev_.get(), std::size_t(c.vocab_size) * 4,
@@ -262,7 +263,7 @@ class TpCudaBackend {
   // rank's stream through the communicator, so that a failed rank cannot leave it waiting on a
   // collective for ever.
   template <class T>
-  void grow(cuda::DeviceBuffer<T>& b, std::size_t n, const char* what) {
+  void grow(gpu::DeviceBuffer<T>& b, std::size_t n, const char* what) {
     if (b.size() >= n) return;
     comm_->synchronize();
     b.reserve(n, what);
@@ -273,7 +274,7 @@ class TpCudaBackend {
   }
 
   template <class T>
-  const T* upload(cuda::DeviceBuffer<T>& dst, std::span<const T> src) {
+  const T* upload(gpu::DeviceBuffer<T>& dst, std::span<const T> src) {
     grow(dst, std::max<std::size_t>(src.size(), 1), "indices");
     // From pageable memory: returns once the source is staged, so the caller's span may change.
     if (!src.empty())
@@ -313,37 +314,30 @@ class TpCudaBackend {
     const std::int32_t* kv_pos = upload(kv_pos_, call.kv_pos);
     const std::int64_t* kv_slots = upload(kv_slots_, call.kv_slots);
 
-    cuda::detail::launch_rmsnorm(x.data(), attn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
+    gpu::detail::launch_rmsnorm(x.data(), attn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
     gemm_.run(xn_.get(), L.qkv, qkv_.get(), rows, d, ld, stream_);
-    cuda::detail::RopeArgsT<ST> ra;
+    gpu::detail::RopeArgsT<ST> ra;
     ra.qkv = qkv_.get();
     ra.ld = ld;
     ra.rows = rows;
     ra.n_heads = ranges_.n_q;
     ra.n_kv_heads = ranges_.n_kv;
-    ra.hd = hd;
     ra.pos = q_pos;
     ra.slots = q_slots;
     ra.table = rope_.get();
     ra.max_pos = c.max_seq_len;
     ra.style = c.rope_style;
-    ra.k_cache = k_.get();
-    ra.v_cache = v_.get();
-    cuda::detail::launch_rope_store(ra, stream_);
+    ra.kv = gpu::KvStore<ST>::plain(k_.get(), v_.get(), ranges_.n_kv * hd, hd);
+    gpu::detail::launch_rope_store(ra, stream_);
 
-    cuda::AttnArgsT<ST> aa;
+    gpu::AttnParams<ST> aa;
     aa.q = qkv_.get();
     aa.ldq = ld;
-    aa.k_cache = k_.get();
-    aa.v_cache = v_.get();
-    aa.kv_slots = kv_slots;
-    aa.kv_pos = kv_pos;
     aa.q_pos = q_pos;
     aa.rows = rows;
-    aa.n_kv = n_kv;
     aa.n_heads = ranges_.n_q;
     aa.n_kv_heads = ranges_.n_kv;
-    aa.hd = hd;
+    aa.kv = gpu::SlottedKv<ST>::make(ra.kv, kv_slots, kv_pos, n_kv);
     aa.out = att_.get();
     aa.ldo = q_r_;
     attn_.run(aa, stream_);
@@ -362,9 +356,9 @@ class TpCudaBackend {
     const bool base = shard_.rank == 0;
     gemm_.run(att_.get(), L.wo, x.data(), rows, q_r_, d, stream_, 0, base);
     comm_->all_reduce_sum(std::span<float>(x.data(), std::size_t(rows) * std::size_t(d)));
-    cuda::detail::launch_rmsnorm(x.data(), ffn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
+    gpu::detail::launch_rmsnorm(x.data(), ffn_norm, rows, d, c.norm_eps, xn_.get(), stream_);
     gemm_.run(xn_.get(), L.gate_up, gu_.get(), rows, d, 2 * hid_, stream_);
-    cuda::detail::launch_swiglu(gu_.get(), rows, hid_, h_.get(), stream_);
+    gpu::detail::launch_swiglu(gu_.get(), rows, hid_, h_.get(), stream_);
     gemm_.run(h_.get(), L.w2, x.data(), rows, hid_, d, stream_, 0, base);
     comm_->all_reduce_sum(std::span<float>(x.data(), std::size_t(rows) * std::size_t(d)));
     if (call.want_scores) {
@@ -380,20 +374,20 @@ class TpCudaBackend {
   ShardRanges ranges_;
   int q_r_ = 0, kv_r_ = 0, hid_ = 0;
   cudaStream_t stream_ = nullptr;
-  cuda::Gemm gemm_;
-  cuda::Attention attn_;
-  cuda::DeviceBuffer<ST> embedding_, classifier_store_;
+  gpu::Gemm gemm_;
+  gpu::Attention attn_;
+  gpu::DeviceBuffer<ST> embedding_, classifier_store_;
   const ST* classifier_ = nullptr;
-  std::vector<cuda::DeviceBuffer<ST>> layer_bufs_;
+  std::vector<gpu::DeviceBuffer<ST>> layer_bufs_;
   std::vector<Layer> layers_;
   std::vector<int> layer_of_;
-  cuda::DeviceBuffer<float> norms_;
-  cuda::DeviceBuffer<float2> rope_;
-  cuda::DeviceBuffer<ST> k_, v_, xn_, qkv_, att_, gu_, h_;
-  cuda::DeviceBuffer<float> aux_, scores_dev_, logits_dev_;
-  cuda::DeviceBuffer<std::int32_t> ids_, rows_, q_pos_, kv_pos_;
-  cuda::DeviceBuffer<std::int64_t> slots_, q_slots_, kv_slots_;
-  cuda::PinnedBuffer<float> readback_, logits_host_;
+  gpu::DeviceBuffer<float> norms_;
+  gpu::DeviceBuffer<float2> rope_;
+  gpu::DeviceBuffer<ST> k_, v_, xn_, qkv_, att_, gu_, h_;
+  gpu::DeviceBuffer<float> aux_, scores_dev_, logits_dev_;
+  gpu::DeviceBuffer<std::int32_t> ids_, rows_, q_pos_, kv_pos_;
+  gpu::DeviceBuffer<std::int64_t> slots_, q_slots_, kv_slots_;
+  gpu::PinnedBuffer<float> readback_, logits_host_;
 };
 
 static_assert(AttentionBackend<TpCudaBackend>);

@@ -69,9 +69,7 @@ struct StepResult {
 /// The pool geometry a backend's model needs (what EngineOptions::pool must have been made with).
 template <class Backend>
 PoolGeometry engine_pool_geometry(const Backend& be, int block_tokens = 16) {
-  PoolGeometry g{block_tokens, be.kv_token_bytes(), be.aux_bytes_per_token()};
-  if constexpr (requires { be.aux_entries_per_block(block_tokens); }) g.aux_entries = be.aux_entries_per_block(block_tokens);
-  return g;
+  return PoolGeometry{block_tokens, be.kv_token_bytes(), be.aux_bytes_per_token()};
 }
 
 /// Many sequences over one model.
@@ -112,8 +110,7 @@ class Engine {
     const PoolGeometry g = engine_pool_geometry(be_, opts_.block_tokens);
     if (opts_.pool) {
       const PoolGeometry& h = opts_.pool->geometry();
-      if (h.kv_token_bytes != g.kv_token_bytes || h.aux_token_bytes != g.aux_token_bytes ||
-          h.aux_entries != engine_pool_geometry(be_, h.block_tokens).aux_entries)
+      if (h.kv_token_bytes != g.kv_token_bytes || h.aux_token_bytes != g.aux_token_bytes)
         throw ConfigError("engine: the given pool was made for another model or storage type");
       pool_ = opts_.pool;
     } else {

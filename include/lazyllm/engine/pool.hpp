@@ -36,15 +36,9 @@ struct PoolGeometry {
   int block_tokens = 16;
   std::int64_t kv_token_bytes = 0;   // K + V of one token at one layer
   std::int64_t aux_token_bytes = 0;  // one Aux Cache entry (the fp32 residual stream)
-  /// Aux entries a block holds when the backend packs fewer than block_bytes / aux_token_bytes
-  /// (the CUDA backend keeps them in the K half of a block); 0 = that quotient.
-  int aux_entries = 0;
 
   std::int64_t block_bytes() const { return std::int64_t(block_tokens) * kv_token_bytes; }
-  int aux_per_block() const {
-    if (aux_entries > 0) return aux_entries;
-    return aux_token_bytes > 0 ? int(block_bytes() / aux_token_bytes) : 0;
-  }
+  int aux_per_block() const { return aux_token_bytes > 0 ? int(block_bytes() / aux_token_bytes) : 0; }
   int block_shift() const {
     int s = 0;
     while ((1 << s) < block_tokens) ++s;
@@ -59,7 +53,7 @@ struct PoolGeometry {
                         std::to_string(aux_token_bytes) + " bytes)");
     if (aux_per_block() < 1 || std::int64_t(aux_per_block()) * aux_token_bytes > block_bytes()) {
       int need = block_tokens;
-      while (std::int64_t(need) * kv_token_bytes < (aux_entries ? 2 : 1) * aux_token_bytes) need *= 2;
+      while (std::int64_t(need) * kv_token_bytes < aux_token_bytes) need *= 2;
       throw ConfigError("block pool: a block of " + std::to_string(block_tokens) + " tokens (" +
                         std::to_string(block_bytes()) + " bytes) cannot hold one Aux Cache entry (" +
                         std::to_string(aux_token_bytes) + " bytes): use block_tokens >= " + std::to_string(need));

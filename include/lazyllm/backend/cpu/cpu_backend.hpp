@@ -169,14 +169,14 @@ class CpuBackend {
     const int d = config().dim;
     dst.resize(int(src_rows.size()), d);
     for (std::size_t i = 0; i < src_rows.size(); ++i) {
-      const float* from = src_rows[i] >= 0 ? src.row(src_rows[i]) : aux_store_.at(aux_slots[i]);
+      const float* from = src_rows[i] >= 0 ? src.row(src_rows[i]) : aux_store_.ptr(aux_slots[i]);
       std::copy_n(from, d, dst.row(int(i)));
     }
   }
 
   void store_aux(const Activations& x, std::span<const std::int32_t> rows, std::span<const std::int64_t> aux_slots) {
     const int d = config().dim;
-    for (std::size_t i = 0; i < rows.size(); ++i) std::copy_n(x.row(rows[i]), d, aux_store_.at(aux_slots[i]));
+    for (std::size_t i = 0; i < rows.size(); ++i) std::copy_n(x.row(rows[i]), d, aux_store_.ptr(aux_slots[i]));
   }
 
   /// One decoder layer: x += Wo attn(rope(Wq n(x)), rope(Wk n(x)), Wv n(x)); x += W2 swiglu(n(x)).
@@ -245,8 +245,8 @@ class CpuBackend {
         cpu::rope(q.data() + std::size_t(r) * qd + std::size_t(h) * hd, hd, call.q_pos[r], c.rope_theta, c.rope_style);
       for (int h = 0; h < nkv; ++h)
         cpu::rope(k.data() + std::size_t(r) * kvd + std::size_t(h) * hd, hd, call.q_pos[r], c.rope_theta, c.rope_style);
-      std::copy_n(k.data() + std::size_t(r) * kvd, kvd, kv_.k_at(call.q_slots[r]));
-      std::copy_n(v.data() + std::size_t(r) * kvd, kvd, kv_.v_at(call.q_slots[r]));
+      std::copy_n(k.data() + std::size_t(r) * kvd, kvd, kv_.k_ptr(call.q_slots[r], 0));
+      std::copy_n(v.data() + std::size_t(r) * kvd, kvd, kv_.v_ptr(call.q_slots[r], 0));
     }
 
     // Causal attention over each sequence's S_l: row r sees its sequence's keys whose position is
@@ -269,13 +269,12 @@ class CpuBackend {
         const auto kv_slots = call.kv_slots.subspan(std::size_t(sp.kv_begin), std::size_t(sp.n_kv));
         const int n_vis = int(std::upper_bound(kv_pos.begin(), kv_pos.end(), call.q_pos[r]) - kv_pos.begin());
         const float* qh = q.data() + std::size_t(r) * qd + std::size_t(h) * hd;
-        for (int j = 0; j < n_vis; ++j)
-          p[std::size_t(j)] = cpu::dot(qh, kv_.k_at(kv_slots[j]) + std::int64_t(kh) * hd, hd) * scale;
+        for (int j = 0; j < n_vis; ++j) p[std::size_t(j)] = cpu::dot(qh, kv_.k_ptr(kv_slots[j], kh), hd) * scale;
         cpu::softmax(p.data(), n_vis);
         float* out = att.data() + std::size_t(r) * qd + std::size_t(h) * hd;
         std::fill_n(out, hd, 0.0f);
         for (int j = 0; j < n_vis; ++j) {
-          const float* vj = kv_.v_at(kv_slots[j]) + std::int64_t(kh) * hd;
+          const float* vj = kv_.v_ptr(kv_slots[j], kh);
           for (int i = 0; i < hd; ++i) out[i] += p[std::size_t(j)] * vj[i];
         }
         if (sp.want_scores && r == sp.row_begin + sp.rows - 1) {
@@ -334,10 +333,10 @@ class CpuBackend {
     if (arena_) {
       auto* f = static_cast<float*>(arena_);
       const std::int64_t block_floats = geom_.block_bytes() / std::int64_t(sizeof(float));
-      kv_ = KvStore<float>::blocks(f, local_kv_dim(), geom_.block_shift(), block_floats);
+      kv_ = KvStore<float>::blocks(f, local_kv_dim(), config().head_dim(), geom_.block_shift(), block_floats);
       aux_store_ = AuxStore::blocks(f, config().dim, geom_.aux_per_block(), block_floats);
     } else {
-      kv_ = KvStore<float>::plain(k_.data(), v_.data(), local_kv_dim());
+      kv_ = KvStore<float>::plain(k_.data(), v_.data(), local_kv_dim(), config().head_dim());
       aux_store_ = AuxStore::plain(aux_.data(), config().dim);
     }
   }

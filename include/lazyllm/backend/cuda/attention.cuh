@@ -2,9 +2,12 @@
 // Causal attention over a pruned, compacted token set, reading K/V through cache slots: the
 // dispatcher (Attention) over the kernel families in attention/.
 //
+// One call is an AttnParams (attention/params.cuh):
 //  - Queries: `rows` rows (positions q_pos, ascending), head h at column h*hd of a row of q.
-//  - Keys/values: the n_kv entries of S_l (positions kv_pos, ascending), entry j at cache slot
-//    kv_slots[j]. Query row r sees the entries with kv_pos <= q_pos[r] (a prefix of S_l).
+//  - Keys/values: kv, a SlottedKv (kv_store.cuh): kv.count entries of S_l, entry j at cache slot
+//    kv.slots[j] with position kv.positions[j] (ascending); every K/V address is kv.k_ptr /
+//    kv.v_ptr (the store's block layout). Query row r sees the entries with position <= q_pos[r]
+//    (a prefix of S_l). The softmax scale is kv.scale (kv.scale_log2 in the base-2 kernels).
 //  - GQA: query head h uses KV head h / (n_heads / n_kv_heads).
 //
 // Kernels (one file each in attention/; params.cuh has their arguments, ptx.cuh the PTX wrappers,
@@ -63,10 +66,11 @@ class Attention {
   /// out = causal softmax(q k^T / sqrt(hd)) v. `force_splits` > 0 fixes the number of key
   /// splits of the CUDA-core kernel (tests; implies Kernel::CudaCore); 0 chooses.
   template <class ST>
-  void run(const AttnArgsT<ST>& a, cudaStream_t stream, int force_splits = 0, Kernel kernel = Kernel::Auto) {
+  void run(const AttnParams<ST>& a, cudaStream_t stream, int force_splits = 0, Kernel kernel = Kernel::Auto) {
     if (a.rows <= 0) return;
-    if (a.hd <= 0 || a.hd > 128 || a.hd % 2 != 0)
-      throw InvalidArgument("CudaBackend attention: head_dim " + std::to_string(a.hd) +
+    const int hd = a.head_dim();
+    if (hd <= 0 || hd > 128 || hd % 2 != 0)
+      throw InvalidArgument("CudaBackend attention: head_dim " + std::to_string(hd) +
                             " is not supported (even values up to 128)");
     if constexpr (std::is_same_v<ST, float>) {
       if (kernel != Kernel::Auto || force_splits > 0)
@@ -81,50 +85,46 @@ class Attention {
 
  private:
   template <class ST>
-  void run_16(const AttnArgsT<ST>& a, cudaStream_t stream, int force_splits, Kernel kernel) {
-    const bool tc_ok = (a.hd == 64 || a.hd == 128) && force_splits <= 0;
+  void run_16(const AttnParams<ST>& a, cudaStream_t stream, int force_splits, Kernel kernel) {
+    const int hd = a.head_dim();
+    const bool tc_ok = (hd == 64 || hd == 128) && force_splits <= 0;
     if (kernel == Kernel::TensorCore && !tc_ok)
       throw InvalidArgument(
           "CudaBackend attention: the tensor-core kernel needs head_dim 64 or 128 and no forced split");
     if (tc_ok && (kernel == Kernel::TensorCore || (kernel == Kernel::Auto && a.rows >= kTensorCoreMinRows))) {
-      const detail::MmaAttnLaunchT<ST> M = detail::mma_launch_args(a);
       last_splits_ = 1;
       last_tensor_core_ = true;
       last_decode_ = false;
-      last_sm90_ = sm90_ && sm90_wanted_ && a.hd == 128;
+      last_sm90_ = sm90_ && sm90_wanted_ && hd == 128;
       if (last_sm90_) {
-        detail::launch_sm90_attention<Sm90AttnTraits<128>, ST>(M, stream);
-      } else if (a.hd == 64) {
-        detail::launch_mma_attention<MmaAttnTraits<64>, ST>(M, stream);
+        detail::launch_sm90_attention<Sm90AttnTraits<128>, ST>(a, stream);
+      } else if (hd == 64) {
+        detail::launch_mma_attention<MmaAttnTraits<64>, ST>(a, stream);
       } else {
-        detail::launch_mma_attention<MmaAttnTraits<128>, ST>(M, stream);
+        detail::launch_mma_attention<MmaAttnTraits<128>, ST>(a, stream);
       }
       return;
     }
     last_tensor_core_ = false;
-    const bool dec_ok = (a.hd == 64 || a.hd == 128) && force_splits <= 0 && a.rows <= kDecodeMaxRows;
+    const bool dec_ok = (hd == 64 || hd == 128) && force_splits <= 0 && a.rows <= kDecodeMaxRows;
     if (kernel == Kernel::Decode && !dec_ok)
       throw InvalidArgument("CudaBackend attention: the decode kernel needs head_dim 64 or 128, at most " +
                             std::to_string(kDecodeMaxRows) + " rows and no forced split");
     last_decode_ = false;
     if (dec_ok && (kernel == Kernel::Decode || kernel == Kernel::Auto)) {
-      detail::AttnLaunchT<ST> L;
-      L.a = a;
-      L.scale_log2 = float(1.4426950408889634 / std::sqrt(double(a.hd)));
+      detail::AttnSplit L;
       L.split_cap = decode_split_cap<ST>(a);
-      L.keys_per_split = detail::decode_keys_per_split(a.n_kv, L.split_cap, kDecodePass);
-      L.n_splits = std::max(1, (a.n_kv + L.keys_per_split - 1) / L.keys_per_split);
+      L.keys_per_split = detail::decode_keys_per_split(a.kv.count, L.split_cap, kDecodePass);
+      L.n_splits = std::max(1, (a.kv.count + L.keys_per_split - 1) / L.keys_per_split);
       if (L.n_splits > 1) decode_workspace(a, L, stream, /*may_allocate=*/true);
-      launch_decode(L, stream);
+      launch_decode(a, L, stream);
       return;
     }
-    detail::AttnLaunchT<ST> L;
-    L.a = a;
-    L.scale_log2 = float(1.4426950408889634 / std::sqrt(double(a.hd)));
+    detail::AttnSplit L;
     constexpr int BK = AttnTraits<64>::kKeys, BR = AttnTraits<64>::kBlockRows;  // the same for HD 128
     using Split = tuning::SimtSplit;
     const int q_blocks = (a.rows + BR - 1) / BR * a.n_heads;
-    const int tiles = (a.n_kv + BK - 1) / BK;
+    const int tiles = (a.kv.count + BK - 1) / BK;
     int splits = 1;
     if (force_splits > 0)
       splits = force_splits;
@@ -132,9 +132,9 @@ class Attention {
       splits = std::min(tiles / Split::kMinTilesPerSplit, (Split::kBlocksPerSm * sm_count_ + q_blocks - 1) / q_blocks);
     splits = std::max(1, std::min(splits, tiles));
     L.keys_per_split = (tiles + splits - 1) / splits * BK;
-    L.n_splits = (a.n_kv + L.keys_per_split - 1) / L.keys_per_split;
+    L.n_splits = (a.kv.count + L.keys_per_split - 1) / L.keys_per_split;
     if (L.n_splits < 1) L.n_splits = 1;
-    const int HD = a.hd <= 64 ? 64 : 128;
+    const int HD = hd <= 64 ? 64 : 128;
     if (L.n_splits > 1) {
       const std::size_t cells = std::size_t(L.n_splits) * std::size_t(a.rows) * std::size_t(a.n_heads);
       part_o_.reserve(cells * std::size_t(HD), "attention split workspace");
@@ -144,9 +144,9 @@ class Attention {
     }
     last_splits_ = L.n_splits;
     if (HD == 64)
-      detail::launch_attention<64, ST>(L, stream);
+      detail::launch_attention<64, ST>(a, L, stream);
     else
-      detail::launch_attention<128, ST>(L, stream);
+      detail::launch_attention<128, ST>(a, L, stream);
   }
 
   static constexpr int kDecodePass = detail::DecodeTraits<64, 1>::kKeysPerPass;
@@ -155,23 +155,24 @@ class Attention {
   /// keys: the kernel is bandwidth-bound and its blocks are short, so a partly filled last wave
   /// (the earlier rule, 4 blocks per multiprocessor where 3 fit) costs a whole pass.
   template <class ST>
-  int decode_split_cap(const AttnArgsT<ST>& a) const {
-    const int per_sm = a.hd == 64 ? (a.rows == 1 ? detail::decode_attention_blocks_per_sm<64, 1, ST>()
-                                                 : detail::decode_attention_blocks_per_sm<64, 4, ST>())
-                                  : (a.rows == 1 ? detail::decode_attention_blocks_per_sm<128, 1, ST>()
-                                                 : detail::decode_attention_blocks_per_sm<128, 4, ST>());
+  int decode_split_cap(const AttnParams<ST>& a) const {
+    const int per_sm = a.head_dim() == 64 ? (a.rows == 1 ? detail::decode_attention_blocks_per_sm<64, 1, ST>()
+                                                         : detail::decode_attention_blocks_per_sm<64, 4, ST>())
+                                          : (a.rows == 1 ? detail::decode_attention_blocks_per_sm<128, 1, ST>()
+                                                         : detail::decode_attention_blocks_per_sm<128, 4, ST>());
     return std::max(1, kDecodeWaves * per_sm * sm_count_ / a.n_heads);
   }
 
   /// Points L at the split workspace for L.n_splits splits (allocating it only if `may_allocate`:
   /// not inside a graph capture) and zeroes the per-head counters the first time.
   template <class ST>
-  void decode_workspace(const AttnArgsT<ST>& a, detail::AttnLaunchT<ST>& L, cudaStream_t stream, bool may_allocate) {
+  void decode_workspace(const AttnParams<ST>& a, detail::AttnSplit& L, cudaStream_t stream, bool may_allocate) {
     const std::size_t cells = std::size_t(L.n_splits) * std::size_t(a.rows) * std::size_t(a.n_heads);
-    if (!may_allocate && (part_o_.size() < cells * std::size_t(a.hd) || part_ml_.size() < cells * 2 ||
-                          split_done_.size() < std::size_t(a.n_heads)))
+    const std::size_t hd = std::size_t(a.head_dim());
+    if (!may_allocate &&
+        (part_o_.size() < cells * hd || part_ml_.size() < cells * 2 || split_done_.size() < std::size_t(a.n_heads)))
       throw Error("internal: Attention::run_decode_dynamic without prepare_decode_dynamic for this shape");
-    part_o_.reserve(cells * std::size_t(a.hd), "attention split workspace");
+    part_o_.reserve(cells * hd, "attention split workspace");
     part_ml_.reserve(cells * 2, "attention split workspace");
     L.part_o = part_o_.get();
     L.part_ml = part_ml_.get();
@@ -183,29 +184,29 @@ class Attention {
   }
 
   template <class ST>
-  void launch_decode(const detail::AttnLaunchT<ST>& L, cudaStream_t stream) {
+  void launch_decode(const AttnParams<ST>& a, const detail::AttnSplit& L, cudaStream_t stream) {
     last_tensor_core_ = false;
     last_splits_ = L.n_splits;
     last_decode_ = true;
-    if (L.a.hd == 64)
-      L.a.rows == 1 ? detail::launch_decode_attention<64, 1, ST>(L, stream)
-                    : detail::launch_decode_attention<64, 4, ST>(L, stream);
+    if (a.head_dim() == 64)
+      a.rows == 1 ? detail::launch_decode_attention<64, 1, ST>(a, L, stream)
+                  : detail::launch_decode_attention<64, 4, ST>(a, L, stream);
     else
-      L.a.rows == 1 ? detail::launch_decode_attention<128, 1, ST>(L, stream)
-                    : detail::launch_decode_attention<128, 4, ST>(L, stream);
+      a.rows == 1 ? detail::launch_decode_attention<128, 1, ST>(a, L, stream)
+                  : detail::launch_decode_attention<128, 4, ST>(a, L, stream);
   }
 
-  /// The most splits run() uses for any key count up to a.n_kv (the count never exceeds the
+  /// The most splits run() uses for any key count up to a.kv.count (the count never exceeds the
   /// passes of 128 keys, which grow with it).
   template <class ST>
-  int decode_dynamic_splits(const AttnArgsT<ST>& a) const {
-    return std::min(decode_split_cap<ST>(a), detail::decode_passes(a.n_kv, kDecodePass));
+  int decode_dynamic_splits(const AttnParams<ST>& a) const {
+    return std::min(decode_split_cap<ST>(a), detail::decode_passes(a.kv.count, kDecodePass));
   }
 
   template <class ST>
-  static void check_decode_dynamic(const AttnArgsT<ST>& a) {
+  static void check_decode_dynamic(const AttnParams<ST>& a) {
     static_assert(!std::is_same_v<ST, float>, "Attention::run_decode_dynamic: 2-byte storage only");
-    if ((a.hd != 64 && a.hd != 128) || a.rows < 1 || a.rows > kDecodeMaxRows)
+    if ((a.head_dim() != 64 && a.head_dim() != 128) || a.rows < 1 || a.rows > kDecodeMaxRows)
       throw InvalidArgument("CudaBackend attention: the device-count decode needs head_dim 64 or 128 and 1.." +
                             std::to_string(kDecodeMaxRows) + " rows");
   }
@@ -215,46 +216,42 @@ class Attention {
   /// launch itself never allocates) and returns the workspace addresses, which a captured graph
   /// bakes in: when they change, capture again.
   template <class ST>
-  std::array<const void*, 3> prepare_decode_dynamic(const AttnArgsT<ST>& a, cudaStream_t stream) {
+  std::array<const void*, 3> prepare_decode_dynamic(const AttnParams<ST>& a, cudaStream_t stream) {
     check_decode_dynamic(a);
-    detail::AttnLaunchT<ST> L;
-    L.a = a;
+    detail::AttnSplit L;
     L.n_splits = decode_dynamic_splits(a);
     if (L.n_splits > 1) decode_workspace(a, L, stream, /*may_allocate=*/true);
     return {L.part_o, L.part_ml, L.split_done};
   }
 
-  /// The decode kernel with its key count read on the device: *n_kv_dev (at most a.n_kv, the
-  /// capacity of a.kv_pos / a.kv_slots) when the kernel runs, so one launch captured in a CUDA
-  /// graph serves every decode step. The grid has the most splits run() would use for up to a.n_kv
-  /// keys; each block derives the split run() chooses for that count, and blocks past it store an
+  /// The decode kernel with its key count read on the device: *n_kv_dev (at most a.kv.count, the
+  /// capacity of a.kv.positions / a.kv.slots) when the kernel runs, so one launch captured in a
+  /// CUDA graph serves every decode step. The grid has the most splits run() would use for up to
+  /// a.kv.count keys; each block derives the split run() chooses for that count, and blocks past it store an
   /// empty partial: the same keys per block and the same merge order as run(), so the same
   /// results bit for bit.
   /// Head dim 64 or 128, at most kDecodeMaxRows rows, 2-byte storage; prepare_decode_dynamic first.
   template <class ST>
-  void run_decode_dynamic(const AttnArgsT<ST>& a, const int* n_kv_dev, cudaStream_t stream) {
+  void run_decode_dynamic(const AttnParams<ST>& a, const int* n_kv_dev, cudaStream_t stream) {
     check_decode_dynamic(a);
-    detail::AttnLaunchT<ST> L;
-    L.a = a;
-    L.scale_log2 = float(1.4426950408889634 / std::sqrt(double(a.hd)));
+    detail::AttnSplit L;
     L.n_kv_dev = n_kv_dev;
     L.split_cap = decode_split_cap<ST>(a);
     L.n_splits = decode_dynamic_splits(a);
     L.keys_per_split = kDecodePass;  // unused: the kernel derives it
     if (L.n_splits > 1) decode_workspace(a, L, stream, /*may_allocate=*/false);
-    launch_decode(L, stream);
+    launch_decode(a, L, stream);
   }
 
-  /// scores_dev[j] (j < n_kv) = softmax attention of the last query row to entry j, averaged
+  /// scores_dev[j] (j < a.kv.count) = softmax attention of the last query row to entry j, averaged
   /// over the query heads; entries after the last row's position get 0. `n_vis` = number of
-  /// kv_pos <= q_pos[rows-1] (the caller knows it on the host).
+  /// kv positions <= q_pos[rows-1] (the caller knows it on the host).
   template <class ST>
-  void last_row_scores(const AttnArgsT<ST>& a, int n_vis, float* scores_dev, cudaStream_t stream) {
-    if (a.n_kv <= 0) return;
-    const float scale = 1.0f / std::sqrt(float(a.hd));  // as CpuBackend computes it
+  void last_row_scores(const AttnParams<ST>& a, int n_vis, float* scores_dev, cudaStream_t stream) {
+    if (a.kv.count <= 0) return;
     logits_.reserve(std::size_t(std::max(n_vis, 1)) * std::size_t(a.n_heads), "attention scores workspace");
     ml_.reserve(std::size_t(a.n_heads), "attention scores workspace");
-    detail::launch_last_row_scores(a, scale, n_vis, logits_.get(), ml_.get(), scores_dev, stream);
+    detail::launch_last_row_scores(a, n_vis, logits_.get(), ml_.get(), scores_dev, stream);
   }
 
   int last_splits() const { return last_splits_; }

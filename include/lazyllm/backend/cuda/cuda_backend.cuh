@@ -24,10 +24,7 @@
 #include <vector>
 
 #include "lazyllm/backend/attention_backend.hpp"
-#include "lazyllm/backend/memory_need.hpp"
 #include "lazyllm/backend/cuda/attention.cuh"
-#include "lazyllm/cache/kv_store.hpp"
-#include "lazyllm/engine/pool.hpp"
 #include "lazyllm/backend/cuda/gemm.cuh"
 #include "lazyllm/backend/cuda/gemv.cuh"
 #include "lazyllm/backend/cuda/kernels.cuh"
@@ -35,8 +32,11 @@
 #include "lazyllm/backend/cuda/profiler.cuh"
 #include "lazyllm/backend/cuda/runtime.cuh"
 #include "lazyllm/backend/cuda/tuning.cuh"
+#include "lazyllm/backend/memory_need.hpp"
+#include "lazyllm/cache/kv_store.hpp"
 #include "lazyllm/detail/error.hpp"
 #include "lazyllm/detail/parallel.hpp"
+#include "lazyllm/engine/pool.hpp"
 #include "lazyllm/model/weights.hpp"
 
 namespace lazyllm {
@@ -172,7 +172,7 @@ class CudaModel {
     const auto table = gpu::detail::rope_table(c.max_seq_len, c.head_dim(), c.rope_theta);
     rope_.reset(table.size(), "RoPE table");
     LAZYLLM_CUDA_CHECK(cudaMemcpy(rope_.get(), table.data(), table.size() * sizeof(float2), cudaMemcpyHostToDevice));
-    }
+  }
   CudaModel(const CudaModel&) = delete;
   CudaModel& operator=(const CudaModel&) = delete;
 
@@ -323,7 +323,8 @@ class BasicCudaBackend {
   /// Attaches a per-op-class timer (nullptr detaches; see profiler.cuh). Not owned.
   void set_profiler(gpu::Profiler* p) { prof_ = {p, stream_, -1}; }
 
-  /// K and V storage (ST, kv_slots x kv_dim each) and the Aux Cache (fp32, aux_slots x dim).
+  /// K and V storage (ST, kv_slots x kv_dim each) and the Aux Cache (fp32, aux_slots x dim): plain
+  /// slot-indexed arrays, which the kernels address through kv_store() / aux_store().
   void allocate(std::int64_t kv_slots, std::int64_t aux_slots) {
     synchronize();
     k_.release();
@@ -351,9 +352,8 @@ class BasicCudaBackend {
     if (aux_) LAZYLLM_CUDA_CHECK(cudaMemsetAsync(aux_.get(), 0, aux_.bytes(), stream_));
     kv_slots_ = kv_slots;
     aux_slots_ = aux_slots;
-    kc_ = k_.get();
-    vc_ = v_.get();
-    aux_st_ = AuxStore::plain(aux_.get(), config_.dim);
+    kv_st_ = gpu::KvStore<ST>::plain(k_.get(), v_.get(), config_.kv_dim(), config_.head_dim());
+    aux_st_ = gpu::AuxStore::plain(aux_.get(), config_.dim);
   }
 
   // ---- the engine's block pool (BatchedBackend, attention_backend.hpp) ----
@@ -361,10 +361,6 @@ class BasicCudaBackend {
   const std::shared_ptr<const Model>& model() const { return m_; }
   /// K + V of one token at one layer.
   std::int64_t kv_token_bytes() const { return 2 * std::int64_t(config_.kv_dim()) * std::int64_t(sizeof(ST)); }
-  /// Aux entries per block of `block_tokens`: they live in the block's K half (see bind_arena).
-  int aux_entries_per_block(int block_tokens) const {
-    return int(std::int64_t(block_tokens) * config_.kv_dim() * std::int64_t(sizeof(ST)) / aux_bytes_per_token());
-  }
   /// cudaMalloc for a BlockPool's arena (on the current device).
   static ArenaAllocator arena_allocator() {
     return {[](std::size_t n) {
@@ -373,31 +369,29 @@ class BasicCudaBackend {
               if (e != cudaSuccess) {
                 (void)cudaGetLastError();
                 throw Error("CudaBackend: cannot allocate a block pool of " + gpu::detail::format_bytes(n) + " (" +
-                            cudaGetErrorString(e) + "), " + gpu::detail::format_bytes(gpu::detail::free_device_bytes()) +
-                            " are free on the GPU");
+                            cudaGetErrorString(e) + "), " +
+                            gpu::detail::format_bytes(gpu::detail::free_device_bytes()) + " are free on the GPU");
               }
               return p;
             },
             [](void* p, std::size_t) { (void)cudaFree(p); }};
   }
-  /// Keeps K/V and Aux Cache entries in a BlockPool's arena instead of storage of its own. The
-  /// arena is split in two: the K of every block, then the V of every block, so slot s (block
-  /// s / B, entry s % B) has its K at k + s * kv_dim and its V at v + s * kv_dim, the addressing
-  /// every kernel already uses; a block that holds Aux entries packs them in its K half.
+  /// Keeps K/V and Aux Cache entries in a BlockPool's arena instead of storage of its own: the
+  /// block layout of cache/kv_store.hpp (a block's K rows, then its V rows; or Aux rows), the same
+  /// as the CPU backend's.
   void bind_arena(const BlockPool& pool) {
     const PoolGeometry& g = pool.geometry();
-    if (g.kv_token_bytes != kv_token_bytes() || g.aux_token_bytes != aux_bytes_per_token() ||
-        g.aux_per_block() != aux_entries_per_block(g.block_tokens))
+    if (g.kv_token_bytes != kv_token_bytes() || g.aux_token_bytes != aux_bytes_per_token())
       throw InvalidArgument("CudaBackend::bind_arena: the pool was made for another model or storage type");
     synchronize();
     k_.release();
     v_.release();
     aux_.release();
-    const std::int64_t kv_elems = std::int64_t(g.block_tokens) * config_.kv_dim();  // per block, per half
-    kc_ = static_cast<ST*>(pool.arena());
-    vc_ = kc_ + pool.capacity() * kv_elems;
-    aux_st_ = AuxStore::blocks(reinterpret_cast<float*>(kc_), config_.dim, g.aux_per_block(),
-                               kv_elems * std::int64_t(sizeof(ST)) / std::int64_t(sizeof(float)));
+    const std::int64_t block_bytes = g.block_bytes();
+    kv_st_ = gpu::KvStore<ST>::blocks(static_cast<ST*>(pool.arena()), config_.kv_dim(), config_.head_dim(),
+                                      g.block_shift(), block_bytes / std::int64_t(sizeof(ST)));
+    aux_st_ = gpu::AuxStore::blocks(static_cast<float*>(pool.arena()), config_.dim, g.aux_per_block(),
+                                    block_bytes / std::int64_t(sizeof(float)));
     kv_slots_ = pool.capacity() * g.block_tokens;
     aux_slots_ = pool.capacity() * g.aux_per_block();
   }
@@ -430,7 +424,7 @@ class BasicCudaBackend {
     prof_.mark(gpu::OpClass::Gather);
     auto dev = upload(src_rows, aux_slots);
     gpu::detail::launch_gather_rows(src.data(), reinterpret_cast<const std::int32_t*>(dev.first), dev.second,
-                                    aux_st_, n, d, dst.data(), stream_);
+                                    aux_store(), n, dst.data(), stream_);
   }
 
   void store_aux(const Activations& x, std::span<const std::int32_t> rows, std::span<const std::int64_t> aux_slots) {
@@ -440,7 +434,7 @@ class BasicCudaBackend {
     prof_.mark(gpu::OpClass::Gather);
     auto dev = upload(rows, aux_slots);
     gpu::detail::launch_store_aux(x.data(), reinterpret_cast<const std::int32_t*>(dev.first), dev.second, n,
-                                  config_.dim, aux_st_, stream_);
+                                  aux_store(), stream_);
   }
 
   /// One decoder layer in place on x (see CpuBackend::layer for the formula).
@@ -478,7 +472,8 @@ class BasicCudaBackend {
     const auto& c = config_;
     const int n = int(rows.size());
     for (const int r : rows)
-      if (r < 0 || r >= x.rows) throw InvalidArgument("CudaBackend::logits_rows: row " + std::to_string(r) + " out of range");
+      if (r < 0 || r >= x.rows)
+        throw InvalidArgument("CudaBackend::logits_rows: row " + std::to_string(r) + " out of range");
     not_recording("logits_rows");
     rows_logits_.reserve(std::max<std::size_t>(1, std::size_t(n) * std::size_t(c.vocab_size)), "logits");
     for (int i = 0; i < n; ++i) {
@@ -511,7 +506,7 @@ class BasicCudaBackend {
       return;
     }
     const LayerIndices idx = upload_layer(call);
-    const gpu::AttnArgsT<ST> aa = attention_block(L, call.layer, rows, n_kv, idx, x.data(), nullptr);
+    const gpu::AttnParams<ST> aa = attention_block(L, call.layer, rows, n_kv, idx, x.data(), nullptr);
     const std::size_t bytes = std::size_t(n_kv) * sizeof(T);
     if (call.want_scores) {
       if (out.size() < std::size_t(n_kv))
@@ -585,7 +580,7 @@ class BasicCudaBackend {
       const SeqSpan& sp = call.seqs[i];
       const LayerIndices si{idx.q_pos + sp.row_begin, idx.kv_pos + sp.kv_begin, idx.q_slots + sp.row_begin,
                             idx.kv_slots + sp.kv_begin};
-      gpu::AttnArgsT<ST> aa = attn_args(sp.rows, int(sp.n_kv), si);
+      gpu::AttnParams<ST> aa = attn_args(sp.rows, int(sp.n_kv), si);
       aa.q = qkv_.get() + std::size_t(sp.row_begin) * std::size_t(ldq);
       aa.out = att_.get() + std::size_t(sp.row_begin) * std::size_t(d);
       prof_.mark(gpu::OpClass::Attention, call.layer);
@@ -600,8 +595,8 @@ class BasicCudaBackend {
       any_scores = true;
       if (const std::uint8_t* f = select(i, sc, int(sp.n_kv), stream_)) {
         keep_dev_.reserve(std::max<std::size_t>(1, n_kv_all), "keep flags");
-        LAZYLLM_CUDA_CHECK(cudaMemcpyAsync(keep_dev_.get() + sp.kv_begin, f, std::size_t(sp.n_kv),
-                                           cudaMemcpyDeviceToDevice, stream_));
+        LAZYLLM_CUDA_CHECK(
+            cudaMemcpyAsync(keep_dev_.get() + sp.kv_begin, f, std::size_t(sp.n_kv), cudaMemcpyDeviceToDevice, stream_));
         any_keep = true;
       }
     }
@@ -702,8 +697,8 @@ class BasicCudaBackend {
       // the split workspace are sized here, so nothing moves while the step is staged).
       reserve_scratch(1);
       const auto ws = attn_.prepare_decode_dynamic(attn_args(1, graph_.cap, LayerIndices{}), stream_);
-      graph_.step_key.assign({graph_.dev.get(), xn_.get(), qkv_.get(), att_.get(), gu_.get(), h_.get(), kc_,
-                              vc_, ws[0], ws[1], ws[2],
+      graph_.step_key.assign({graph_.dev.get(), xn_.get(), qkv_.get(), att_.get(), gu_.get(), h_.get(), kv_st_.k,
+                              kv_st_.v, ws[0], ws[1], ws[2],
                               reinterpret_cast<const void*>(std::uintptr_t(graph_.cap))});
     }
     graph_.chunks.resize((layers_.size() + graph_.chunk_layers - 1) / graph_.chunk_layers);
@@ -778,10 +773,12 @@ class BasicCudaBackend {
     return logits_dev_.get();
   }
 
-  // ---- device views (tests, benchmarks) ----
-  const ST* k_cache() const { return kc_; }
-  const ST* v_cache() const { return vc_; }
-  const float* aux_cache() const { return aux_st_.base; }
+  // ---- where K/V and the Aux Cache live (tests, benchmarks) ----
+  /// The K/V storage as every kernel addresses it (cache/kv_store.hpp): allocate()'s plain
+  /// slot-indexed arrays, or the bound BlockPool's arena. Valid until the next allocate() / bind_arena().
+  gpu::KvStore<ST> kv_store() const { return kv_st_; }
+  /// The Aux Cache likewise: fp32 rows of dim.
+  gpu::AuxStore aux_store() const { return aux_st_; }
   int padded_hidden() const { return hid_; }
 
  private:
@@ -794,21 +791,16 @@ class BasicCudaBackend {
     const std::int64_t *q_slots = nullptr, *kv_slots = nullptr;
   };
 
-  gpu::AttnArgsT<ST> attn_args(int rows, int n_kv, const LayerIndices& idx) const {
+  gpu::AttnParams<ST> attn_args(int rows, int n_kv, const LayerIndices& idx) const {
     const auto& c = config_;
-    gpu::AttnArgsT<ST> aa;
+    gpu::AttnParams<ST> aa;
     aa.q = qkv_.get();
     aa.ldq = c.dim + 2 * c.kv_dim();
-    aa.k_cache = kc_;
-    aa.v_cache = vc_;
-    aa.kv_slots = idx.kv_slots;
-    aa.kv_pos = idx.kv_pos;
     aa.q_pos = idx.q_pos;
     aa.rows = rows;
-    aa.n_kv = n_kv;
     aa.n_heads = c.n_heads;
     aa.n_kv_heads = c.n_kv_heads;
-    aa.hd = c.head_dim();
+    aa.kv = gpu::SlottedKv<ST>::make(kv_store(), idx.kv_slots, idx.kv_pos, n_kv);
     aa.out = att_.get();
     aa.ldo = c.dim;
     return aa;
@@ -816,10 +808,10 @@ class BasicCudaBackend {
 
   /// Norm, QKV, RoPE + K/V store, attention into att_. `n_kv_dev`: the decode attention reads its
   /// key count there (n_kv is then the capacity of the index arrays; graph replays).
-  gpu::AttnArgsT<ST> attention_block(const Layer& L, int l, int rows, int n_kv, const LayerIndices& idx, float* x,
-                                     const int* n_kv_dev) {
+  gpu::AttnParams<ST> attention_block(const Layer& L, int l, int rows, int n_kv, const LayerIndices& idx, float* x,
+                                      const int* n_kv_dev) {
     qkv_rope(L, l, rows, idx, x);
-    const gpu::AttnArgsT<ST> aa = attn_args(rows, n_kv, idx);
+    const gpu::AttnParams<ST> aa = attn_args(rows, n_kv, idx);
     prof_.mark(gpu::OpClass::Attention, l);
     if constexpr (!kFp32) {
       if (n_kv_dev) {
@@ -857,14 +849,12 @@ class BasicCudaBackend {
     ra.rows = rows;
     ra.n_heads = c.n_heads;
     ra.n_kv_heads = c.n_kv_heads;
-    ra.hd = c.head_dim();
     ra.pos = idx.q_pos;
     ra.slots = idx.q_slots;
     ra.table = rope_table_;
     ra.max_pos = c.max_seq_len;
     ra.style = c.rope_style;
-    ra.k_cache = kc_;
-    ra.v_cache = vc_;
+    ra.kv = kv_store();
     prof_.mark(gpu::OpClass::Norm, l);
     gpu::detail::launch_rope_store(ra, stream_);
   }
@@ -1111,9 +1101,8 @@ class BasicCudaBackend {
   gpu::DeviceBuffer<float> aux_;
   std::int64_t kv_slots_ = 0, aux_slots_ = 0;
   bool per_sequence_gemms_ = false;
-  ST* kc_ = nullptr;  // K/V storage: k_ / v_, or a BlockPool's arena (bind_arena)
-  ST* vc_ = nullptr;
-  AuxStore aux_st_{};
+  gpu::KvStore<ST> kv_st_{};  // K/V storage: k_ / v_, or a BlockPool's arena (bind_arena)
+  gpu::AuxStore aux_st_{};
   gpu::DeviceBuffer<ST> xn_, qkv_, att_, gu_, h_;
   gpu::DeviceBuffer<float> scores_dev_, logits_dev_, rows_logits_;
   gpu::DeviceBuffer<std::uint8_t> keep_dev_;

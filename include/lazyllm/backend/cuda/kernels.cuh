@@ -2,17 +2,18 @@
 // The memory-bound kernels of a decoder layer: embedding gather, RMSNorm, RoPE fused with the
 // K/V scatter into cache slots, SwiGLU, and the row gathers of the Aux Cache (the residual adds
 // are fp32 accumulation in the GEMMs, gemm.cuh / gemv.cuh). Each kernel is templated on a small
-// traits struct and has a host launcher (detail::launch_*) that checks the launch.
+// traits struct and has a host launcher (detail::launch_*) that checks the launch. K/V rows are
+// written through a KvStore and Aux rows read and written through an AuxStore (kv_store.cuh).
 //
 // Conventions: the residual stream (Activations) is fp32 rows x dim; inputs and outputs of the
 // GEMMs are a 2-byte storage type S (bf16 or fp16, numeric.cuh's Storage); row widths are
 // multiples of 8 so that every thread moves 16 bytes.
 #pragma once
-#include "lazyllm/cache/kv_store.hpp"
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
+#include "lazyllm/backend/cuda/kv_store.cuh"
 #include "lazyllm/backend/cuda/numeric.cuh"
 #include "lazyllm/backend/cuda/runtime.cuh"
 #include "lazyllm/backend/cuda/tuning.cuh"
@@ -23,9 +24,10 @@ namespace lazyllm::gpu {
 /// Element types of an instantiation: S storage, fp32 residual stream.
 template <class S>
 struct StoreTraits {
-  using store_t = S;              // weights, GEMM inputs/outputs, K/V cache
-  using residual_t = float;       // the residual stream (Activations) and the Aux Cache
-  static constexpr int kVec = 8;  // elements per thread per access (16 bytes)
+  using store_t = S;                        // weights, GEMM inputs/outputs, K/V cache
+  using residual_t = float;                 // the residual stream (Activations) and the Aux Cache
+  static constexpr int kVec = 8;            // elements per thread per access (16 bytes)
+  static constexpr int kRopeThreads = 128;  // threads per row in RoPE + K/V store
   // Threads per row in RMSNorm.
   static constexpr int kNormThreads = tuning::Elementwise::kNormThreads;
 };
@@ -125,15 +127,14 @@ __global__ void __launch_bounds__(T::kNormThreads)
 
 template <class S>
 struct RopeArgsT {
-  S* qkv = nullptr;  // [rows, ld]: q (n_heads*hd) | k (n_kv_heads*hd) | v (n_kv_heads*hd)
-  int ld = 0, rows = 0, n_heads = 0, n_kv_heads = 0, hd = 0;
+  S* qkv = nullptr;  // [rows, ld]: q (n_heads*hd) | k (n_kv_heads*hd) | v (n_kv_heads*hd), hd = kv.head_dim
+  int ld = 0, rows = 0, n_heads = 0, n_kv_heads = 0;
   const std::int32_t* pos = nullptr;    // [rows] original positions
   const std::int64_t* slots = nullptr;  // [rows] K/V slots
   const float2* table = nullptr;        // [max_pos, hd/2] (cos, sin)
   int max_pos = 0;
   RopeStyle style = RopeStyle::Interleaved;
-  S* k_cache = nullptr;  // [slots, kvd]
-  S* v_cache = nullptr;
+  KvStore<S> kv;  // where the K and V rows of the slots go
 };
 using RopeArgs = RopeArgsT<bf16>;
 
@@ -149,25 +150,25 @@ using RopeArgs = RopeArgsT<bf16>;
 /// agree bit for bit. `Vector` = false takes the one-element path everywhere (the tests compare
 /// and time both).
 template <class T, bool Vector = tuning::Elementwise::kRopeVector>
-__global__ void rope_store_kernel(RopeArgsT<typename T::store_t> a) {
+__global__ void __launch_bounds__(T::kRopeThreads)
+    rope_store_kernel(const __grid_constant__ RopeArgsT<typename T::store_t> a) {
   using S = typename T::store_t;
   const int r = blockIdx.x;
-  const int half = a.hd / 2, kvd = a.n_kv_heads * a.hd, d = a.n_heads * a.hd;
+  const int hd = a.kv.head_dim, half = hd / 2, kvd = a.kv.kv_dim, d = a.n_heads * hd;
   int p = a.pos[r];
   p = p < 0 ? 0 : (p >= a.max_pos ? a.max_pos - 1 : p);  // the pipeline keeps p < max_seq_len
   const float2* cs = a.table + std::int64_t(p) * half;
   S* row = a.qkv + std::int64_t(r) * a.ld;
   const std::int64_t slot = a.slots[r];
-  S* kdst = a.k_cache + slot * kvd;
   const int heads = a.n_heads + a.n_kv_heads;
   // Where head `head`'s rotated values go: in place for q heads, the K cache slot for k heads.
-  auto dst_of = [&](int head) { return head < a.n_heads ? row + head * a.hd : kdst + (head - a.n_heads) * a.hd; };
+  auto dst_of = [&](int head) { return head < a.n_heads ? row + head * hd : a.kv.k_ptr(slot, head - a.n_heads); };
   const bool interleaved = a.style == RopeStyle::Interleaved;
   if (Vector && !interleaved && half % 8 == 0) {
     const int per_head = half / 8;
     for (int u = threadIdx.x; u < heads * per_head; u += blockDim.x) {
       const int head = u / per_head, i0 = (u % per_head) * 8;
-      const S* src = row + head * a.hd;
+      const S* src = row + head * hd;
       float x0[8], x1[8], y0[8], y1[8];
       unpack8(*reinterpret_cast<const Vec8<S>*>(src + i0), x0);
       unpack8(*reinterpret_cast<const Vec8<S>*>(src + half + i0), x1);
@@ -186,7 +187,7 @@ __global__ void rope_store_kernel(RopeArgsT<typename T::store_t> a) {
       const int head = j / half, i = j % half;
       const int ia = interleaved ? 2 * i : i;
       const int ib = interleaved ? 2 * i + 1 : i + half;
-      const S* src = row + head * a.hd;
+      const S* src = row + head * hd;
       const float x0 = Storage<S>::to_float(src[ia]), x1 = Storage<S>::to_float(src[ib]);
       const float2 c = cs[i];
       S* dst = dst_of(head);
@@ -195,7 +196,7 @@ __global__ void rope_store_kernel(RopeArgsT<typename T::store_t> a) {
     }
   }
   const Vec8<S>* vsrc = reinterpret_cast<const Vec8<S>*>(row + d + kvd);
-  Vec8<S>* vdst = reinterpret_cast<Vec8<S>*>(a.v_cache + slot * kvd);
+  Vec8<S>* vdst = reinterpret_cast<Vec8<S>*>(a.kv.v_ptr(slot, 0));
   for (int c = threadIdx.x; c < kvd / 8; c += blockDim.x) vdst[c] = vsrc[c];
 }
 
@@ -224,32 +225,33 @@ __global__ void swiglu_kernel(const typename T::store_t* __restrict__ gu, int ro
 
 // ------------------------------------------------------------------ row gathers (Aux Cache)
 
-/// dst[i] = src_rows[i] >= 0 ? src[src_rows[i]] : aux[aux_slots[i]]   (fp32 rows of `dim`).
+/// dst[i] = src_rows[i] >= 0 ? src[src_rows[i]] : aux[aux_slots[i]]   (fp32 rows of aux.dim).
 template <class T>
 __global__ void gather_rows_kernel(const float* __restrict__ src, const std::int32_t* __restrict__ src_rows,
-                                   const std::int64_t* __restrict__ aux_slots, AuxStore aux, int n, int dim,
-                                   float* __restrict__ dst) {
-  const int chunks = dim / 4;
+                                   const std::int64_t* __restrict__ aux_slots, const __grid_constant__ AuxStore aux,
+                                   int n, float* __restrict__ dst) {
+  const int dim = aux.dim, chunks = dim / 4;
   const std::int64_t total = std::int64_t(n) * chunks;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < total;
        i += std::int64_t(gridDim.x) * blockDim.x) {
     const int r = int(i / chunks), c = int(i % chunks);
     const std::int32_t s = src_rows[r];
-    const float* from = s >= 0 ? src + std::int64_t(s) * dim : aux.at(aux_slots[r]);
+    const float* from = s >= 0 ? src + std::int64_t(s) * dim : aux.ptr(aux_slots[r]);
     reinterpret_cast<float4*>(dst + std::int64_t(r) * dim)[c] = reinterpret_cast<const float4*>(from)[c];
   }
 }
 
-/// aux[aux_slots[i]] = x[rows[i]].
+/// aux[aux_slots[i]] = x[rows[i]]   (fp32 rows of aux.dim).
 template <class T>
 __global__ void store_aux_kernel(const float* __restrict__ x, const std::int32_t* __restrict__ rows,
-                                 const std::int64_t* __restrict__ aux_slots, int n, int dim, AuxStore aux) {
-  const int chunks = dim / 4;
+                                 const std::int64_t* __restrict__ aux_slots, int n,
+                                 const __grid_constant__ AuxStore aux) {
+  const int dim = aux.dim, chunks = dim / 4;
   const std::int64_t total = std::int64_t(n) * chunks;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < total;
        i += std::int64_t(gridDim.x) * blockDim.x) {
     const int r = int(i / chunks), c = int(i % chunks);
-    reinterpret_cast<float4*>(aux.at(aux_slots[r]))[c] =
+    reinterpret_cast<float4*>(aux.ptr(aux_slots[r]))[c] =
         reinterpret_cast<const float4*>(x + std::int64_t(rows[r]) * dim)[c];
   }
 }
@@ -279,7 +281,7 @@ void launch_rmsnorm(const float* x, const float* w, int rows, int dim, float eps
 template <class S, bool Vector = tuning::Elementwise::kRopeVector>
 void launch_rope_store(const RopeArgsT<S>& a, cudaStream_t s) {
   if (a.rows <= 0) return;
-  rope_store_kernel<StoreTraits<S>, Vector><<<a.rows, 128, 0, s>>>(a);
+  rope_store_kernel<StoreTraits<S>, Vector><<<a.rows, StoreTraits<S>::kRopeThreads, 0, s>>>(a);
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
@@ -290,19 +292,20 @@ void launch_swiglu(const S* gu, int rows, int hid, S* h, cudaStream_t s) {
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
+/// Rows of aux.dim fp32 values: dst[i] = src_rows[i] >= 0 ? src[src_rows[i]] : aux[aux_slots[i]].
 inline void launch_gather_rows(const float* src, const std::int32_t* src_rows, const std::int64_t* aux_slots,
-                               const AuxStore& aux, int n, int dim, float* dst, cudaStream_t s) {
+                               const AuxStore& aux, int n, float* dst, cudaStream_t s) {
   if (n <= 0) return;
   gather_rows_kernel<Bf16Traits>
-      <<<grid_for(std::int64_t(n) * dim / 4, 256), 256, 0, s>>>(src, src_rows, aux_slots, aux, n, dim, dst);
+      <<<grid_for(std::int64_t(n) * aux.dim / 4, 256), 256, 0, s>>>(src, src_rows, aux_slots, aux, n, dst);
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
-inline void launch_store_aux(const float* x, const std::int32_t* rows, const std::int64_t* aux_slots, int n, int dim,
+/// Rows of aux.dim fp32 values: aux[aux_slots[i]] = x[rows[i]].
+inline void launch_store_aux(const float* x, const std::int32_t* rows, const std::int64_t* aux_slots, int n,
                              const AuxStore& aux, cudaStream_t s) {
   if (n <= 0) return;
-  store_aux_kernel<Bf16Traits>
-      <<<grid_for(std::int64_t(n) * dim / 4, 256), 256, 0, s>>>(x, rows, aux_slots, n, dim, aux);
+  store_aux_kernel<Bf16Traits><<<grid_for(std::int64_t(n) * aux.dim / 4, 256), 256, 0, s>>>(x, rows, aux_slots, n, aux);
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 

@@ -104,16 +104,17 @@ inline std::uint64_t free_device_bytes() {
 
 }  // namespace detail
 
-/// Owning, move-only device allocation of `n` elements of T. `what` names the buffer in errors.
-template <class T>
-class DeviceBuffer {
+namespace detail {
+/// Move-only owner of `n` elements of T at `p`, released with `Free` (errors ignored:
+/// destructors). DeviceBuffer and PinnedBuffer add how they allocate.
+template <class T, cudaError_t (*Free)(void*)>
+class OwnedArray {
  public:
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(std::size_t n, const char* what = "buffer") { reset(n, what); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  DeviceBuffer(DeviceBuffer&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
-  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+  OwnedArray() = default;
+  OwnedArray(const OwnedArray&) = delete;
+  OwnedArray& operator=(const OwnedArray&) = delete;
+  OwnedArray(OwnedArray&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
+  OwnedArray& operator=(OwnedArray&& o) noexcept {
     if (this != &o) {
       release();
       p_ = std::exchange(o.p_, nullptr);
@@ -121,7 +122,32 @@ class DeviceBuffer {
     }
     return *this;
   }
-  ~DeviceBuffer() { release(); }
+  ~OwnedArray() { release(); }
+  void release() noexcept {
+    if (p_) (void)Free(p_);
+    p_ = nullptr;
+    n_ = 0;
+  }
+  T* get() const { return p_; }
+  std::size_t size() const { return n_; }
+
+ protected:
+  T* p_ = nullptr;
+  std::size_t n_ = 0;
+};
+}  // namespace detail
+
+/// Owning, move-only device allocation of `n` elements of T. `what` names the buffer in errors.
+template <class T>
+class DeviceBuffer : public detail::OwnedArray<T, cudaFree> {
+  using Base = detail::OwnedArray<T, cudaFree>;
+  using Base::n_;
+  using Base::p_;
+
+ public:
+  using Base::release;
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(std::size_t n, const char* what = "buffer") { reset(n, what); }
 
   /// Frees, then allocates `n` elements; a failed cudaMalloc throws an Error naming the bytes.
   void reset(std::size_t n, const char* what = "buffer") {
@@ -147,38 +173,19 @@ class DeviceBuffer {
     if (p_) LAZYLLM_CUDA_CHECK(cudaDeviceSynchronize());
     reset(std::max(n, n_ + n_ / 2), what);
   }
-  void release() noexcept {
-    if (p_) (void)cudaFree(p_);
-    p_ = nullptr;
-    n_ = 0;
-  }
-  T* get() const { return p_; }
-  std::size_t size() const { return n_; }
   std::size_t bytes() const { return n_ * sizeof(T); }
   explicit operator bool() const { return p_ != nullptr; }
-
- private:
-  T* p_ = nullptr;
-  std::size_t n_ = 0;
 };
 
 /// Owning, move-only page-locked host allocation (staging for async copies).
 template <class T>
-class PinnedBuffer {
+class PinnedBuffer : public detail::OwnedArray<T, cudaFreeHost> {
+  using Base = detail::OwnedArray<T, cudaFreeHost>;
+  using Base::n_;
+  using Base::p_;
+
  public:
-  PinnedBuffer() = default;
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-  PinnedBuffer(PinnedBuffer&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
-  PinnedBuffer& operator=(PinnedBuffer&& o) noexcept {
-    if (this != &o) {
-      release();
-      p_ = std::exchange(o.p_, nullptr);
-      n_ = std::exchange(o.n_, 0);
-    }
-    return *this;
-  }
-  ~PinnedBuffer() { release(); }
+  using Base::release;
   /// Grows to at least n elements (contents are not kept). The caller makes sure no copy from
   /// the old allocation is still queued.
   void reserve(std::size_t n) {
@@ -190,17 +197,6 @@ class PinnedBuffer {
     p_ = static_cast<T*>(p);
     n_ = cap;
   }
-  void release() noexcept {
-    if (p_) (void)cudaFreeHost(p_);
-    p_ = nullptr;
-    n_ = 0;
-  }
-  T* get() const { return p_; }
-  std::size_t size() const { return n_; }
-
- private:
-  T* p_ = nullptr;
-  std::size_t n_ = 0;
 };
 
 namespace detail {

@@ -50,10 +50,10 @@ struct DecodeTraits {
 };
 
 template <class T, class ST>
-__global__ void __launch_bounds__(T::kWarps * 32) decode_attention_kernel(AttnLaunchT<ST> L) {
+__global__ void __launch_bounds__(T::kWarps * 32)
+    decode_attention_kernel(const __grid_constant__ AttnParams<ST> a, const __grid_constant__ AttnSplit L) {
   constexpr int HD = T::kHeadDim, R = T::kRows, W = T::kWarps, DL = T::kDimsPerLane, S = T::kVStride;
   constexpr int CH = HD / 8;  // 16-byte chunks per K/V row
-  const AttnArgsT<ST>& a = L.a;
   __shared__ __align__(16) float sq[R][HD];
   __shared__ int s_nvis[R];
   __shared__ float s_ml[W][R][2];
@@ -63,13 +63,12 @@ __global__ void __launch_bounds__(T::kWarps * 32) decode_attention_kernel(AttnLa
   ST* sk = reinterpret_cast<ST*>(decode_smem) + warp * 32 * S;
   ST* sv = reinterpret_cast<ST*>(decode_smem) + (W + warp) * 32 * S;
   const int h = blockIdx.x, split = blockIdx.y, kh = h / (a.n_heads / a.n_kv_heads);
-  const std::int64_t kvd = std::int64_t(a.n_kv_heads) * HD;
   for (int i = tid; i < R * HD; i += W * 32) {
     const int r = i / HD, d = i % HD;
     sq[r][d] = r < a.rows ? Storage<ST>::to_float(a.q[std::int64_t(r) * a.ldq + h * HD + d]) : 0.f;
   }
-  const int n_kv = L.n_kv_dev ? *L.n_kv_dev : a.n_kv;
-  if (tid < R) s_nvis[tid] = tid < a.rows ? count_le(a.kv_pos, n_kv, a.q_pos[tid]) : 0;
+  const int n_kv = L.n_kv_dev ? *L.n_kv_dev : a.kv.count;
+  if (tid < R) s_nvis[tid] = tid < a.rows ? count_le(a.kv.positions, n_kv, a.q_pos[tid]) : 0;
   __syncthreads();
   int nv[R], hi = 0;
 #pragma unroll
@@ -91,18 +90,17 @@ __global__ void __launch_bounds__(T::kWarps * 32) decode_attention_kernel(AttnLa
   for (int base = lo + warp * 32; base < end; base += T::kKeysPerPass) {
     const int key = base + lane;
     const bool valid = key < end;
-    const std::int64_t slot = valid ? a.kv_slots[key] : 0;
+    const std::int64_t row = valid ? a.kv.store.offset(a.kv.slot(key)) : 0;  // this lane's key's K/V row
     __syncwarp();  // the previous pass has finished reading this warp's rows
 
     // Coalesced async copies of the 32 keys' K and V rows (each instruction covers whole rows).
 #pragma unroll
     for (int i = 0; i < CH; ++i) {
       const int ci = i * 32 + lane, kl = ci / CH, c = ci % CH;
-      const std::int64_t sl = __shfl_sync(0xffffffffu, slot, kl);
-      const std::int64_t off = sl * kvd + std::int64_t(kh) * HD + c * 8;
+      const std::int64_t rk = __shfl_sync(0xffffffffu, row, kl);
       const bool ok = base + kl < end;
-      cp_async_16(sk + kl * S + c * 8, a.k_cache + off, ok);
-      cp_async_16(sv + kl * S + c * 8, a.v_cache + off, ok);
+      cp_async_16(sk + kl * S + c * 8, a.kv.store.k_at(rk, kh) + c * 8, ok);
+      cp_async_16(sv + kl * S + c * 8, a.kv.store.v_at(rk, kh) + c * 8, ok);
     }
     cp_async_commit();
     cp_async_wait<0>();
@@ -124,7 +122,7 @@ __global__ void __launch_bounds__(T::kWarps * 32) decode_attention_kernel(AttnLa
     float p[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) {
-      const float sv_ = (valid && key < nv[r]) ? s[r] * L.scale_log2 : -INFINITY;
+      const float sv_ = (valid && key < nv[r]) ? s[r] * a.kv.scale_log2 : -INFINITY;
       const float m_new = fmaxf(m[r], warp_max(sv_));
       const float m_use = m_new == -INFINITY ? 0.f : m_new;
       const float alpha = exp2f(m[r] - m_use);
@@ -235,12 +233,12 @@ int decode_attention_blocks_per_sm() {
 }
 
 template <int HD, int R, class ST>
-void launch_decode_attention(const AttnLaunchT<ST>& L, cudaStream_t stream) {
+void launch_decode_attention(const AttnParams<ST>& a, const AttnSplit& L, cudaStream_t stream) {
   using T = DecodeTraits<HD, R>;
   LAZYLLM_CUDA_CHECK(
       cudaFuncSetAttribute(decode_attention_kernel<T, ST>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
   decode_attention_kernel<T, ST>
-      <<<dim3(unsigned(L.a.n_heads), unsigned(L.n_splits)), T::kWarps * 32, T::kSmemBytes, stream>>>(L);
+      <<<dim3(unsigned(a.n_heads), unsigned(L.n_splits)), T::kWarps * 32, T::kSmemBytes, stream>>>(a, L);
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 

@@ -17,19 +17,19 @@ namespace detail {
 /// arithmetic in the CPU reference's order of operations (scale 1/sqrt(hd), expf); slow by
 /// design. Lane d owns output dims d, d+32, ... (hd <= 128).
 template <class ST>
-__global__ void attention_fp32_kernel(AttnArgsT<ST> a) {
+__global__ void attention_fp32_kernel(const __grid_constant__ AttnParams<ST> a) {
   static_assert(std::is_same_v<ST, float>, "attention_fp32_kernel is the fp32 storage path");
   const int gw = int((blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x) >> 5), lane = int(threadIdx.x & 31);
   if (gw >= a.rows * a.n_heads) return;
   const int row = gw / a.n_heads, h = gw % a.n_heads, kh = h / (a.n_heads / a.n_kv_heads);
-  const std::int64_t kvd = std::int64_t(a.n_kv_heads) * a.hd;
-  const int nvis = count_le(a.kv_pos, a.n_kv, a.q_pos[row]);
-  const float scale = 1.0f / sqrtf(float(a.hd));
-  const float* q = a.q + std::int64_t(row) * a.ldq + std::int64_t(h) * a.hd;
+  const int hd = a.head_dim();
+  const int nvis = a.kv.visible(a.q_pos[row]);
+  const float scale = a.kv.scale;  // 1 / sqrt(hd), rounded as the CPU reference rounds it
+  const float* q = a.q + std::int64_t(row) * a.ldq + std::int64_t(h) * hd;
   auto score = [&](int j) {  // the whole warp: q . k_j * scale
-    const float* k = a.k_cache + a.kv_slots[j] * kvd + std::int64_t(kh) * a.hd;
+    const float* k = a.kv.k_ptr(j, kh);
     float part = 0.f;
-    for (int d = lane; d < a.hd; d += 32) part = fmaf(q[d], k[d], part);
+    for (int d = lane; d < hd; d += 32) part = fmaf(q[d], k[d], part);
     return warp_sum(part) * scale;
   };
   float mx = -INFINITY;
@@ -38,20 +38,20 @@ __global__ void attention_fp32_kernel(AttnArgsT<ST> a) {
   for (int j = 0; j < nvis; ++j) {
     const float p = expf(score(j) - mx);
     l += p;
-    const float* v = a.v_cache + a.kv_slots[j] * kvd + std::int64_t(kh) * a.hd;
+    const float* v = a.kv.v_ptr(j, kh);
 #pragma unroll
     for (int i = 0; i < 4; ++i)
-      if (lane + 32 * i < a.hd) o[i] = fmaf(p, v[lane + 32 * i], o[i]);
+      if (lane + 32 * i < hd) o[i] = fmaf(p, v[lane + 32 * i], o[i]);
   }
   const float inv = l > 0.f ? 1.0f / l : 0.f;
-  float* out = a.out + std::int64_t(row) * a.ldo + std::int64_t(h) * a.hd;
+  float* out = a.out + std::int64_t(row) * a.ldo + std::int64_t(h) * hd;
 #pragma unroll
   for (int i = 0; i < 4; ++i)
-    if (lane + 32 * i < a.hd) out[lane + 32 * i] = o[i] * inv;
+    if (lane + 32 * i < hd) out[lane + 32 * i] = o[i] * inv;
 }
 
 template <class ST>
-void launch_attention_fp32(const AttnArgsT<ST>& a, cudaStream_t stream) {
+void launch_attention_fp32(const AttnParams<ST>& a, cudaStream_t stream) {
   const std::int64_t threads = std::int64_t(a.rows) * a.n_heads * 32;
   attention_fp32_kernel<ST><<<unsigned((threads + 127) / 128), 128, 0, stream>>>(a);
   LAZYLLM_CUDA_CHECK_LAUNCH();

@@ -19,29 +19,30 @@ struct ScoresTraits {
   static constexpr int kThreads = 256;
 };
 
-/// logits[h][j] = (q_last,h . k_j) * scale for j < n_vis (natural units, like the CPU: the scores
+/// logits[h][j] = (q_last,h . k_j) * kv.scale for j < n_vis (natural units, like the CPU: the scores
 /// pass uses expf, whose denormal results match std::exp, so near-zero scores tie the same way).
 /// One warp per key.
 template <class T, class ST>
-__global__ void last_row_logits_kernel(AttnArgsT<ST> a, float scale, int n_vis, float* __restrict__ logits) {
+__global__ void last_row_logits_kernel(const __grid_constant__ AttnParams<ST> a, int n_vis,
+                                       float* __restrict__ logits) {
   extern __shared__ float sq_all[];  // [n_heads * hd]
-  const int d_all = a.n_heads * a.hd, kvd = a.n_kv_heads * a.hd, group = a.n_heads / a.n_kv_heads;
+  const int hd = a.head_dim(), d_all = a.n_heads * hd, group = a.n_heads / a.n_kv_heads;
   const ST* q = a.q + std::int64_t(a.rows - 1) * a.ldq;
   for (int i = threadIdx.x; i < d_all; i += blockDim.x) sq_all[i] = Storage<ST>::to_float(q[i]);
   __syncthreads();
   const int lane = threadIdx.x & 31;
   const int j = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
   if (j >= n_vis) return;
-  const ST* k = a.k_cache + a.kv_slots[j] * kvd;
+  const std::int64_t slot = a.kv.slot(j);
   for (int h = 0; h < a.n_heads; ++h) {
-    const int kh = h / group;
+    const ST* k = a.kv.store.k_ptr(slot, h / group);
     float acc = 0.f;
-    for (int d = 2 * lane; d < a.hd; d += 64) {
-      const float2 kv = Storage<ST>::to_float2(*reinterpret_cast<const typename Storage<ST>::pair*>(k + kh * a.hd + d));
-      acc = fmaf(sq_all[h * a.hd + d], kv.x, fmaf(sq_all[h * a.hd + d + 1], kv.y, acc));
+    for (int d = 2 * lane; d < hd; d += 64) {
+      const float2 kv = Storage<ST>::to_float2(*reinterpret_cast<const typename Storage<ST>::pair*>(k + d));
+      acc = fmaf(sq_all[h * hd + d], kv.x, fmaf(sq_all[h * hd + d + 1], kv.y, acc));
     }
     acc = warp_sum(acc);
-    if (lane == 0) logits[std::int64_t(h) * n_vis + j] = acc * scale;
+    if (lane == 0) logits[std::int64_t(h) * n_vis + j] = acc * a.kv.scale;
   }
 }
 
@@ -78,26 +79,26 @@ __global__ void last_row_mean_kernel(const float* __restrict__ logits, const flo
   scores[j] = acc / float(n_heads);
 }
 
-/// scores[j] (j < a.n_kv) as Attention::last_row_scores describes it; `logits` has room for
+/// scores[j] (j < a.kv.count) as Attention::last_row_scores describes it; `logits` has room for
 /// n_heads * max(n_vis, 1) values and `ml` for n_heads.
 template <class ST>
-void launch_last_row_scores(const AttnArgsT<ST>& a, float scale, int n_vis, float* logits, float2* ml, float* scores,
+void launch_last_row_scores(const AttnParams<ST>& a, int n_vis, float* logits, float2* ml, float* scores,
                             cudaStream_t stream) {
   if (n_vis > 0) {
     constexpr int th = ScoresTraits::kThreads;
-    const std::size_t smem = std::size_t(a.n_heads) * std::size_t(a.hd) * sizeof(float);
+    const std::size_t smem = std::size_t(a.n_heads) * std::size_t(a.head_dim()) * sizeof(float);
     if (smem > 48 * 1024) {
       LAZYLLM_CUDA_CHECK(cudaFuncSetAttribute(last_row_logits_kernel<ScoresTraits, ST>,
                                               cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     }
     last_row_logits_kernel<ScoresTraits, ST>
-        <<<unsigned((n_vis + th / 32 - 1) / (th / 32)), th, smem, stream>>>(a, scale, n_vis, logits);
+        <<<unsigned((n_vis + th / 32 - 1) / (th / 32)), th, smem, stream>>>(a, n_vis, logits);
     LAZYLLM_CUDA_CHECK_LAUNCH();
     last_row_softmax_stats_kernel<ScoresTraits><<<a.n_heads, 256, 0, stream>>>(logits, n_vis, ml);
     LAZYLLM_CUDA_CHECK_LAUNCH();
   }
   last_row_mean_kernel<ScoresTraits>
-      <<<unsigned((a.n_kv + 255) / 256), 256, 0, stream>>>(logits, ml, a.n_heads, n_vis, a.n_kv, scores);
+      <<<unsigned((a.kv.count + 255) / 256), 256, 0, stream>>>(logits, ml, a.n_heads, n_vis, a.kv.count, scores);
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 

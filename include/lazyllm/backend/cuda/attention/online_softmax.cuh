@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The pieces both tensor-core prefill kernels share (sm80_mma_prefill.cuh, sm90_wgmma_prefill.cuh),
 // on the m16n8 accumulator fragment layout that mma.sync produces and wgmma repeats along N: the
-// prologue (Q tile and visible-key counts), one key tile of the base-2 online softmax with its
-// exp2 hooks, and the normalising epilogue.
+// prologue (Q tile and visible-key counts), the double-buffered K/V tile steps, one key tile of
+// the base-2 online softmax with its exp2 hooks, the normalising epilogue, and the launch.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -10,6 +10,7 @@
 #include "lazyllm/backend/cuda/attention/params.cuh"
 #include "lazyllm/backend/cuda/attention/ptx.cuh"
 #include "lazyllm/backend/cuda/numeric.cuh"
+#include "lazyllm/backend/cuda/runtime.cuh"
 
 namespace lazyllm::gpu {
 namespace detail {
@@ -26,7 +27,7 @@ __device__ __forceinline__ std::uint32_t pack2(float lo, float hi) {
 /// s_nvis (0 past the end), and returns the largest (the keys any row of the block sees) after a
 /// barrier. Every thread of the block calls it.
 template <int HD, int BR, int NT, class ST>
-__device__ __forceinline__ int load_q_and_visible_keys(const MmaAttnLaunchT<ST>& L, int row0, int h, ST* sq, int qs,
+__device__ __forceinline__ int load_q_and_visible_keys(const AttnParams<ST>& L, int row0, int h, ST* sq, int qs,
                                                        int* s_nvis) {
   constexpr int CH = HD / 8;  // 16-byte chunks per row
   const int tid = threadIdx.x;
@@ -38,7 +39,7 @@ __device__ __forceinline__ int load_q_and_visible_keys(const MmaAttnLaunchT<ST>&
   cp_async_commit();
   auto count = [&](int r) {
     const int row = row0 + r;
-    s_nvis[r] = row < L.rows ? count_le(L.kv_pos, L.n_kv, L.q_pos[row]) : 0;
+    s_nvis[r] = row < L.rows ? L.kv.visible(L.q_pos[row]) : 0;
   };
   if constexpr (NT >= BR) {  // one row per thread at most (a loop here costs instructions)
     if (tid < BR) count(tid);
@@ -53,6 +54,34 @@ __device__ __forceinline__ int load_q_and_visible_keys(const MmaAttnLaunchT<ST>&
       break;
     }
   return hi;
+}
+
+/// Queues the first K/V tile of `hi` keys (load_tile(stage, first key): one cp.async group) if
+/// there is one, and waits for the Q group queued before it (load_q_and_visible_keys): after the
+/// barrier Q is in shared memory and the first tile is on its way. Returns the number of tiles.
+template <int BK, class LoadTile>
+__device__ __forceinline__ int start_kv_tiles(int hi, LoadTile& load_tile) {
+  const int n_tiles = (hi + BK - 1) / BK;
+  if (n_tiles > 0) load_tile(0, 0);
+  if (n_tiles > 0)
+    cp_async_wait<1>();  // the Q group (older than the first tile's) has landed
+  else
+    cp_async_wait<0>();
+  __syncthreads();
+  return n_tiles;
+}
+
+/// At key tile `it` of `n_tiles` (double-buffered): queues tile it + 1 into the other stage and
+/// waits until this thread's copies of tile `it` have landed (the caller's barrier then makes
+/// them the block's).
+template <int BK, class LoadTile>
+__device__ __forceinline__ void next_kv_tile(int it, int n_tiles, LoadTile& load_tile) {
+  if (it + 1 < n_tiles) {
+    load_tile((it & 1) ^ 1, (it + 1) * BK);
+    cp_async_wait<1>();
+  } else {
+    cp_async_wait<0>();
+  }
 }
 
 /// exp2 hooks of online_softmax_step: the CUDA math library's exp2f (the mma.sync kernel) or the
@@ -121,7 +150,7 @@ __device__ __forceinline__ void online_softmax_step(const float (&s)[NB][4], flo
 /// the lane quad and writes O / l as ST for rows r0 and r0 + 8 of this lane's fragment (NO blocks
 /// of 8 columns of head `h`). Rows at or past L.rows are skipped; a row that saw no key gets 0.
 template <int HD, class ST, int NO>
-__device__ __forceinline__ void store_normalized_rows(const MmaAttnLaunchT<ST>& L, const float (&o)[NO][4],
+__device__ __forceinline__ void store_normalized_rows(const AttnParams<ST>& L, const float (&o)[NO][4],
                                                       const float (&l)[2], int r0, int h) {
   float l0 = l[0], l1 = l[1];
   l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
@@ -140,6 +169,18 @@ __device__ __forceinline__ void store_normalized_rows(const MmaAttnLaunchT<ST>& 
       *reinterpret_cast<typename Storage<ST>::pair*>(L.out + std::int64_t(r1) * L.ldo + d) =
           Storage<ST>::from_float2(o[dn][2] * i1, o[dn][3] * i1);
   }
+}
+
+/// Launches a prefill kernel (T: its traits) over (row blocks, heads) with T::kSmemBytes of
+/// dynamic shared memory.
+template <class T, class ST>
+void launch_prefill(void (*kernel)(const AttnParams<ST>), const AttnParams<ST>& L, cudaStream_t stream) {
+  // Over 48 KiB of dynamic shared memory needs the opt-in (cheap; set on every launch so that it
+  // holds on whichever device is current).
+  LAZYLLM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
+  const dim3 grid(unsigned((L.rows + T::kBlockRows - 1) / T::kBlockRows), unsigned(L.n_heads));
+  kernel<<<grid, T::kThreads, T::kSmemBytes, stream>>>(L);
+  LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace detail

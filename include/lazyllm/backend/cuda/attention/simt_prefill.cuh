@@ -35,10 +35,10 @@ struct AttnTraits {
 namespace detail {
 
 template <class T, class ST>
-__global__ void __launch_bounds__(T::kWarps * 32) attention_kernel(AttnLaunchT<ST> L) {
+__global__ void __launch_bounds__(T::kWarps * 32)
+    attention_kernel(const __grid_constant__ AttnParams<ST> a, const __grid_constant__ AttnSplit L) {
   constexpr int HD = T::kHeadDim, R = T::kRowsPerWarp, BR = T::kBlockRows, BK = T::kKeys, KS = T::kKStride;
   constexpr int NT = T::kWarps * 32;
-  const AttnArgsT<ST>& a = L.a;
   __shared__ __align__(16) float sq[BR][HD];
   __shared__ __align__(16) ST sk[BK][KS];
   __shared__ __align__(16) ST sv[BK][HD];
@@ -47,21 +47,21 @@ __global__ void __launch_bounds__(T::kWarps * 32) attention_kernel(AttnLaunchT<S
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int h = blockIdx.y, kh = h / (a.n_heads / a.n_kv_heads), split = blockIdx.z;
   const int row0 = blockIdx.x * BR;
-  const int kvd = a.n_kv_heads * a.hd;
-  const bool exact = a.hd == HD;
+  const int hd = a.head_dim();
+  const bool exact = hd == HD;
 
   // Stage this block's queries (fp32, zero beyond hd) and each row's visible-key count.
   for (int i = tid; i < BR * HD / 2; i += NT) {
     const int r = i / (HD / 2), d = 2 * (i % (HD / 2)), row = row0 + r;
     float2 v = make_float2(0.f, 0.f);
-    if (row < a.rows && d < a.hd)
+    if (row < a.rows && d < hd)
       v = Storage<ST>::to_float2(
-          *reinterpret_cast<const typename Storage<ST>::pair*>(a.q + std::int64_t(row) * a.ldq + h * a.hd + d));
+          *reinterpret_cast<const typename Storage<ST>::pair*>(a.q + std::int64_t(row) * a.ldq + h * hd + d));
     *reinterpret_cast<float2*>(&sq[r][d]) = v;
   }
   if (tid < BR) {
     const int row = row0 + tid;
-    s_nvis[tid] = row < a.rows ? count_le(a.kv_pos, a.n_kv, a.q_pos[row]) : 0;
+    s_nvis[tid] = row < a.rows ? a.kv.visible(a.q_pos[row]) : 0;
   }
   __syncthreads();
 
@@ -96,9 +96,9 @@ __global__ void __launch_bounds__(T::kWarps * 32) attention_kernel(AttnLaunchT<S
         const int j = i / CH, c = i % CH, key = t0 + j;
         Vec8<ST> kv{}, vv{};
         if (key < hi) {
-          const std::int64_t off = a.kv_slots[key] * kvd + std::int64_t(kh) * HD + c * 8;
-          kv = *reinterpret_cast<const Vec8<ST>*>(a.k_cache + off);
-          vv = *reinterpret_cast<const Vec8<ST>*>(a.v_cache + off);
+          const std::int64_t row = a.kv.store.offset(a.kv.slot(key));
+          kv = *reinterpret_cast<const Vec8<ST>*>(a.kv.store.k_at(row, kh) + c * 8);
+          vv = *reinterpret_cast<const Vec8<ST>*>(a.kv.store.v_at(row, kh) + c * 8);
         }
         auto* kd = reinterpret_cast<typename Storage<ST>::pair*>(&sk[j][c * 8]);
 #pragma unroll
@@ -110,10 +110,10 @@ __global__ void __launch_bounds__(T::kWarps * 32) attention_kernel(AttnLaunchT<S
       for (int i = tid; i < BK * CH; i += NT) {
         const int j = i / CH, d = 2 * (i % CH), key = t0 + j;
         typename Storage<ST>::pair kv = Storage<ST>::from_float2(0.f, 0.f), vv = kv;
-        if (key < hi && d < a.hd) {
-          const std::int64_t off = a.kv_slots[key] * kvd + std::int64_t(kh) * a.hd + d;
-          kv = *reinterpret_cast<const typename Storage<ST>::pair*>(a.k_cache + off);
-          vv = *reinterpret_cast<const typename Storage<ST>::pair*>(a.v_cache + off);
+        if (key < hi && d < hd) {
+          const std::int64_t row = a.kv.store.offset(a.kv.slot(key));
+          kv = *reinterpret_cast<const typename Storage<ST>::pair*>(a.kv.store.k_at(row, kh) + d);
+          vv = *reinterpret_cast<const typename Storage<ST>::pair*>(a.kv.store.v_at(row, kh) + d);
         }
         *reinterpret_cast<typename Storage<ST>::pair*>(&sk[j][d]) = kv;
         *reinterpret_cast<typename Storage<ST>::pair*>(&sv[j][d]) = vv;
@@ -143,7 +143,7 @@ __global__ void __launch_bounds__(T::kWarps * 32) attention_kernel(AttnLaunchT<S
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
         const int key = t0 + lane + 32 * c;
-        s[rr][c] = (key < nv[rr] && key < hi) ? s[rr][c] * L.scale_log2 : -INFINITY;
+        s[rr][c] = (key < nv[rr] && key < hi) ? s[rr][c] * a.kv.scale_log2 : -INFINITY;
       }
       const float m_new = fmaxf(m[rr], warp_max(fmaxf(s[rr][0], s[rr][1])));
       const float m_use = m_new == -INFINITY ? 0.f : m_new;  // a row with nothing visible yet
@@ -185,8 +185,8 @@ __global__ void __launch_bounds__(T::kWarps * 32) attention_kernel(AttnLaunchT<S
 #pragma unroll
       for (int pp = 0; pp < T::kPairs; ++pp) {
         const int d = 64 * pp + 2 * lane;
-        if (d < a.hd)
-          *reinterpret_cast<typename Storage<ST>::pair*>(a.out + std::int64_t(row) * a.ldo + h * a.hd + d) =
+        if (d < hd)
+          *reinterpret_cast<typename Storage<ST>::pair*>(a.out + std::int64_t(row) * a.ldo + h * hd + d) =
               Storage<ST>::from_float2(o[rr][pp][0] * inv, o[rr][pp][1] * inv);
       }
     } else {
@@ -203,14 +203,15 @@ __global__ void __launch_bounds__(T::kWarps * 32) attention_kernel(AttnLaunchT<S
 
 /// Merges the splits' partial states: one thread per (row, head, output dim).
 template <class T, class ST>
-__global__ void attention_combine_kernel(AttnLaunchT<ST> L) {
+__global__ void attention_combine_kernel(const __grid_constant__ AttnParams<ST> a,
+                                         const __grid_constant__ AttnSplit L) {
   constexpr int HD = T::kHeadDim;
-  const AttnArgsT<ST>& a = L.a;
-  const std::int64_t n = std::int64_t(a.rows) * a.n_heads * a.hd;
+  const int hd = a.head_dim();
+  const std::int64_t n = std::int64_t(a.rows) * a.n_heads * hd;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
        i += std::int64_t(gridDim.x) * blockDim.x) {
-    const int d = int(i % a.hd);
-    const std::int64_t rh = i / a.hd;  // row * n_heads + head
+    const int d = int(i % hd);
+    const std::int64_t rh = i / hd;  // row * n_heads + head
     const int h = int(rh % a.n_heads), row = int(rh / a.n_heads);
     float mx = -INFINITY;
     for (int s = 0; s < L.n_splits; ++s) mx = fmaxf(mx, L.part_ml[((std::int64_t(s) * a.rows) * a.n_heads + rh) * 2]);
@@ -223,19 +224,19 @@ __global__ void attention_combine_kernel(AttnLaunchT<ST> L) {
       den += ls * w;
       num += L.part_o[cell * HD + d] * w;
     }
-    a.out[std::int64_t(row) * a.ldo + h * a.hd + d] = Storage<ST>::from_float(den > 0.f ? num / den : 0.f);
+    a.out[std::int64_t(row) * a.ldo + h * hd + d] = Storage<ST>::from_float(den > 0.f ? num / den : 0.f);
   }
 }
 
 template <int HD, class ST>
-void launch_attention(const AttnLaunchT<ST>& L, cudaStream_t stream) {
+void launch_attention(const AttnParams<ST>& a, const AttnSplit& L, cudaStream_t stream) {
   using T = AttnTraits<HD>;
-  const dim3 grid((L.a.rows + T::kBlockRows - 1) / T::kBlockRows, L.a.n_heads, L.n_splits);
-  attention_kernel<T, ST><<<grid, T::kWarps * 32, 0, stream>>>(L);
+  const dim3 grid((a.rows + T::kBlockRows - 1) / T::kBlockRows, a.n_heads, L.n_splits);
+  attention_kernel<T, ST><<<grid, T::kWarps * 32, 0, stream>>>(a, L);
   LAZYLLM_CUDA_CHECK_LAUNCH();
   if (L.n_splits > 1) {
-    const std::int64_t n = std::int64_t(L.a.rows) * L.a.n_heads * L.a.hd;
-    attention_combine_kernel<T, ST><<<unsigned(std::min<std::int64_t>((n + 255) / 256, 65535)), 256, 0, stream>>>(L);
+    const std::int64_t n = std::int64_t(a.rows) * a.n_heads * a.head_dim();
+    attention_combine_kernel<T, ST><<<unsigned(std::min<std::int64_t>((n + 255) / 256, 65535)), 256, 0, stream>>>(a, L);
     LAZYLLM_CUDA_CHECK_LAUNCH();
   }
 }

@@ -3,9 +3,10 @@
 // ldmatrix, cp.async). FlashAttention-2 structure: a block owns kBlockRows query rows of one head
 // (16 per warp), walks the visible keys in tiles of kKeys double-buffered in shared memory, keeps
 // the online-softmax state (m, l) and the output accumulator in registers, and never forms the
-// n x n score matrix. K/V rows are fetched through the cache index (kv_slots), so contiguous and
-// paged layouts both work. Masking uses visible-key counts: query row r sees the first
-// count(kv_pos <= q_pos[r]) entries of the set (the set and the rows are position-ordered).
+// n x n score matrix. K/V rows are fetched through the key set's slots and the store's block
+// layout (SlottedKv, kv_store.cuh), so any cache layout works. Masking uses visible-key counts:
+// query row r sees the first count(position <= q_pos[r]) entries of the set (the set and the rows
+// are position-ordered).
 //
 // Used by Attention::run for prefill-sized row counts with head_dim exactly 64 or 128; decode and
 // other head dims go to the CUDA-core kernel (simt_prefill.cuh, which also splits over keys).
@@ -48,7 +49,8 @@ struct MmaAttnTraits {
 namespace detail {
 
 template <class T, class ST>
-__global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) mma_attention_kernel(MmaAttnLaunchT<ST> L) {
+__global__ void __launch_bounds__(T::kThreads, T::kMinBlocks)
+    mma_attention_kernel(const __grid_constant__ AttnParams<ST> L) {
   constexpr int HD = T::kHeadDim, BR = T::kBlockRows, BK = T::kKeys, S = T::kStride, NT = T::kThreads;
   constexpr int MT = T::kMTiles, WR = 16 * MT;  // m16 tiles and rows per warp
   constexpr int CH = HD / 8;                    // 16-byte chunks per row
@@ -63,7 +65,6 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) mma_attention_kern
   // Heavier (later) row blocks first: causal work grows with the row index.
   const int row0 = (gridDim.x - 1 - blockIdx.x) * BR;
   const int h = blockIdx.y, kh = h / (L.n_heads / L.n_kv_heads);
-  const std::int64_t kvd = std::int64_t(L.n_kv_heads) * HD;
 
   // Q tile (zero rows past the end) and each row's visible-key count.
   const int hi = load_q_and_visible_keys<HD, BR, NT>(L, row0, h, sq, S, s_nvis);
@@ -88,20 +89,14 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) mma_attention_kern
     for (int i = tid; i < BK * CH; i += NT) {
       const int j = i / CH, c = i % CH, key = t0 + j;
       const bool ok = key < hi;
-      const std::int64_t off = (ok ? L.kv_slots[key] : 0) * kvd + std::int64_t(kh) * HD + c * 8;
-      cp_async_16(dk + j * S + c * 8, L.k_cache + off, ok);
-      cp_async_16(dv + j * S + c * 8, L.v_cache + off, ok);
+      const std::int64_t row = ok ? L.kv.store.offset(L.kv.slot(key)) : 0;
+      cp_async_16(dk + j * S + c * 8, L.kv.store.k_at(row, kh) + c * 8, ok);
+      cp_async_16(dv + j * S + c * 8, L.kv.store.v_at(row, kh) + c * 8, ok);
     }
     cp_async_commit();
   };
 
-  const int n_tiles = (hi + BK - 1) / BK;
-  if (n_tiles > 0) load_tile(0, 0);
-  if (n_tiles > 0)
-    cp_async_wait<1>();  // the Q group (older than the first tile's) has landed
-  else
-    cp_async_wait<0>();
-  __syncthreads();
+  const int n_tiles = start_kv_tiles<BK>(hi, load_tile);
 
   // Q fragments (A operand): row offset of this lane's ldmatrix address within an m16 tile.
   const int q_lr = (lane & 7) + ((lane >> 3) & 1) * 8, q_lc = (lane >> 4) * 8;
@@ -127,12 +122,7 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) mma_attention_kern
 
   for (int it = 0; it < n_tiles; ++it) {
     const int t0 = it * BK, stage = it & 1;
-    if (it + 1 < n_tiles) {
-      load_tile(stage ^ 1, t0 + BK);
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
+    next_kv_tile<BK>(it, n_tiles, load_tile);
     __syncthreads();
     if (t0 < warp_max) {
       const ST* ck = sk + stage * T::kTileElems;
@@ -176,10 +166,10 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) mma_attention_kern
 #pragma unroll
         for (int nb = 0; nb < BK / 8; ++nb) {
           const int key = t0 + nb * 8 + 2 * t;
-          s[mt][nb][0] = (full || key < nv[mt][0]) ? s[mt][nb][0] * L.scale_log2 : -INFINITY;
-          s[mt][nb][1] = (full || key + 1 < nv[mt][0]) ? s[mt][nb][1] * L.scale_log2 : -INFINITY;
-          s[mt][nb][2] = (full || key < nv[mt][1]) ? s[mt][nb][2] * L.scale_log2 : -INFINITY;
-          s[mt][nb][3] = (full || key + 1 < nv[mt][1]) ? s[mt][nb][3] * L.scale_log2 : -INFINITY;
+          s[mt][nb][0] = (full || key < nv[mt][0]) ? s[mt][nb][0] * L.kv.scale_log2 : -INFINITY;
+          s[mt][nb][1] = (full || key + 1 < nv[mt][0]) ? s[mt][nb][1] * L.kv.scale_log2 : -INFINITY;
+          s[mt][nb][2] = (full || key < nv[mt][1]) ? s[mt][nb][2] * L.kv.scale_log2 : -INFINITY;
+          s[mt][nb][3] = (full || key + 1 < nv[mt][1]) ? s[mt][nb][3] * L.kv.scale_log2 : -INFINITY;
         }
         online_softmax_step<ST, Exp2Library>(s[mt], 1.f, m[mt], l[mt], pf[mt], o[mt]);  // s is scaled already
       }
@@ -208,14 +198,8 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) mma_attention_kern
 }
 
 template <class T, class ST>
-void launch_mma_attention(const MmaAttnLaunchT<ST>& L, cudaStream_t stream) {
-  // Over 48 KiB of dynamic shared memory needs the opt-in (cheap; set on every launch so that it
-  // holds on whichever device is current).
-  LAZYLLM_CUDA_CHECK(
-      cudaFuncSetAttribute(mma_attention_kernel<T, ST>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
-  const dim3 grid(unsigned((L.rows + T::kBlockRows - 1) / T::kBlockRows), unsigned(L.n_heads));
-  mma_attention_kernel<T, ST><<<grid, T::kThreads, T::kSmemBytes, stream>>>(L);
-  LAZYLLM_CUDA_CHECK_LAUNCH();
+void launch_mma_attention(const AttnParams<ST>& L, cudaStream_t stream) {
+  launch_prefill<T>(mma_attention_kernel<T, ST>, L, stream);
 }
 
 }  // namespace detail

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
 // Hopper (sm_90a) causal prefill attention with warpgroup MMA (wgmma): the same contract as the
 // mma.sync kernel in sm80_mma_prefill.cuh (compacted, position-ordered token set; K/V rows fetched
-// through the cache index; visible-key counts for the mask), one warpgroup per block of 64 query
-// rows. K and V tiles are gathered with cp.async into 128-byte-swizzled shared memory (the layout
-// wgmma's descriptors read), Q and P stay in registers as the A operand, S = Q K^T runs as
+// through the key set's slots; visible-key counts for the mask), one warpgroup per block of 64
+// query rows. K and V tiles are gathered with cp.async into 128-byte-swizzled shared memory (the
+// layout wgmma's descriptors read), Q and P stay in registers as the A operand, S = Q K^T runs as
 // wgmma m64n64k16 and O += P V as m64n128k16 (V read transposed: its two 64-column swizzle atoms
 // are the descriptor's leading byte offset apart). The online softmax and the epilogue are the
-// mma.sync kernel's (online_softmax.cuh: online_softmax_step, store_normalized_rows): wgmma's accumulator fragment per
-// warp is the m16n8 layout repeated along N.
+// mma.sync kernel's (online_softmax.cuh: online_softmax_step, store_normalized_rows): wgmma's
+// accumulator fragment per warp is the m16n8 layout repeated along N.
 //
 // Compiled for every architecture; the body exists only in sm_90a code. Attention::run takes it
 // for head_dim 128 when sm90_attention_available() says the running device executes that code.
@@ -56,7 +56,8 @@ __global__ void sm90_wgmma_probe_kernel(int* out) {
 }
 
 template <class T, class ST>
-__global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) sm90_attention_kernel(MmaAttnLaunchT<ST> L) {
+__global__ void __launch_bounds__(T::kThreads, T::kMinBlocks)
+    sm90_attention_kernel(const __grid_constant__ AttnParams<ST> L) {
 #ifdef LAZYLLM_SM90_WGMMA
   constexpr int HD = T::kHeadDim, BR = T::kBlockRows, BK = T::kKeys, NT = T::kThreads, QS = T::kQStride;
   constexpr int CH = HD / 8;  // 16-byte chunks per row
@@ -70,7 +71,6 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) sm90_attention_ker
   const int g = lane >> 2, t = lane & 3;
   const int row0 = (gridDim.x - 1 - blockIdx.x) * BR;  // heavier (later) row blocks first
   const int h = blockIdx.y, kh = h / (L.n_heads / L.n_kv_heads);
-  const std::int64_t kvd = std::int64_t(L.n_kv_heads) * HD;
 
   // Q, staged in stage 1 (read into registers below), and each row's visible-key count.
   const int hi = load_q_and_visible_keys<HD, BR, NT>(L, row0, h, sq, QS, s_nvis);
@@ -88,21 +88,15 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) sm90_attention_ker
     for (int i = tid; i < BK * CH; i += NT) {
       const int j = i / CH, c = i % CH, key = t0 + j;
       const bool ok = key < hi;
-      const std::int64_t off = (ok ? L.kv_slots[key] : 0) * kvd + std::int64_t(kh) * HD + c * 8;
+      const std::int64_t row = ok ? L.kv.store.offset(L.kv.slot(key)) : 0;
       const int so = (c >> 3) * (BK * 128) + j * 128 + (((c & 7) ^ (j & 7)) << 4);
-      cp_async_16(dk + so, L.k_cache + off, ok);
-      cp_async_16(dv + so, L.v_cache + off, ok);
+      cp_async_16(dk + so, L.kv.store.k_at(row, kh) + c * 8, ok);
+      cp_async_16(dv + so, L.kv.store.v_at(row, kh) + c * 8, ok);
     }
     cp_async_commit();
   };
 
-  const int n_tiles = (hi + BK - 1) / BK;
-  if (n_tiles > 0) load_tile(0, 0);
-  if (n_tiles > 0)
-    cp_async_wait<1>();  // the Q group (older than the first tile's) has landed
-  else
-    cp_async_wait<0>();
-  __syncthreads();
+  const int n_tiles = start_kv_tiles<BK>(hi, load_tile);
   std::uint32_t qf[HD / 16][4];
   {
     const int r = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
@@ -119,16 +113,11 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) sm90_attention_ker
   auto& o_flat = reinterpret_cast<float(&)[HD / 8][4]>(o);  // the same, as the m16n8 fragments along N
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   const std::uint32_t base_addr = smem_addr(base);
-  const float sc = L.scale_log2;
+  const float sc = L.kv.scale_log2;
 
   for (int it = 0; it < n_tiles; ++it) {
     const int t0 = it * BK, stage = it & 1;
-    if (it + 1 < n_tiles) {
-      load_tile(stage ^ 1, t0 + BK);
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
+    next_kv_tile<BK>(it, n_tiles, load_tile);
     fence_proxy_async();  // this thread's cp.async writes, visible to wgmma (the async proxy)
     __syncthreads();
     const std::uint32_t k_addr = base_addr + (2 * stage) * T::kTileBytes, v_addr = k_addr + T::kTileBytes;
@@ -185,12 +174,8 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks) sm90_attention_ker
 }
 
 template <class T, class ST>
-void launch_sm90_attention(const MmaAttnLaunchT<ST>& L, cudaStream_t stream) {
-  LAZYLLM_CUDA_CHECK(
-      cudaFuncSetAttribute(sm90_attention_kernel<T, ST>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
-  const dim3 grid(unsigned((L.rows + T::kBlockRows - 1) / T::kBlockRows), unsigned(L.n_heads));
-  sm90_attention_kernel<T, ST><<<grid, T::kThreads, T::kSmemBytes, stream>>>(L);
-  LAZYLLM_CUDA_CHECK_LAUNCH();
+void launch_sm90_attention(const AttnParams<ST>& L, cudaStream_t stream) {
+  launch_prefill<T>(sm90_attention_kernel<T, ST>, L, stream);
 }
 
 }  // namespace detail
