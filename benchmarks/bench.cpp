@@ -27,6 +27,7 @@
 #include "../examples/common/synthetic.hpp"
 #include "bench.hpp"
 #include "lazyllm/backend/memory_need.hpp"
+#include "lazyllm/dist/tp_cpu.hpp"
 #include "lazyllm/lazyllm.hpp"
 #include "null_backend.hpp"
 
@@ -146,7 +147,8 @@ std::vector<Row> derive_rows(const std::vector<Measurement>& ms) {
   }
   for (auto& r : rows)
     for (const auto& d : rows)
-      if (d.m->policy == "dense" && d.test == r.test && d.m->n_gen == r.m->n_gen && r.total > 0) r.speedup = d.total / r.total;
+      if (d.m->policy == "dense" && d.test == r.test && d.m->n_gen == r.m->n_gen && r.total > 0)
+        r.speedup = d.total / r.total;
   return rows;
 }
 
@@ -356,6 +358,18 @@ void print_jsonl(const Report& rep) {
 
 namespace lazyllm::bench {
 std::vector<Measurement> run_cpu(const ModelWeights& w, const std::vector<AnyPolicy>& pols, const Plan& plan) {
+  if (plan.tp > 1) {  // every rank runs the same measurements on its shard; rank 0's times are reported
+    std::vector<Measurement> out;
+    run_tp(w, plan.tp, [&](CpuRank& r) {
+      CpuBackend backend = r.backend();
+      HostTimer timer;
+      Plan p = plan;
+      p.progress = plan.progress && r.leader();
+      auto ms = run_policies(backend, pols, p, timer);
+      if (r.leader()) out = std::move(ms);
+    });
+    return out;
+  }
   CpuBackend backend(w);
   HostTimer timer;
   return run_policies(backend, pols, plan, timer);
@@ -371,7 +385,7 @@ namespace {
 
 const char* kUsage =
     "usage: lazyllm-bench [--backend cpu|cuda|host] [-m PATH]... | [--synthetic tiny|llama2-7b|llama2-13b]\n"
-    "                     [-p 128,256] [-n 16,...] [-r 3] [-t N] [--policy dense,lazy,static,random,window]\n"
+    "                     [-p 128,256] [-n 16,...] [-r 3] [-t N] [--tp N] [--policy dense,lazy,static,random,window]\n"
     "                     [--schedule S]... [-o md|json|jsonl|csv] [--progress] [--floor] [--breakdown]\n"
     "                     [--no-graphs] [--graph-chunk N] [--no-wgmma] [--device-select]\n"
     "  -m PATH        a model file or HF directory (load_model); repeat it (or separate with ',') for several;\n"
@@ -381,6 +395,8 @@ const char* kUsage =
     "                 every -p with every -n, every policy with every schedule, as llama-bench crosses them\n"
     "  -r N           timed repetitions after one warm-up (the table shows mean +- standard deviation)\n"
     "  -t N           CPU threads (default: $LAZYLLM_THREADS, else every core)\n"
+    "  --tp N         (cpu) tensor parallel over N ranks, one thread each with 1/N of the heads and FFN\n"
+    "                 (over GPUs: lazyllm-bench-tp-cuda)\n"
     "  --schedule S   a preset (gentle, default, aggressive) or LAYER:PERCENTILE,... ; repeatable\n"
     "  -o FORMAT      md (default: a table, then 'build: <commit>'), json (everything), jsonl (one flat\n"
     "                 record per table row), csv\n"
@@ -438,6 +454,8 @@ int run(int argc, char** argv) {
       out = val();
     else if (a == "--progress")
       plan.progress = true;
+    else if (a == "--tp")
+      plan.tp = int(cli::parse_int(a, val(), 1, 1024));
     else if (a == "--floor")
       plan.floor = true;
     else if (a == "--breakdown")
@@ -467,6 +485,8 @@ int run(int argc, char** argv) {
   if (!plan.wgmma && backend != "cuda") throw UsageError("--no-wgmma picks a CUDA kernel: it needs --backend cuda");
   if (plan.device_select && backend != "cuda")
     throw UsageError("--device-select selects on the GPU: it needs --backend cuda");
+  if (plan.tp > 1 && backend != "cpu")
+    throw UsageError("--tp runs tensor parallel on the CPU backend (over GPUs: lazyllm-bench-tp-cuda)");
   if (schedules.empty()) schedules.push_back("aggressive");
   for (const auto& ps : split(prompts, ',')) plan.prompts.push_back(int(cli::parse_int("-p", ps, 1)));
   if (plan.prompts.empty()) throw UsageError("-p: no prompt lengths");
@@ -527,7 +547,7 @@ int run(int argc, char** argv) {
                      : backend == "host" ? 0
                                          : cpu_memory_need(c, 0, 0).weights;
     rep.threads = detail::cpu_threads();
-    rep.backend = backend;
+    rep.backend = plan.tp > 1 ? backend + ", tp " + std::to_string(plan.tp) : backend;
     rep.command = command;
     rep.floor = plan.floor;
     rep.breakdown = plan.breakdown;

@@ -39,6 +39,7 @@ struct Plan {
   bool wgmma = true;           // (cuda) Hopper prefill attention with wgmma; --no-wgmma: the mma.sync kernel
   bool device_select = false;  // (cuda) --device-select: the percentile rule on the GPU (SelectingCudaBackend)
   int graph_chunk = 0;         // (cuda) --graph-chunk N: layers per decode graph (0: the backend's default)
+  int tp = 1;                  // (cpu) --tp N: tensor parallel over N ranks, one thread each
 };
 
 /// The op classes of --breakdown, in the order of lazyllm::gpu::OpClass (profiler.cuh; checked

@@ -519,6 +519,24 @@ endforeach()
 # --ignore-eos: generation runs through EOS (the ids after it differ from a stop).
 expect_run(ignore-eos 0 "generated 40 tokens" -m ${MODEL} --prompt-ids 1 -n 40 --ignore-eos)
 
+# --tp N: tensor parallel on the CPU (stories260K: 8 query heads, 4 KV heads). The ids of a
+# LazyLLM run at tp 2 and 4 are those of tp 1 (the score is reduced over the ranks before the
+# selection, so every rank keeps the same tokens).
+expect_run(tp1 0 "generated 24 tokens" -m ${MODEL} --prompt-ids 1,400,30,51,12,77,300,9 -n 24 --ignore-eos
+           --policy lazy --schedule 1:0.5,3:0.5 --backend cpu)
+set(ids_tp1 "${LAST_STDOUT}")
+foreach(tp 2 4)
+  expect_run(tp${tp} 0 "system: backend cpu, precision fp32, CPU threads [0-9]+, tensor parallel ${tp} ranks" -m ${MODEL}
+             --prompt-ids 1,400,30,51,12,77,300,9 -n 24 --ignore-eos --policy lazy --schedule 1:0.5,3:0.5 --tp ${tp})
+  if(NOT LAST_STDOUT STREQUAL ids_tp1 OR ids_tp1 STREQUAL "")
+    message(SEND_ERROR "[tp${tp}] ids differ from tp 1: '${LAST_STDOUT}' vs '${ids_tp1}'")
+  endif()
+endforeach()
+expect_run(tp-uneven 1 "tensor parallel over 3 ranks: .*heads" -m ${MODEL} --prompt-ids 1 -n 2 --tp 3)
+expect_run(tp-cuda 2 "--tp runs on the CPU backend in this driver" -m ${MODEL} --prompt-ids 1 --tp 2 --backend cuda)
+expect_run(tp-interactive 2 "--tp and -i cannot be combined" -m ${MODEL} --tp 2 -i)
+expect_run(help--tp 0 "\n  --tp N" -h)
+
 # ---------------------------------------------------------------- issue 32: bad input never runs silently wrong
 # Numeric flags are range-checked: nothing wraps or truncates (-n 4294967297 ran as 1).
 foreach(bad "-n;4294967297" "-n;2147483648" "-n;-2" "-c;4294967296" "-c;-1" "--top-k;99999999999" "-t;0"

@@ -22,8 +22,8 @@
 
 #include "../common/gpu_probe.hpp"
 #include "app.hpp"
-#include "lazyllm/model/finite.hpp"
 #include "lazyllm/io/load.hpp"
+#include "lazyllm/model/finite.hpp"
 #include "lazyllm/text/chat.hpp"
 
 namespace lazyllm::driver {
@@ -156,8 +156,10 @@ void print_system_info(const App& app) {
     gpu = cli::gpu_memory_info(f, t) ? cli::gpu_name() + " (" + format_bytes(f) + " free of " + format_bytes(t) + ")"
                                      : "unknown";
   }
-  std::fprintf(stderr, "system: backend %s, precision %s, CPU threads %d, GPU %s, lazyllm %s\n", o.backend.c_str(),
-               o.backend == "cuda" ? o.precision.c_str() : "fp32", detail::cpu_threads(), gpu.c_str(), LAZYLLM_VERSION);
+  const std::string tp = o.tp > 1 ? ", tensor parallel " + std::to_string(o.tp) + " ranks" : "";
+  std::fprintf(stderr, "system: backend %s, precision %s, CPU threads %d%s, GPU %s, lazyllm %s\n", o.backend.c_str(),
+               o.backend == "cuda" ? o.precision.c_str() : "fp32", detail::cpu_threads(), tp.c_str(), gpu.c_str(),
+               LAZYLLM_VERSION);
 }
 
 /// --verbose-prompt: the prompt as the model sees it, token by token.

@@ -41,6 +41,9 @@ const char* kUsage = R"(usage: lazyllm-llama2 [options]
   -c, --ctx-size N      context size (default 0 = the model's); the memory check sizes the KV
                         and Aux Cache for it
   -t, --threads N       CPU threads (default: $LAZYLLM_THREADS, else every core)
+  --tp N                tensor parallel over N ranks on the CPU: one thread per rank, each
+                        holding 1/N of the attention heads and of the FFN (default 1). The
+                        output is the same as with 1 rank; N must split the model's heads
   --temp T              temperature, 0 = greedy (default 0)
   --top-k K, --top-p P  sampling filters (default off: 0, 1)
   --min-p P             drop tokens less likely than P times the most likely one (default 0 = off)
@@ -142,6 +145,8 @@ Options parse_args(int argc, char** argv) {
       o.n_ctx = int(cli::parse_int(a, value(), 0));
     else if (a == "-t" || a == "--threads")
       o.threads = int(cli::parse_int(a, value(), 1, 4096));
+    else if (a == "--tp")
+      o.tp = int(cli::parse_int(a, value(), 1, 1024));
     else if (a == "--temp") {
       o.sampler.temperature = float(cli::parse_float(a, value(), 0.0, 1e6));
     } else if (a == "--top-k") {
@@ -209,6 +214,16 @@ Options parse_args(int argc, char** argv) {
   if (o.precision != "auto" && o.precision != "bf16" && o.precision != "fp16" && o.precision != "fp32")
     throw UsageError("--precision '" + o.precision + "' is not one of auto, bf16, fp16, fp32");
   o.precision_auto = o.precision == "auto";
+  if (o.tp > 1) {
+    // Tensor parallel over GPUs is lazyllm::TpCudaBackend (docs/tensor_parallel.md); the driver
+    // runs it on the CPU reference.
+    if (o.backend == "cuda")
+      throw UsageError(
+          "--tp runs on the CPU backend in this driver (--backend cpu); over several GPUs see "
+          "lazyllm-bench-tp-cuda and docs/tensor_parallel.md");
+    if (o.interactive) throw UsageError("--tp and -i cannot be combined (give one prompt with -p or -f)");
+    o.backend = "cpu";
+  }
   if (o.backend == "auto") o.backend = cli::gpu_available() ? "cuda" : "cpu";
   if (!o.precision_auto && o.backend != "cuda")
     throw UsageError("--precision applies to the CUDA backend (the CPU reference always computes in fp32)");

@@ -56,6 +56,7 @@ struct Options {
   bool ignore_eos = false;            // --ignore-eos: no stop at BOS/EOS
   bool verbose_prompt = false;        // --verbose-prompt: the templated prompt and its ids on stderr
   int threads = 0;                    // -t N (0: $LAZYLLM_THREADS, else every core)
+  int tp = 1;                         // --tp N: tensor parallel over N ranks (CPU threads)
   float min_p = 0.0f;                 // --min-p P (0: off)
   bool random_seed = false;           // -s -1: a random seed (printed)
   std::string sampling_filter_given;  // the last of --top-k/--top-p/--min-p given ("" if none)

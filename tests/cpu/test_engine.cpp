@@ -17,21 +17,14 @@
 #include "lazyllm/pipeline.hpp"
 #include "lazyllm/policy/any.hpp"
 #include "random_model.hpp"
+#include "synthetic_inputs.hpp"
 #include "test_util.hpp"
+
+using lazyllm::test::prompt_of;
 
 using namespace lazyllm;
 
 namespace {
-
-std::vector<std::int32_t> prompt_of(int n, unsigned seed, int vocab) {
-  std::vector<std::int32_t> p{1};
-  std::uint32_t s = seed;
-  while (int(p.size()) < n) {
-    s = s * 1664525u + 1013904223u;
-    p.push_back(3 + std::int32_t((s >> 8) % std::uint32_t(vocab - 3)));
-  }
-  return p;
-}
 
 /// One request of a scenario: its prompt (fed in chunks of `chunk`, 0 = whole), how many tokens
 /// it generates greedily, the step at which it joins, and its policy.

@@ -18,7 +18,11 @@
 #include "lazyllm/policy/static.hpp"
 #include "naive_forward.hpp"
 #include "random_model.hpp"
+#include "synthetic_inputs.hpp"
 #include "test_util.hpp"
+
+using lazyllm::test::norm_err;
+using lazyllm::test::prompt_of;
 
 using namespace lazyllm;
 using test::greedy_run;
@@ -29,22 +33,6 @@ template <class Policy, class Layout = ContiguousLayout>
 using CpuPipe = Pipeline<RuntimeConfig, Policy, Layout, CpuBackend>;
 
 namespace {
-
-std::vector<std::int32_t> prompt_of(int n, unsigned seed, int vocab) {
-  std::vector<std::int32_t> p{1};
-  std::uint32_t s = seed;
-  while (int(p.size()) < n) {
-    s = s * 1664525u + 1013904223u;
-    p.push_back(3 + std::int32_t((s >> 8) % std::uint32_t(vocab - 3)));
-  }
-  return p;
-}
-
-double max_rel_err(std::span<const float> a, std::span<const float> b) {
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) num = std::max(num, std::abs(double(a[i]) - b[i])), den = std::max(den, std::abs(double(b[i])));
-  return num / std::max(den, 1e-30);
-}
 
 // The invariant of DESIGN §1.5: a token has an Aux entry at layer l exactly when it has layer-(l-1)
 // K/V but no layer-l K/V, and K/V caches nest.
@@ -72,10 +60,10 @@ TEST_CASE("dense prefill and decode match the naive full-recompute forward") {
       CpuPipe<policy::Dense> pipe(CpuBackend{w});
       // prefill of 12 tokens, then 8 decode steps teacher-forced with the prompt
       auto logits = pipe.prefill(std::span(ids).first(12));
-      CHECK(max_rel_err(logits, ref.logits[11]) < 1e-5);
+      CHECK(norm_err(logits, ref.logits[11]) < 1e-5);
       for (int i = 12; i < 20; ++i) {
         logits = pipe.decode(ids[i]);
-        CHECK(max_rel_err(logits, ref.logits[i]) < 1e-5);
+        CHECK(norm_err(logits, ref.logits[i]) < 1e-5);
       }
     }
 }
@@ -104,7 +92,7 @@ TEST_CASE("the two RoPE forms give the same model when q/k rows are permuted (HF
   CpuPipe<policy::Dense> a(CpuBackend{meta}), b(CpuBackend{hf});
   const auto la = a.prefill(ids);
   const std::vector<float> va(la.begin(), la.end());
-  CHECK(max_rel_err(b.prefill(ids), va) < 1e-5);
+  CHECK(norm_err(b.prefill(ids), va) < 1e-5);
 }
 
 TEST_CASE("a prompt in two parts (chat turns) equals the prompt at once") {
@@ -146,7 +134,7 @@ TEST_CASE("lazy prefill equals a naive pruned forward: same kept sets, same logi
     const auto ref = test::naive_forward(w, std::vector<int>(ids.begin(), ids.end()), s, false);
     CpuPipe<policy::Lazy> pipe(CpuBackend{w}, policy::Lazy(s));
     const auto logits = pipe.prefill(ids);
-    CHECK(max_rel_err(logits, ref.logits[0]) < 1e-4);
+    CHECK(norm_err(logits, ref.logits[0]) < 1e-4);
     const auto& st = pipe.stats().steps.at(0);
     for (int l = 0; l < w.config.n_layers; ++l) CHECK(st.selected[l] == int(ref.kept[l].size()));
     CHECK(pipe.stats().prefill_fraction() < 1.0);

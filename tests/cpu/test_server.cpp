@@ -14,7 +14,10 @@
 #include "../../examples/server/scheduler.hpp"
 #include "lazyllm/backend/cpu/cpu_backend.hpp"
 #include "random_model.hpp"
+#include "synthetic_inputs.hpp"
 #include "test_util.hpp"
+
+using lazyllm::test::prompt_of;
 
 using namespace lazyllm;
 using namespace lazyllm::server;
@@ -45,16 +48,6 @@ struct PieceTokenizer {
   std::int32_t bos_id() const { return 1; }
   std::int32_t eos_id() const { return 2; }
 };
-
-std::vector<std::int32_t> prompt_of(int n, unsigned seed, int vocab) {
-  std::vector<std::int32_t> p{1};
-  std::uint32_t s = seed;
-  while (int(p.size()) < n) {
-    s = s * 1664525u + 1013904223u;
-    p.push_back(3 + std::int32_t((s >> 8) % std::uint32_t(vocab - 3)));
-  }
-  return p;
-}
 
 JobSpec spec_of(std::vector<std::int32_t> prompt, int max_tokens, policy::AnyPolicy pol, float temperature = 0,
                 std::uint64_t seed = 0) {

@@ -20,6 +20,10 @@
 #include "lazyllm/pipeline.hpp"
 #include "lazyllm/policy/any.hpp"
 #include "random_model.hpp"
+#include "synthetic_inputs.hpp"
+
+using lazyllm::test::norm_err;
+using lazyllm::test::prompt_of;
 
 using namespace lazyllm;
 
@@ -61,25 +65,6 @@ int visible_gpus() {
     return 0;
   }
   return n;
-}
-
-double norm_err(std::span<const float> a, std::span<const float> b) {
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    num = std::max(num, std::abs(double(a[i]) - double(b[i])));
-    den = std::max(den, std::abs(double(b[i])));
-  }
-  return num / std::max(den, 1e-30);
-}
-
-std::vector<std::int32_t> prompt_of(int n, unsigned seed, int vocab) {
-  std::vector<std::int32_t> p{1};
-  std::uint32_t s = seed;
-  while (int(p.size()) < n) {
-    s = s * 1664525u + 1013904223u;
-    p.push_back(3 + std::int32_t((s >> 8) % std::uint32_t(vocab - 3)));
-  }
-  return p;
 }
 
 struct Trace {

@@ -23,6 +23,7 @@
 #include "lazyllm/backend/cuda/runtime.cuh"
 #include "lazyllm/io/llama2c.hpp"
 #include "lazyllm/model/weights.hpp"
+#include "synthetic_inputs.hpp"
 #include "test_util.hpp"
 
 namespace lazyllm::test {
@@ -46,17 +47,6 @@ inline bool have_gpu() {
 inline bool quick_mode() {
   const char* v = std::getenv("LAZYLLM_GPU_TESTS_QUICK");
   return v != nullptr && *v != '\0' && std::string(v) != "0";
-}
-
-/// max|a - b| / max|b| over the elements: the normalised error every test bounds.
-inline double norm_err(std::span<const float> a, std::span<const float> b) {
-  REQUIRE(a.size() == b.size());
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    num = std::max(num, std::abs(double(a[i]) - double(b[i])));
-    den = std::max(den, std::abs(double(b[i])));
-  }
-  return num / std::max(den, 1e-30);
 }
 
 inline std::vector<float> randn(std::size_t n, unsigned seed, float scale = 1.0f) {
@@ -147,16 +137,6 @@ inline std::vector<int> sample_rows(int n, int k) {
   for (int i = 0; i < k; ++i) r.push_back(int(std::int64_t(i) * (n - 1) / (k - 1)));
   r.erase(std::unique(r.begin(), r.end()), r.end());
   return r;
-}
-
-inline std::vector<std::int32_t> prompt_of(int n, unsigned seed, int vocab) {
-  std::vector<std::int32_t> p{1};
-  std::uint32_t s = seed;
-  while (int(p.size()) < n) {
-    s = s * 1664525u + 1013904223u;
-    p.push_back(3 + std::int32_t((s >> 8) % std::uint32_t(vocab - 3)));
-  }
-  return p;
 }
 
 /// A Llama-2-7B layer shape (dim 4096, FFN 11008, 32 heads of 128) with few layers and a small vocabulary.

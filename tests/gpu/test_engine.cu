@@ -17,6 +17,9 @@
 #include "lazyllm/pipeline.hpp"
 #include "lazyllm/policy/any.hpp"
 #include "random_model.hpp"
+#include "synthetic_inputs.hpp"
+
+using lazyllm::test::prompt_of;
 
 using namespace lazyllm;
 using namespace lazyllm::test;
@@ -27,21 +30,11 @@ namespace {
 constexpr double kBatchVsAlone = 2e-2;  // the same bf16 backend, other GEMM row counts (cuBLASLt tiles)
 constexpr double kVsCpu = 5e-2;         // bf16 against the fp32 reference (as test_backend.cu)
 
-std::vector<std::int32_t> ids_of(int n, unsigned seed, int vocab) {
-  std::vector<std::int32_t> p{1};
-  std::uint32_t s = seed;
-  while (int(p.size()) < n) {
-    s = s * 1664525u + 1013904223u;
-    p.push_back(3 + std::int32_t((s >> 8) % std::uint32_t(vocab - 3)));
-  }
-  return p;
-}
-
 struct Req {
   std::vector<std::int32_t> prompt;
-  int chunk = 0;    // prefill chunk (0: whole)
-  int join = 0;     // step at which it is added
-  int n_decode = 0; // teacher-forced decode tokens after its prompt
+  int chunk = 0;     // prefill chunk (0: whole)
+  int join = 0;      // step at which it is added
+  int n_decode = 0;  // teacher-forced decode tokens after its prompt
   policy::AnyPolicy policy;
 };
 
@@ -108,10 +101,11 @@ TEST_CASE("engine on CUDA: a batch of one is the pipeline, bit for bit (dense an
   if (!have_gpu()) return;
   const auto w = random_model(small_config(), 13, 0.3f);
   const auto model = std::make_shared<const CudaModel<gpu::bf16>>(w);
-  for (const policy::AnyPolicy& pol : {policy::AnyPolicy(policy::Dense{}), policy::AnyPolicy(policy::Lazy(Schedule::parse("1:0.4,3:0.6")))}) {
+  for (const policy::AnyPolicy& pol :
+       {policy::AnyPolicy(policy::Dense{}), policy::AnyPolicy(policy::Lazy(Schedule::parse("1:0.4,3:0.6")))}) {
     Pipeline<RuntimeConfig, policy::AnyPolicy, ContiguousLayout, CudaBackend> p(CudaBackend{w}, pol);
     Engine<CudaBackend> e(model, EngineOptions{.pool_blocks = 64});
-    const auto prompt = ids_of(45, 2, w.config.vocab_size);
+    const auto prompt = prompt_of(45, 2, w.config.vocab_size);
     const SeqId id = e.add(prompt, pol);
     auto lp = p.prefill(prompt);
     e.step();
@@ -135,14 +129,14 @@ TEST_CASE("engine on CUDA: 32 sequences at Llama-2-7B layer dims, prompts up to 
     const auto w = random_model(cfg, 21, 0.02f);
     const auto model = std::make_shared<const CudaModel<gpu::bf16>>(w);
     const Schedule s = Schedule::parse("1:0.5,2:0.5");
-    const std::vector<int> lens = quick_mode() ? std::vector<int>{1000, 1, 17, 300}
-                                               : std::vector<int>{8192, 1, 2, 17, 129, 1000, 4096, 64, 3, 511, 2048,
-                                                                  5, 77, 1500, 900, 33};
+    const std::vector<int> lens =
+        quick_mode() ? std::vector<int>{1000, 1, 17, 300}
+                     : std::vector<int>{8192, 1, 2, 17, 129, 1000, 4096, 64, 3, 511, 2048, 5, 77, 1500, 900, 33};
     std::vector<Req> reqs;
     const int n = quick_mode() ? 8 : 32;
     for (int i = 0; i < n; ++i) {
       Req r;
-      r.prompt = ids_of(lens[std::size_t(i) % lens.size()], unsigned(100 + i), cfg.vocab_size);
+      r.prompt = prompt_of(lens[std::size_t(i) % lens.size()], unsigned(100 + i), cfg.vocab_size);
       r.chunk = (i % 5 == 3) ? 256 : 0;  // some prefill in chunks, beside others' decode steps
       r.join = i % 3;                    // some join once others decode
       r.n_decode = 3 + i % 4;
@@ -195,7 +189,7 @@ TEST_CASE("engine on CUDA: a batch on the GPU against the same batch on the CPU 
   const Schedule s = Schedule::parse("1:0.5,2:0.3,3:0.5");
   std::vector<Req> reqs;
   for (int i = 0; i < 6; ++i)
-    reqs.push_back({ids_of(20 + 9 * i, unsigned(7 + i), w.config.vocab_size), i == 2 ? 8 : 0, i % 2, 4,
+    reqs.push_back({prompt_of(20 + 9 * i, unsigned(7 + i), w.config.vocab_size), i == 2 ? 8 : 0, i % 2, 4,
                     i % 3 == 0 ? policy::AnyPolicy(policy::Dense{}) : policy::AnyPolicy(policy::Lazy(s))});
   const auto cpu = run_engine<CpuBackend>(std::make_shared<const CpuModel>(w), reqs);
   const auto model = std::make_shared<const CudaModel<gpu::bf16>>(w);
@@ -207,7 +201,8 @@ TEST_CASE("engine on CUDA: a batch on the GPU against the same batch on the CPU 
     CHECK(gpu[i].sets == cpu[i].sets);
     CHECK(sel[i].sets == gpu[i].sets);
     CHECK(sel[i].logits == gpu[i].logits);  // the rule on the device keeps what the host keeps
-    for (std::size_t k = 0; k < gpu[i].logits.size(); ++k) worst = std::max(worst, norm_err(gpu[i].logits[k], cpu[i].logits[k]));
+    for (std::size_t k = 0; k < gpu[i].logits.size(); ++k)
+      worst = std::max(worst, norm_err(gpu[i].logits[k], cpu[i].logits[k]));
   }
   MESSAGE("small model, 6 sequences: worst logits error GPU vs CPU " << worst);
   CHECK(worst < kVsCpu);
@@ -240,9 +235,9 @@ TEST_CASE("engine on CUDA: a failure at any layer of any step, and OutOfBlocks, 
   const auto w = random_model(small_config(), 13, 0.3f);
   const auto model = std::make_shared<const CudaModel<gpu::bf16>>(w);
   const Schedule s = Schedule::parse("1:0.5,2:0.3,3:0.5");
-  const std::vector<Req> reqs{{ids_of(30, 1, 64), 0, 0, 3, policy::Lazy(s)},
-                              {ids_of(25, 2, 64), 9, 1, 2, policy::Static(s)},
-                              {ids_of(12, 3, 64), 0, 2, 3, policy::Lazy(s, 2)}};
+  const std::vector<Req> reqs{{prompt_of(30, 1, 64), 0, 0, 3, policy::Lazy(s)},
+                              {prompt_of(25, 2, 64), 9, 1, 2, policy::Static(s)},
+                              {prompt_of(12, 3, 64), 0, 2, 3, policy::Lazy(s, 2)}};
   auto run = [&](int fail_at, int* calls, int* failures) {
     FailPlan plan{fail_at};
     Engine<FailingCuda> eng(model, EngineOptions{.pool_blocks = 256}, &plan);
@@ -286,10 +281,10 @@ TEST_CASE("engine on CUDA: a failure at any layer of any step, and OutOfBlocks, 
   }
   // OutOfBlocks: a pool that holds one of two prompts.
   Engine<CudaBackend> eng(model, EngineOptions{.pool_blocks = 30, .block_tokens = 4});
-  const SeqId a = eng.add(ids_of(60, 4, 64), policy::Dense{});
+  const SeqId a = eng.add(prompt_of(60, 4, 64), policy::Dense{});
   eng.step();
   const auto used = eng.pool().used();
-  const SeqId b = eng.add(ids_of(60, 5, 64), policy::Dense{});
+  const SeqId b = eng.add(prompt_of(60, 5, 64), policy::Dense{});
   eng.decode(a, 7);
   CHECK_THROWS_AS(eng.step(), OutOfBlocks);
   CHECK(eng.pool().used() == used);
@@ -304,7 +299,7 @@ TEST_CASE("engine on CUDA: out of GPU memory in the middle of a run is a clear E
   auto cfg = llama7b_like(2, 32, 1024, 8192 + 8);
   const auto w = random_model(cfg, 23, 0.02f);
   const auto model = std::make_shared<const CudaModel<gpu::bf16>>(w);
-  const auto big = ids_of(8192, 9, 1024), small = ids_of(20, 10, 1024);
+  const auto big = prompt_of(8192, 9, 1024), small = prompt_of(20, 10, 1024);
   auto clean = [&] {
     Engine<CudaBackend> e(model, EngineOptions{.pool_bytes = std::int64_t(2) << 30});
     const SeqId x = e.add(small, policy::Dense{});

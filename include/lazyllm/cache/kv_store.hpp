@@ -20,11 +20,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#if defined(__CUDACC__)
-#define LAZYLLM_HD __host__ __device__ __forceinline__
-#else
-#define LAZYLLM_HD inline
-#endif
+#include "lazyllm/detail/host_device.hpp"
 
 namespace lazyllm {
 
@@ -51,16 +47,20 @@ struct KvStore {
   }
 
   /// Elements from k (or v) to the first element of `slot`'s row.
-  LAZYLLM_HD std::int64_t offset(std::int64_t slot) const {
+  LAZYLLM_HOST_DEVICE std::int64_t offset(std::int64_t slot) const {
     return (slot >> block_shift) * block_stride + (slot & ((std::int64_t{1} << block_shift) - 1)) * kv_dim;
   }
   /// KV head `kh` of `slot` (kh = 0: the whole row of kv_dim).
-  LAZYLLM_HD T* k_ptr(std::int64_t slot, int kh) const { return k_at(offset(slot), kh); }
-  LAZYLLM_HD T* v_ptr(std::int64_t slot, int kh) const { return v_at(offset(slot), kh); }
+  LAZYLLM_HOST_DEVICE T* k_ptr(std::int64_t slot, int kh) const { return k_at(offset(slot), kh); }
+  LAZYLLM_HOST_DEVICE T* v_ptr(std::int64_t slot, int kh) const { return v_at(offset(slot), kh); }
   /// The same from a row offset that offset() returned (a kernel that computes a key's offset in
   /// one lane and hands it to the others).
-  LAZYLLM_HD T* k_at(std::int64_t row_offset, int kh) const { return k + row_offset + std::int64_t(kh) * head_dim; }
-  LAZYLLM_HD T* v_at(std::int64_t row_offset, int kh) const { return v + row_offset + std::int64_t(kh) * head_dim; }
+  LAZYLLM_HOST_DEVICE T* k_at(std::int64_t row_offset, int kh) const {
+    return k + row_offset + std::int64_t(kh) * head_dim;
+  }
+  LAZYLLM_HOST_DEVICE T* v_at(std::int64_t row_offset, int kh) const {
+    return v + row_offset + std::int64_t(kh) * head_dim;
+  }
 };
 
 /// Where the Aux Cache rows (the fp32 residual stream of pruned tokens) live.
@@ -78,7 +78,7 @@ struct AuxStore {
   }
 
   /// The row of slot `s`.
-  LAZYLLM_HD float* ptr(std::int64_t s) const {
+  LAZYLLM_HOST_DEVICE float* ptr(std::int64_t s) const {
     if (per_block == 1) return base + s * block_stride;  // the same formula, without the division
     return base + (s / per_block) * block_stride + (s % per_block) * dim;
   }

@@ -5,11 +5,7 @@
 #pragma once
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define LAZYLLM_HOST_DEVICE __host__ __device__
-#else
-#define LAZYLLM_HOST_DEVICE
-#endif
+#include "lazyllm/detail/host_device.hpp"
 
 namespace lazyllm {
 
