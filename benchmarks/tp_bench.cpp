@@ -12,37 +12,17 @@
 #include <string>
 #include <vector>
 
+#include "../examples/common/cli.hpp"
+#include "../examples/common/synthetic.hpp"
 #include "lazyllm/cache/contiguous.hpp"
 #include "lazyllm/dist/tp_cpu.hpp"
 #include "lazyllm/model/sampler.hpp"
 #include "lazyllm/pipeline.hpp"
 #include "lazyllm/policy/any.hpp"
-#include "../examples/common/synthetic.hpp"
 
 using namespace lazyllm;
 
 namespace {
-
-std::vector<int> parse_list(const std::string& s, const char* what) {
-  std::vector<int> v;
-  std::size_t at = 0;
-  while (at <= s.size()) {
-    const std::size_t comma = std::min(s.find(',', at), s.size());
-    const std::string item = s.substr(at, comma - at);
-    char* end = nullptr;
-    const long x = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || x < 1 || x > 1 << 20)
-      throw InvalidArgument(std::string(what) + ": '" + item + "' is not a positive integer");
-    v.push_back(int(x));
-    at = comma + 1;
-  }
-  return v;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
 
 struct Result {
   double ttft_ms = 0, decode_ms = 0, fraction = 0;
@@ -54,8 +34,7 @@ Result run_once(const ModelWeights& w, int tp, const policy::AnyPolicy& pol, con
   using Clock = std::chrono::steady_clock;
   Result res;
   run_tp(w, tp, [&](CpuRank& r) {
-    Pipeline<RuntimeConfig, policy::AnyPolicy, ContiguousLayout, CpuBackend> p(r.backend(), pol,
-                                                                               ContiguousLayout{},
+    Pipeline<RuntimeConfig, policy::AnyPolicy, ContiguousLayout, CpuBackend> p(r.backend(), pol, ContiguousLayout{},
                                                                                int(prompt.size()) + n_gen + 1);
     int go = 0;
     broadcast_value(r.comm, go);  // every rank has its shard and its pipeline: start together
@@ -96,25 +75,25 @@ int main(int argc, char** argv) {
         return argv[++i];
       };
       if (a == "--tp")
-        tps = parse_list(val(), "--tp");
+        tps = cli::parse_int_list("--tp", val());
       else if (a == "--synthetic")
         shape = val();
       else if (a == "--layers")
-        layers = parse_list(val(), "--layers").at(0);
+        layers = cli::parse_int_list("--layers", val()).at(0);
       else if (a == "-p")
-        prompt_len = parse_list(val(), "-p").at(0);
+        prompt_len = cli::parse_int_list("-p", val()).at(0);
       else if (a == "-n")
         n_gen = std::atoi(val().c_str());
       else if (a == "--schedule")
         schedule = val();
       else if (a == "-r")
-        reps = parse_list(val(), "-r").at(0);
+        reps = cli::parse_int_list("-r", val()).at(0);
       else if (a == "-h" || a == "--help")
         return usage(nullptr);
       else
         return usage(("unknown option " + a).c_str());
     }
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {  // cli::UsageError and the library's InvalidArgument
     return usage(e.what());
   }
   try {
@@ -145,13 +124,15 @@ int main(int argc, char** argv) {
         std::string diff = "-";
         if (!ref[k].empty() && ref[k].size() == last.logits.size()) {
           double m = 0;
-          for (std::size_t i = 0; i < ref[k].size(); ++i) m = std::max(m, double(std::fabs(ref[k][i] - last.logits[i])));
+          for (std::size_t i = 0; i < ref[k].size(); ++i)
+            m = std::max(m, double(std::fabs(ref[k][i] - last.logits[i])));
           char b[32];
           std::snprintf(b, sizeof b, "%.2g", m);
           diff = b;
         }
         std::printf("| %d | %s | %s | %.1f | %.1f | %.2f | %s |\n", tp, pols[k].first.c_str(),
-                    k == 0 ? "none" : schedule.c_str(), 100 * last.fraction, median(ttft), median(dec), diff.c_str());
+                    k == 0 ? "none" : schedule.c_str(), 100 * last.fraction, cli::median(ttft), cli::median(dec),
+                    diff.c_str());
       }
     }
   } catch (const InvalidArgument& e) {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "../examples/common/cli.hpp"
 #include "lazyllm/dist/nccl_comm.cuh"
 #include "lazyllm/policy/lazy.hpp"
 #include "lazyllm/policy/schedule.hpp"
@@ -21,22 +22,6 @@
 using namespace lazyllm;
 
 namespace {
-
-std::vector<int> parse_list(const std::string& s, const char* what) {
-  std::vector<int> v;
-  std::size_t at = 0;
-  while (at <= s.size()) {
-    const std::size_t comma = std::min(s.find(',', at), s.size());
-    const std::string item = s.substr(at, comma - at);
-    char* end = nullptr;
-    const long x = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || x < 1 || x > 1 << 24)
-      throw InvalidArgument(std::string(what) + ": '" + item + "' is not a positive integer");
-    v.push_back(int(x));
-    at = comma + 1;
-  }
-  return v;
-}
 
 /// |S_l| per layer of a prefill of n tokens under the schedule (the percentile rule's keep count).
 std::vector<std::int64_t> prefill_rows(int n, int n_layers, const Schedule& s) {
@@ -73,23 +58,23 @@ int main(int argc, char** argv) {
         return argv[++i];
       };
       if (a == "--tp")
-        tps = parse_list(val(), "--tp");
+        tps = cli::parse_int_list("--tp", val());
       else if (a == "--dim")
-        dim = parse_list(val(), "--dim").at(0);
+        dim = cli::parse_int_list("--dim", val()).at(0);
       else if (a == "--layers")
-        n_layers = parse_list(val(), "--layers").at(0);
+        n_layers = cli::parse_int_list("--layers", val()).at(0);
       else if (a == "-p")
-        prompts = parse_list(val(), "-p");
+        prompts = cli::parse_int_list("-p", val());
       else if (a == "--schedule")
         schedule = val();
       else if (a == "-r")
-        reps = parse_list(val(), "-r").at(0);
+        reps = cli::parse_int_list("-r", val()).at(0);
       else if (a == "-h" || a == "--help")
         return usage(nullptr);
       else
         return usage(("unknown option " + a).c_str());
     }
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {  // cli::UsageError and the library's InvalidArgument
     return usage(e.what());
   }
   try {
@@ -98,7 +83,8 @@ int main(int argc, char** argv) {
     int gpus = 0;
     if (cudaGetDeviceCount(&gpus) != cudaSuccess) gpus = 0;
     std::printf("lazyllm-bench-tp-comm: dim %d, %d layers, schedule %s, %d GPUs visible, NCCL_NVLS_ENABLE=%s\n", dim,
-                n_layers, schedule.c_str(), gpus, std::getenv("NCCL_NVLS_ENABLE") ? std::getenv("NCCL_NVLS_ENABLE") : "(unset: set to 0)");
+                n_layers, schedule.c_str(), gpus,
+                std::getenv("NCCL_NVLS_ENABLE") ? std::getenv("NCCL_NVLS_ENABLE") : "(unset: set to 0)");
     // The message sizes (floats) a step sends: rows x dim per all-reduce, and the scores.
     std::vector<std::size_t> sizes{std::size_t(dim)};
     std::map<int, std::vector<std::int64_t>> lazy_rows;
@@ -114,8 +100,9 @@ int main(int argc, char** argv) {
     std::sort(sizes.begin(), sizes.end());
     sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
 
-    std::printf("\n| tp | step | prompt | dense: all-reduce ms per step | LazyLLM: ms per step | largest all-reduce "
-                "(MiB) | its time (ms) | bus bandwidth (GB/s) |\n|---:|---|---:|---:|---:|---:|---:|---:|\n");
+    std::printf(
+        "\n| tp | step | prompt | dense: all-reduce ms per step | LazyLLM: ms per step | largest all-reduce "
+        "(MiB) | its time (ms) | bus bandwidth (GB/s) |\n|---:|---|---:|---:|---:|---:|---:|---:|\n");
     for (const int tp : tps) {
       if (tp > gpus) {
         std::printf("| %d | (skipped: %d GPUs visible) | | | | | | |\n", tp, gpus);
@@ -153,13 +140,14 @@ int main(int argc, char** argv) {
         for (int l = 0; l < n_layers; ++l) {
           dense += 2 * ms[std::size_t(n) * std::size_t(dim)];
           lazy += 2 * ms[std::size_t(lazy_rows[n][std::size_t(l)]) * std::size_t(dim)];
-          if (l + 1 < n_layers && sched.percentile_into(l + 1) >= 0.0f) lazy += ms[std::size_t(lazy_rows[n][std::size_t(l)])];
+          if (l + 1 < n_layers && sched.percentile_into(l + 1) >= 0.0f)
+            lazy += ms[std::size_t(lazy_rows[n][std::size_t(l)])];
         }
         const std::size_t big = std::size_t(n) * std::size_t(dim);
         const double bytes = double(big) * 4, t = ms[big];
         const double busbw = t > 0 ? bytes * 2.0 * (tp - 1) / tp / (t * 1e-3) / 1e9 : 0.0;
-        std::printf("| %d | prefill | %d | %.2f | %.2f | %.1f | %.3f | %.0f |\n", tp, n, dense, lazy, bytes / 1048576.0, t,
-                    busbw);
+        std::printf("| %d | prefill | %d | %.2f | %.2f | %.1f | %.3f | %.0f |\n", tp, n, dense, lazy, bytes / 1048576.0,
+                    t, busbw);
       }
       // Decode: one row per layer; LazyLLM adds the scores over the context at its pruning layers.
       for (const int n : prompts) {

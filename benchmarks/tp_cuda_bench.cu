@@ -14,37 +14,17 @@
 #include <string>
 #include <vector>
 
+#include "../examples/common/cli.hpp"
+#include "../examples/common/synthetic.hpp"
 #include "lazyllm/cache/contiguous.hpp"
 #include "lazyllm/dist/tp_cuda_backend.cuh"
 #include "lazyllm/model/sampler.hpp"
 #include "lazyllm/pipeline.hpp"
 #include "lazyllm/policy/any.hpp"
-#include "../examples/common/synthetic.hpp"
 
 using namespace lazyllm;
 
 namespace {
-
-std::vector<int> parse_list(const std::string& s, const char* what) {
-  std::vector<int> v;
-  std::size_t at = 0;
-  while (at <= s.size()) {
-    const std::size_t comma = std::min(s.find(',', at), s.size());
-    const std::string item = s.substr(at, comma - at);
-    char* end = nullptr;
-    const long x = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || x < 0 || x > 1 << 20)
-      throw InvalidArgument(std::string(what) + ": '" + item + "' is not a non-negative integer");
-    v.push_back(int(x));
-    at = comma + 1;
-  }
-  return v;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
 
 int usage(const char* msg) {
   if (msg) std::fprintf(stderr, "lazyllm-bench-tp-cuda: %s\n", msg);
@@ -79,25 +59,25 @@ int main(int argc, char** argv) {
         return argv[++i];
       };
       if (a == "--tp")
-        tps = parse_list(val(), "--tp");
+        tps = cli::parse_int_list("--tp", val());
       else if (a == "--shape")
         shape = val();
       else if (a == "--layers")
-        layers = parse_list(val(), "--layers").at(0);
+        layers = cli::parse_int_list("--layers", val()).at(0);
       else if (a == "-p")
-        prompts = parse_list(val(), "-p");
+        prompts = cli::parse_int_list("-p", val());
       else if (a == "-n")
-        n_gen = parse_list(val(), "-n").at(0);
+        n_gen = cli::parse_int_list("-n", val()).at(0);
       else if (a == "--schedule")
         schedule = val();
       else if (a == "-r")
-        reps = std::max(1, parse_list(val(), "-r").at(0));
+        reps = std::max(1, cli::parse_int_list("-r", val()).at(0));
       else if (a == "-h" || a == "--help")
         return usage(nullptr);
       else
         return usage(("unknown option " + a).c_str());
     }
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {  // cli::UsageError and the library's InvalidArgument
     return usage(e.what());
   }
   try {
@@ -154,7 +134,7 @@ int main(int argc, char** argv) {
               dec.push_back(n_gen ? std::chrono::duration<double, std::milli>(t2 - t1).count() / n_gen : 0.0);
               fraction = p.stats().prefill_fraction();
             }
-            if (comm.rank() == 0) rows.push_back({pname, n, fraction, median(ttft), median(dec)});
+            if (comm.rank() == 0) rows.push_back({pname, n, fraction, cli::median(ttft), cli::median(dec)});
           }
           proto = std::move(p.backend());
         }

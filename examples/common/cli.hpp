@@ -5,6 +5,7 @@
 // file, not enough memory, a runtime failure) -- each message on stderr as
 // "<program>: error: <what>".
 #pragma once
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdint>
@@ -14,6 +15,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "lazyllm/detail/error.hpp"
 
@@ -35,6 +37,25 @@ inline long long parse_int(const std::string& flag, const std::string& v, long l
   if (v.empty() || end == nullptr || *end || errno == ERANGE || d < min || d > max)
     throw UsageError(flag + ": '" + v + "' is not an integer in " + std::to_string(min) + ".." + std::to_string(max));
   return d;
+}
+
+/// A comma-separated list of integers ("1,2,4"), each in [min, max] as parse_int checks it.
+inline std::vector<int> parse_int_list(const std::string& flag, const std::string& v, int min = 1, int max = 1 << 24) {
+  std::vector<int> out;
+  std::size_t at = 0;
+  while (at <= v.size()) {
+    const std::size_t comma = std::min(v.find(',', at), v.size());
+    out.push_back(int(parse_int(flag, v.substr(at, comma - at), min, max)));
+    at = comma + 1;
+  }
+  return out;
+}
+
+/// The median of some timings (0 when there are none).
+inline double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::nth_element(v.begin(), v.begin() + std::ptrdiff_t(v.size() / 2), v.end());
+  return v[v.size() / 2];
 }
 
 /// `v` as an unsigned 64-bit integer (a seed), else a UsageError naming the flag.
