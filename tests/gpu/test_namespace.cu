@@ -24,5 +24,5 @@ TEST_CASE("namespace: lazyllm::gpu and CCCL's ::cuda side by side after `using n
   CHECK(!empty);
   CHECK(gpu::Storage<gpu::bf16>::host_bits(1.0f) == 0x3f80);
   CHECK(std::string(gpu::op_class_name(gpu::OpClass::Gemm)) == "gemm");
-  CHECK(gpu::percentile_rank(10, 0.5f) == 5);
+  CHECK(percentile_rank(10, 0.5f) == 5);  // lazyllm::percentile_rank, host and device
 }
