@@ -12,12 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "../examples/common/synthetic.hpp"
 #include "lazyllm/cache/contiguous.hpp"
 #include "lazyllm/dist/tp_cpu.hpp"
 #include "lazyllm/model/sampler.hpp"
 #include "lazyllm/pipeline.hpp"
 #include "lazyllm/policy/any.hpp"
-#include "../examples/common/synthetic.hpp"
 
 using namespace lazyllm;
 
@@ -54,8 +54,7 @@ Result run_once(const ModelWeights& w, int tp, const policy::AnyPolicy& pol, con
   using Clock = std::chrono::steady_clock;
   Result res;
   run_tp(w, tp, [&](CpuRank& r) {
-    Pipeline<RuntimeConfig, policy::AnyPolicy, ContiguousLayout, CpuBackend> p(r.backend(), pol,
-                                                                               ContiguousLayout{},
+    Pipeline<RuntimeConfig, policy::AnyPolicy, ContiguousLayout, CpuBackend> p(r.backend(), pol, ContiguousLayout{},
                                                                                int(prompt.size()) + n_gen + 1);
     int go = 0;
     broadcast_value(r.comm, go);  // every rank has its shard and its pipeline: start together
@@ -76,7 +75,7 @@ Result run_once(const ModelWeights& w, int tp, const policy::AnyPolicy& pol, con
 int usage(const char* msg) {
   if (msg) std::fprintf(stderr, "lazyllm-bench-tp: %s\n", msg);
   std::fprintf(stderr,
-               "usage: lazyllm-bench-tp [--tp 1,2] [--synthetic tiny|llama2-7b|llama2-13b] [--layers N] [-p 256] "
+               "usage: lazyllm-bench-tp [--tp 1,2] [--synthetic SHAPE] [--layers N] [-p 256] "
                "[-n 16] [--schedule 1:0.5,...] [-r 3]\n"
                "  Times each tp (ranks as threads, LAZYLLM_THREADS split between them) dense and LazyLLM.\n");
   return 2;
@@ -145,7 +144,8 @@ int main(int argc, char** argv) {
         std::string diff = "-";
         if (!ref[k].empty() && ref[k].size() == last.logits.size()) {
           double m = 0;
-          for (std::size_t i = 0; i < ref[k].size(); ++i) m = std::max(m, double(std::fabs(ref[k][i] - last.logits[i])));
+          for (std::size_t i = 0; i < ref[k].size(); ++i)
+            m = std::max(m, double(std::fabs(ref[k][i] - last.logits[i])));
           char b[32];
           std::snprintf(b, sizeof b, "%.2g", m);
           diff = b;

@@ -92,8 +92,8 @@ struct LayerWeights {
   WeightView w2;         // down [dim, hidden_dim]
   WeightView w3;         // up   [hidden_dim, dim]
   // Present only when the config asks for them (empty views otherwise):
-  WeightView bq, bk, bv;      // attention_bias: [n_heads * head_dim], [n_kv_heads * head_dim] x 2
-  WeightView q_norm, k_norm;  // qk_norm: [head_dim] each (shared by every head)
+  WeightView bq{}, bk{}, bv{};    // attention_bias: [n_heads * head_dim], [n_kv_heads * head_dim] x 2
+  WeightView q_norm{}, k_norm{};  // qk_norm: [head_dim] each (shared by every head)
 };
 
 /// A loaded model: its configuration and a view of every weight. The views point either into a
