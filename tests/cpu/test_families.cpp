@@ -347,19 +347,34 @@ TEST_CASE("families: transformers 5's rope_parameters reads as 4.x's rope_scalin
   CHECK(load_model(dir).config == load_fixture("llama31").w.config);
 }
 
-TEST_CASE("families: tensor-parallel CPU shards give the single-rank logits (biases, q/k norms, head_dim)") {
-  for (const std::string name : {"qwen2", "qwen3"}) {
+TEST_CASE("families: tensor-parallel CPU ranks (biases, q/k norms, head_dim != dim/n_heads) match one rank") {
+  for (const std::string name : {"qwen2", "qwen3", "llama31"}) {
     CAPTURE(name);
     const Fixture fx = load_fixture(name);
-    const RuntimeConfig& c = fx.w.config;
-    for (int tp : {2}) {
-      const ShardRanges r0 = shard_ranges(c, {0, tp});
-      CHECK(r0.n_q == c.n_heads / tp);
-      ShardWeights s = shard_weights(fx.w, {1, tp});
-      CHECK(!s.layers[0].wq.empty());
-      if (c.attention_bias) CHECK(!s.layers[0].bq.empty());
-      if (c.qk_norm) CHECK(s.layers[0].q_norm == fx.w.layers[0].q_norm);
+    const double err1 = run_against(fx.w, fx).first;
+    for (const int tp : {2, 4}) {  // 4 query heads, 2 KV heads: split, then replicated
+      CAPTURE(tp);
+      std::vector<std::vector<float>> last(static_cast<std::size_t>(tp));
+      std::vector<std::vector<int>> kept(static_cast<std::size_t>(tp));
+      run_tp(fx.w, tp, [&](CpuRank& r) {
+        Pipeline<RuntimeConfig, policy::Lazy, ContiguousLayout, CpuBackend> pipe(
+            r.backend(), policy::Lazy(Schedule::parse("1:0.5")));
+        const auto l = pipe.prefill(fx.prompt);
+        last[std::size_t(r.rank())].assign(l.begin(), l.end());
+        kept[std::size_t(r.rank())] = pipe.stats().steps[0].selected;
+      });
+      Pipeline<RuntimeConfig, policy::Lazy, ContiguousLayout, CpuBackend> one(CpuBackend{fx.w},
+                                                                              policy::Lazy(Schedule::parse("1:0.5")));
+      const auto want = one.prefill(fx.prompt);
+      for (int r = 0; r < tp; ++r) {
+        CHECK(kept[std::size_t(r)] == one.stats().steps[0].selected);
+        double err = 0;
+        for (std::size_t v = 0; v < want.size(); ++v)
+          err = std::max(err, std::abs(double(last[std::size_t(r)][v]) - double(want[v])));
+        CHECK(err < 1e-4);
+      }
     }
+    CHECK(err1 < kTol);
   }
 }
 

@@ -673,6 +673,8 @@ TEST_CASE("HF directory: missing or mis-shaped tensors and bad config.json give 
                                    c["rope_parameters"] = {{"partial_rotary_factor", 0.5}};
                                  }),
                       "config.json", "partial_rotary_factor 0.5 is not supported");
+  expect_format_error(bad_config("ld_hf_partial4", [](json& c) { c["partial_rotary_factor"] = 0.25; }), "config.json",
+                      "partial_rotary_factor 0.25 is not supported");
   expect_format_error(bad_config("ld_hf_type", [](json& c) { c["model_type"] = "gemma"; }), "config.json",
                       "model_type \"gemma\" is not supported");
   expect_format_error(bad_config("ld_hf_act", [](json& c) { c["hidden_act"] = "gelu"; }), "config.json",

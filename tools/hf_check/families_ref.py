@@ -79,9 +79,9 @@ def head_dim(c):
 def inv_freq_and_scale(c):
     """The RoPE inverse frequencies (float32, as transformers computes them) and attention scale."""
     hd = head_dim(c)
-    base = c["rope_theta"]
+    rs = c.get("rope_parameters") or c.get("rope_scaling") or {}  # transformers 5 or 4.x spelling
+    base = rs.get("rope_theta") or c["rope_theta"]
     inv = 1.0 / (base ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
-    rs = c.get("rope_scaling") or {}
     kind = rs.get("rope_type", rs.get("type", "default"))
     if kind == "default":
         return inv, 1.0

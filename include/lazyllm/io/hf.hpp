@@ -115,6 +115,8 @@ inline RuntimeConfig hf_config(const std::filesystem::path& path) {
     if (!j[key].is_object()) throw FormatError(p, std::string(key) + " is not an object (got " + j[key].dump() + ")");
     for (const auto& [k, v] : j[key].items()) rope[k == "type" ? "rope_type" : k] = v;
   }
+  if (present("partial_rotary_factor") && !rope.contains("partial_rotary_factor"))
+    rope["partial_rotary_factor"] = j["partial_rotary_factor"];  // 4.x spells it at the top level
   auto rp_present = [&](const char* key) { return rope.contains(key) && !rope[key].is_null(); };
   auto rp_float = [&](const char* key) { return as_float(rope[key], (std::string("rope ") + key).c_str()); };
   auto rp_int = [&](const char* key) {
