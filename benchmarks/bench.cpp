@@ -384,13 +384,14 @@ std::vector<Measurement> run_host(const RuntimeConfig& c, const std::vector<AnyP
 namespace {
 
 const char* kUsage =
-    "usage: lazyllm-bench [--backend cpu|cuda|host] [-m PATH]... | [--synthetic tiny|llama2-7b|llama2-13b]\n"
+    "usage: lazyllm-bench [--backend cpu|cuda|host] [-m PATH]... | [--synthetic SHAPE]\n"
     "                     [-p 128,256] [-n 16,...] [-r 3] [-t N] [--tp N] [--policy dense,lazy,static,random,window]\n"
     "                     [--schedule S]... [-o md|json|jsonl|csv] [--progress] [--floor] [--breakdown]\n"
     "                     [--no-graphs] [--graph-chunk N] [--no-wgmma] [--device-select]\n"
     "  -m PATH        a model file or HF directory (load_model); repeat it (or separate with ',') for several;\n"
     "                 prompts are seeded made-up token ids\n"
-    "  --synthetic S  random weights of a real shape (default: tiny)\n"
+    "  --synthetic S  random weights of a real shape (default: tiny): llama2-7b, llama2-13b, llama3.1-8b,\n"
+    "                 llama3.1-70b, llama3.2-1b, llama3.2-3b, qwen2.5-7b, mistral-7b, tiny\n"
     "  -p LIST        prompt lengths (pp tests); -n LIST decode steps after each (tg tests; 0 = none);\n"
     "                 every -p with every -n, every policy with every schedule, as llama-bench crosses them\n"
     "  -r N           timed repetitions after one warm-up (the table shows mean +- standard deviation)\n"

@@ -17,10 +17,10 @@
 #include <nlohmann/json.hpp>
 
 #include "../examples/common/cli.hpp"
+#include "../examples/common/synthetic.hpp"
 #include "bench_meta.hpp"
 #include "engine_bench.hpp"
 #include "lazyllm/backend/cpu/cpu_backend.hpp"
-#include "../examples/common/synthetic.hpp"
 
 namespace lazyllm::bench {
 
@@ -67,13 +67,14 @@ std::string fmt(const char* f, double a) {
 }
 
 const char* kUsage =
-    "usage: lazyllm-bench-engine [--backend cpu|cuda] [--synthetic tiny|llama2-7b|llama2-13b] [-b LIST] [-p N]\n"
+    "usage: lazyllm-bench-engine [--backend cpu|cuda] [--synthetic SHAPE] [-b LIST] [-p N]\n"
     "                            [-n N] [--policy LIST] [--schedule S] [--pool-gb X] [--block-tokens N]\n"
     "                            [--max-step-tokens N] [-o md|json] [--out FILE] [--progress]\n"
     "The engine's serving scenario: B requests (each of -b's values in turn) arrive at once, each a prompt of\n"
     "-p random tokens and -n greedy output tokens, served by one Engine with continuous batching.\n"
     "  --backend B        cpu (default) or cuda\n"
-    "  --synthetic S      random weights of a real shape (default: tiny)\n"
+    "  --synthetic S      random weights of a real shape (default: tiny): llama2-7b, llama2-13b,\n"
+    "                     llama3.1-8b, llama3.1-70b, llama3.2-1b, llama3.2-3b, qwen2.5-7b, mistral-7b, tiny\n"
     "  -b LIST            concurrent requests, e.g. 1,4,16,32 (default 1,4)\n"
     "  -p N               prompt tokens per request (default 128)\n"
     "  -n N               output tokens per request (default 8)\n"
@@ -183,8 +184,8 @@ int main(int argc, char** argv) {
                 fmt("%.2f", r.total_ms / 1e3) + " | " +
                 fmt("%.1f", r.prefill_blocks * double(r.block_bytes) / double(1 << 20)) + " | " +
                 fmt("%.3f", double(r.peak_bytes()) / double(1ull << 30)) + " | " +
-                std::to_string(r.deferrals + r.preemptions) + " | " + fmt("%.1f %%", 100 * r.prefill_fraction) +
-                " | " + std::to_string(r.revivals) + " |\n";
+                std::to_string(r.deferrals + r.preemptions) + " | " + fmt("%.1f %%", 100 * r.prefill_fraction) + " | " +
+                std::to_string(r.revivals) + " |\n";
       }
       text += "\nbuild: " + git_commit() + ", " + shape + ", backend " + backend + ", prompt " +
               std::to_string(prompt) + ", output " + std::to_string(gen) + " tokens per request\n";

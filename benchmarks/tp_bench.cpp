@@ -55,7 +55,7 @@ Result run_once(const ModelWeights& w, int tp, const policy::AnyPolicy& pol, con
 int usage(const char* msg) {
   if (msg) std::fprintf(stderr, "lazyllm-bench-tp: %s\n", msg);
   std::fprintf(stderr,
-               "usage: lazyllm-bench-tp [--tp 1,2] [--synthetic tiny|llama2-7b|llama2-13b] [--layers N] [-p 256] "
+               "usage: lazyllm-bench-tp [--tp 1,2] [--synthetic SHAPE] [--layers N] [-p 256] "
                "[-n 16] [--schedule 1:0.5,...] [-r 3]\n"
                "  Times each tp (ranks as threads, LAZYLLM_THREADS split between them) dense and LazyLLM.\n");
   return 2;

@@ -28,6 +28,8 @@ SHAPES = {
     "llama2-7b": dict(dim=4096, hidden=11008, layers=32, heads=32, kv_heads=32, vocab=32000),
     "llama2-13b": dict(dim=5120, hidden=13824, layers=40, heads=40, kv_heads=40, vocab=32000),
     "tiny": dict(dim=256, hidden=688, layers=8, heads=4, kv_heads=4, vocab=1024),
+    # lazyllm-bench --synthetic llama3.1-8b (config/families.hpp): GQA, 128k vocabulary
+    "llama3.1-8b": dict(dim=4096, hidden=14336, layers=32, heads=32, kv_heads=8, vocab=128256),
 }
 
 

@@ -19,7 +19,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
-from hf_llama import SHAPES  # noqa: E402
+from hf_llama import SHAPES, VOCAB, rope_kwargs  # noqa: E402
 
 
 def main():
@@ -30,7 +30,8 @@ def main():
     ap.add_argument("-n", "--gen", type=int, default=128)
     ap.add_argument("-o", "--out", default=None, help="JSON file (default: stdout)")
     a = ap.parse_args()
-    cfg = LlamaConfig(vocab_size=32000, max_position_embeddings=a.prompt + a.gen + 8, rms_norm_eps=1e-5,
+    vocab = VOCAB.get(a.shape, 32000)
+    cfg = LlamaConfig(vocab_size=vocab, max_position_embeddings=a.prompt + a.gen + 8, rms_norm_eps=1e-5, **rope_kwargs(a.shape),
                       attn_implementation="sdpa", **SHAPES[a.shape])
     torch.manual_seed(0)
     with torch.device("cuda"):
@@ -41,7 +42,7 @@ def main():
     for b in [int(x) for x in a.batches.split(",")]:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-        ids = torch.randint(3, 32000, (b, a.prompt), device="cuda")
+        ids = torch.randint(3, vocab, (b, a.prompt), device="cuda")
         mask = torch.ones_like(ids)
         case = {"requests": b}
         try:

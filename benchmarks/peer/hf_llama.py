@@ -20,7 +20,25 @@ SHAPES = {
     "llama2-7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32),
     "llama2-13b": dict(hidden_size=5120, intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40, num_key_value_heads=40),
     "tiny": dict(hidden_size=256, intermediate_size=688, num_hidden_layers=8, num_attention_heads=4, num_key_value_heads=4),
+    "llama3.1-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+                        num_key_value_heads=8),
 }
+# Vocabulary and RoPE of a shape where they are not Llama 2's (the RoPE type costs nothing in time:
+# the frequencies are computed once).
+VOCAB = {"llama3.1-8b": 128256}
+ROPE = {"llama3.1-8b": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                        "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}}
+
+
+def rope_kwargs(shape):
+    """LlamaConfig arguments for the shape's RoPE (transformers 5's rope_parameters, or 4.x's spelling)."""
+    if shape not in ROPE:
+        return {}
+    import transformers
+    rp = dict(ROPE[shape])
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        return {"rope_parameters": rp}
+    return {"rope_theta": rp.pop("rope_theta"), "rope_scaling": rp}
 
 
 def main():
@@ -32,8 +50,9 @@ def main():
     ap.add_argument("-o", "--out", default=None, help="JSON file (default: stdout)")
     a = ap.parse_args()
     lengths = [int(x) for x in a.lengths.split(",")]
-    cfg = LlamaConfig(vocab_size=32000, max_position_embeddings=max(lengths) + a.gen + 8, rms_norm_eps=1e-5,
-                      attn_implementation="sdpa", **SHAPES[a.shape])
+    vocab = VOCAB.get(a.shape, 32000)
+    cfg = LlamaConfig(vocab_size=vocab, max_position_embeddings=max(lengths) + a.gen + 8, rms_norm_eps=1e-5,
+                      attn_implementation="sdpa", **SHAPES[a.shape], **rope_kwargs(a.shape))
     torch.manual_seed(0)
     t0 = time.time()
     with torch.device("cuda"):
@@ -43,7 +62,7 @@ def main():
     meas = []
     with torch.inference_mode():
         for n in lengths:
-            ids = torch.randint(3, 32000, (1, n), device="cuda")
+            ids = torch.randint(3, vocab, (1, n), device="cuda")
             ttft, tg = [], []
             for r in range(a.reps + 1):
                 s, e = ev(), ev()

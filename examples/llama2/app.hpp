@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "driver.hpp"
+#include "lazyllm/text/chat.hpp"
 #include "lazyllm/text/tokenizer.hpp"
 #include "memory_check.hpp"
 
@@ -25,6 +26,7 @@ struct App {
   Options o;
   std::string tok_path;  // "" without a tokenizer
   std::optional<Tokenizer> tok;
+  std::optional<ChatTemplate> chat;  // the chat format of a tokenizer.json's directory, if it has one
   const ModelWeights* w = nullptr;
   double load_ms = 0;
   std::string chosen;  // the policy that runs (lazy when --compare with --policy dense)

@@ -83,6 +83,7 @@ class Session {
  public:
   Session(Backend backend, Policy pol, const Options& o, const Hooks& hooks)
       : pipe_(std::move(backend), std::move(pol), {}, o.n_ctx), hooks_(hooks), sampler_(o.sampler), min_p_(o.min_p) {
+    gen_.stop_ids = o.stop_ids;
     if (o.ignore_eos) gen_.stop_ids.clear();
   }
 

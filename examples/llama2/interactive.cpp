@@ -18,12 +18,25 @@ namespace {
 /// The text of one interactive turn as token ids. With --chat: the Llama 2 multi-turn format,
 /// `<s>[INST] {user} [/INST] {answer} </s><s>[INST] {user} [/INST]`, where the answer is the
 /// model's own tokens (already in the KV cache), so a later turn adds EOS + BOS "[INST] u [/INST]".
+/// With a tokenizer.json's chat format (Llama 3, ChatML): the first turn rendered whole, a later
+/// one as the answer's end-of-turn token then render_chat_turn() of the user message.
 /// Without --chat: the raw text (BOS before the first turn only).
-std::vector<std::int32_t> turn_tokens(const Options& o, const Tokenizer& tok, int turn, const std::string& text) {
+std::vector<std::int32_t> turn_tokens(const Options& o, const Tokenizer& tok, const std::optional<ChatTemplate>& chat,
+                                      int turn, const std::string& text) {
   if (!o.chat) return tok.encode(text, turn == 0);
   std::vector<ChatMessage> msgs;
   if (turn == 0 && o.system_given) msgs.push_back({"system", o.system});
   msgs.push_back({"user", text});
+  if (chat && chat->format != ChatFormat::llama2) {
+    if (turn == 0) return chat_tokens(tok, *chat, msgs);
+    EncodeOptions eo;
+    eo.add_bos = false;
+    eo.parse_special = true;
+    auto ids = tok.encode(render_chat_turn(*chat, msgs.back()), eo);
+    if (!chat->stop_tokens.empty())
+      if (const std::int32_t stop = tok.find(chat->stop_tokens.front()); stop >= 0) ids.insert(ids.begin(), stop);
+    return ids;
+  }
   auto ids = llama2_chat_tokens(tok, msgs);
   if (turn > 0) ids.insert(ids.begin(), tok.eos_id());
   return ids;
@@ -61,7 +74,7 @@ int run_interactive(App& app) {
       }
       text = line;
     }
-    auto ids = turn_tokens(o, *app.tok, t, text);
+    auto ids = turn_tokens(o, *app.tok, app.chat, t, text);
     user_text.push_back(text);
     turn_ids.push_back(ids);
     app.stream_prev = ids.back();

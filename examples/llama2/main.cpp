@@ -6,6 +6,7 @@
 // this file (tokenizer, model, prompt, then a mode), one_shot.cpp (one prompt; --compare),
 // interactive.cpp (-i), demo.cpp (the built-in default), report.cpp (--json, --stats),
 // output.cpp (the footer on stderr), backend.cpp (the CPU or CUDA runs).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -59,7 +60,7 @@ void open_tokenizer(App& app, bool& tok_auto) {
   if (app.tok_path.empty()) {
     const auto dir = hf_directory(o.model);
     std::error_code ec;
-    for (const char* name : {"tokenizer.model", "tokenizer.bin"})
+    for (const char* name : {"tokenizer.model", "tokenizer.json", "tokenizer.bin"})
       if (!dir.empty() && std::filesystem::is_regular_file(dir / name, ec)) {
         app.tok_path = (dir / name).string();
         tok_auto = true;
@@ -69,12 +70,12 @@ void open_tokenizer(App& app, bool& tok_auto) {
   const bool needs_text = o.text_given || o.interactive;
   if (o.text_given && app.tok_path.empty())
     throw UsageError(
-        "a text prompt (-p or -f) needs a tokenizer: give -z tokenizer.model (SentencePiece) or "
-        "-z tokenizer.bin (llama2.c), or use --prompt-ids");
+        "a text prompt (-p or -f) needs a tokenizer: give -z tokenizer.json (Hugging Face), "
+        "-z tokenizer.model (SentencePiece) or -z tokenizer.bin (llama2.c), or use --prompt-ids");
   if (o.interactive && app.tok_path.empty())
     throw UsageError(
-        "-i needs a tokenizer (its turns are text): give -z tokenizer.model (SentencePiece) or "
-        "-z tokenizer.bin (llama2.c)");
+        "-i needs a tokenizer (its turns are text): give -z tokenizer.json (Hugging Face), "
+        "-z tokenizer.model (SentencePiece) or -z tokenizer.bin (llama2.c)");
   if (!o.prompt_file.empty()) o.prompt_text = read_prompt_file(o.prompt_file);
   if (!app.tok_path.empty()) {
     try {
@@ -84,6 +85,48 @@ void open_tokenizer(App& app, bool& tok_auto) {
       std::fprintf(stderr, "warning: ignoring %s (%s); output stays token ids\n", app.tok_path.c_str(), e.what());
     }
   }
+  // A tokenizer.json's directory declares its chat format (tokenizer_config.json's chat_template):
+  // --chat and -i use it, and its end-of-turn token stops generation.
+  if (app.tok && std::filesystem::path(app.tok_path).extension() == ".json") {
+    try {
+      app.chat = read_chat_template(std::filesystem::path(app.tok_path).parent_path());
+    } catch (const Error& e) {
+      if (o.chat) throw;
+      std::fprintf(stderr, "warning: %s (no chat format)\n", e.what());
+    }
+    if (o.chat && !app.chat)
+      throw UsageError("--chat: " + app.tok_path + " has no chat template beside it (tokenizer_config.json)");
+  }
+}
+
+/// The ids that end generation: config.json's bos/eos_token_id (an id or a list) for a Hugging
+/// Face directory, the tokenizer.json's EOS, and the chat format's stop tokens; Llama 2's 1 and 2
+/// when none of these says otherwise.
+void set_stop_ids(App& app) {
+  std::vector<std::int32_t> ids;
+  const auto dir = cli::hf_directory(app.o.model);
+  std::error_code ec;
+  if (!dir.empty() && std::filesystem::is_regular_file(dir / "config.json", ec)) {
+    const auto j = detail::read_json_file(dir / "config.json");
+    for (const char* key : {"bos_token_id", "eos_token_id"}) {
+      if (!j.is_object() || !j.contains(key)) continue;
+      const auto& v = j[key];
+      if (v.is_number_integer()) ids.push_back(v.get<std::int32_t>());
+      if (v.is_array())
+        for (const auto& x : v)
+          if (x.is_number_integer()) ids.push_back(x.get<std::int32_t>());
+    }
+  }
+  if (app.tok && std::filesystem::path(app.tok_path).extension() == ".json") {
+    ids.push_back(app.tok->eos_id());
+    if (app.chat)
+      for (const auto& t : app.chat->stop_tokens)
+        if (const std::int32_t id = app.tok->find(t); id >= 0) ids.push_back(id);
+  }
+  std::erase_if(ids, [&](std::int32_t id) { return id < 0 || (app.w && id >= app.w->config.vocab_size); });
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  if (!ids.empty()) app.o.stop_ids = ids;
 }
 
 /// The tokenizer must fit the model's vocabulary (an auto-found one that does not is dropped when
@@ -91,7 +134,10 @@ void open_tokenizer(App& app, bool& tok_auto) {
 void check_tokenizer_vocab(App& app, bool tok_auto) {
   const Options& o = app.o;
   const int vocab = app.w->config.vocab_size;
-  if (app.tok && app.tok->vocab_size() != vocab) {
+  // Hugging Face checkpoints often pad the embedding past the tokenizer's ids (Qwen2.5: 152064 rows
+  // for 151665 tokens): a tokenizer.json may have fewer ids than the model, never more.
+  const bool padded_ok = std::filesystem::path(app.tok_path).extension() == ".json";
+  if (app.tok && (padded_ok ? app.tok->vocab_size() > vocab : app.tok->vocab_size() != vocab)) {
     const std::string msg = "the tokenizer's vocabulary (" + std::to_string(app.tok->vocab_size()) + " pieces, " +
                             app.tok_path + ") does not match the model's (" + std::to_string(vocab) +
                             "); use the tokenizer the model was trained with";
@@ -112,7 +158,7 @@ void encode_prompt(App& app) {
     std::vector<ChatMessage> msgs;
     if (o.system_given) msgs.push_back({"system", o.system});
     msgs.push_back({"user", o.prompt_text});
-    o.prompt = llama2_chat_tokens(*app.tok, msgs);
+    o.prompt = app.chat ? chat_tokens(*app.tok, *app.chat, msgs) : llama2_chat_tokens(*app.tok, msgs);
     app.prompt_kind = "chat";
   } else {
     o.prompt = app.tok->encode(o.prompt_text, true);
@@ -208,6 +254,7 @@ int run(int argc, char** argv) {
       double(w.config.n_params()) / 1e6, w.source_dtype.c_str(), app.load_ms);
   if (o.check_weights) check_weights_finite(w);
   check_tokenizer_vocab(app, tok_auto);
+  set_stop_ids(app);
   if (!app.tok) o.print_ids = true;  // no text to stream: the ids are the output
   print_system_info(app);
   encode_prompt(app);

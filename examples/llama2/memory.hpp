@@ -13,9 +13,9 @@
 #include <optional>
 #include <string>
 
+#include "../common/model_files.hpp"
 #include "lazyllm/backend/memory_need.hpp"
 #include "lazyllm/detail/format.hpp"
-#include "../common/model_files.hpp"
 #include "lazyllm/io/hf.hpp"
 #include "lazyllm/io/llama2c.hpp"
 #include "lazyllm/io/safetensors.hpp"

@@ -20,14 +20,16 @@ const char* kUsage = R"(usage: lazyllm-llama2 [options]
 
   -m PATH               llama2.c .bin file or Hugging Face model directory
                         (default: the built-in demo model, which also turns on --compare)
-  -z PATH               tokenizer: SentencePiece .model or llama2.c tokenizer.bin (default for a
-                        Hugging Face directory: tokenizer.model beside config.json, else
-                        tokenizer.bin there)
+  -z PATH               tokenizer: Hugging Face tokenizer.json (Llama 3, Qwen), SentencePiece
+                        .model or llama2.c tokenizer.bin (default for a Hugging Face directory:
+                        tokenizer.model beside config.json, else tokenizer.json, else tokenizer.bin)
   -p, --prompt TEXT     text prompt, encoded with BOS (needs a tokenizer)
   -f, --file FILE       text prompt read from FILE (- = stdin; one trailing newline dropped)
   --prompt-ids IDS      comma-separated token ids, used as given (default: 1 = BOS)
                         (-p, -f and --prompt-ids are alternatives: give at most one)
-  --chat                wrap the text prompt in the Llama 2 chat template as the user message
+  --chat                wrap the text prompt in the model's chat format as the user message: the
+                        chat_template of tokenizer_config.json beside the tokenizer (Llama 3,
+                        ChatML for Qwen), else Llama 2's [INST]
   --system TEXT         the chat's system prompt (needs --chat)
   -sys, --system-prompt TEXT
                         the same, and turns --chat on (llama.cpp's spelling)
@@ -36,7 +38,8 @@ const char* kUsage = R"(usage: lazyllm-llama2 [options]
                         KV cache is kept, so a turn prefills only its own tokens (-p/-f, if
                         given, is the first turn; with --chat each turn is a [INST] message)
   -n, --n-predict N     tokens to generate (default 64; -1 = until EOS or the context is full);
-                        stops early at BOS (1) or EOS (2)
+                        stops early at BOS or EOS (config.json's ids; 1 and 2 without one) and
+                        at the chat format's end-of-turn token
   --ignore-eos          do not stop at BOS/EOS: generate all -n tokens
   -c, --ctx-size N      context size (default 0 = the model's); the memory check sizes the KV
                         and Aux Cache for it

@@ -53,7 +53,10 @@ struct Options {
   bool progress = false;     // --progress: per-layer prefill progress for every prompt
   bool mem_check = true;     // off with --no-mem-check
   // llama.cpp's habits
-  bool ignore_eos = false;            // --ignore-eos: no stop at BOS/EOS
+  bool ignore_eos = false;  // --ignore-eos: no stop at BOS/EOS
+  // Ids that end generation: Llama 2's BOS and EOS by default; main.cpp sets them from the HF
+  // config.json (bos/eos_token_id), the tokenizer.json's EOS and the chat format's stop tokens.
+  std::vector<std::int32_t> stop_ids{1, 2};
   bool verbose_prompt = false;        // --verbose-prompt: the templated prompt and its ids on stderr
   int threads = 0;                    // -t N (0: $LAZYLLM_THREADS, else every core)
   int tp = 1;                         // --tp N: tensor parallel over N ranks (CPU threads)

@@ -39,7 +39,8 @@ model
   -m PATH               llama2.c .bin file or Hugging Face model directory (default: the
                         built-in demo model, models/lazyqa)
   --synthetic SHAPE     random weights of a real shape instead of -m: llama2-7b, llama2-13b,
-                        tiny (for benchmarks: prompts as token ids, no text out)
+                        llama3.1-8b, llama3.1-70b, llama3.2-1b, llama3.2-3b, qwen2.5-7b,
+                        mistral-7b, tiny (for benchmarks: prompts as token ids, no text out)
   -z PATH               tokenizer: SentencePiece .model or llama2.c tokenizer.bin (default:
                         tokenizer.model or tokenizer.bin beside a Hugging Face model)
   -a, --alias NAME      the model's id in the API (default: its file or folder name)

@@ -7,20 +7,22 @@
 #include <vector>
 
 #include "lazyllm/backend/cpu/ops.hpp"
+#include "lazyllm/config/rope.hpp"
 #include "lazyllm/model/weights.hpp"
 #include "lazyllm/policy/schedule.hpp"
 
 namespace lazyllm::test {
 
 struct NaiveResult {
-  std::vector<std::vector<float>> logits;     // per prompt position (dense) or last only (pruned)
-  std::vector<std::vector<int>> kept;         // positions computed at each layer
+  std::vector<std::vector<float>> logits;  // per prompt position (dense) or last only (pruned)
+  std::vector<std::vector<int>> kept;      // positions computed at each layer
 };
 
 inline NaiveResult naive_forward(const ModelWeights& w, const std::vector<int>& ids, const Schedule& sched = {},
                                  bool all_logits = true) {
   const auto& c = w.config;
-  const int n = int(ids.size()), d = c.dim, hd = c.head_dim(), kvd = c.kv_dim();
+  const int n = int(ids.size()), d = c.dim, hd = c.head_dim(), kvd = c.kv_dim(), qd = c.q_dim();
+  const RopeFrequencies rf = rope_frequencies(c);
   std::vector<std::vector<float>> h(static_cast<std::size_t>(n), std::vector<float>(static_cast<std::size_t>(d)));
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < d; ++j) h[i][j] = w.token_embedding.f32()[std::size_t(ids[i]) * d + j];
@@ -31,27 +33,36 @@ inline NaiveResult naive_forward(const ModelWeights& w, const std::vector<int>& 
     const auto& lw = w.layers[l];
     const int m = int(S.size());
     res.kept.push_back(S);
-    std::vector<std::vector<float>> q(m, std::vector<float>(d)), k(m, std::vector<float>(kvd)), v(m, std::vector<float>(kvd));
+    std::vector<std::vector<float>> q(m, std::vector<float>(qd)), k(m, std::vector<float>(kvd)),
+        v(m, std::vector<float>(kvd));
     std::vector<float> xn(d);
     for (int a = 0; a < m; ++a) {
       cpu::rmsnorm(xn.data(), h[S[a]].data(), lw.attn_norm.f32(), d, c.norm_eps);
-      for (int o = 0; o < d; ++o) {
-        double s = 0;
+      for (int o = 0; o < qd; ++o) {
+        double s = c.attention_bias ? lw.bq.f32()[o] : 0.0;
         for (int i = 0; i < d; ++i) s += double(lw.wq.f32()[std::size_t(o) * d + i]) * xn[i];
         q[a][o] = float(s);
       }
       for (int o = 0; o < kvd; ++o) {
-        double sk = 0, sv = 0;
+        double sk = c.attention_bias ? lw.bk.f32()[o] : 0.0, sv = c.attention_bias ? lw.bv.f32()[o] : 0.0;
         for (int i = 0; i < d; ++i)
           sk += double(lw.wk.f32()[std::size_t(o) * d + i]) * xn[i],
               sv += double(lw.wv.f32()[std::size_t(o) * d + i]) * xn[i];
         k[a][o] = float(sk), v[a][o] = float(sv);
       }
-      for (int hh = 0; hh < c.n_heads; ++hh) cpu::rope(q[a].data() + hh * hd, hd, S[a], c.rope_theta, c.rope_style);
-      for (int hh = 0; hh < c.n_kv_heads; ++hh) cpu::rope(k[a].data() + hh * hd, hd, S[a], c.rope_theta, c.rope_style);
+      if (c.qk_norm) {
+        for (int hh = 0; hh < c.n_heads; ++hh)
+          cpu::rmsnorm(q[a].data() + hh * hd, q[a].data() + hh * hd, lw.q_norm.f32(), hd, c.norm_eps);
+        for (int hh = 0; hh < c.n_kv_heads; ++hh)
+          cpu::rmsnorm(k[a].data() + hh * hd, k[a].data() + hh * hd, lw.k_norm.f32(), hd, c.norm_eps);
+      }
+      for (int hh = 0; hh < c.n_heads; ++hh)
+        cpu::rope(q[a].data() + hh * hd, hd, S[a], rf.inv_freq.data(), rf.attention_factor, c.rope_style);
+      for (int hh = 0; hh < c.n_kv_heads; ++hh)
+        cpu::rope(k[a].data() + hh * hd, hd, S[a], rf.inv_freq.data(), rf.attention_factor, c.rope_style);
     }
     std::vector<double> last_scores(m, 0.0);
-    std::vector<std::vector<float>> att(m, std::vector<float>(d, 0.0f));
+    std::vector<std::vector<float>> att(m, std::vector<float>(qd, 0.0f));
     for (int hh = 0; hh < c.n_heads; ++hh) {
       const int kh = hh / (c.n_heads / c.n_kv_heads);
       for (int a = 0; a < m; ++a) {
@@ -75,7 +86,7 @@ inline NaiveResult naive_forward(const ModelWeights& w, const std::vector<int>& 
       auto& x = h[S[a]];
       for (int o = 0; o < d; ++o) {
         double s = 0;
-        for (int i = 0; i < d; ++i) s += double(lw.wo.f32()[std::size_t(o) * d + i]) * att[a][i];
+        for (int i = 0; i < qd; ++i) s += double(lw.wo.f32()[std::size_t(o) * qd + i]) * att[a][i];
         x[o] += float(s);
       }
       cpu::rmsnorm(xn.data(), x.data(), lw.ffn_norm.f32(), d, c.norm_eps);

@@ -108,8 +108,15 @@ void check_llama2c_views(const ModelWeights& w, bool v1, bool tied) {
   for (int l = 0; l < L; ++l) {
     const auto& lw = w.layers[std::size_t(l)];
     const auto i = std::to_string(l);
-    for (auto [n, p] : {std::pair{"attn_norm", lw.attn_norm}, {"ffn_norm", lw.ffn_norm}, {"wq", lw.wq}, {"wk", lw.wk},
-                        {"wv", lw.wv}, {"wo", lw.wo}, {"w1", lw.w1}, {"w2", lw.w2}, {"w3", lw.w3}})
+    for (auto [n, p] : {std::pair{"attn_norm", lw.attn_norm},
+                        {"ffn_norm", lw.ffn_norm},
+                        {"wq", lw.wq},
+                        {"wk", lw.wk},
+                        {"wv", lw.wv},
+                        {"wo", lw.wo},
+                        {"w1", lw.w1},
+                        {"w2", lw.w2},
+                        {"w3", lw.w3}})
       view[n + i] = p;
   }
   if (!tied) view["classifier"] = w.classifier;
@@ -125,8 +132,10 @@ void check_llama2c_views(const ModelWeights& w, bool v1, bool tied) {
     }
     offset += size;
   }
-  if (tied) CHECK(w.classifier == w.token_embedding);
-  else CHECK(w.classifier != w.token_embedding);
+  if (tied)
+    CHECK(w.classifier == w.token_embedding);
+  else
+    CHECK(w.classifier != w.token_embedding);
 }
 
 // ---- safetensors / HF --------------------------------------------------------------------------
@@ -146,8 +155,10 @@ struct Tensor {
 std::string encode(const Tensor& t, const std::string& dtype) {
   std::string s;
   for (float v : t.values) {
-    if (dtype == "F32") put<float>(s, v);
-    else put<std::uint16_t>(s, dtype == "F16" ? to_f16(v) : to_bf16(v));
+    if (dtype == "F32")
+      put<float>(s, v);
+    else
+      put<std::uint16_t>(s, dtype == "F16" ? to_f16(v) : to_bf16(v));
   }
   return s;
 }
@@ -176,10 +187,12 @@ std::string raw_safetensors(const std::string& header, std::size_t data_bytes) {
 }
 
 json hf_config() {
-  return {{"model_type", "llama"},     {"hidden_size", D},           {"intermediate_size", H},
-          {"num_hidden_layers", L},    {"num_attention_heads", NH},  {"num_key_value_heads", NKV},
-          {"vocab_size", V},           {"max_position_embeddings", 64}, {"rms_norm_eps", 1e-6},
-          {"hidden_act", "silu"},      {"rope_scaling", nullptr},    {"tie_word_embeddings", false}};
+  return {{"model_type", "llama"},     {"hidden_size", D},
+          {"intermediate_size", H},    {"num_hidden_layers", L},
+          {"num_attention_heads", NH}, {"num_key_value_heads", NKV},
+          {"vocab_size", V},           {"max_position_embeddings", 64},
+          {"rms_norm_eps", 1e-6},      {"hidden_act", "silu"},
+          {"rope_scaling", nullptr},   {"tie_word_embeddings", false}};
 }
 
 std::vector<Tensor> hf_tensors(bool with_lm_head = true) {
@@ -303,9 +316,9 @@ TEST_CASE("llama2.c: malformed files give FormatErrors naming the file") {
 
   const auto legacy = llama2c_file(false, false), v1 = llama2c_file(true, true);
   const auto legacy_size = std::to_string(legacy.size());
-  expect_format_error(load("trunc.bin", legacy.substr(0, legacy.size() - 4)), "trunc.bin",
-                      "truncated: expected at least " + legacy_size + " bytes, file has " +
-                          std::to_string(legacy.size() - 4));
+  expect_format_error(
+      load("trunc.bin", legacy.substr(0, legacy.size() - 4)), "trunc.bin",
+      "truncated: expected at least " + legacy_size + " bytes, file has " + std::to_string(legacy.size() - 4));
   expect_format_error(load("header_only.bin", legacy.substr(0, 28)), "header_only.bin", "truncated");
   expect_format_error(load("long.bin", legacy + "junk"), "long.bin", "4 bytes beyond");
   // A legacy file without its RoPE tables is not accepted (only the exact size is).
@@ -371,7 +384,7 @@ TEST_CASE("fp16 and bf16 special values convert exactly") {
   CHECK(f16_to_f32(0x0001) == std::ldexp(1.0f, -24));  // smallest subnormal
   CHECK(f16_to_f32(0x8001) == -std::ldexp(1.0f, -24));
   CHECK(f16_to_f32(0x03FF) == std::ldexp(1023.0f, -24));  // largest subnormal
-  CHECK(f16_to_f32(0x0400) == std::ldexp(1.0f, -14));   // smallest normal
+  CHECK(f16_to_f32(0x0400) == std::ldexp(1.0f, -14));     // smallest normal
   CHECK(f16_to_f32(0x3C00) == 1.0f);
   CHECK(f16_to_f32(0x3555) == std::ldexp(1365.0f, -12));  // ~1/3
   CHECK(f16_to_f32(0xC000) == -2.0f);
@@ -412,7 +425,8 @@ TEST_CASE("safetensors: tensors, to_f32 and zero-copy F32 views") {
     CHECK(storage.size() == (dt == "F32" ? 0u : 1u));  // F32 at an aligned offset: a view, no copy
   }
   // An F32 tensor at an odd offset is copied, not viewed misaligned.
-  std::string hdr = R"({"pad":{"dtype":"F16","shape":[1],"data_offsets":[0,2]},"x":{"dtype":"F32","shape":[2],"data_offsets":[2,10]}})";
+  std::string hdr =
+      R"({"pad":{"dtype":"F16","shape":[1],"data_offsets":[0,2]},"x":{"dtype":"F32","shape":[2],"data_offsets":[2,10]}})";
   while ((8 + hdr.size()) % 4) hdr += ' ';
   std::string bytes = raw_safetensors(hdr, 0);
   put<std::uint16_t>(bytes, 0x3C00);
@@ -450,30 +464,41 @@ TEST_CASE("safetensors: malformed files give FormatErrors naming the file") {
                       "nodtype.safetensors", "tensor 'x' is missing a key");
   expect_format_error(open("nooff.safetensors", raw_safetensors(R"({"x":{"dtype":"F32","shape":[1]}})", 4)),
                       "nooff.safetensors", "dtype, shape and data_offsets");
-  expect_format_error(open("i8.safetensors", raw_safetensors(R"({"x":{"dtype":"I8","shape":[4],"data_offsets":[0,4]}})", 4)),
-                      "i8.safetensors", "tensor 'x' has unsupported dtype I8 (supported: F32, F16, BF16)");
-  expect_format_error(open("range.safetensors", raw_safetensors(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 4)),
-                      "range.safetensors", "tensor 'x' has data_offsets [0, 8] out of range (4 data bytes)");
-  expect_format_error(open("back.safetensors", raw_safetensors(R"({"x":{"dtype":"F32","shape":[0],"data_offsets":[8,4]}})", 8)),
-                      "back.safetensors", "out of range");
-  expect_format_error(open("neg.safetensors", raw_safetensors(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[-4,0]}})", 8)),
-                      "neg.safetensors", "malformed data_offsets");
-  expect_format_error(open("size.safetensors", raw_safetensors(R"({"x":{"dtype":"F16","shape":[2,3],"data_offsets":[0,8]}})", 8)),
-                      "size.safetensors", "holds 8 bytes, but shape [2,3] x F16 needs 12");
+  expect_format_error(
+      open("i8.safetensors", raw_safetensors(R"({"x":{"dtype":"I8","shape":[4],"data_offsets":[0,4]}})", 4)),
+      "i8.safetensors", "tensor 'x' has unsupported dtype I8 (supported: F32, F16, BF16)");
+  expect_format_error(
+      open("range.safetensors", raw_safetensors(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 4)),
+      "range.safetensors", "tensor 'x' has data_offsets [0, 8] out of range (4 data bytes)");
+  expect_format_error(
+      open("back.safetensors", raw_safetensors(R"({"x":{"dtype":"F32","shape":[0],"data_offsets":[8,4]}})", 8)),
+      "back.safetensors", "out of range");
+  expect_format_error(
+      open("neg.safetensors", raw_safetensors(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[-4,0]}})", 8)),
+      "neg.safetensors", "malformed data_offsets");
+  expect_format_error(
+      open("size.safetensors", raw_safetensors(R"({"x":{"dtype":"F16","shape":[2,3],"data_offsets":[0,8]}})", 8)),
+      "size.safetensors", "holds 8 bytes, but shape [2,3] x F16 needs 12");
   expect_format_error(
       open("bigshape.safetensors",
            raw_safetensors(R"({"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0)),
       "bigshape.safetensors", "needs more than 2^64");
-  expect_format_error(open("badshape.safetensors", raw_safetensors(R"({"x":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4)),
-                      "badshape.safetensors", "malformed shape");
   expect_format_error(
-      open("overlap.safetensors",
-           raw_safetensors(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12)),
+      open("badshape.safetensors", raw_safetensors(R"({"x":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4)),
+      "badshape.safetensors", "malformed shape");
+  expect_format_error(
+      open(
+          "overlap.safetensors",
+          raw_safetensors(
+              R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+              12)),
       "overlap.safetensors", "tensors 'a' and 'b' overlap");
   // Empty tensors overlap nothing; unknown names ask for a FormatError too.
   const auto ok = SafetensorsFile::open(write(
       dir, "empty_ok.safetensors",
-      raw_safetensors(R"({"e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 8)));
+      raw_safetensors(
+          R"({"e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+          8)));
   CHECK(ok->to_f32("e").empty());
   expect_format_error([&] { ok->info("zz"); }, "empty_ok.safetensors", "missing tensor 'zz'");
 }
@@ -586,7 +611,8 @@ TEST_CASE("HF directory: tied embeddings, absent lm_head, sharded index over two
   // A shard that lacks a tensor the index puts there is named.
   index["weight_map"]["model.norm.weight"] = "model-00001-of-00002.safetensors";
   test::write_file(dir / "model.safetensors.index.json", index.dump());
-  expect_format_error([&] { load_model(dir); }, "model-00001-of-00002.safetensors", "missing tensor 'model.norm.weight'");
+  expect_format_error([&] { load_model(dir); }, "model-00001-of-00002.safetensors",
+                      "missing tensor 'model.norm.weight'");
   index["weight_map"]["model.norm.weight"] = "model-00003-of-00002.safetensors";
   test::write_file(dir / "model.safetensors.index.json", index.dump());
   expect_format_error([&] { load_model(dir); }, "model-00003-of-00002.safetensors", "No such file");
@@ -626,14 +652,52 @@ TEST_CASE("HF directory: missing or mis-shaped tensors and bad config.json give 
                           "max_position_embeddings", "rms_norm_eps"})
     expect_format_error(bad_config(std::string("ld_hf_no_") + key, [&](json& c) { c.erase(key); }), "config.json",
                         std::string("config.json: missing key '") + key + "'");
-  expect_format_error(bad_config("ld_hf_scaling", [](json& c) { c["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}}; }),
-                      "config.json", "rope_scaling {\"factor\":8.0,\"rope_type\":\"llama3\"} is not supported");
-  expect_format_error(bad_config("ld_hf_type", [](json& c) { c["model_type"] = "mistral"; }), "config.json",
-                      "model_type \"mistral\" is not supported");
+  // Unsupported RoPE types, architectures and biases stay one-line refusals.
+  expect_format_error(bad_config("ld_hf_scaling",
+                                 [](json& c) {
+                                   c["rope_scaling"] = {{"rope_type", "dynamic"}, {"factor", 8.0}};
+                                 }),
+                      "config.json", "rope_type \"dynamic\" is not supported (default, linear, llama3 or yarn)");
+  expect_format_error(bad_config("ld_hf_scaling5",
+                                 [](json& c) {
+                                   c["rope_parameters"] = {{"rope_type", "longrope"}};
+                                 }),
+                      "config.json", "rope_type \"longrope\" is not supported");
+  expect_format_error(bad_config("ld_hf_llama3",
+                                 [](json& c) {
+                                   c["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}};
+                                 }),
+                      "config.json", "rope llama3 needs 'low_freq_factor'");
+  expect_format_error(bad_config("ld_hf_partial",
+                                 [](json& c) {
+                                   c["rope_parameters"] = {{"partial_rotary_factor", 0.5}};
+                                 }),
+                      "config.json", "partial_rotary_factor 0.5 is not supported");
+  expect_format_error(bad_config("ld_hf_partial4", [](json& c) { c["partial_rotary_factor"] = 0.25; }), "config.json",
+                      "partial_rotary_factor 0.25 is not supported");
+  expect_format_error(bad_config("ld_hf_type", [](json& c) { c["model_type"] = "gemma"; }), "config.json",
+                      "model_type \"gemma\" is not supported");
   expect_format_error(bad_config("ld_hf_act", [](json& c) { c["hidden_act"] = "gelu"; }), "config.json",
                       "hidden_act \"gelu\" is not supported");
-  expect_format_error(bad_config("ld_hf_headdim", [](json& c) { c["head_dim"] = 4; }), "config.json",
-                      "head_dim 4 differs from hidden_size / num_attention_heads = 2");
+  expect_format_error(bad_config("ld_hf_abias", [](json& c) { c["attention_bias"] = true; }), "config.json",
+                      "attention_bias true is not supported for llama");
+  expect_format_error(bad_config("ld_hf_mbias", [](json& c) { c["mlp_bias"] = true; }), "config.json",
+                      "mlp_bias true is not supported");
+  expect_format_error(bad_config("ld_hf_swa",
+                                 [](json& c) {
+                                   c["model_type"] = "qwen2";
+                                   c["use_sliding_window"] = true;
+                                 }),
+                      "config.json", "use_sliding_window true is not supported for qwen2");
+  // An explicit head_dim is read; the tensors must then have its shapes.
+  expect_format_error(bad_config("ld_hf_headdim", [](json& c) { c["head_dim"] = 4; }), "model.safetensors",
+                      "tensor 'model.layers.0.self_attn.q_proj.weight' has shape [4,4], the config implies [8,4]");
+  {
+    auto with_obias = ts;
+    with_obias.push_back({"model.layers.0.self_attn.o_proj.bias", {D}, std::vector<float>(D, 0.5f)});
+    expect_format_error(load(hf_dir("ld_hf_obias", with_obias)), "model.safetensors",
+                        "tensor 'model.layers.0.self_attn.o_proj.bias' is not supported");
+  }
   expect_format_error(bad_config("ld_hf_heads", [](json& c) { c["num_attention_heads"] = 3; }), "config.json",
                       "not divisible by n_heads 3");
   expect_format_error(bad_config("ld_hf_str", [](json& c) { c["hidden_size"] = "4"; }), "config.json",

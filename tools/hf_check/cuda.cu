@@ -20,11 +20,11 @@ CudaOutput run_cuda(const ModelWeights& w, const CudaRequest& req) {
   LAZYLLM_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
   out.device = prop.name;
   const std::span<const std::int32_t> ids(req.ids);
-  const int n_ctx = int(ids.size());
+  const int n_ctx = int(ids.size()) + req.greedy;
   {
     Pipeline<RuntimeConfig, policy::Dense, ContiguousLayout, CudaBackend> p(CudaBackend(w), {}, {}, n_ctx);
     out.dense.name = "cuda";
-    impl::run_pipe(p, ids, req.positions, req.repeats, out.dense);
+    impl::run_pipe(p, ids, req.positions, req.repeats, out.dense, req.greedy);
   }
   {
     Pipeline<RuntimeConfig, policy::Lazy, ContiguousLayout, CudaBackend> p(CudaBackend(w), policy::Lazy{}, {}, n_ctx);
@@ -40,7 +40,7 @@ CudaOutput run_cuda(const ModelWeights& w, const CudaRequest& req) {
     const policy::Lazy pol(policy::schedule_from_string(req.schedule, w.config.n_layers));
     Pipeline<RuntimeConfig, policy::Lazy, ContiguousLayout, CudaBackend> p(CudaBackend(w), pol, {}, n_ctx);
     out.lazy.name = "cuda_lazy";
-    impl::run_pipe(p, ids, {}, req.repeats, out.lazy);
+    impl::run_pipe(p, ids, {}, req.repeats, out.lazy, req.greedy);
     out.has_lazy = true;
   }
   return out;

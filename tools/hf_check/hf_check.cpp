@@ -41,6 +41,7 @@ const char* kUsage = R"(usage: lazyllm-hf-check --model DIR (--ids IDS | --ids-f
                       whose chunks end at each of them (the last position is always added)
   --schedule S        also run the CUDA lazy pipeline with this schedule (preset or L:P,...)
   --repeats N         full prefills per CUDA pipeline, the last one timed (default 2)
+  --greedy N          also report N greedy (argmax) ids after the prompt, dense and lazy runs
   --out FILE          write the logits as JSON (see tools/hf_check/README.md)
   --reference FILE    a JSON fixture with "prompt" (ids) and rows of logits per position
                       (tests/fixtures/hf_tiny.json); its prompt is used unless --ids is given,
@@ -103,14 +104,15 @@ std::string json_number(double x) { return std::isfinite(x) ? nlohmann::json(x).
 
 void write_run(std::ostream& os, const RunOutput& r, bool with_logits) {
   os << "{\"policy\":" << nlohmann::json(r.policy).dump() << ",\"full_ms\":" << r.full_ms
-     << ",\"token_layer_fraction\":" << r.token_layer_fraction;
+     << ",\"token_layer_fraction\":" << r.token_layer_fraction << ",\"kept\":" << nlohmann::json(r.lazy_kept).dump();
+  if (!r.greedy.empty()) os << ",\"greedy\":" << nlohmann::json(r.greedy).dump();
   if (with_logits) {
     os << ",\n\"last\":";
     write_floats(os, r.last);
   }
   if (!r.at.empty()) {
-    os << ",\"chunked_ms\":" << r.chunked_ms << ",\"chunked_last_vs_full_max_abs\":"
-       << json_number(impl::max_abs_diff(r.at.back(), r.last)) << ",\n\"at\":[";
+    os << ",\"chunked_ms\":" << r.chunked_ms
+       << ",\"chunked_last_vs_full_max_abs\":" << json_number(impl::max_abs_diff(r.at.back(), r.last)) << ",\n\"at\":[";
     for (std::size_t i = 0; i < r.at.size(); ++i) {
       os << (i ? ",\n" : "");
       write_floats(os, r.at[i]);
@@ -122,9 +124,10 @@ void write_run(std::ostream& os, const RunOutput& r, bool with_logits) {
 
 int run(int argc, char** argv) {
   std::string model, ids_text, ids_file, backend = "both", positions_text, schedule, out_path, ref_path,
-      ref_key = "logits_f32";
+                                         ref_key = "logits_f32";
   double tol = 5e-5;
   int repeats = 2;
+  int greedy = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -133,25 +136,40 @@ int run(int argc, char** argv) {
     }
     if (i + 1 >= argc) throw InvalidArgument("option " + a + " needs a value (or unknown option; see -h)");
     const std::string v = argv[++i];
-    if (a == "--model") model = v;
-    else if (a == "--ids") ids_text = v;
-    else if (a == "--ids-file") ids_file = v;
-    else if (a == "--backend") backend = v;
-    else if (a == "--positions") positions_text = v;
-    else if (a == "--schedule") schedule = v;
-    else if (a == "--out") out_path = v;
-    else if (a == "--reference") ref_path = v;
-    else if (a == "--reference-key") ref_key = v;
-    else if (a == "--tol") tol = std::stod(v);
-    else if (a == "--repeats") repeats = std::stoi(v);
-    else throw InvalidArgument("unknown option " + a + " (see -h)");
+    if (a == "--model")
+      model = v;
+    else if (a == "--ids")
+      ids_text = v;
+    else if (a == "--ids-file")
+      ids_file = v;
+    else if (a == "--backend")
+      backend = v;
+    else if (a == "--positions")
+      positions_text = v;
+    else if (a == "--schedule")
+      schedule = v;
+    else if (a == "--out")
+      out_path = v;
+    else if (a == "--reference")
+      ref_path = v;
+    else if (a == "--reference-key")
+      ref_key = v;
+    else if (a == "--tol")
+      tol = std::stod(v);
+    else if (a == "--repeats")
+      repeats = std::stoi(v);
+    else if (a == "--greedy")
+      greedy = std::stoi(v);
+    else
+      throw InvalidArgument("unknown option " + a + " (see -h)");
   }
   if (model.empty()) throw InvalidArgument("--model is required (see -h)");
   if (backend != "cpu" && backend != "cuda" && backend != "both")
     throw InvalidArgument("--backend must be cpu, cuda or both (got '" + backend + "')");
   if (!ids_text.empty() && !ids_file.empty()) throw InvalidArgument("give --ids or --ids-file, not both");
   const bool want_cpu = backend != "cuda", want_cuda = backend != "cpu";
-  if (!ref_path.empty() && !want_cpu) throw InvalidArgument("--reference checks the CPU logits: use --backend cpu or both");
+  if (!ref_path.empty() && !want_cpu)
+    throw InvalidArgument("--reference checks the CPU logits: use --backend cpu or both");
 
   nlohmann::json ref;
   std::vector<std::int32_t> ids;
@@ -181,34 +199,35 @@ int run(int argc, char** argv) {
   const std::vector<int> positions(pos_set.begin(), pos_set.end());
 
   if (want_cuda && !cli::gpu_available())
-    throw Error("--backend " + backend + ": no CUDA GPU is usable, or this build has no CUDA backend (use --backend cpu)");
+    throw Error("--backend " + backend +
+                ": no CUDA GPU is usable, or this build has no CUDA backend (use --backend cpu)");
   // With the CUDA backend, fp16/bf16 tensors stay as they are in the file (the upload path users
   // get); the CPU reference converts them to fp32 itself.
   const ModelWeights w = load_model(model, LoadOptions{.keep_source_dtype = want_cuda});
   const RuntimeConfig& c = w.config;
-  std::cerr << "lazyllm-hf-check: " << model << " (" << w.source_dtype << "): " << c << "; " << ids.size()
-            << " ids\n";
+  std::cerr << "lazyllm-hf-check: " << model << " (" << w.source_dtype << "): " << c << "; " << ids.size() << " ids\n";
   if (int(ids.size()) > c.max_seq_len)
-    throw InvalidArgument("the prompt (" + std::to_string(ids.size()) + " ids) is longer than max_position_embeddings " +
-                          std::to_string(c.max_seq_len));
+    throw InvalidArgument("the prompt (" + std::to_string(ids.size()) +
+                          " ids) is longer than max_position_embeddings " + std::to_string(c.max_seq_len));
 
   RunOutput cpu;
   if (want_cpu) {
-    Pipeline<RuntimeConfig, policy::Dense, ContiguousLayout, CpuBackend> p(CpuBackend(w), {}, {}, int(ids.size()));
+    Pipeline<RuntimeConfig, policy::Dense, ContiguousLayout, CpuBackend> p(CpuBackend(w), {}, {},
+                                                                           int(ids.size()) + greedy);
     cpu.name = "cpu";
-    impl::run_pipe(p, ids, positions, 1, cpu);
+    impl::run_pipe(p, ids, positions, 1, cpu, greedy);
     std::cerr << "  cpu: full prefill " << cpu.full_ms << " ms";
     if (!positions.empty()) std::cerr << ", chunked " << cpu.chunked_ms << " ms";
     std::cerr << '\n';
   }
   CudaOutput gpu;
   if (want_cuda) {
-    CudaRequest req{ids, positions, schedule, repeats};
+    CudaRequest req{ids, positions, schedule, repeats, greedy};
     gpu = run_cuda(w, req);
     std::cerr << "  cuda (" << gpu.device << "): full prefill " << gpu.dense.full_ms << " ms";
     if (gpu.has_lazy)
-      std::cerr << ", lazy " << gpu.lazy.policy << " " << gpu.lazy.full_ms << " ms ("
-                << gpu.lazy.token_layer_fraction << " of dense token-layers)";
+      std::cerr << ", lazy " << gpu.lazy.policy << " " << gpu.lazy.full_ms << " ms (" << gpu.lazy.token_layer_fraction
+                << " of dense token-layers)";
     std::cerr << '\n';
   }
 
@@ -217,8 +236,8 @@ int run(int argc, char** argv) {
   const double lazy_empty_diff = want_cuda ? impl::max_abs_diff(gpu.lazy_empty.last, gpu.dense.last) : 0.0;
   const double paged_diff = want_cuda ? impl::max_abs_diff(gpu.paged.last, gpu.dense.last) : 0.0;
   if (want_cuda)
-    std::cerr << "  cuda lazy(empty) vs dense max|diff| " << lazy_empty_diff << ", paged vs contiguous "
-              << paged_diff << '\n';
+    std::cerr << "  cuda lazy(empty) vs dense max|diff| " << lazy_empty_diff << ", paged vs contiguous " << paged_diff
+              << '\n';
 
   int status = 0;
   if (!ref_path.empty()) {
@@ -241,10 +260,22 @@ int run(int argc, char** argv) {
   if (!out_path.empty()) {
     std::ofstream os(out_path);
     if (!os) throw InvalidArgument("cannot write '" + out_path + "'");
-    nlohmann::json meta = {{"dim", c.dim},           {"hidden_dim", c.hidden_dim}, {"n_layers", c.n_layers},
-                           {"n_heads", c.n_heads},   {"n_kv_heads", c.n_kv_heads}, {"vocab_size", c.vocab_size},
-                           {"max_seq_len", c.max_seq_len}, {"norm_eps", c.norm_eps}, {"rope_theta", c.rope_theta},
-                           {"tied_embeddings", c.tied_embeddings}};
+    nlohmann::json meta = {{"dim", c.dim},
+                           {"hidden_dim", c.hidden_dim},
+                           {"n_layers", c.n_layers},
+                           {"n_heads", c.n_heads},
+                           {"n_kv_heads", c.n_kv_heads},
+                           {"vocab_size", c.vocab_size},
+                           {"max_seq_len", c.max_seq_len},
+                           {"norm_eps", c.norm_eps},
+                           {"rope_theta", c.rope_theta},
+                           {"tied_embeddings", c.tied_embeddings},
+                           {"head_dim", c.head_dim()},
+                           {"rope_type", to_string(c.rope_scaling.type)},
+                           {"rope_factor", c.rope_scaling.factor},
+                           {"attention_bias", c.attention_bias},
+                           {"qk_norm", c.qk_norm},
+                           {"sliding_window", c.sliding_window}};
     os << "{\"tool\":\"lazyllm-hf-check\",\"model\":" << nlohmann::json(model).dump()
        << ",\"source_dtype\":" << nlohmann::json(w.source_dtype).dump() << ",\"config\":" << meta.dump()
        << ",\"n_ids\":" << ids.size() << ",\"positions\":" << nlohmann::json(positions).dump() << ",\n\"runs\":{";

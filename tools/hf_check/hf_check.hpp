@@ -23,7 +23,9 @@ struct RunOutput {
   double full_ms = 0;                  // wall time of that prefill (the last of `repeats`)
   std::vector<std::vector<float>> at;  // logits at each requested position (chunked prefill), may be empty
   double chunked_ms = 0;
-  double token_layer_fraction = 1.0;   // computed token-layers / dense token-layers of the full prefill
+  double token_layer_fraction = 1.0;    // computed token-layers / dense token-layers of the full prefill
+  std::vector<std::int32_t> greedy;     // ids of `greedy` argmax decode steps after a full prefill
+  std::vector<std::int32_t> lazy_kept;  // |S_l| per layer of the full prefill
 };
 
 /// The CUDA half (cuda.cu; cuda_stub.cpp when the build has no CUDA).
@@ -32,14 +34,15 @@ struct CudaRequest {
   std::vector<int> positions;  // sorted, unique, last one == ids.size() - 1
   std::string schedule;        // "" = no lazy run with a schedule
   int repeats = 2;             // full prefills per pipeline (the first one warms up cuBLASLt etc.)
+  int greedy = 0;              // argmax decode steps after the prompt (dense and lazy runs)
 };
 struct CudaOutput {
   std::string device;
-  RunOutput dense;                      // ContiguousLayout, policy::Dense
-  RunOutput lazy_empty;                 // policy::Lazy with an empty schedule (must equal dense bit for bit)
-  RunOutput paged;                      // PagedLayout<16>, policy::Dense
+  RunOutput dense;       // ContiguousLayout, policy::Dense
+  RunOutput lazy_empty;  // policy::Lazy with an empty schedule (must equal dense bit for bit)
+  RunOutput paged;       // PagedLayout<16>, policy::Dense
   bool has_lazy = false;
-  RunOutput lazy;                       // policy::Lazy(schedule)
+  RunOutput lazy;  // policy::Lazy(schedule)
 };
 CudaOutput run_cuda(const ModelWeights& w, const CudaRequest& req);
 
@@ -53,7 +56,7 @@ inline double ms_since(std::chrono::steady_clock::time_point t0) {
 /// prefill on the same pipeline whose chunks end at each position.
 template <class Pipe>
 void run_pipe(Pipe& pipe, std::span<const std::int32_t> ids, const std::vector<int>& positions, int repeats,
-              RunOutput& out) {
+              RunOutput& out, int greedy = 0) {
   for (int r = 0; r < std::max(repeats, 1); ++r) {
     pipe.reset();
     const auto t0 = std::chrono::steady_clock::now();
@@ -63,10 +66,25 @@ void run_pipe(Pipe& pipe, std::span<const std::int32_t> ids, const std::vector<i
   }
   const auto& st = pipe.stats().steps.back();
   out.token_layer_fraction = double(st.token_layers()) / double(std::max<std::int64_t>(st.dense_token_layers(), 1));
-  std::ostringstream os;
-  os << pipe.policy();
-  out.policy = os.str();
-  if (positions.empty()) return;
+  out.lazy_kept.assign(st.selected.begin(), st.selected.end());
+  auto run_greedy = [&] {
+    if (greedy > 0) {  // argmax continuation of a full prefill (whose logits are out.last)
+      pipe.reset();
+      const auto first = pipe.prefill(ids);
+      std::vector<float> l(first.begin(), first.end());
+      for (int i = 0; i < greedy; ++i) {
+        const auto best = std::int32_t(std::max_element(l.begin(), l.end()) - l.begin());
+        out.greedy.push_back(best);
+        if (i + 1 == greedy) break;
+        const auto next = pipe.decode(best);
+        l.assign(next.begin(), next.end());
+      }
+    }
+    std::ostringstream os;
+    os << pipe.policy();
+    out.policy = os.str();
+  };
+  if (positions.empty()) return run_greedy();
   pipe.reset();
   const auto t0 = std::chrono::steady_clock::now();
   std::size_t begin = 0;
@@ -76,6 +94,7 @@ void run_pipe(Pipe& pipe, std::span<const std::int32_t> ids, const std::vector<i
     begin = std::size_t(p) + 1;
   }
   out.chunked_ms = ms_since(t0);
+  run_greedy();
 }
 
 /// max |a - b| (inf when the sizes differ or a value is not finite).

@@ -6,8 +6,14 @@ save_pretrained (safetensors), run HF on the GPU in fp32 and in bf16 (sdpa) on a
 prompt, run lazyllm-hf-check on the same directory and prompt, and compare the logits at the last
 position and at a few earlier ones (the C++ side gets those from a chunked prefill).
 
+The family configs (--families, or --only NAME) do the same for LlamaForCausalLM with llama3
+RoPE, Qwen2ForCausalLM with q/k/v biases and YaRN, Qwen3ForCausalLM (q/k norms, head_dim 128 with
+hidden 512) and MistralForCausalLM (sliding window longer than the prompt), and also compare 16
+greedy ids of HF generate with ours (CPU and CUDA). --write-fixtures rewrites the tiny CPU fixtures
+of tests/data/families from transformers' own logits (see tests/data/families/README.md).
+
 Needs torch, transformers and a CUDA GPU. Usage (see README.md; run.sh builds the binary):
-    python3 tools/hf_check/run.py --bin BUILD/tools/hf_check/lazyllm-hf-check --out OUTDIR
+    python3 tools/hf_check/run.py --bin BUILD/tools/hf_check/lazyllm-hf-check --out OUTDIR [--families]
 Exit status 0 when every bound holds, 1 otherwise.
 """
 
@@ -24,7 +30,10 @@ import time
 
 import torch
 import transformers
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import families_ref  # noqa: E402  (our transcription of the rope formulas, and the tiny fixtures)
 
 # Two shapes: head_dim 128 (Llama-2-like, theta 1e4) and head_dim 64 with Llama-3's theta 5e5.
 # Both GQA (2 and 4 query heads per KV head), untied lm_head. The second uses an intermediate size
@@ -35,6 +44,27 @@ CONFIGS = [
     dict(name="hd64_gqa4_theta5e5", hidden_size=1024, num_attention_heads=16, num_key_value_heads=4,
          intermediate_size=2750, num_hidden_layers=4, vocab_size=32001, rope_theta=500000.0, n_ids=701),
 ]
+# The families beyond Llama 2 (issue: Llama 3.x, Qwen2/2.5, Qwen3, Mistral). Same sizes as above;
+# each exercises its family's additions. Biases are random (transformers initialises them to 0,
+# which would hide a loader that drops them).
+FAMILY_CONFIGS = [
+    dict(name="llama31_rope_llama3", family="llama", hidden_size=1024, num_attention_heads=16,
+         num_key_value_heads=4, intermediate_size=2816, num_hidden_layers=4, vocab_size=32000,
+         rope_theta=500000.0, max_position_embeddings=131072, n_ids=700,
+         rope={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+               "original_max_position_embeddings": 8192}),
+    dict(name="qwen2_bias_yarn", family="qwen2", hidden_size=1024, num_attention_heads=8,
+         num_key_value_heads=2, intermediate_size=2816, num_hidden_layers=4, vocab_size=32000,
+         rope_theta=1000000.0, max_position_embeddings=16384, n_ids=700,
+         rope={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 4096}),
+    dict(name="qwen3_qknorm_hd128", family="qwen3", hidden_size=512, num_attention_heads=8, head_dim=128,
+         num_key_value_heads=4, intermediate_size=1536, num_hidden_layers=4, vocab_size=32000,
+         rope_theta=1000000.0, max_position_embeddings=4096, n_ids=700),
+    dict(name="mistral_swa", family="mistral", hidden_size=1024, num_attention_heads=8,
+         num_key_value_heads=2, intermediate_size=2816, num_hidden_layers=4, vocab_size=32768,
+         rope_theta=1000000.0, max_position_embeddings=8192, sliding_window=4096, n_ids=700),
+]
+N_GREEDY = 16
 SCHEDULE = "1:0.3,2:0.5"   # lazy run with pruning: reported, not bounded (pruning changes the output)
 EXTRA_POSITIONS = [0, 1, 37, 255, 511]
 
@@ -59,18 +89,45 @@ def log(*a):
     print(*a, flush=True)
 
 
+def transformers_major():
+    return int(transformers.__version__.split(".")[0])
+
+
 def make_config(c):
+    family = c.get("family", "llama")
     kw = dict(hidden_size=c["hidden_size"], intermediate_size=c["intermediate_size"],
               num_hidden_layers=c["num_hidden_layers"], num_attention_heads=c["num_attention_heads"],
               num_key_value_heads=c["num_key_value_heads"], vocab_size=c["vocab_size"],
-              max_position_embeddings=2048, rms_norm_eps=1e-5, tie_word_embeddings=False,
-              initializer_range=0.02, bos_token_id=1, eos_token_id=2)
+              max_position_embeddings=c.get("max_position_embeddings", 2048), rms_norm_eps=1e-5,
+              tie_word_embeddings=False, initializer_range=0.02, bos_token_id=1, eos_token_id=2)
+    if "head_dim" in c:
+        kw["head_dim"] = c["head_dim"]
+    if family == "mistral":
+        kw["sliding_window"] = c.get("sliding_window")
+    if family in ("qwen2", "qwen3"):
+        kw["use_sliding_window"] = False
+    rope = dict(c.get("rope") or {"rope_type": "default"})
     theta = c["rope_theta"]
-    if int(transformers.__version__.split(".")[0]) >= 5:
-        kw["rope_parameters"] = {"rope_type": "default", "rope_theta": theta}
+    if transformers_major() >= 5:
+        kw["rope_parameters"] = dict(rope, rope_theta=theta)
     else:
         kw["rope_theta"] = theta
-    return LlamaConfig(**kw)
+        if rope["rope_type"] != "default":
+            kw["rope_scaling"] = rope
+    if family == "llama":
+        return LlamaConfig(**kw)
+    return transformers.AutoConfig.for_model(family, **kw)
+
+
+def config_dict(c):
+    """The config as families_ref.inv_freq_and_scale reads it (config.json spelling)."""
+    d = dict(hidden_size=c["hidden_size"], num_attention_heads=c["num_attention_heads"],
+             rope_theta=c["rope_theta"], max_position_embeddings=c.get("max_position_embeddings", 2048))
+    if "head_dim" in c:
+        d["head_dim"] = c["head_dim"]
+    if c.get("rope"):
+        d["rope_scaling"] = c["rope"]
+    return d
 
 
 def inv_freq(theta, hd, device):
@@ -79,11 +136,13 @@ def inv_freq(theta, hd, device):
 
 def build_checkpoint(c, folder, seed):
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(make_config(c)).float().eval()
+    model = AutoModelForCausalLM.from_config(make_config(c)).float().eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):      # so that a loader that ignores norms is caught
-                p.copy_(1.0 + 0.1 * torch.randn(p.shape))
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape))   # (q_norm / k_norm too)
+            elif name.endswith(".bias"):          # Qwen2's q/k/v biases: transformers zeroes them
+                p.copy_(0.5 * torch.randn(p.shape))
             elif name.endswith(("q_proj.weight", "k_proj.weight")):
                 # std 0.02 gives attention scores of std ~0.4 (nearly uniform attention, which
                 # hides RoPE / masking mistakes); std 0.04 gives ~1.6, closer to trained models.
@@ -99,9 +158,17 @@ def build_checkpoint(c, folder, seed):
 
 def load_hf(folder, dtype):
     kw = {"dtype": dtype} if int(transformers.__version__.split(".")[0]) >= 5 else {"torch_dtype": dtype}
-    m = LlamaForCausalLM.from_pretrained(folder, attn_implementation="sdpa", **kw).to("cuda").eval()
+    m = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="sdpa", **kw).to("cuda").eval()
     assert next(m.parameters()).dtype == dtype
     return m
+
+
+@torch.no_grad()
+def hf_greedy(model, ids, n):
+    """n greedy ids from HF generate (no sampling, no eos stop) and the logits each was chosen from."""
+    out = model.generate(torch.tensor([ids], dtype=torch.long, device="cuda"), max_new_tokens=n, do_sample=False,
+                         min_new_tokens=n, pad_token_id=0, return_dict_in_generate=True, output_logits=True)
+    return out.sequences[0, len(ids):].tolist(), [l[0].float().cpu() for l in out.logits]
 
 
 @torch.no_grad()
@@ -159,13 +226,22 @@ def check_config(c, args, work):
 
     # HF, fp32 and bf16, from the saved directory
     t0 = time.time()
-    hd = c["hidden_size"] // c["num_attention_heads"]
+    hd = c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"]
+    family = c.get("family", "llama")
     m32 = load_hf(folder, torch.float32)
     got_inv = m32.model.rotary_emb.inv_freq.float()
-    assert torch.allclose(got_inv, inv_freq(c["rope_theta"], hd, got_inv.device), rtol=1e-6), "HF did not apply rope_theta"
+    want_inv, want_scale = families_ref.inv_freq_and_scale(config_dict(c))
+    assert torch.allclose(got_inv, want_inv.to(got_inv.device), rtol=1e-5), \
+        "HF's RoPE frequencies differ from our transcription of its formula"
+    got_scale = float(getattr(m32.model.rotary_emb, "attention_scaling", 1.0))
+    assert abs(got_scale - want_scale) <= 1e-6, ("attention scaling", got_scale, want_scale)
     ref32 = hf_logits(m32, ids, positions)
-    # diagnostic: how far a wrong rope_theta would move the logits (what the bounds must catch)
+    greedy32, greedy32_logits = hf_greedy(m32, ids, N_GREEDY) if family != "llama" or c.get("rope") else (None, None)
+    # diagnostic: how far a wrong RoPE would move the logits (what the bounds must catch): a wrong
+    # theta for default RoPE, the unscaled table for the scaled types
     wrong = 10000.0 if c["rope_theta"] != 10000.0 else 500000.0
+    if c.get("rope"):
+        wrong = c["rope_theta"]  # same theta, default (unscaled) frequencies
     saved = m32.model.rotary_emb.inv_freq.clone()
     m32.model.rotary_emb.inv_freq.copy_(inv_freq(wrong, hd, saved.device))
     wrong32 = hf_logits(m32, ids, positions)
@@ -184,6 +260,8 @@ def check_config(c, args, work):
     out_json = os.path.join(work, c["name"] + ".json")
     cmd = [args.bin, "--model", folder, "--ids-file", ids_file, "--backend", "both",
            "--positions", ",".join(map(str, positions[:-1])), "--schedule", SCHEDULE, "--out", out_json]
+    if greedy32 is not None:
+        cmd += ["--greedy", str(N_GREEDY)]
     log("  $", " ".join(cmd))
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log("    " + proc.stdout.strip().replace("\n", "\n    "))
@@ -196,6 +274,11 @@ def check_config(c, args, work):
     cfg = res["config"]
     assert abs(cfg["rope_theta"] - c["rope_theta"]) <= 1e-6 * c["rope_theta"], cfg
     assert not cfg["tied_embeddings"] and cfg["n_kv_heads"] == c["num_key_value_heads"], cfg
+    if "head_dim" in cfg:
+        assert cfg["head_dim"] == hd, cfg
+        assert cfg["rope_type"] == (c.get("rope") or {}).get("rope_type", "default"), cfg
+        assert cfg["attention_bias"] == (family == "qwen2") and cfg["qk_norm"] == (family == "qwen3"), cfg
+        assert cfg["sliding_window"] == (c.get("sliding_window") or 0), cfg
 
     def t(rows):
         if any(v is None for r in rows for v in r):
@@ -213,6 +296,29 @@ def check_config(c, args, work):
         compare("cuda bf16 vs HF bf16 (last, full)", gpu_full, ref16[-1:], BOUND_CUDA_BF16),
         compare("cuda bf16 vs HF bf16 (chunked rows)", gpu_at, ref16, BOUND_CUDA_BF16),
     ]
+    # greedy ids of HF generate (fp32) against ours. They must agree up to the first difference, and
+    # that one must be a near tie in HF's own logits at that step: a gap between HF's pick and ours
+    # within 2x the side's logits bound (x the row's max |logit|). After it the sequences differ
+    # legitimately, so nothing later is compared.
+    if greedy32 is not None:
+        for side, bound in (("cpu", BOUND_CPU_F32), ("cuda", BOUND_CUDA_BF16)):
+            ours = runs[side].get("greedy") or []
+            first = next((i for i in range(min(len(ours), len(greedy32))) if ours[i] != greedy32[i]), None)
+            if len(ours) != len(greedy32):
+                ok, why = False, "length %d, HF %d" % (len(ours), len(greedy32))
+            elif first is None:
+                ok, why = True, "same %d ids" % len(ours)
+            else:
+                row = greedy32_logits[first]
+                gap = float(row[greedy32[first]] - row[ours[first]])
+                ok = gap <= TIE_FACTOR * bound * float(row.abs().max())
+                why = "first difference at %d, HF gap %.3e (%s)" % (first, gap, "near tie" if ok else "not a tie")
+            log("  %-34s %s: %s (HF %s, ours %s)" % ("greedy ids %s vs HF f32" % side, "ok" if ok else "FAIL", why,
+                                                    greedy32, ours))
+            results.append({"name": "greedy_%s" % side, "hf": greedy32, "ours": ours, "ok": ok, "why": why})
+        lz = runs.get("cuda_lazy", {})
+        log("  cuda lazy %s: kept per layer %s, greedy %s" % (lz.get("policy"), lz.get("kept"), lz.get("greedy")))
+
     # exactness checks done by the C++ side (same kernels, same order: must be bit-identical)
     chk = res["checks"]
     for key in ("cuda_lazy_empty_vs_dense_max_abs", "cuda_paged_vs_contiguous_max_abs"):
@@ -249,6 +355,40 @@ def check_config(c, args, work):
             "results": results, "diagnostics": diag}
 
 
+@torch.no_grad()
+def write_fixtures(root):
+    """tests/data/families/<name>/reference.json from transformers (fp64 on the CPU, eager attention):
+    the same prompt, greedy ids and step logits as families_ref.py computes independently; the
+    largest difference between the two is printed (they must agree to ~1e-6)."""
+    out = {}
+    for name in families_ref.FAMILIES:
+        d = os.path.join(root, name)
+        with open(os.path.join(d, "reference.json")) as f:
+            old = json.load(f)
+        kw = {"dtype": torch.float64} if transformers_major() >= 5 else {"torch_dtype": torch.float64}
+        m = AutoModelForCausalLM.from_pretrained(d, attn_implementation="eager", **kw).eval()
+        ids, steps, greedy = list(old["prompt"]), [], []
+        for i in range(len(old["greedy"]) + 1):
+            last = m(torch.tensor([ids])).logits[0, -1]
+            steps.append([round(float(x), 6) for x in last])
+            if i == len(old["greedy"]):
+                break
+            greedy.append(int(last.argmax()))
+            ids.append(greedy[-1])
+        diff = max(abs(a - b) for s1, s2 in zip(steps, old["step_logits"]) for a, b in zip(s1, s2))
+        log("fixture %s: transformers vs families_ref.py max|diff| %.2e, greedy %s (was %s)"
+            % (name, diff, greedy, old["greedy"]))
+        new = {"prompt": old["prompt"], "greedy": greedy, "step_logits": steps,
+               "source": "transformers %s, float64, eager attention (tools/hf_check/run.py --write-fixtures)"
+               % transformers.__version__}
+        with open(os.path.join(d, "reference.json"), "w") as f:
+            json.dump(new, f, separators=(",", ":"))
+            f.write("\n")
+        out[name] = {"max_diff_vs_independent": diff, "greedy_same": greedy == old["greedy"]}
+        del m
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bin", required=True, help="the lazyllm-hf-check executable")
@@ -256,6 +396,10 @@ def main():
     ap.add_argument("--work", default=None, help="folder for the checkpoints (default: a temporary one)")
     ap.add_argument("--seed", type=int, default=20250101)
     ap.add_argument("--only", default=None, help="run only the config with this name")
+    ap.add_argument("--families", action="store_true",
+                    help="also run the Llama 3 / Qwen2 / Qwen3 / Mistral configs (FAMILY_CONFIGS)")
+    ap.add_argument("--write-fixtures", default=None, metavar="DIR",
+                    help="rewrite DIR/<family>/reference.json (tests/data/families) from transformers' logits")
     args = ap.parse_args()
 
     if not torch.cuda.is_available():
@@ -276,8 +420,12 @@ def main():
                "gpu": torch.cuda.get_device_name(0), "bounds": {"cpu_f32": BOUND_CPU_F32, "cuda_bf16": BOUND_CUDA_BF16,
                "tie_factor": TIE_FACTOR}, "configs": []}
     try:
-        for c in CONFIGS:
+        if args.write_fixtures:
+            summary["fixtures"] = write_fixtures(args.write_fixtures)
+        for c in CONFIGS + FAMILY_CONFIGS:
             if args.only and c["name"] != args.only:
+                continue
+            if not args.only and c in FAMILY_CONFIGS and not args.families:
                 continue
             try:
                 summary["configs"].append(check_config(c, args, work))

@@ -24,6 +24,13 @@ float reordering, so it is left out rather than making a fragile test.
   python3 tools/train/lazy_reference.py --make-task build/examples/eval/lazyllm-make-task \
       --model models/lazyqa-notes --filler 0.7 --length 512 \
       --schedules "2:0.5,4:0.5;2:0.35,3:0.7,4:0.5,5:0.5" -o models/lazyqa-notes/reference_lazy.json
+
+The model families beyond Llama 2 (tests/data/families: q/k/v biases, q/k norms, an explicit
+head_dim, llama3 / YaRN RoPE, an untied lm_head) run too; --prompt-ids gives the prompts as ids
+(';'-separated lists) instead of lazyllm-make-task's:
+
+  python3 tools/train/lazy_reference.py --model tests/data/families/qwen2 --prompt-ids "$(...)" \
+      --schedules "1:0.5" -o tests/data/families/qwen2/reference_lazy.json
 """
 import argparse
 import fractions
@@ -35,6 +42,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hf_check"))
 import train  # noqa: E402  (load_safetensors, generate)
 from make_tokenizer import EOS, Tokenizer  # noqa: E402
 
@@ -48,9 +56,17 @@ class Model:
         t = train.load_safetensors(os.path.join(model_dir, "model.safetensors"))
         self.L = cfg["num_hidden_layers"]
         self.H, self.KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
-        self.hd = cfg.get("head_dim", cfg["hidden_size"] // self.H)
-        self.eps, self.theta = cfg["rms_norm_eps"], cfg["rope_theta"]
+        self.hd = cfg.get("head_dim") or cfg["hidden_size"] // self.H
+        self.eps, self.theta = cfg["rms_norm_eps"], cfg.get("rope_theta")
+        rs = cfg.get("rope_parameters") or cfg.get("rope_scaling") or {}
+        self.inv_freq, self.att_scale = None, 1.0
+        if rs.get("rope_type", rs.get("type", "default")) != "default" or self.theta is None:
+            # llama3 / YaRN (Llama 3.1, Qwen2.5): transformers' formulas as families_ref.py transcribes them
+            import families_ref  # noqa: E402
+            inv, self.att_scale = families_ref.inv_freq_and_scale(cfg)
+            self.inv_freq = inv.double()
         self.emb = t["model.embed_tokens.weight"]
+        self.head = t.get("lm_head.weight", self.emb)  # untied classifier where the checkpoint has one
         self.final_norm = t["model.norm.weight"]
         self.layers = []
         for i in range(self.L):
@@ -58,14 +74,22 @@ class Model:
             self.layers.append({n: t[p + n + ".weight"] for n in (
                 "input_layernorm", "post_attention_layernorm", "self_attn.q_proj", "self_attn.k_proj",
                 "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")})
+            for n in ("self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias",  # Qwen2
+                      "self_attn.q_norm.weight", "self_attn.k_norm.weight"):  # Qwen3
+                if p + n in t:
+                    self.layers[-1][n] = t[p + n]
 
     def rms(self, x, w):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * w
 
     def rope(self, x, pos):  # x [heads, n, hd]; HF layout: pairs (i, i + hd/2)
-        inv = 1.0 / (self.theta ** (torch.arange(0, self.hd, 2, dtype=torch.float64) / self.hd))
+        if self.inv_freq is None:
+            inv = 1.0 / (self.theta ** (torch.arange(0, self.hd, 2, dtype=torch.float64) / self.hd))
+        else:
+            inv = self.inv_freq
         ang = torch.outer(pos.double(), inv)
-        cos, sin = torch.cat([ang.cos(), ang.cos()], -1).float(), torch.cat([ang.sin(), ang.sin()], -1).float()
+        cos = (torch.cat([ang.cos(), ang.cos()], -1) * self.att_scale).float()
+        sin = (torch.cat([ang.sin(), ang.sin()], -1) * self.att_scale).float()
         half = self.hd // 2
         rot = torch.cat([-x[..., half:], x[..., :half]], -1)
         return x * cos + rot * sin
@@ -76,9 +100,14 @@ class Model:
         w = self.layers[i]
         n = x.shape[0]
         h = self.rms(x, w["input_layernorm"])
-        q = (h @ w["self_attn.q_proj"].T).view(n, self.H, self.hd).transpose(0, 1)
-        k = (h @ w["self_attn.k_proj"].T).view(n, self.KV, self.hd).transpose(0, 1)
-        v = (h @ w["self_attn.v_proj"].T).view(n, self.KV, self.hd).transpose(0, 1)
+        q, k, v = h @ w["self_attn.q_proj"].T, h @ w["self_attn.k_proj"].T, h @ w["self_attn.v_proj"].T
+        if "self_attn.q_proj.bias" in w:
+            q, k, v = q + w["self_attn.q_proj.bias"], k + w["self_attn.k_proj.bias"], v + w["self_attn.v_proj.bias"]
+        q = q.view(n, self.H, self.hd).transpose(0, 1)
+        k = k.view(n, self.KV, self.hd).transpose(0, 1)
+        v = v.view(n, self.KV, self.hd).transpose(0, 1)
+        if "self_attn.q_norm.weight" in w:  # per-head RMSNorm over head_dim, before RoPE
+            q, k = self.rms(q, w["self_attn.q_norm.weight"]), self.rms(k, w["self_attn.k_norm.weight"])
         return self.rope(q, pos), self.rope(k, pos), v
 
     def finish(self, i, x, q, qpos, k, v, kpos):
@@ -159,14 +188,15 @@ class LazyRun:
                         self.aux[p] = (i + 1, hid.pop(p))
                 sel = [p for j, p in enumerate(sel) if keep[j]]
         last = self.n - 1
-        logits = m.rms(hid[last][None], m.final_norm) @ m.emb.T
+        logits = m.rms(hid[last][None], m.final_norm) @ m.head.T
         return logits[0], sizes, computed, revivals, gap
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     here = os.path.dirname(os.path.abspath(__file__))
-    ap.add_argument("--make-task", required=True)
+    ap.add_argument("--make-task", help="lazyllm-make-task (prompts from it, tokenized with the model's tokenizer.bin)")
+    ap.add_argument("--prompt-ids", default=None, help="';'-separated comma lists of prompt ids instead of --make-task")
     ap.add_argument("--model", default=os.path.join(here, "..", "..", "models", "lazyqa"))
     ap.add_argument("--length", type=int, default=256, help="prompt tokens")
     ap.add_argument("--decode-steps", type=int, default=4, help="greedy decode steps per case")
@@ -176,13 +206,20 @@ def main():
     ap.add_argument("-o", "--out", required=True)
     a = ap.parse_args()
     torch.set_grad_enabled(False)
+    if not a.make_task and not a.prompt_ids:
+        ap.error("give --make-task or --prompt-ids")
     tok_path = os.path.join(a.model, "tokenizer.bin")
-    tok = Tokenizer.load(tok_path)
+    tok = Tokenizer.load(tok_path) if a.make_task else None
     model = Model(a.model)
     cases = []
-    for seed, variant in PROMPTS:
-        r = train.generate(a.make_task, seed, 1, a.length, variant, tok_path, filler=a.filler)[0]
-        ids = tok.encode_fast(r["prompt"], True)
+    prompts = PROMPTS if a.make_task else [(None, p) for p in a.prompt_ids.split(";") if p]
+    for seed, variant in prompts:
+        if seed is None:  # --prompt-ids: `variant` is the id list
+            r, ids = {"answers": [""]}, [int(x) for x in variant.split(",")]
+            variant = "ids"
+        else:
+            r = train.generate(a.make_task, seed, 1, a.length, variant, tok_path, filler=a.filler)[0]
+            ids = tok.encode_fast(r["prompt"], True)
         for sched in [""] + [x for x in a.schedules.split(";") if x]:
             run = LazyRun(model, sched)
             logits, sizes, comp, rev, gap = run.step(ids)
@@ -192,7 +229,8 @@ def main():
                 continue
             first = int(logits.argmax())
             notes = f" --filler {a.filler}" if a.filler else ""
-            case = {"make_task": f"--seed {seed} --count 1 --length {a.length} --variant {variant}{notes} --emit-prompt",
+            case = {"make_task": (f"--seed {seed} --count 1 --length {a.length} --variant {variant}{notes} --emit-prompt"
+                                  if seed is not None else "--prompt-ids"),
                     "schedule": sched or "none", "prompt_ids": ids, "selected": sizes, "computed": comp,
                     "min_relative_gap": gap if math.isfinite(gap) else None, "greedy_id": first,
                     "last_logits": [round(float(v), 4) for v in logits], "decode": []}
@@ -207,7 +245,8 @@ def main():
                               "greedy_id": int(logits.argmax()), "last_logits": [round(float(v), 4) for v in logits]})
                 nxt = int(logits.argmax())
             case["decode"] = steps
-            text = tok.decode([first] + [st["greedy_id"] for st in steps])
+            text = tok.decode([first] + [st["greedy_id"] for st in steps]) if tok else [first] + [
+                st["greedy_id"] for st in steps]
             print(f"{tag}: |S_l| {case['selected']}, gap {case['min_relative_gap']}, {len(steps)} decode steps, "
                   f"revivals {[st['revivals'] for st in steps]}, greedy {text!r} (answer {r['answers'][0]!r})")
             cases.append(case)

@@ -35,8 +35,10 @@ namespace detail {
 /// Per-row scratch of one layer (x, its copy, the normed input, q, k, v, attention output, the
 /// output projection, gate and up) for `rows` rows, plus the logits and per-head scores.
 inline std::uint64_t activation_bytes(const RuntimeConfig& c, std::uint64_t rows) {
-  const std::uint64_t d = std::uint64_t(c.dim), kvd = std::uint64_t(c.kv_dim()), hid = std::uint64_t(c.hidden_dim);
-  return rows * (6 * d + 2 * kvd + 2 * hid) * 4 + std::uint64_t(c.vocab_size) * 4 + std::uint64_t(c.n_heads) * rows * 4;
+  const std::uint64_t d = std::uint64_t(c.dim), kvd = std::uint64_t(c.kv_dim()), hid = std::uint64_t(c.hidden_dim),
+                      qd = std::uint64_t(c.q_dim());
+  return rows * (4 * d + 2 * qd + 2 * kvd + 2 * hid) * 4 + std::uint64_t(c.vocab_size) * 4 +
+         std::uint64_t(c.n_heads) * rows * 4;
 }
 
 }  // namespace detail
@@ -60,16 +62,26 @@ inline MemoryNeed cpu_memory_need(const RuntimeConfig& c, int n_ctx, int aux_lay
 /// each layer's projections, the FFN padded to a multiple of 8 with zeros).
 inline std::uint64_t gpu_stored_weight_values(const RuntimeConfig& c) {
   const std::uint64_t d = std::uint64_t(c.dim), kvd = std::uint64_t(c.kv_dim()), v = std::uint64_t(c.vocab_size),
-                      hid = (std::uint64_t(c.hidden_dim) + 7) / 8 * 8;
-  const std::uint64_t per_layer = (d + 2 * kvd) * d + d * d + 2 * hid * d + d * hid;
+                      hid = (std::uint64_t(c.hidden_dim) + 7) / 8 * 8, qd = std::uint64_t(c.q_dim());
+  const std::uint64_t per_layer = (qd + 2 * kvd) * d + d * qd + 2 * hid * d + d * hid;
   return v * d * (c.tied_embeddings ? 1 : 2) + std::uint64_t(c.n_layers) * per_layer;
 }
 
+/// fp32 values the CUDA backend keeps per model for the q/k/v biases (attention_bias) and the q/k
+/// norms (qk_norm), all layers together.
+inline std::int64_t gpu_attention_extra_values(const RuntimeConfig& c) {
+  const std::int64_t per_layer = (c.attention_bias ? std::int64_t(c.q_dim()) + 2 * std::int64_t(c.kv_dim()) : 0) +
+                                 (c.qk_norm ? 2 * std::int64_t(c.head_dim()) : 0);
+  return per_layer * c.n_layers;
+}
+
 /// The CUDA backend's model on the GPU: the weight matrices in its storage type (`store_bytes` per
-/// value), the fp32 norms and the RoPE table (cos and sin, fp32, per position and pair).
+/// value), the fp32 norms (and biases, q/k norms) and the RoPE table (cos and sin, fp32, per
+/// position and pair).
 inline std::uint64_t gpu_weight_bytes(const RuntimeConfig& c, int store_bytes) {
   const std::uint64_t d = std::uint64_t(c.dim), layers = std::uint64_t(c.n_layers);
   return gpu_stored_weight_values(c) * std::uint64_t(store_bytes) + (layers * 2 + 1) * d * 4 +
+         std::uint64_t(gpu_attention_extra_values(c)) * 4 +
          std::uint64_t(c.max_seq_len) * std::uint64_t(c.head_dim() / 2) * 8;
 }
 
@@ -90,11 +102,12 @@ inline MemoryNeed gpu_memory_need(const RuntimeConfig& c, int n_ctx, int aux_lay
 
 /// Host RAM while the CUDA backend uploads: one tensor at a time through a staging buffer in the
 /// storage type (the checkpoint stays memory-mapped: page cache, not a copy).
-inline MemoryNeed gpu_upload_host_need(const RuntimeConfig& c, int store_bytes = 2, const std::string& store_name = "bf16") {
+inline MemoryNeed gpu_upload_host_need(const RuntimeConfig& c, int store_bytes = 2,
+                                       const std::string& store_name = "bf16") {
   MemoryNeed m;
   m.where = "RAM";
   const std::uint64_t widest =
-      std::max<std::uint64_t>(std::uint64_t(c.vocab_size), std::uint64_t(c.hidden_dim) + 8);
+      std::max({std::uint64_t(c.vocab_size), std::uint64_t(c.hidden_dim) + 8, std::uint64_t(c.q_dim())});
   m.weights = widest * std::uint64_t(c.dim) * std::uint64_t(store_bytes);
   m.weights_note = store_name + " staging of the largest tensor for the GPU upload; the file stays mapped";
   return m;

@@ -80,7 +80,8 @@ inline ShardRanges shard_ranges(const RuntimeConfig& c, Shard s) {
 /// norms, classifier) as they are, and per layer the rows and columns of its heads and FFN
 /// units. Row slices are views into `w`'s storage (kept alive here); column slices (wo, w2) are
 /// copies. Shapes (row-major [out, in], hd = head_dim): wq [n_q hd, dim], wk and wv
-/// [n_kv hd, dim], wo [dim, n_q hd], w1 and w3 [n_ffn, dim], w2 [dim, n_ffn].
+/// [n_kv hd, dim], wo [dim, n_q hd], w1 and w3 [n_ffn, dim], w2 [dim, n_ffn]; the q/k/v biases
+/// (when the model has them) [n_q hd], [n_kv hd], [n_kv hd]; q_norm and k_norm whole.
 struct ShardWeights {
   RuntimeConfig config;  // the whole model's
   Shard shard;
@@ -108,6 +109,15 @@ struct ShardWeights {
       f(l.w1, h * d);
       f(l.w2, d * h);
       f(l.w3, h * d);
+      if (config.attention_bias) {
+        f(l.bq, q);
+        f(l.bk, kv);
+        f(l.bv, kv);
+      }
+      if (config.qk_norm) {
+        f(l.q_norm, config.head_dim());
+        f(l.k_norm, config.head_dim());
+      }
     }
   }
 };
@@ -169,6 +179,13 @@ inline ShardWeights shard_weights(const ModelWeights& w, Shard s) {
     o.w1 = detail::row_slice(l.w1, r.ffn_first, d);
     o.w3 = detail::row_slice(l.w3, r.ffn_first, d);
     o.w2 = cols(l.w2, d, h, r.ffn_first, r.n_ffn);
+    if (c.attention_bias) {  // a bias splits with its projection's rows
+      o.bq = detail::row_slice(l.bq, std::int64_t(r.q_first) * hd, 1);
+      o.bk = detail::row_slice(l.bk, std::int64_t(r.kv_first) * hd, 1);
+      o.bv = detail::row_slice(l.bv, std::int64_t(r.kv_first) * hd, 1);
+    }
+    o.q_norm = l.q_norm;  // per-head weights: every rank needs all of them
+    o.k_norm = l.k_norm;
     out.layers.push_back(o);
   }
   return out;

@@ -56,6 +56,9 @@ class TpCudaBackend {
     c.validate();
     shard_ = Shard{comm.rank(), comm.size()};
     ranges_ = shard_ranges(c, shard_);
+    if (c.attention_bias || c.qk_norm)
+      throw ConfigError(std::string("TpCudaBackend: ") + (c.attention_bias ? "q/k/v biases" : "q/k norms") +
+                        " are not supported here (use CudaBackend, or the CPU backend's tensor parallelism)");
     const int hd = c.head_dim();
     q_r_ = ranges_.n_q * hd;
     kv_r_ = ranges_.n_kv * hd;
@@ -157,7 +160,7 @@ class TpCudaBackend {
     s.final_norm.to_f32(0, d, nh.data() + std::size_t(2 * c.n_layers) * d);
     norms_.reset(nh.size(), "norm weights");
     LAZYLLM_CUDA_CHECK(cudaMemcpy(norms_.get(), nh.data(), nh.size() * 4, cudaMemcpyHostToDevice));
-    const auto table = gpu::detail::rope_table(c.max_seq_len, hd, c.rope_theta);
+    const auto table = gpu::detail::rope_table(c.max_seq_len, rope_frequencies(c));
     rope_.reset(table.size(), "RoPE table");
     LAZYLLM_CUDA_CHECK(cudaMemcpy(rope_.get(), table.data(), table.size() * sizeof(float2), cudaMemcpyHostToDevice));
   }
@@ -298,6 +301,7 @@ class TpCudaBackend {
     if (int(call.q_pos.size()) != rows || int(call.q_slots.size()) != rows || int(call.kv_slots.size()) != n_kv)
       throw InvalidArgument("TpCudaBackend::layer: index arrays do not match the activations (" + std::to_string(rows) +
                             " rows)");
+    for (const std::int32_t p : call.q_pos) detail::check_sliding_window(config_, p);
     if (call.want_scores && scores.size() < std::size_t(n_kv))
       throw InvalidArgument("TpCudaBackend::layer: the scores span has " + std::to_string(scores.size()) +
                             " entries, " + std::to_string(n_kv) + " needed");

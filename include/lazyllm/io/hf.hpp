@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// Hugging Face Llama checkpoints: config.json + model.safetensors, or a sharded
-// model.safetensors.index.json. fp32 tensors are mapped; fp16/bf16 are converted to fp32.
+// Hugging Face checkpoints of the Llama family (model_type llama, mistral, qwen2, qwen3):
+// config.json + model.safetensors, or a sharded model.safetensors.index.json. fp32 tensors are
+// mapped; fp16/bf16 are converted to fp32 (or kept, LoadOptions::keep_source_dtype).
 #pragma once
 #include <cctype>
 #include <climits>
@@ -67,13 +68,24 @@ inline RuntimeConfig hf_config(const std::filesystem::path& path) {
     if (present(key) && j[key] != want)
       throw FormatError(p, std::string(key) + " " + j[key].dump() + " is not supported (" + what + ")");
   };
-  expect_string("model_type", "llama", "only \"llama\"");
+  // The families whose decoder is Llama's with at most these additions: q/k/v biases (qwen2),
+  // per-head q/k RMSNorm (qwen3), a sliding window (mistral; refused past it at run time).
+  std::string family = "llama";
+  if (present("model_type")) {
+    if (!j["model_type"].is_string()) throw FormatError(p, "key 'model_type' is not a string");
+    family = j["model_type"].get<std::string>();
+    if (family != "llama" && family != "mistral" && family != "qwen2" && family != "qwen3")
+      throw FormatError(p, "model_type " + j["model_type"].dump() +
+                               " is not supported (only \"llama\", \"mistral\", \"qwen2\" and \"qwen3\")");
+  }
   expect_string("hidden_act", "silu", "only \"silu\"");
-  if (present("rope_scaling"))
-    throw FormatError(p, "rope_scaling " + j["rope_scaling"].dump() + " is not supported (plain RoPE only)");
-  for (const char* bias : {"attention_bias", "mlp_bias"})
-    if (present(bias) && j[bias] != false)
-      throw FormatError(p, std::string(bias) + " " + j[bias].dump() + " is not supported (Llama has no biases)");
+  if (present("mlp_bias") && j["mlp_bias"] != false)
+    throw FormatError(p, "mlp_bias " + j["mlp_bias"].dump() + " is not supported (no MLP biases)");
+  if (present("attention_bias") && j["attention_bias"] != false && family != "qwen2")
+    throw FormatError(p, "attention_bias " + j["attention_bias"].dump() + " is not supported for " + family +
+                             " (its output projection would have a bias too)");
+  if (present("use_sliding_window") && j["use_sliding_window"] != false)
+    throw FormatError(p, "use_sliding_window " + j["use_sliding_window"].dump() + " is not supported for " + family);
   RuntimeConfig c;
   using Lim = ConfigLimits;
   c.dim = as_int("hidden_size", Lim::max_dim);
@@ -84,13 +96,86 @@ inline RuntimeConfig hf_config(const std::filesystem::path& path) {
   c.vocab_size = as_int("vocab_size", Lim::max_vocab_size);
   c.max_seq_len = as_int("max_position_embeddings", Lim::max_seq_len);
   c.norm_eps = as_float(require("rms_norm_eps"), "rms_norm_eps");
+  c.attention_bias = family == "qwen2";  // Qwen2's q/k/v projections always have biases
+  c.qk_norm = family == "qwen3";
+  if (family == "mistral" && present("sliding_window")) c.sliding_window = as_int("sliding_window", INT_MAX);
+  if (present("head_dim")) {
+    c.explicit_head_dim = as_int("head_dim", Lim::max_dim);
+    if (c.explicit_head_dim <= 0)
+      throw FormatError(p, "key 'head_dim' must be positive (got " + j["head_dim"].dump() + ")");
+    if (c.n_heads > 0 && c.dim % c.n_heads == 0 && c.explicit_head_dim == c.dim / c.n_heads)
+      c.explicit_head_dim = 0;  // the default
+  }
+
+  // RoPE: transformers 4.x writes rope_theta at the top level and the scaling in rope_scaling
+  // ("type" or "rope_type"); 5.x writes both into rope_parameters. Either (or both) is read.
+  nlohmann::json rope = nlohmann::json::object();
+  for (const char* key : {"rope_scaling", "rope_parameters"}) {
+    if (!present(key)) continue;
+    if (!j[key].is_object()) throw FormatError(p, std::string(key) + " is not an object (got " + j[key].dump() + ")");
+    for (const auto& [k, v] : j[key].items()) rope[k == "type" ? "rope_type" : k] = v;
+  }
+  if (present("partial_rotary_factor") && !rope.contains("partial_rotary_factor"))
+    rope["partial_rotary_factor"] = j["partial_rotary_factor"];  // 4.x spells it at the top level
+  auto rp_present = [&](const char* key) { return rope.contains(key) && !rope[key].is_null(); };
+  auto rp_float = [&](const char* key) { return as_float(rope[key], (std::string("rope ") + key).c_str()); };
+  auto rp_int = [&](const char* key) {
+    const auto& v = rope[key];
+    if (!v.is_number() || v.get<double>() != std::floor(v.get<double>()) || v.get<double>() < 1 ||
+        v.get<double>() > double(Lim::max_seq_len))
+      throw FormatError(p, std::string("rope ") + key + " " + v.dump() + " is not a positive integer");
+    return int(v.get<double>());
+  };
   c.rope_theta = present("rope_theta") ? as_float(j["rope_theta"], "rope_theta") : 10000.0f;
-  if (present("rope_parameters")) {  // transformers 5 moves rope_theta / rope_type here
-    const auto& rp = j["rope_parameters"];
-    if (!rp.is_object()) throw FormatError(p, "rope_parameters is not an object");
-    if (rp.contains("rope_type") && rp["rope_type"] != "default")
-      throw FormatError(p, "rope_parameters.rope_type " + rp["rope_type"].dump() + " is not supported (plain RoPE only)");
-    if (rp.contains("rope_theta")) c.rope_theta = as_float(rp["rope_theta"], "rope_parameters.rope_theta");
+  if (rp_present("rope_theta")) c.rope_theta = rp_float("rope_theta");
+  if (rp_present("partial_rotary_factor") && rope["partial_rotary_factor"] != 1.0 && rope["partial_rotary_factor"] != 1)
+    throw FormatError(p, "rope partial_rotary_factor " + rope["partial_rotary_factor"].dump() +
+                             " is not supported (every dimension rotates)");
+  const std::string rope_type = rp_present("rope_type") && rope["rope_type"].is_string()
+                                    ? rope["rope_type"].get<std::string>()
+                                    : (rp_present("rope_type") ? rope["rope_type"].dump() : "default");
+  RopeScaling& rs = c.rope_scaling;
+  if (rope_type == "default") {
+    rs.type = RopeType::Default;
+  } else if (rope_type == "linear") {
+    rs.type = RopeType::Linear;
+  } else if (rope_type == "llama3") {
+    rs.type = RopeType::Llama3;
+  } else if (rope_type == "yarn") {
+    rs.type = RopeType::Yarn;
+  } else {
+    throw FormatError(p, "rope_type \"" + rope_type + "\" is not supported (default, linear, llama3 or yarn)");
+  }
+  if (rs.type != RopeType::Default) {
+    const char* t = to_string(rs.type);
+    if (rp_present("original_max_position_embeddings"))
+      rs.original_max_position_embeddings = rp_int("original_max_position_embeddings");
+    if (rp_present("factor")) {
+      rs.factor = rp_float("factor");
+    } else if (rs.type == RopeType::Yarn && rs.original_max_position_embeddings > 0) {
+      rs.factor = float(double(c.max_seq_len) / rs.original_max_position_embeddings);  // as transformers 5 does
+    } else {
+      throw FormatError(p, std::string("rope ") + t + " needs 'factor'");
+    }
+    if (rs.type == RopeType::Llama3) {
+      for (const char* k : {"low_freq_factor", "high_freq_factor", "original_max_position_embeddings"})
+        if (!rp_present(k)) throw FormatError(p, std::string("rope llama3 needs '") + k + "'");
+      rs.low_freq_factor = rp_float("low_freq_factor");
+      rs.high_freq_factor = rp_float("high_freq_factor");
+    }
+    if (rs.type == RopeType::Yarn) {
+      if (rs.original_max_position_embeddings == 0) rs.original_max_position_embeddings = c.max_seq_len;
+      // transformers: `get("beta_fast") or 32`, so 0 means the default too.
+      if (rp_present("beta_fast") && rope["beta_fast"] != 0) rs.beta_fast = rp_float("beta_fast");
+      if (rp_present("beta_slow") && rope["beta_slow"] != 0) rs.beta_slow = rp_float("beta_slow");
+      if (rp_present("attention_factor")) rs.attention_factor = rp_float("attention_factor");
+      if (rp_present("mscale")) rs.mscale = rp_float("mscale");
+      if (rp_present("mscale_all_dim")) rs.mscale_all_dim = rp_float("mscale_all_dim");
+      if (rp_present("truncate")) {
+        if (!rope["truncate"].is_boolean()) throw FormatError(p, "rope truncate is not a boolean");
+        rs.truncate = rope["truncate"].get<bool>();
+      }
+    }
   }
   c.rope_style = RopeStyle::RotateHalf;
   if (present("tie_word_embeddings")) {
@@ -102,9 +187,6 @@ inline RuntimeConfig hf_config(const std::filesystem::path& path) {
   } catch (const ConfigError& e) {
     throw FormatError(p, e.what());
   }
-  if (present("head_dim") && as_int("head_dim", Lim::max_dim) != c.head_dim())
-    throw FormatError(p, "head_dim " + j["head_dim"].dump() + " differs from hidden_size / num_attention_heads = " +
-                             std::to_string(c.head_dim()) + " (not supported)");
   return c;
 }
 
@@ -194,16 +276,32 @@ inline ModelWeights load_hf(const std::filesystem::path& dir, const LoadOptions&
     if (opts.keep_source_dtype && info.dtype != TensorDType::F32) return it->second->view(name);
     return std::span<const float>(it->second->as_f32(name, w.storage), std::size_t(info.numel()));
   };
-  const std::int64_t d = c.dim, h = c.hidden_dim, kv = c.kv_dim(), v = c.vocab_size;
+  const std::int64_t d = c.dim, h = c.hidden_dim, kv = c.kv_dim(), v = c.vocab_size, q = c.q_dim(), hd = c.head_dim();
+  // A bias this loader would silently drop (o_proj, MLP) means another architecture: refuse it.
+  for (const auto& [name, f] : where) {
+    const bool qkv_bias =
+        name.ends_with("q_proj.bias") || name.ends_with("k_proj.bias") || name.ends_with("v_proj.bias");
+    if (name.ends_with(".bias") && !(qkv_bias && c.attention_bias))
+      throw FormatError(f->path(), "tensor '" + name + "' is not supported (this architecture has no such bias)");
+  }
   w.token_embedding = get("model.embed_tokens.weight", {v, d});
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string pre = "model.layers." + std::to_string(l) + ".";
     LayerWeights lw;
     lw.attn_norm = get(pre + "input_layernorm.weight", {d});
-    lw.wq = get(pre + "self_attn.q_proj.weight", {d, d});
+    lw.wq = get(pre + "self_attn.q_proj.weight", {q, d});
     lw.wk = get(pre + "self_attn.k_proj.weight", {kv, d});
     lw.wv = get(pre + "self_attn.v_proj.weight", {kv, d});
-    lw.wo = get(pre + "self_attn.o_proj.weight", {d, d});
+    lw.wo = get(pre + "self_attn.o_proj.weight", {d, q});
+    if (c.attention_bias) {
+      lw.bq = get(pre + "self_attn.q_proj.bias", {q});
+      lw.bk = get(pre + "self_attn.k_proj.bias", {kv});
+      lw.bv = get(pre + "self_attn.v_proj.bias", {kv});
+    }
+    if (c.qk_norm) {
+      lw.q_norm = get(pre + "self_attn.q_norm.weight", {hd});
+      lw.k_norm = get(pre + "self_attn.k_norm.weight", {hd});
+    }
     lw.ffn_norm = get(pre + "post_attention_layernorm.weight", {d});
     lw.w1 = get(pre + "mlp.gate_proj.weight", {h, d});
     lw.w2 = get(pre + "mlp.down_proj.weight", {d, h});

@@ -91,6 +91,9 @@ struct LayerWeights {
   WeightView w1;         // gate [hidden_dim, dim]
   WeightView w2;         // down [dim, hidden_dim]
   WeightView w3;         // up   [hidden_dim, dim]
+  // Present only when the config asks for them (empty views otherwise):
+  WeightView bq{}, bk{}, bv{};    // attention_bias: [n_heads * head_dim], [n_kv_heads * head_dim] x 2
+  WeightView q_norm{}, k_norm{};  // qk_norm: [head_dim] each (shared by every head)
 };
 
 /// A loaded model: its configuration and a view of every weight. The views point either into a
@@ -99,9 +102,9 @@ struct LayerWeights {
 /// of ModelWeights share it.
 struct ModelWeights {
   RuntimeConfig config;
-  std::string source;                  // file or directory it was read from
-  std::string source_dtype = "f32";    // dtype of the tensors in the file ("f32", "f16", "bf16")
-  WeightView token_embedding;          // [vocab, dim]
+  std::string source;                // file or directory it was read from
+  std::string source_dtype = "f32";  // dtype of the tensors in the file ("f32", "f16", "bf16")
+  WeightView token_embedding;        // [vocab, dim]
   std::vector<LayerWeights> layers;
   WeightView final_norm;  // [dim]
   WeightView classifier;  // [vocab, dim]; == token_embedding when tied
@@ -111,17 +114,18 @@ struct ModelWeights {
   bool all_f32() const;
 };
 
-static_assert(sizeof(LayerWeights) == 9 * sizeof(WeightView),
+static_assert(sizeof(LayerWeights) == 14 * sizeof(WeightView),
               "lazyllm: a LayerWeights field was added: for_each_weight() below must visit it");
 
 /// Calls f(name, view, element_count) for every tensor of `w` (W may be const), in
 /// file-independent order: embedding, classifier unless it is tied to the embedding, final norm,
-/// then per layer attn_norm, ffn_norm, wq, wk, wv, wo, w1, w2, w3. `name` spells the member
+/// then per layer attn_norm, ffn_norm, wq, wk, wv, wo, w1, w2, w3, then bq, bk, bv when the config
+/// has attention biases and q_norm, k_norm when it has qk_norm. `name` spells the member
 /// ("token_embedding", "layers[3].wq") for messages; it is built only when f takes it.
 template <class W, class F>
 void for_each_named_weight(W& w, F&& f) {
   const auto& c = w.config;
-  const std::int64_t d = c.dim, kvd = c.kv_dim(), h = c.hidden_dim, v = c.vocab_size;
+  const std::int64_t d = c.dim, qd = c.q_dim(), kvd = c.kv_dim(), h = c.hidden_dim, v = c.vocab_size, hd = c.head_dim();
   const bool tied = w.classifier == w.token_embedding;
   f("token_embedding", w.token_embedding, v * d);
   if (!tied) f("classifier", w.classifier, v * d);
@@ -131,13 +135,22 @@ void for_each_named_weight(W& w, F&& f) {
     const std::string pre = "layers[" + std::to_string(i++) + "].";
     f(pre + "attn_norm", l.attn_norm, d);
     f(pre + "ffn_norm", l.ffn_norm, d);
-    f(pre + "wq", l.wq, d * d);
+    f(pre + "wq", l.wq, qd * d);
     f(pre + "wk", l.wk, kvd * d);
     f(pre + "wv", l.wv, kvd * d);
-    f(pre + "wo", l.wo, d * d);
+    f(pre + "wo", l.wo, d * qd);
     f(pre + "w1", l.w1, h * d);
     f(pre + "w2", l.w2, d * h);
     f(pre + "w3", l.w3, h * d);
+    if (c.attention_bias) {
+      f(pre + "bq", l.bq, qd);
+      f(pre + "bk", l.bk, kvd);
+      f(pre + "bv", l.bv, kvd);
+    }
+    if (c.qk_norm) {
+      f(pre + "q_norm", l.q_norm, hd);
+      f(pre + "k_norm", l.k_norm, hd);
+    }
   }
 }
 
@@ -145,7 +158,7 @@ void for_each_named_weight(W& w, F&& f) {
 template <class W, class F>
 void for_each_weight(W& w, F&& f) {
   const auto& c = w.config;
-  const std::int64_t d = c.dim, kvd = c.kv_dim(), h = c.hidden_dim, v = c.vocab_size;
+  const std::int64_t d = c.dim, qd = c.q_dim(), kvd = c.kv_dim(), h = c.hidden_dim, v = c.vocab_size, hd = c.head_dim();
   const bool tied = w.classifier == w.token_embedding;
   f(w.token_embedding, v * d);
   if (!tied) f(w.classifier, v * d);
@@ -153,13 +166,22 @@ void for_each_weight(W& w, F&& f) {
   for (auto& l : w.layers) {
     f(l.attn_norm, d);
     f(l.ffn_norm, d);
-    f(l.wq, d * d);
+    f(l.wq, qd * d);
     f(l.wk, kvd * d);
     f(l.wv, kvd * d);
-    f(l.wo, d * d);
+    f(l.wo, d * qd);
     f(l.w1, h * d);
     f(l.w2, d * h);
     f(l.w3, h * d);
+    if (c.attention_bias) {
+      f(l.bq, qd);
+      f(l.bk, kvd);
+      f(l.bv, kvd);
+    }
+    if (c.qk_norm) {
+      f(l.q_norm, hd);
+      f(l.k_norm, hd);
+    }
   }
 }
 

@@ -13,6 +13,7 @@
 #include "lazyllm/backend/attention_backend.hpp"
 #include "lazyllm/backend/cpu/ops.hpp"
 #include "lazyllm/cache/kv_store.hpp"
+#include "lazyllm/config/rope.hpp"
 #include "lazyllm/detail/error.hpp"
 #include "lazyllm/dist/any_comm.hpp"
 #include "lazyllm/dist/shard.hpp"
@@ -40,6 +41,7 @@ class CpuModel {
                           std::to_string(w_.config.n_layers));
       ranges_ = shard_ranges(w_.config, shard);
       layers_ = w_.layers;
+      rope_ = rope_frequencies(w_.config);
       return;
     }
     ShardWeights s = to_f32(shard_weights(w, shard));
@@ -52,6 +54,7 @@ class CpuModel {
     w_.storage = std::move(s.storage);
     ranges_ = s.ranges;
     layers_ = std::move(s.layers);
+    rope_ = rope_frequencies(w_.config);
   }
   /// The whole model's configuration (a shard's part of it is ranges()).
   const RuntimeConfig& config() const { return w_.config; }
@@ -61,9 +64,12 @@ class CpuModel {
   const LayerWeights& layer(int l) const { return layers_[std::size_t(l)]; }
   Shard shard() const { return shard_; }
   const ShardRanges& ranges() const { return ranges_; }
+  /// The RoPE inverse frequencies and attention factor (config/rope.hpp).
+  const RopeFrequencies& rope() const { return rope_; }
 
  private:
   ModelWeights w_;
+  RopeFrequencies rope_;
   Shard shard_;
   ShardRanges ranges_;
   std::vector<LayerWeights> layers_;
@@ -228,6 +234,7 @@ class CpuBackend {
         call.kv_slots.size() != call.kv_pos.size())
       throw InvalidArgument("CpuBackend::layer: index arrays do not match the activations (" + std::to_string(rows) +
                             " rows)");
+    for (const std::int32_t p : call.q_pos) detail::check_sliding_window(c, p);
     row_seq_.resize(std::size_t(rows));
     for (std::size_t s = 0; s < call.seqs.size(); ++s)
       for (int r = 0; r < call.seqs[s].rows; ++r) row_seq_[std::size_t(call.seqs[s].row_begin + r)] = int(s);
@@ -240,11 +247,26 @@ class CpuBackend {
     cpu::matmul(q.data(), xn.data(), lw.wq.f32(), rows, d, qd);
     cpu::matmul(k.data(), xn.data(), lw.wk.f32(), rows, d, kvd);
     cpu::matmul(v.data(), xn.data(), lw.wv.f32(), rows, d, kvd);
+    const RopeFrequencies& rf = m_->rope();
     for (int r = 0; r < rows; ++r) {
+      float* qr = q.data() + std::size_t(r) * qd;
+      float* kr = k.data() + std::size_t(r) * kvd;
+      if (c.attention_bias) {  // Qwen2: q, k and v projections with biases
+        float* vr = v.data() + std::size_t(r) * kvd;
+        const float *bq = lw.bq.f32(), *bk = lw.bk.f32(), *bv = lw.bv.f32();
+        for (int i = 0; i < qd; ++i) qr[i] += bq[i];
+        for (int i = 0; i < kvd; ++i) kr[i] += bk[i], vr[i] += bv[i];
+      }
+      if (c.qk_norm) {  // Qwen3: RMSNorm over each head of q and k, before RoPE
+        for (int h = 0; h < nh; ++h)
+          cpu::rmsnorm(qr + std::size_t(h) * hd, qr + std::size_t(h) * hd, lw.q_norm.f32(), hd, c.norm_eps);
+        for (int h = 0; h < nkv; ++h)
+          cpu::rmsnorm(kr + std::size_t(h) * hd, kr + std::size_t(h) * hd, lw.k_norm.f32(), hd, c.norm_eps);
+      }
       for (int h = 0; h < nh; ++h)
-        cpu::rope(q.data() + std::size_t(r) * qd + std::size_t(h) * hd, hd, call.q_pos[r], c.rope_theta, c.rope_style);
+        cpu::rope(qr + std::size_t(h) * hd, hd, call.q_pos[r], rf.inv_freq.data(), rf.attention_factor, c.rope_style);
       for (int h = 0; h < nkv; ++h)
-        cpu::rope(k.data() + std::size_t(r) * kvd + std::size_t(h) * hd, hd, call.q_pos[r], c.rope_theta, c.rope_style);
+        cpu::rope(kr + std::size_t(h) * hd, hd, call.q_pos[r], rf.inv_freq.data(), rf.attention_factor, c.rope_style);
       std::copy_n(k.data() + std::size_t(r) * kvd, kvd, kv_.k_ptr(call.q_slots[r], 0));
       std::copy_n(v.data() + std::size_t(r) * kvd, kvd, kv_.v_ptr(call.q_slots[r], 0));
     }

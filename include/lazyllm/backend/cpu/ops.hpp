@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "lazyllm/config/model_config.hpp"
 #include "lazyllm/detail/parallel.hpp"
@@ -42,20 +43,37 @@ inline void rmsnorm(float* out, const float* x, const float* w, int n, float eps
   for (int i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
 }
 
-/// Rotates one head vector `v` (head_dim values) to position `pos`. Frequency of pair i is
-/// theta^(-2i/head_dim). Interleaved pairs (2i, 2i+1); RotateHalf pairs (i, i + head_dim/2).
-inline void rope(float* v, int head_dim, std::int32_t pos, float theta, RopeStyle style) {
+/// Rotates one head vector `v` (head_dim values) to position `pos` with the per-pair inverse
+/// frequencies `inv_freq` (head_dim/2 values, config/rope.hpp) and cos and sin multiplied by
+/// `attention_factor` (YaRN; 1 otherwise). Interleaved pairs (2i, 2i+1); RotateHalf pairs
+/// (i, i + head_dim/2).
+inline void rope(float* v, int head_dim, std::int32_t pos, const double* inv_freq, double attention_factor,
+                 RopeStyle style) {
   const int half = head_dim / 2;
   for (int i = 0; i < half; ++i) {
-    const double freq = std::pow(double(theta), -2.0 * i / head_dim);
-    const double angle = double(pos) * freq;
-    const float c = static_cast<float>(std::cos(angle)), s = static_cast<float>(std::sin(angle));
+    const double angle = double(pos) * inv_freq[i];
+    const float c = static_cast<float>(std::cos(angle) * attention_factor),
+                s = static_cast<float>(std::sin(angle) * attention_factor);
     const int a = style == RopeStyle::Interleaved ? 2 * i : i;
     const int b = style == RopeStyle::Interleaved ? 2 * i + 1 : i + half;
     const float x0 = v[a], x1 = v[b];
     v[a] = x0 * c - x1 * s;
     v[b] = x0 * s + x1 * c;
   }
+}
+
+/// Default RoPE: frequency of pair i is theta^(-2i/head_dim) (the table rope_frequencies() makes
+/// for RopeType::Default).
+inline void rope(float* v, int head_dim, std::int32_t pos, float theta, RopeStyle style) {
+  const int half = head_dim / 2;
+  double inv_freq[512];  // head_dim <= 1024 here; wider heads take the table overload
+  if (half > 512) {
+    std::vector<double> t(static_cast<std::size_t>(half));
+    for (int i = 0; i < half; ++i) t[std::size_t(i)] = std::pow(double(theta), -2.0 * i / head_dim);
+    return rope(v, head_dim, pos, t.data(), 1.0, style);
+  }
+  for (int i = 0; i < half; ++i) inv_freq[i] = std::pow(double(theta), -2.0 * i / head_dim);
+  rope(v, head_dim, pos, inv_freq, 1.0, style);
 }
 
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }

@@ -34,6 +34,7 @@
 #include "lazyllm/backend/cuda/tuning.cuh"
 #include "lazyllm/backend/memory_need.hpp"
 #include "lazyllm/cache/kv_store.hpp"
+#include "lazyllm/config/rope.hpp"
 #include "lazyllm/detail/error.hpp"
 #include "lazyllm/detail/parallel.hpp"
 #include "lazyllm/engine/pool.hpp"
@@ -41,10 +42,11 @@
 
 namespace lazyllm {
 
-/// The model on the GPU: the weights as ST (fused QKV [(d + 2 kvd), d] and gate/up [2 hid, d]),
-/// the norms in fp32 and the RoPE table, uploaded once and immutable afterwards. Shared (through
-/// std::shared_ptr<const CudaModel<ST>>) by every backend, engine and thread that runs it: one
-/// copy in GPU memory however many requests run.
+/// The model on the GPU: the weights as ST (fused QKV [(qd + 2 kvd), d] and gate/up [2 hid, d]),
+/// the norms (and the q/k/v biases and q/k norms of the models that have them) in fp32 and the
+/// RoPE table (cos, sin per position, from config/rope.hpp: every RoPE type), uploaded once and immutable afterwards.
+/// Shared (through std::shared_ptr<const CudaModel<ST>>) by every backend, engine and thread that runs it: one copy in
+/// GPU memory however many requests run.
 template <class ST>
 class CudaModel {
   static constexpr bool kFp32 = std::is_same_v<ST, float>;
@@ -54,6 +56,8 @@ class CudaModel {
   struct Layer {
     const ST *qkv = nullptr, *wo = nullptr, *gate_up = nullptr, *w2 = nullptr;
     const float *attn_norm = nullptr, *ffn_norm = nullptr;
+    const float* qkv_bias = nullptr;                   // [qd + 2 kvd] when attention_bias
+    const float *q_norm = nullptr, *k_norm = nullptr;  // [head_dim] each when qk_norm
   };
 
   /// Uploads `w` to the current device (synchronously). Throws ConfigError for a shape the
@@ -66,8 +70,9 @@ class CudaModel {
     if (int(w.layers.size()) != c.n_layers)
       throw ConfigError("CudaBackend: weights have " + std::to_string(w.layers.size()) + " layers, config says " +
                         std::to_string(c.n_layers));
-    if (c.dim % 8 != 0 || c.kv_dim() % 8 != 0)
-      throw ConfigError("CudaBackend: dim (" + std::to_string(c.dim) + ") and kv_dim (" + std::to_string(c.kv_dim()) +
+    if (c.dim % 8 != 0 || c.kv_dim() % 8 != 0 || c.q_dim() % 8 != 0)
+      throw ConfigError("CudaBackend: dim (" + std::to_string(c.dim) + "), n_heads * head_dim (" +
+                        std::to_string(c.q_dim()) + ") and kv_dim (" + std::to_string(c.kv_dim()) +
                         ") must be multiples of 8");
     if (c.head_dim() > 128)
       throw ConfigError("CudaBackend: head_dim " + std::to_string(c.head_dim()) + " is not supported (at most 128)");
@@ -76,7 +81,7 @@ class CudaModel {
     LAZYLLM_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
 
     hid_ = (c.hidden_dim + 7) / 8 * 8;  // padded with zero weights: 16-byte aligned rows everywhere
-    const std::int64_t d = c.dim, kvd = c.kv_dim(), v = c.vocab_size, hid = hid_;
+    const std::int64_t d = c.dim, kvd = c.kv_dim(), qd = c.q_dim(), v = c.vocab_size, hid = hid_;
     const std::int64_t n_store = std::int64_t(gpu_stored_weight_values(c));  // backend/memory_need.hpp
     const std::uint64_t need = gpu_weight_bytes(c, int(sizeof(ST)));
     const std::uint64_t free_b = gpu::detail::free_device_bytes();
@@ -127,15 +132,15 @@ class CudaModel {
     for (const auto& lw : w.layers) {
       LayerOffsets o;
       o.qkv = at;
-      put(lw.wq, d, d, d);
-      at += d * d;
+      put(lw.wq, qd, d, d);
+      at += qd * d;
       put(lw.wk, kvd, d, d);
       at += kvd * d;
       put(lw.wv, kvd, d, d);
       at += kvd * d;
       o.wo = at;
-      put(lw.wo, d, d, d);
-      at += d * d;
+      put(lw.wo, d, qd, qd);
+      at += d * qd;
       o.gate_up = at;
       put(lw.w1, c.hidden_dim, d, d);  // gate rows [0, hidden); rows up to hid_ stay zero
       at += hid * d;
@@ -169,7 +174,34 @@ class CudaModel {
     w.final_norm.to_f32(0, d, nh.data() + std::size_t(2 * c.n_layers) * d);
     LAZYLLM_CUDA_CHECK(cudaMemcpy(norms_.get(), nh.data(), nh.size() * 4, cudaMemcpyHostToDevice));
 
-    const auto table = gpu::detail::rope_table(c.max_seq_len, c.head_dim(), c.rope_theta);
+    // Per layer, fp32: the q|k|v biases (laid out as the fused QKV rows), then q_norm and k_norm.
+    const std::int64_t per_extra = gpu_attention_extra_values(c) / std::max(1, c.n_layers);
+    if (per_extra > 0) {
+      std::vector<float> eh(std::size_t(per_extra * c.n_layers));
+      extras_.reset(eh.size(), "attention biases and q/k norms");
+      for (int l = 0; l < c.n_layers; ++l) {
+        float* e = eh.data() + std::size_t(l) * std::size_t(per_extra);
+        const LayerWeights& lw = w.layers[std::size_t(l)];
+        const float* dev = extras_.get() + std::size_t(l) * std::size_t(per_extra);
+        if (c.attention_bias) {
+          lw.bq.to_f32(0, qd, e);
+          lw.bk.to_f32(0, kvd, e + qd);
+          lw.bv.to_f32(0, kvd, e + qd + kvd);
+          layers_[std::size_t(l)].qkv_bias = dev;
+          e += qd + 2 * kvd;
+          dev += qd + 2 * kvd;
+        }
+        if (c.qk_norm) {
+          lw.q_norm.to_f32(0, c.head_dim(), e);
+          lw.k_norm.to_f32(0, c.head_dim(), e + c.head_dim());
+          layers_[std::size_t(l)].q_norm = dev;
+          layers_[std::size_t(l)].k_norm = dev + c.head_dim();
+        }
+      }
+      LAZYLLM_CUDA_CHECK(cudaMemcpy(extras_.get(), eh.data(), eh.size() * 4, cudaMemcpyHostToDevice));
+    }
+
+    const auto table = gpu::detail::rope_table(c.max_seq_len, rope_frequencies(c));
     rope_.reset(table.size(), "RoPE table");
     LAZYLLM_CUDA_CHECK(cudaMemcpy(rope_.get(), table.data(), table.size() * sizeof(float2), cudaMemcpyHostToDevice));
   }
@@ -185,7 +217,7 @@ class CudaModel {
   const std::vector<Layer>& layers() const { return layers_; }
   const float2* rope_table() const { return rope_.get(); }
   /// Device memory the model holds.
-  std::uint64_t bytes() const { return weights_.bytes() + norms_.bytes() + rope_.bytes(); }
+  std::uint64_t bytes() const { return weights_.bytes() + norms_.bytes() + extras_.bytes() + rope_.bytes(); }
 
  private:
   struct LayerOffsets {
@@ -198,6 +230,7 @@ class CudaModel {
   int hid_ = 0;
   gpu::DeviceBuffer<ST> weights_;
   gpu::DeviceBuffer<float> norms_;
+  gpu::DeviceBuffer<float> extras_;  // biases and q/k norms (models that have them)
   gpu::DeviceBuffer<float2> rope_;
   const ST* embedding_ = nullptr;
   const ST* classifier_ = nullptr;
@@ -266,10 +299,10 @@ class BasicCudaBackend {
     // fit, at most kGemvMaxRows (70B's 28672-wide FFN input: 4 rows in an H100's 227 KiB, 2 in
     // an A100's 163 KiB; more rows go to cuBLASLt).
     // fp32 storage has no GEMV path (its loads are 16-byte words of 2-byte values): cuBLASLt only.
-    gemv_rows_ =
-        kFp32 ? 0
-              : int(std::min<std::size_t>(std::size_t(gpu::kGemvMaxRows),
-                                          prop.sharedMemPerBlockOptin / (std::size_t(std::max(c.dim, hid_)) * 2)));
+    gemv_rows_ = kFp32 ? 0
+                       : int(std::min<std::size_t>(
+                             std::size_t(gpu::kGemvMaxRows),
+                             prop.sharedMemPerBlockOptin / (std::size_t(std::max({c.dim, c.q_dim(), hid_})) * 2)));
     gemm_.init();
     embedding_ = m_->embedding();
     classifier_ = m_->classifier();
@@ -293,12 +326,13 @@ class BasicCudaBackend {
     const std::size_t r = std::size_t(rows);
     LAZYLLM_CUDA_CHECK(cudaMemsetAsync(xn_.get(), 0, r * std::size_t(d) * sizeof(ST), stream_));
     LAZYLLM_CUDA_CHECK(cudaMemsetAsync(h_.get(), 0, r * std::size_t(hid_) * sizeof(ST), stream_));
+    LAZYLLM_CUDA_CHECK(cudaMemsetAsync(att_.get(), 0, r * std::size_t(c.q_dim()) * sizeof(ST), stream_));
     gpu::DeviceBuffer<float> acc;
     acc.reset(r * std::size_t(d), "warm-up output");
     LAZYLLM_CUDA_CHECK(cudaMemsetAsync(acc.get(), 0, acc.bytes(), stream_));
     const Layer& L = layers_[0];
     gemm_qkv(L, rows);
-    gemm_o_add(L, xn_.get(), acc.get(), rows);
+    gemm_o_add(L, att_.get(), acc.get(), rows);
     gemm_gate_up(L, rows);
     gemm_down_add(L, acc.get(), rows);
     LAZYLLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -499,6 +533,7 @@ class BasicCudaBackend {
     if (int(call.q_pos.size()) != rows || int(call.q_slots.size()) != rows || int(call.kv_slots.size()) != n_kv)
       throw InvalidArgument("CudaBackend::layer: index arrays do not match the activations (" + std::to_string(rows) +
                             " rows)");
+    for (const std::int32_t p : call.q_pos) detail::check_sliding_window(config_, p);
     prof_.mark(gpu::OpClass::Other, call.layer);
     reserve_scratch(rows);
     if (graph_.recording) {
@@ -548,6 +583,7 @@ class BasicCudaBackend {
     if (int(call.q_pos.size()) != rows || int(call.q_slots.size()) != rows || call.kv_slots.size() != n_kv_all)
       throw InvalidArgument("CudaBackend::layer_batch: index arrays do not match the activations (" +
                             std::to_string(rows) + " rows)");
+    for (const std::int32_t p : call.q_pos) detail::check_sliding_window(config_, p);
     {
       std::int64_t r = 0, k = 0;
       for (const auto& sp : call.seqs) {
@@ -565,7 +601,7 @@ class BasicCudaBackend {
     const auto p = upload_all(call.q_pos, call.kv_pos, call.q_slots, call.kv_slots);
     const LayerIndices idx{static_cast<const std::int32_t*>(p[0]), static_cast<const std::int32_t*>(p[1]),
                            static_cast<const std::int64_t*>(p[2]), static_cast<const std::int64_t*>(p[3])};
-    const int ldq = config_.dim + 2 * config_.kv_dim(), d = config_.dim;
+    const int ldq = config_.q_dim() + 2 * config_.kv_dim(), d = config_.dim, qd = config_.q_dim();
     if (per_sequence_gemms_) {
       for (const SeqSpan& sp : call.seqs)
         qkv_rope(L, call.layer, sp.rows,
@@ -582,7 +618,7 @@ class BasicCudaBackend {
                             idx.kv_slots + sp.kv_begin};
       gpu::AttnParams<ST> aa = attn_args(sp.rows, int(sp.n_kv), si);
       aa.q = qkv_.get() + std::size_t(sp.row_begin) * std::size_t(ldq);
-      aa.out = att_.get() + std::size_t(sp.row_begin) * std::size_t(d);
+      aa.out = att_.get() + std::size_t(sp.row_begin) * std::size_t(qd);
       prof_.mark(gpu::OpClass::Attention, call.layer);
       attn_.run(aa, stream_);
       if (!sp.want_scores) continue;
@@ -795,14 +831,14 @@ class BasicCudaBackend {
     const auto& c = config_;
     gpu::AttnParams<ST> aa;
     aa.q = qkv_.get();
-    aa.ldq = c.dim + 2 * c.kv_dim();
+    aa.ldq = c.q_dim() + 2 * c.kv_dim();
     aa.q_pos = idx.q_pos;
     aa.rows = rows;
     aa.n_heads = c.n_heads;
     aa.n_kv_heads = c.n_kv_heads;
     aa.kv = gpu::SlottedKv<ST>::make(kv_store(), idx.kv_slots, idx.kv_pos, n_kv);
     aa.out = att_.get();
-    aa.ldo = c.dim;
+    aa.ldo = c.q_dim();
     return aa;
   }
 
@@ -827,15 +863,15 @@ class BasicCudaBackend {
   /// rows [r0, r0 + rows) of the scratch (x is that first row).
   void qkv_rope(const Layer& L, int l, int rows, const LayerIndices& idx, float* x, int r0 = 0) {
     const auto& c = config_;
-    const int d = c.dim, kvd = c.kv_dim();
-    ST* const qkv = qkv_.get() + std::size_t(r0) * std::size_t(d + 2 * kvd);
+    const int d = c.dim, kvd = c.kv_dim(), qd = c.q_dim();
+    ST* const qkv = qkv_.get() + std::size_t(r0) * std::size_t(qd + 2 * kvd);
     // Few rows (decode): the GEMV path, with the norms, SwiGLU and residual adds folded into the
     // linear layers (gemv.cuh). Otherwise cuBLASLt, with the residual adds as fp32 accumulation.
     if (rows <= gemv_rows_) {  // never in fp32 (gemv_rows_ == 0), and not compiled there
       if constexpr (!kFp32) {
         prof_.mark(gpu::OpClass::Gemm, l);
-        gpu::gemv::run(gpu::gemv::RmsNormRowsT<ST>{x, d, L.attn_norm, c.norm_eps}, L.qkv, d, d + 2 * kvd, rows,
-                       gpu::gemv::Store<ST>{qkv, d + 2 * kvd}, stream_);
+        gpu::gemv::run(gpu::gemv::RmsNormRowsT<ST>{x, d, L.attn_norm, c.norm_eps}, L.qkv, d, qd + 2 * kvd, rows,
+                       gpu::gemv::Store<ST>{qkv, qd + 2 * kvd}, stream_);
       }
     } else {
       prof_.mark(gpu::OpClass::Norm, l);
@@ -843,9 +879,14 @@ class BasicCudaBackend {
       prof_.mark(gpu::OpClass::Gemm, l);
       gemm_qkv(L, rows, r0);
     }
+    if (L.qkv_bias || L.q_norm) {  // Qwen2 biases / Qwen3 q/k norms, in place before RoPE
+      prof_.mark(gpu::OpClass::Norm, l);
+      gpu::detail::launch_qkv_prepare(qkv, qd + 2 * kvd, rows, c.n_heads, c.n_kv_heads, c.head_dim(), L.qkv_bias,
+                                      L.q_norm, L.k_norm, c.norm_eps, stream_);
+    }
     gpu::detail::RopeArgsT<ST> ra;
     ra.qkv = qkv;
-    ra.ld = d + 2 * kvd;
+    ra.ld = qd + 2 * kvd;
     ra.rows = rows;
     ra.n_heads = c.n_heads;
     ra.n_kv_heads = c.n_kv_heads;
@@ -864,12 +905,13 @@ class BasicCudaBackend {
   void output_and_ffn_block(const Layer& L, int l, int rows, float* x, int r0 = 0) {
     const auto& c = config_;
     const int d = c.dim;
-    const ST* att = att_.get() + std::size_t(r0) * d;
+    const int qd = c.q_dim();
+    const ST* att = att_.get() + std::size_t(r0) * qd;
     ST* const h = h_.get() + std::size_t(r0) * hid_;
     prof_.mark(gpu::OpClass::Gemm, l);
     if (rows <= gemv_rows_) {
       if constexpr (!kFp32) {
-        gpu::gemv::run(gpu::gemv::Rows<ST>{att, d}, L.wo, d, d, rows, gpu::gemv::AddF32{x, d}, stream_);
+        gpu::gemv::run(gpu::gemv::Rows<ST>{att, qd}, L.wo, qd, d, rows, gpu::gemv::AddF32{x, d}, stream_);
         gpu::gemv::run(gpu::gemv::RmsNormRowsT<ST>{x, d, L.ffn_norm, c.norm_eps}, L.gate_up, d, hid_, rows,
                        gpu::gemv::SwiGluT<ST>{h, hid_, hid_}, stream_);
         gpu::gemv::run(gpu::gemv::Rows<ST>{h, hid_}, L.w2, hid_, d, rows, gpu::gemv::AddF32{x, d}, stream_);
@@ -1013,12 +1055,12 @@ class BasicCudaBackend {
   // warm-up loads exactly the plans layer() uses): qkv_ = xn_ Wqkv^T; x += att Wo^T;
   // gu_ = xn_ Wgate_up^T; x += h_ W2^T (the residual adds accumulate in fp32).
   void gemm_qkv(const Layer& L, int rows, int r0 = 0) {
-    const std::size_t ld = std::size_t(config_.dim + 2 * config_.kv_dim());
+    const std::size_t ld = std::size_t(config_.q_dim() + 2 * config_.kv_dim());
     gemm_.run(xn_.get() + std::size_t(r0) * config_.dim, L.qkv, qkv_.get() + std::size_t(r0) * ld, rows, config_.dim,
               int(ld), stream_);
   }
   void gemm_o_add(const Layer& L, const ST* att, float* x, int rows) {
-    gemm_.run(att, L.wo, x, rows, config_.dim, config_.dim, stream_, 0, /*accumulate=*/true);
+    gemm_.run(att, L.wo, x, rows, config_.q_dim(), config_.dim, stream_, 0, /*accumulate=*/true);
   }
   void gemm_gate_up(const Layer& L, int rows, int r0 = 0) {
     gemm_.run(xn_.get() + std::size_t(r0) * config_.dim, L.gate_up, gu_.get() + std::size_t(r0) * 2 * hid_, rows,
@@ -1077,10 +1119,11 @@ class BasicCudaBackend {
 
   void reserve_scratch(int rows) {
     const auto& c = config_;
-    const std::size_t r = std::size_t(rows), d = std::size_t(c.dim), kvd = std::size_t(c.kv_dim());
+    const std::size_t r = std::size_t(rows), d = std::size_t(c.dim), kvd = std::size_t(c.kv_dim()),
+                      qd = std::size_t(c.q_dim());
     xn_.reserve(r * d, "layer scratch");
-    qkv_.reserve(r * (d + 2 * kvd), "layer scratch");
-    att_.reserve(r * d, "layer scratch");
+    qkv_.reserve(r * (qd + 2 * kvd), "layer scratch");
+    att_.reserve(r * qd, "layer scratch");
     gu_.reserve(r * 2 * std::size_t(hid_), "layer scratch");
     h_.reserve(r * std::size_t(hid_), "layer scratch");
   }

@@ -12,12 +12,14 @@
 #include <cmath>
 #include <cstdint>
 #include <vector>
+#include "lazyllm/cache/kv_store.hpp"
 
 #include "lazyllm/backend/cuda/kv_store.cuh"
 #include "lazyllm/backend/cuda/numeric.cuh"
 #include "lazyllm/backend/cuda/runtime.cuh"
 #include "lazyllm/backend/cuda/tuning.cuh"
 #include "lazyllm/config/model_config.hpp"
+#include "lazyllm/config/rope.hpp"
 
 namespace lazyllm::gpu {
 
@@ -200,6 +202,45 @@ __global__ void __launch_bounds__(T::kRopeThreads)
   for (int c = threadIdx.x; c < kvd / 8; c += blockDim.x) vdst[c] = vsrc[c];
 }
 
+// ------------------------------------------------------------------ q/k/v biases, q/k norms
+
+/// In place on the fused QKV rows (before RoPE), one block per row, one warp per head: adds the
+/// fp32 bias (q|k|v, when `bias`) and RMS-normalises each q and k head with its weights (when
+/// `q_norm`: Qwen3's per-head norm, eps as the model's), in fp32 with one rounding to S. Only the
+/// models that have biases or q/k norms run it.
+template <class S>
+__global__ void qkv_prepare_kernel(S* __restrict__ qkv, int ld, int n_heads, int n_kv_heads, int hd,
+                                   const float* __restrict__ bias, const float* __restrict__ q_norm,
+                                   const float* __restrict__ k_norm, float eps) {
+  S* row = qkv + std::int64_t(blockIdx.x) * ld;
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, warps = int(blockDim.x) / 32;
+  const int heads = n_heads + 2 * n_kv_heads;  // q heads, k heads, v heads
+  for (int h = warp; h < heads; h += warps) {
+    S* x = row + std::int64_t(h) * hd;
+    const float* b = bias ? bias + std::int64_t(h) * hd : nullptr;
+    const float* g = !q_norm || h >= n_heads + n_kv_heads ? nullptr : (h < n_heads ? q_norm : k_norm);
+    float ss = 0.0f;
+    for (int i = lane; i < hd; i += 32) {
+      float v = Storage<S>::to_float(x[i]);
+      if (b) v += b[i];
+      ss += v * v;
+    }
+    if (!g) {
+      if (b)
+        for (int i = lane; i < hd; i += 32) x[i] = Storage<S>::from_float(Storage<S>::to_float(x[i]) + b[i]);
+      continue;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    const float scale = rsqrtf(ss / float(hd) + eps);
+    for (int i = lane; i < hd; i += 32) {
+      float v = Storage<S>::to_float(x[i]);
+      if (b) v += b[i];
+      x[i] = Storage<S>::from_float(v * scale * g[i]);
+    }
+  }
+}
+
 // ------------------------------------------------------------------ SwiGLU
 
 /// h[r, i] = silu(gu[r, i]) * gu[r, hid + i]  (gate | up from the fused gate/up GEMM).
@@ -285,6 +326,15 @@ void launch_rope_store(const RopeArgsT<S>& a, cudaStream_t s) {
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
+/// Biases and/or q/k norms of `rows` fused QKV rows in place (bias or q_norm may be null, not both).
+template <class S>
+void launch_qkv_prepare(S* qkv, int ld, int rows, int n_heads, int n_kv_heads, int hd, const float* bias,
+                        const float* q_norm, const float* k_norm, float eps, cudaStream_t s) {
+  if (rows <= 0 || (!bias && !q_norm)) return;
+  qkv_prepare_kernel<S><<<rows, 128, 0, s>>>(qkv, ld, n_heads, n_kv_heads, hd, bias, q_norm, k_norm, eps);
+  LAZYLLM_CUDA_CHECK_LAUNCH();
+}
+
 template <class S>
 void launch_swiglu(const S* gu, int rows, int hid, S* h, cudaStream_t s) {
   if (rows <= 0) return;
@@ -309,18 +359,27 @@ inline void launch_store_aux(const float* x, const std::int32_t* rows, const std
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
-/// The RoPE (cos, sin) table for positions [0, max_pos), computed exactly as cpu::rope does.
-inline std::vector<float2> rope_table(int max_pos, int head_dim, float theta) {
-  const int half = head_dim / 2;
+/// The RoPE (cos, sin) table for positions [0, max_pos) from the inverse frequencies and attention
+/// factor of config/rope.hpp (any RoPE type), computed exactly as cpu::rope does.
+inline std::vector<float2> rope_table(int max_pos, const RopeFrequencies& f) {
+  const int half = int(f.inv_freq.size());
   std::vector<float2> t(std::size_t(max_pos) * std::size_t(half));
   for (int i = 0; i < half; ++i) {
-    const double freq = std::pow(double(theta), -2.0 * i / head_dim);
+    const double freq = f.inv_freq[std::size_t(i)];
     for (int p = 0; p < max_pos; ++p) {
       const double angle = double(p) * freq;
-      t[std::size_t(p) * half + i] = make_float2(float(std::cos(angle)), float(std::sin(angle)));
+      t[std::size_t(p) * half + i] =
+          make_float2(float(std::cos(angle) * f.attention_factor), float(std::sin(angle) * f.attention_factor));
     }
   }
   return t;
+}
+
+/// Default RoPE's table (frequency theta^(-2i/head_dim)).
+inline std::vector<float2> rope_table(int max_pos, int head_dim, float theta) {
+  RopeFrequencies f;
+  for (int i = 0; i < head_dim / 2; ++i) f.inv_freq.push_back(std::pow(double(theta), -2.0 * i / head_dim));
+  return rope_table(max_pos, f);
 }
 
 }  // namespace detail
