@@ -60,7 +60,7 @@ class Pipeline {
       : backend_(std::move(backend)), seq_(std::move(policy), std::move(layout)) {
     const RuntimeConfig& rc = backend_.config();
     if constexpr (!std::is_same_v<Config, RuntimeConfig>) {
-      const std::string diff = config_mismatch(to_runtime(config), rc);
+      const std::string diff = config_differences(to_runtime(config), rc);
       if (!diff.empty()) {
         std::ostringstream os;
         os << "model (" << rc << ") does not match the pipeline's config (" << to_runtime(config) << "): " << diff;
@@ -94,27 +94,6 @@ class Pipeline {
   const RuntimeConfig& config() const { return backend_.config(); }
 
  private:
-  /// What differs between a compile-time config and the loaded model, among the fields that
-  /// change results ("" when nothing does).
-  static std::string config_mismatch(const RuntimeConfig& want, const RuntimeConfig& got) {
-    std::ostringstream os;
-    auto field = [&](const char* name, const auto& a, const auto& b) {
-      if (!(a == b)) os << (os.tellp() > 0 ? ", " : "") << name << " " << b << " (config says " << a << ")";
-    };
-    field("dim", want.dim, got.dim);
-    field("hidden_dim", want.hidden_dim, got.hidden_dim);
-    field("n_layers", want.n_layers, got.n_layers);
-    field("n_heads", want.n_heads, got.n_heads);
-    field("n_kv_heads", want.n_kv_heads, got.n_kv_heads);
-    field("vocab_size", want.vocab_size, got.vocab_size);
-    field("max_seq_len", want.max_seq_len, got.max_seq_len);
-    field("norm_eps", want.norm_eps, got.norm_eps);
-    field("rope_theta", want.rope_theta, got.rope_theta);
-    field("rope_style", std::string(to_string(want.rope_style)), std::string(to_string(got.rope_style)));
-    field("tied_embeddings", want.tied_embeddings, got.tied_embeddings);
-    return os.str();
-  }
-
   std::span<const float> step(std::span<const std::int32_t> tokens, Phase phase) {
     using Seq = detail::SequenceCore<Policy, Layout>;
     Seq* const seqs[1] = {&seq_};
