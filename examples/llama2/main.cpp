@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../common/gpu_probe.hpp"
+#include "../common/model_files.hpp"
 #include "app.hpp"
 #include "lazyllm/io/load.hpp"
 #include "lazyllm/model/finite.hpp"
@@ -58,14 +59,8 @@ void open_tokenizer(App& app, bool& tok_auto) {
   app.tok_path = o.tokenizer;
   tok_auto = false;
   if (app.tok_path.empty()) {
-    const auto dir = hf_directory(o.model);
-    std::error_code ec;
-    for (const char* name : {"tokenizer.model", "tokenizer.json", "tokenizer.bin"})
-      if (!dir.empty() && std::filesystem::is_regular_file(dir / name, ec)) {
-        app.tok_path = (dir / name).string();
-        tok_auto = true;
-        break;
-      }
+    app.tok_path = cli::tokenizer_beside(o.model);
+    tok_auto = !app.tok_path.empty();
   }
   const bool needs_text = o.text_given || o.interactive;
   if (o.text_given && app.tok_path.empty())
@@ -103,30 +98,9 @@ void open_tokenizer(App& app, bool& tok_auto) {
 /// Face directory, the tokenizer.json's EOS, and the chat format's stop tokens; Llama 2's 1 and 2
 /// when none of these says otherwise.
 void set_stop_ids(App& app) {
-  std::vector<std::int32_t> ids;
-  const auto dir = cli::hf_directory(app.o.model);
-  std::error_code ec;
-  if (!dir.empty() && std::filesystem::is_regular_file(dir / "config.json", ec)) {
-    const auto j = detail::read_json_file(dir / "config.json");
-    for (const char* key : {"bos_token_id", "eos_token_id"}) {
-      if (!j.is_object() || !j.contains(key)) continue;
-      const auto& v = j[key];
-      if (v.is_number_integer()) ids.push_back(v.get<std::int32_t>());
-      if (v.is_array())
-        for (const auto& x : v)
-          if (x.is_number_integer()) ids.push_back(x.get<std::int32_t>());
-    }
-  }
-  if (app.tok && std::filesystem::path(app.tok_path).extension() == ".json") {
-    ids.push_back(app.tok->eos_id());
-    if (app.chat)
-      for (const auto& t : app.chat->stop_tokens)
-        if (const std::int32_t id = app.tok->find(t); id >= 0) ids.push_back(id);
-  }
-  std::erase_if(ids, [&](std::int32_t id) { return id < 0 || (app.w && id >= app.w->config.vocab_size); });
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  if (!ids.empty()) app.o.stop_ids = ids;
+  auto ids = cli::stop_ids(app.o.model, app.tok ? &*app.tok : nullptr, app.tok_path, app.chat ? &*app.chat : nullptr,
+                           app.w ? app.w->config.vocab_size : INT32_MAX);
+  if (!ids.empty()) app.o.stop_ids = std::move(ids);
 }
 
 /// The tokenizer must fit the model's vocabulary (an auto-found one that does not is dropped when
@@ -134,10 +108,7 @@ void set_stop_ids(App& app) {
 void check_tokenizer_vocab(App& app, bool tok_auto) {
   const Options& o = app.o;
   const int vocab = app.w->config.vocab_size;
-  // Hugging Face checkpoints often pad the embedding past the tokenizer's ids (Qwen2.5: 152064 rows
-  // for 151665 tokens): a tokenizer.json may have fewer ids than the model, never more.
-  const bool padded_ok = std::filesystem::path(app.tok_path).extension() == ".json";
-  if (app.tok && (padded_ok ? app.tok->vocab_size() > vocab : app.tok->vocab_size() != vocab)) {
+  if (app.tok && !cli::tokenizer_fits(app.tok_path, app.tok->vocab_size(), vocab)) {
     const std::string msg = "the tokenizer's vocabulary (" + std::to_string(app.tok->vocab_size()) + " pieces, " +
                             app.tok_path + ") does not match the model's (" + std::to_string(vocab) +
                             "); use the tokenizer the model was trained with";

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 // Chat formats: how /v1/chat/completions turns a list of messages into the prompt a model was
-// trained on. One is picked per model (--chat-format, or from the model's name); adding one is
-// adding an entry to chat_formats().
+// trained on. One is picked per model (--chat-format, else the chat template a tokenizer.json's
+// tokenizer_config.json declares, else from the model's name); adding one is adding an entry to
+// chat_formats(). The Llama 2, Llama 3 and ChatML ones are the library's renderers (text/chat.hpp).
 #pragma once
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -59,11 +61,31 @@ inline std::string qa_chat_text(std::span<const ChatMessage> m) {
 
 }  // namespace detail
 
+/// `f`'s template with the library's defaults (Llama 3's <|begin_of_text|>; ChatML without a
+/// default system message), for --chat-format without a declared template.
+inline ChatTemplate default_template(lazyllm::ChatFormat f) {
+  ChatTemplate t;
+  t.format = f;
+  return t;
+}
+
+/// The format of a chat template (text/chat.hpp's renderers), named as chat_formats() names it.
+inline ChatFormat chat_format_of(const ChatTemplate& t, std::string description = {}) {
+  if (description.empty()) description = std::string(to_string(t.format)) + " chat (tokenizer_config.json)";
+  return {to_string(t.format), std::move(description),
+          [t](const Tokenizer& tok, std::span<const ChatMessage> m) { return chat_tokens(tok, t, m); }};
+}
+
 /// Every chat format this server knows.
 inline const std::vector<ChatFormat>& chat_formats() {
   static const std::vector<ChatFormat> formats{
       {"llama2", "Llama 2 chat: <s>[INST] <<SYS>>\\n{system}\\n<</SYS>>\\n\\n{user} [/INST] {answer} </s>...",
        [](const Tokenizer& t, std::span<const ChatMessage> m) { return llama2_chat_tokens(t, m); }},
+      chat_format_of(default_template(lazyllm::ChatFormat::llama3),
+                     "Llama 3 chat: <|begin_of_text|><|start_header_id|>{role}<|end_header_id|>\\n\\n"
+                     "{content}<|eot_id|>..."),
+      chat_format_of(default_template(lazyllm::ChatFormat::chatml),
+                     "ChatML (Qwen): <|im_start|>{role}\\n{content}<|im_end|>\\n... (no default system message)"),
       {"qa", "lazyllm's retrieval models: {system = documents}Question: {user}\\nAnswer:",
        [](const Tokenizer& t, std::span<const ChatMessage> m) { return t.encode(detail::qa_chat_text(m), true); }},
   };
@@ -87,6 +109,20 @@ inline std::string default_chat_format(const std::filesystem::path& model) {
   if (p.filename().empty()) p = p.parent_path();  // "models/lazyqa/"
   const std::string name = p.filename().string();
   return name.rfind("lazyqa", 0) == 0 ? "qa" : "llama2";
+}
+
+/// The format chat requests use: `name` (--chat-format) when given, else the model's declared
+/// chat template (read_chat_template() beside its tokenizer.json), else default_chat_format().
+/// A name equal to the declared template's format keeps the template's details (Qwen's default
+/// system message, its BOS token). Throws InvalidArgument for an unknown name.
+inline ChatFormat pick_chat_format(std::string_view name, const std::filesystem::path& model,
+                                   const std::optional<ChatTemplate>& declared) {
+  if (declared && (name.empty() || name == to_string(declared->format))) {
+    // Llama 2's declared template is the Llama 2 format itself.
+    if (declared->format == lazyllm::ChatFormat::llama2) return chat_format("llama2");
+    return chat_format_of(*declared);
+  }
+  return chat_format(name.empty() ? default_chat_format(model) : std::string(name));
 }
 
 }  // namespace lazyllm::server

@@ -116,7 +116,7 @@ struct HttpServer::Impl {
     ctx.config = &service.config();
     ctx.n_ctx = service.n_ctx();
     ctx.tokenizer = model.tokenizer ? &*model.tokenizer : nullptr;
-    ctx.chat_format = model.chat;
+    ctx.chat_format = model.chat ? &*model.chat : nullptr;
     ctx.default_schedule = model.default_schedule;
     routes();
   }

@@ -27,7 +27,7 @@ struct ServedModel {
   std::string id;  // "model" in requests and responses
   std::string path;
   std::optional<Tokenizer> tokenizer;  // none: token-id prompts only, no chat
-  const ChatFormat* chat = nullptr;    // with a tokenizer
+  std::optional<ChatFormat> chat;      // with a tokenizer
   std::string default_schedule = "none";
 };
 

@@ -20,6 +20,7 @@
 #include "http.hpp"
 #include "lazyllm/io/load.hpp"
 #include "lazyllm/policy/lazy.hpp"
+#include "lazyllm/text/chat.hpp"
 #include "lazyllm/text/tokenizer.hpp"
 
 namespace {
@@ -41,11 +42,13 @@ model
   --synthetic SHAPE     random weights of a real shape instead of -m: llama2-7b, llama2-13b,
                         llama3.1-8b, llama3.1-70b, llama3.2-1b, llama3.2-3b, qwen2.5-7b,
                         mistral-7b, tiny (for benchmarks: prompts as token ids, no text out)
-  -z PATH               tokenizer: SentencePiece .model or llama2.c tokenizer.bin (default:
-                        tokenizer.model or tokenizer.bin beside a Hugging Face model)
+  -z PATH               tokenizer: Hugging Face tokenizer.json (Llama 3, Qwen), SentencePiece
+                        .model or llama2.c tokenizer.bin (default: tokenizer.model, else
+                        tokenizer.json, else tokenizer.bin beside a Hugging Face model)
   -a, --alias NAME      the model's id in the API (default: its file or folder name)
-  --chat-format F       how chat messages become a prompt: llama2 | qa (default: qa for
-                        lazyllm's own lazyqa models, else llama2)
+  --chat-format F       how chat messages become a prompt: llama2 | llama3 | chatml | qa
+                        (default: the chat_template of tokenizer_config.json beside a
+                        tokenizer.json; else qa for lazyllm's lazyqa models, else llama2)
 serving
   --host ADDR           address to listen on (default 127.0.0.1: this machine only)
   --port N              port (default 8080; 0 = any free port, printed at start)
@@ -206,7 +209,7 @@ int run(int argc, char** argv) {
   std::optional<Tokenizer> tok;
   if (!tok_path.empty()) {
     tok = load_tokenizer(tok_path);
-    if (tok->vocab_size() != c.vocab_size) {
+    if (!cli::tokenizer_fits(tok_path, tok->vocab_size(), c.vocab_size)) {
       const std::string msg = "the tokenizer's vocabulary (" + std::to_string(tok->vocab_size()) + " pieces, " +
                               tok_path + ") does not match the model's (" + std::to_string(c.vocab_size) + ")";
       if (!o.tokenizer.empty()) throw UsageError(msg);
@@ -214,15 +217,35 @@ int run(int argc, char** argv) {
       tok.reset();
     }
   }
-  if (tok) {
-    o.sched.eos_id = tok->eos_id();
-    o.sched.bos_id = tok->bos_id();
+  // A tokenizer.json's directory declares the chat format (tokenizer_config.json's chat_template).
+  std::optional<ChatTemplate> declared;
+  if (tok && std::filesystem::path(tok_path).extension() == ".json") {
+    try {
+      declared = read_chat_template(std::filesystem::path(tok_path).parent_path());
+    } catch (const Error& e) {
+      if (o.chat_format.empty())
+        std::fprintf(stderr, "lazyllm-server: warning: %s; chat requests use the %s format (see --chat-format)\n",
+                     e.what(), default_chat_format(o.model).c_str());
+    }
+  }
+  // Generation stops at the model's BOS/EOS and end-of-turn ids (else the tokenizer's BOS/EOS).
+  if (o.synthetic.empty()) {
+    auto ids = cli::stop_ids(o.model, tok ? &*tok : nullptr, tok_path, declared ? &*declared : nullptr, c.vocab_size);
+    if (ids.empty() && tok) {
+      for (const std::int32_t id : {tok->bos_id(), tok->eos_id()})
+        if (id >= 0) ids.push_back(id);
+    }
+    if (!ids.empty()) o.sched.stop_ids = std::move(ids);
   }
   ServedModel served;
   served.id = id;
   served.path = o.synthetic.empty() ? o.model : "synthetic:" + o.synthetic;
   if (tok) {
-    served.chat = &chat_format(o.chat_format.empty() ? default_chat_format(o.model) : o.chat_format);
+    try {
+      served.chat = pick_chat_format(o.chat_format, o.model, declared);
+    } catch (const InvalidArgument& e) {
+      throw UsageError(std::string("--chat-format: ") + e.what());
+    }
   } else if (!o.chat_format.empty()) {
     throw UsageError("--chat-format needs a tokenizer (-z)");
   }

@@ -43,8 +43,9 @@ struct SchedulerOptions {
   std::int64_t pool_blocks = 0;  // 0: from pool_bytes, else (parallel + 1) x a dense sequence of n_ctx
   std::int64_t pool_bytes = 0;
   int block_tokens = 16;
-  std::int32_t eos_id = 2, bos_id = 1;  // generation stops at either (unless ignore_eos)
-  double rate_window_s = 10;            // tokens/s in /metrics are over this window
+  // Generation stops at any of these (unless ignore_eos): the model's BOS/EOS and end-of-turn ids.
+  std::vector<std::int32_t> stop_ids{1, 2};
+  double rate_window_s = 10;  // tokens/s in /metrics are over this window
 };
 
 /// Pool blocks a sequence of `n` tokens can hold at most: K/V of every token at every layer, and
@@ -376,7 +377,7 @@ class Scheduler final : public Service {
       }
       if (job.sched.stats.ttft_ms < 0)
         job.sched.stats.ttft_ms = std::chrono::duration<double, std::milli>(now - job.arrival).count();
-      if (!job.spec.ignore_eos && (token == o_.eos_id || token == o_.bos_id)) {
+      if (!job.spec.ignore_eos && std::ranges::find(o_.stop_ids, token) != o_.stop_ids.end()) {
         finish(i, Finish::Stop);
         continue;
       }

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "../../examples/common/model_files.hpp"
 #include "../../examples/server/api.hpp"
 #include "../../examples/server/scheduler.hpp"
 #include "lazyllm/backend/cpu/cpu_backend.hpp"
@@ -422,4 +423,91 @@ TEST_CASE("server scheduler: a full queue and a job larger than the pool are ref
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   CHECK(s.metrics().pool_blocks_used == 0);
   CHECK(s.metrics().requests_rejected == 1 + full);
+}
+
+TEST_CASE("server scheduler: any of the stop ids ends a job with Finish::Stop") {
+  const auto w = test::random_model(test::small_config(), 8, 0.3f);
+  auto model = std::make_shared<const CpuModel>(w);
+  const JobSpec greedy = spec_of({1, 5, 9}, 3, policy::Dense{});
+  const auto ref = alone(model, {greedy});
+  REQUIRE(ref[0].size() == 3);
+  SchedulerOptions o;
+  // The second generated token is the stop (not the first id in the list): the job keeps the first.
+  o.stop_ids = {-7, ref[0][1]};
+  if (ref[0][0] == ref[0][1]) o.stop_ids = {-7, ref[0][2]};
+  Scheduler<CpuBackend> s(model, o);
+  JobSpec sp = greedy;
+  sp.ignore_eos = false;
+  auto j = std::make_shared<Job>(sp);
+  REQUIRE(s.submit(j).status == Admission::Queued);
+  wait_all({j});
+  CHECK(j->finish_reason() == Finish::Stop);
+  const auto got = tokens_of(*j);
+  CHECK(got.size() < ref[0].size());
+  CHECK(std::equal(got.begin(), got.end(), ref[0].begin()));
+}
+
+TEST_CASE("server chat formats: the pick from --chat-format, the declared template, the model's name") {
+  const auto dir = test::scratch("server_chat_pick");
+  auto declared_in = [&](const std::string& jinja) {
+    test::write_file(dir / "tokenizer_config.json",
+                     nlohmann::json{{"chat_template", jinja}, {"eos_token", "<|end_of_text|>"}}.dump());
+    return read_chat_template(dir);
+  };
+  const auto llama3 = declared_in(
+      "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n"
+      "{{ m.content | trim }}<|eot_id|>{% endfor %}");
+  REQUIRE(llama3);
+  CHECK(pick_chat_format("", "models/Llama-3.2-1B", llama3).name == "llama3");
+  CHECK(pick_chat_format("", "models/lazyqa", llama3).name == "llama3");  // the declared template wins
+  CHECK(pick_chat_format("qa", "models/whatever", llama3).name == "qa");  // --chat-format wins
+  CHECK(pick_chat_format("chatml", "models/whatever", llama3).name == "chatml");
+  const auto chatml = declared_in(
+      "{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are helpful.<|im_end|>\\n' }}"
+      "{% endif %}{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}");
+  REQUIRE(chatml);
+  CHECK(pick_chat_format("", "qwen", chatml).name == "chatml");
+  CHECK(pick_chat_format("chatml", "qwen", chatml).name == "chatml");
+  // Today's defaults without a declared template.
+  CHECK(pick_chat_format("", "models/lazyqa", std::nullopt).name == "qa");
+  CHECK(pick_chat_format("", "models/lazyqa-small/", std::nullopt).name == "qa");
+  CHECK(pick_chat_format("", "stories15M.bin", std::nullopt).name == "llama2");
+  CHECK(pick_chat_format("llama3", "stories15M.bin", std::nullopt).name == "llama3");
+  CHECK_THROWS_AS(pick_chat_format("mistral", "x", std::nullopt), InvalidArgument);
+  std::vector<std::string> names;
+  for (const auto& f : chat_formats()) names.push_back(f.name);
+  CHECK(names == std::vector<std::string>{"llama2", "llama3", "chatml", "qa"});
+
+  // With the shared Llama 3 and Qwen3 tokenizers: the same ids as the library's chat_tokens().
+  if (!test::have_shared("tokenizers/llama3/tokenizer.json") || !test::have_shared("tokenizers/qwen3/tokenizer.json"))
+    return;
+#if LAZYLLM_WITH_HF_TOKENIZER
+  const std::vector<ChatMessage> msgs{{"system", "Be brief."}, {"user", "Hi"}};
+  for (const char* fam : {"llama3", "qwen3"}) {
+    CAPTURE(fam);
+    const auto tdir = test::shared_models() / "tokenizers" / fam;
+    const Tokenizer tok = load_tokenizer((tdir / "tokenizer.json").string());
+    const auto t = read_chat_template(tdir);
+    REQUIRE(t);
+    const auto f = pick_chat_format("", "m", t);
+    CHECK(f.name == (std::string(fam) == "llama3" ? "llama3" : "chatml"));
+    CHECK(f.tokens(tok, msgs) == chat_tokens(tok, *t, msgs));
+  }
+#endif
+}
+
+TEST_CASE("server stop ids: config.json's bos/eos ids (an id or a list), within the vocabulary") {
+  const auto dir = test::scratch("server_stop_ids");
+  test::write_file(dir / "config.json",
+                   R"({"bos_token_id": 128000, "eos_token_id": [128001, 128009, 200000, 128001]})");
+  CHECK(cli::stop_ids(dir, nullptr, "", nullptr, 128256) == std::vector<std::int32_t>{128000, 128001, 128009});
+  CHECK(cli::stop_ids(dir / "config.json", nullptr, "", nullptr, 128256).size() == 3);
+  test::write_file(dir / "config.json", R"({"eos_token_id": 151645})");
+  CHECK(cli::stop_ids(dir, nullptr, "", nullptr, 151936) == std::vector<std::int32_t>{151645});
+  CHECK(cli::stop_ids("stories15M.bin", nullptr, "", nullptr, 32000).empty());  // not an HF directory
+  // A tokenizer.json may have fewer ids than the model (padded embeddings), never more.
+  CHECK(cli::tokenizer_fits("t/tokenizer.json", 151669, 152064));
+  CHECK_FALSE(cli::tokenizer_fits("t/tokenizer.json", 151669, 128256));
+  CHECK_FALSE(cli::tokenizer_fits("t/tokenizer.model", 31999, 32000));
+  CHECK(cli::tokenizer_fits("t/tokenizer.model", 32000, 32000));
 }
