@@ -7,6 +7,7 @@ set -euo pipefail
 # LAZYLLM_CMAKE_ARGS: more configure options, e.g. "-DLAZYLLM_CUDA=OFF" (no CUDA translation units).
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
+source scripts/cuda_arch.sh
 BUILD=${BUILD:-build}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DLAZYLLM_BUILD_EXAMPLES=ON -DLAZYLLM_BUILD_TESTS=ON \
       -DLAZYLLM_BUILD_BENCHMARKS=ON ${LAZYLLM_CMAKE_ARGS:-} >/dev/null

@@ -6,6 +6,7 @@ set -euo pipefail
 # LAZYLLM_CMAKE_ARGS: more configure options, e.g. "-DLAZYLLM_CUDA=OFF" (no CUDA translation units).
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
+source scripts/cuda_arch.sh
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-$(nproc)}
 t0=$(date +%s)
