@@ -242,6 +242,116 @@ TEST_CASE("attention: pruned sets (C_l a strict subset of S_l), decode, split ov
   run_case({64, 8, 2, 129, 129, false, 3}, attn);
 }
 
+namespace {
+
+// The decode kernel over several sequences in one launch (Attention::run_decode_batch, what
+// CudaBackend::layer_batch uses for decode-shaped sequences) against run() on each alone: the
+// same bits, with key counts that take one split, several, and different numbers of them.
+void run_decode_batch_case(int hd, int H, int KH, const std::vector<int>& n_kvs, const std::vector<int>& rows_of) {
+  CAPTURE(hd);
+  CAPTURE(H);
+  CAPTURE(KH);
+  gpu::Attention attn;
+  attn.init(132);
+  const int d = H * hd, kvd = KH * hd, ldq = d + 2 * kvd, B = int(n_kvs.size());
+  std::vector<gpu::VarlenSeq> seqs;
+  std::vector<std::int32_t> q_pos, kv_pos;
+  std::vector<std::int64_t> kv_slots;
+  std::mt19937 rng(unsigned(hd * 7 + B));
+  std::int64_t next_slot = 0;
+  int total_rows = 0;
+  for (int b = 0; b < B; ++b) {
+    const int n = n_kvs[std::size_t(b)], rows = rows_of[std::size_t(b)];
+    seqs.push_back({total_rows, rows, int(kv_pos.size()), n});
+    int p = 0;
+    std::vector<std::int32_t> pos(static_cast<std::size_t>(n));
+    for (auto& x : pos) x = p, p += 1 + int(rng() % 2);
+    kv_pos.insert(kv_pos.end(), pos.begin(), pos.end());
+    for (int r = 0; r < rows; ++r) q_pos.push_back(pos[std::size_t(n - rows + r)]);
+    for (int j = 0; j < n; ++j) kv_slots.push_back(next_slot + ((j * 7) % n));  // a permutation of its slots
+    next_slot += n;
+    total_rows += rows;
+  }
+  const auto q = round_bf16(randn(std::size_t(total_rows) * ldq, 11u, 1.0f));
+  const auto K = round_bf16(randn(std::size_t(next_slot) * kvd, 12u, 1.0f));
+  const auto V = round_bf16(randn(std::size_t(next_slot) * kvd, 13u, 1.0f));
+  auto dq = to_device_bf16(q);
+  auto dK = to_device_bf16(K);
+  auto dV = to_device_bf16(V);
+  auto dslots = to_device(kv_slots);
+  auto dkvpos = to_device(kv_pos);
+  auto dqpos = to_device(q_pos);
+  auto dseqs = to_device(seqs);
+  gpu::DeviceBuffer<gpu::bf16> out(std::size_t(total_rows) * d);
+  const Store store = Store::plain(dK.get(), dV.get(), kvd, hd);
+  const Params all{.q = dq.get(),
+                   .ldq = ldq,
+                   .q_pos = dqpos.get(),
+                   .rows = total_rows,
+                   .n_heads = H,
+                   .n_kv_heads = KH,
+                   .kv = gpu::SlottedKv<gpu::bf16>::make(store, dslots.get(), dkvpos.get(), int(kv_pos.size())),
+                   .out = out.get(),
+                   .ldo = d};
+  // Twice: the second launch finds the split counters the first one left (they must be zero).
+  std::vector<float> batched;
+  for (int rep = 0; rep < 2; ++rep) {
+    LAZYLLM_CUDA_CHECK(cudaMemset(out.get(), 0xff, out.bytes()));
+    attn.run_decode_batch(all, dseqs.get(), std::span<const gpu::VarlenSeq>(seqs), nullptr);
+    LAZYLLM_CUDA_CHECK(cudaDeviceSynchronize());
+    const auto got = bf16_to_host(out.get(), std::size_t(total_rows) * d);
+    if (rep == 1) CHECK(got == batched);
+    batched = got;
+  }
+  CHECK(attn.last_decode());
+  int multi_split = 0;
+  for (int b = 0; b < B; ++b) {
+    const gpu::VarlenSeq& s = seqs[std::size_t(b)];
+    CAPTURE(b);
+    CAPTURE(s.n_kv);
+    CAPTURE(s.rows);
+    Params a = all;
+    a.q = dq.get() + std::size_t(s.row_begin) * ldq;
+    a.q_pos = dqpos.get() + s.row_begin;
+    a.rows = s.rows;
+    a.kv = gpu::SlottedKv<gpu::bf16>::make(store, dslots.get() + s.kv_begin, dkvpos.get() + s.kv_begin, s.n_kv);
+    gpu::DeviceBuffer<gpu::bf16> one(std::size_t(s.rows) * d);
+    a.out = one.get();
+    attn.run(a, nullptr);
+    LAZYLLM_CUDA_CHECK(cudaDeviceSynchronize());
+    REQUIRE(attn.last_decode());
+    multi_split += attn.last_splits() > 1;
+    const auto alone = bf16_to_host(one.get(), std::size_t(s.rows) * d);
+    const std::vector<float> mine(batched.begin() + std::ptrdiff_t(s.row_begin) * d,
+                                  batched.begin() + std::ptrdiff_t(s.row_begin + s.rows) * d);
+    CHECK(mine == alone);
+  }
+  MESSAGE("decode batch hd=" << hd << " B=" << B << ": " << multi_split << " sequences split over keys alone");
+  CHECK(multi_split > 0);
+  CHECK(multi_split < B);
+}
+
+}  // namespace
+
+TEST_CASE("attention: decode over several sequences in one launch equals each sequence alone") {
+  if (!have_gpu()) return;
+  // One row each (a plain decode step per sequence), Llama-2-7B heads and GQA head_dim 64.
+  run_decode_batch_case(128, 32, 32, {1, 5, 130, 700, 4096, 9000, 2, 300}, std::vector<int>(8, 1));
+  run_decode_batch_case(64, 16, 4, {3, 8192, 129, 1000}, std::vector<int>(4, 1));
+  // 2..4 rows each (a decode step with revivals): the kernel's 4-row instance.
+  run_decode_batch_case(128, 32, 8, {4, 4097, 200, 60}, {4, 2, 3, 2});
+  // Mixed row counts are refused (one kernel instance per launch).
+  gpu::Attention attn;
+  attn.init(132);
+  const std::vector<gpu::VarlenSeq> mixed{{0, 1, 0, 10}, {1, 2, 10, 10}};
+  const Params shape{.n_heads = 8,
+                     .n_kv_heads = 8,
+                     .kv = gpu::SlottedKv<gpu::bf16>::make(Store::plain(nullptr, nullptr, 512, 64), nullptr, nullptr, 20)};
+  CHECK_THROWS_AS(attn.run_decode_batch(shape, nullptr,
+                                        std::span<const gpu::VarlenSeq>(mixed), nullptr),
+                  InvalidArgument);
+}
+
 TEST_CASE("attention: small head dims (padded to 64) as in stories260K") {
   if (!have_gpu()) return;
   gpu::Attention attn;

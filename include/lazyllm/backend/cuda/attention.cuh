@@ -23,6 +23,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <span>
 #include <type_traits>
 
 #include "lazyllm/backend/cuda/attention/decode.cuh"
@@ -165,35 +166,38 @@ class Attention {
 
   /// Points L at the split workspace for L.n_splits splits (allocating it only if `may_allocate`:
   /// not inside a graph capture) and zeroes the per-head counters the first time.
+  /// `n_seqs` sequences of a batched launch each get a region of L.n_splits x a.rows x n_heads
+  /// cells and n_heads counters.
   template <class ST>
-  void decode_workspace(const AttnParams<ST>& a, detail::AttnSplit& L, cudaStream_t stream, bool may_allocate) {
-    const std::size_t cells = std::size_t(L.n_splits) * std::size_t(a.rows) * std::size_t(a.n_heads);
-    const std::size_t hd = std::size_t(a.head_dim());
-    if (!may_allocate &&
-        (part_o_.size() < cells * hd || part_ml_.size() < cells * 2 || split_done_.size() < std::size_t(a.n_heads)))
+  void decode_workspace(const AttnParams<ST>& a, detail::AttnSplit& L, cudaStream_t stream, bool may_allocate,
+                        int n_seqs = 1) {
+    const std::size_t cells =
+        std::size_t(n_seqs) * std::size_t(L.n_splits) * std::size_t(a.rows) * std::size_t(a.n_heads);
+    const std::size_t hd = std::size_t(a.head_dim()), counters = std::size_t(n_seqs) * std::size_t(a.n_heads);
+    if (!may_allocate && (part_o_.size() < cells * hd || part_ml_.size() < cells * 2 || split_done_.size() < counters))
       throw Error("internal: Attention::run_decode_dynamic without prepare_decode_dynamic for this shape");
     part_o_.reserve(cells * hd, "attention split workspace");
     part_ml_.reserve(cells * 2, "attention split workspace");
     L.part_o = part_o_.get();
     L.part_ml = part_ml_.get();
-    if (split_done_.size() < std::size_t(a.n_heads)) {  // zero once; each launch leaves them zero
-      split_done_.reserve(std::size_t(a.n_heads), "attention split counters");
+    if (split_done_.size() < counters) {  // zeroed when (re)allocated; each launch leaves them zero
+      split_done_.reserve(counters, "attention split counters");
       LAZYLLM_CUDA_CHECK(cudaMemsetAsync(split_done_.get(), 0, split_done_.bytes(), stream));
     }
     L.split_done = split_done_.get();
   }
 
   template <class ST>
-  void launch_decode(const AttnParams<ST>& a, const detail::AttnSplit& L, cudaStream_t stream) {
+  void launch_decode(const AttnParams<ST>& a, const detail::AttnSplit& L, cudaStream_t stream, int n_seqs = 1) {
     last_tensor_core_ = false;
     last_splits_ = L.n_splits;
     last_decode_ = true;
     if (a.head_dim() == 64)
-      a.rows == 1 ? detail::launch_decode_attention<64, 1, ST>(a, L, stream)
-                  : detail::launch_decode_attention<64, 4, ST>(a, L, stream);
+      a.rows == 1 ? detail::launch_decode_attention<64, 1, ST>(a, L, stream, n_seqs)
+                  : detail::launch_decode_attention<64, 4, ST>(a, L, stream, n_seqs);
     else
-      a.rows == 1 ? detail::launch_decode_attention<128, 1, ST>(a, L, stream)
-                  : detail::launch_decode_attention<128, 4, ST>(a, L, stream);
+      a.rows == 1 ? detail::launch_decode_attention<128, 1, ST>(a, L, stream, n_seqs)
+                  : detail::launch_decode_attention<128, 4, ST>(a, L, stream, n_seqs);
   }
 
   /// The most splits run() uses for any key count up to a.kv.count (the count never exceeds the
@@ -241,6 +245,46 @@ class Attention {
     L.keys_per_split = kDecodePass;  // unused: the kernel derives it
     if (L.n_splits > 1) decode_workspace(a, L, stream, /*may_allocate=*/false);
     launch_decode(a, L, stream);
+  }
+
+  /// Whether run() takes the decode kernel for `rows` query rows at head_dim `hd` (2-byte storage,
+  /// Kernel::Auto): run_decode_batch takes exactly these calls.
+  static constexpr bool decode_shape(int hd, int rows) {
+    return (hd == 64 || hd == 128) && rows >= 1 && rows <= kDecodeMaxRows && rows < kTensorCoreMinRows;
+  }
+
+  /// The decode kernel over several sequences in one launch (grid z = sequence). `a` holds what
+  /// they share: q and out (whole-batch rows), ldq, ldo, heads, and a kv whose positions / slots
+  /// (and q_pos) are the whole batch's arrays, into which each VarlenSeq indexes; `seqs_dev` is the
+  /// device copy of `seqs`. Every sequence has one row, or every one 2..kDecodeMaxRows rows (one
+  /// kernel instance per launch: the one run() takes for each of them alone), and decode_shape().
+  /// Each sequence gets what run() gives it alone, bit for bit: the same keys per split (derived
+  /// in the kernel from its own count) and the same merge order (splits past its last one are
+  /// empty and skipped).
+  template <class ST>
+  void run_decode_batch(const AttnParams<ST>& a, const VarlenSeq* seqs_dev, std::span<const VarlenSeq> seqs,
+                        cudaStream_t stream) {
+    static_assert(!std::is_same_v<ST, float>, "Attention::run_decode_batch: 2-byte storage only");
+    if (seqs.empty()) return;
+    const bool one_row = seqs[0].rows == 1;
+    AttnParams<ST> shape = a;
+    shape.rows = one_row ? 1 : kDecodeMaxRows;  // picks the kernel instance (and so the split cap)
+    detail::AttnSplit L;
+    L.split_cap = decode_split_cap<ST>(shape);
+    L.keys_per_split = kDecodePass;  // unused: each sequence derives its own
+    for (const VarlenSeq& s : seqs) {
+      if (!decode_shape(a.head_dim(), s.rows) || (s.rows == 1) != one_row || s.n_kv < 1)
+        throw InvalidArgument("CudaBackend attention: run_decode_batch takes sequences of one row, or of 2.." +
+                              std::to_string(kDecodeMaxRows) + " rows, each with keys (got " +
+                              std::to_string(s.rows) + " rows, " + std::to_string(s.n_kv) + " keys)");
+      const int kps = detail::decode_keys_per_split(s.n_kv, L.split_cap, kDecodePass);
+      L.n_splits = std::max(L.n_splits, (s.n_kv + kps - 1) / kps);
+    }
+    L.seqs = seqs_dev;
+    L.seq_cells = L.n_splits * shape.rows * a.n_heads;
+    const int n = int(seqs.size());
+    if (L.n_splits > 1) decode_workspace(shape, L, stream, /*may_allocate=*/true, n);
+    launch_decode(shape, L, stream, n);
   }
 
   /// scores_dev[j] (j < a.kv.count) = softmax attention of the last query row to entry j, averaged

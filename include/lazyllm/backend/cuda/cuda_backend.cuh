@@ -598,7 +598,20 @@ class BasicCudaBackend {
     not_recording("layer_batch");
     prof_.mark(gpu::OpClass::Other, call.layer);
     reserve_scratch(rows);
-    const auto p = upload_all(call.q_pos, call.kv_pos, call.q_slots, call.kv_slots);
+    // Decode-shaped sequences (1 row; 2..4 rows) share one attention launch per shape when there
+    // are two or more of them; the others run one launch each.
+    std::array<std::vector<gpu::VarlenSeq>, 2>& groups = decode_groups_;
+    for (auto& g : groups) g.clear();
+    if constexpr (!kFp32) {
+      for (const SeqSpan& sp : call.seqs)
+        if (gpu::Attention::decode_shape(config_.head_dim(), sp.rows))
+          groups[sp.rows == 1 ? 0 : 1].push_back(
+              gpu::VarlenSeq{sp.row_begin, sp.rows, int(sp.kv_begin), int(sp.n_kv)});
+      for (auto& g : groups)
+        if (g.size() < 2) g.clear();
+    }
+    const auto p = upload_all(call.q_pos, call.kv_pos, call.q_slots, call.kv_slots, std::span(groups[0]),
+                              std::span(groups[1]));
     const LayerIndices idx{static_cast<const std::int32_t*>(p[0]), static_cast<const std::int32_t*>(p[1]),
                            static_cast<const std::int64_t*>(p[2]), static_cast<const std::int64_t*>(p[3])};
     const int ldq = config_.q_dim() + 2 * config_.kv_dim(), d = config_.dim, qd = config_.q_dim();
@@ -612,6 +625,18 @@ class BasicCudaBackend {
     }
     bool any_scores = false, any_keep = false;
     scores_dev_.reserve(std::max<std::size_t>(1, n_kv_all), "scores");
+    if constexpr (!kFp32) {
+      for (std::size_t g = 0; g < groups.size(); ++g) {
+        if (groups[g].empty()) continue;
+        prof_.mark(gpu::OpClass::Attention, call.layer);
+        attn_.run_decode_batch(attn_args(rows, int(n_kv_all), idx), static_cast<const gpu::VarlenSeq*>(p[4 + g]),
+                               std::span<const gpu::VarlenSeq>(groups[g]), stream_);
+      }
+    }
+    const auto batched = [&](const SeqSpan& sp) {
+      const auto& g = groups[sp.rows == 1 ? 0 : 1];
+      return !g.empty() && gpu::Attention::decode_shape(config_.head_dim(), sp.rows);
+    };
     for (std::size_t i = 0; i < call.seqs.size(); ++i) {
       const SeqSpan& sp = call.seqs[i];
       const LayerIndices si{idx.q_pos + sp.row_begin, idx.kv_pos + sp.kv_begin, idx.q_slots + sp.row_begin,
@@ -619,8 +644,10 @@ class BasicCudaBackend {
       gpu::AttnParams<ST> aa = attn_args(sp.rows, int(sp.n_kv), si);
       aa.q = qkv_.get() + std::size_t(sp.row_begin) * std::size_t(ldq);
       aa.out = att_.get() + std::size_t(sp.row_begin) * std::size_t(qd);
-      prof_.mark(gpu::OpClass::Attention, call.layer);
-      attn_.run(aa, stream_);
+      if (!batched(sp)) {
+        prof_.mark(gpu::OpClass::Attention, call.layer);
+        attn_.run(aa, stream_);
+      }
       if (!sp.want_scores) continue;
       const auto kv_pos = call.kv_pos.subspan(std::size_t(sp.kv_begin), std::size_t(sp.n_kv));
       const int last_pos = call.q_pos[std::size_t(sp.row_begin + sp.rows - 1)];
@@ -1149,6 +1176,7 @@ class BasicCudaBackend {
   gpu::DeviceBuffer<ST> xn_, qkv_, att_, gu_, h_;
   gpu::DeviceBuffer<float> scores_dev_, logits_dev_, rows_logits_;
   gpu::DeviceBuffer<std::uint8_t> keep_dev_;
+  std::array<std::vector<gpu::VarlenSeq>, 2> decode_groups_;  // run_layer_batch: one-row and 2..4-row decode launches
   gpu::PinnedBuffer<std::uint8_t> keep_host_;
   gpu::PinnedBuffer<float> readback_, logits_host_;  // readback_: a layer's scores (or keep flags)
   gpu::Event scores_ready_;                          // the read-back has landed in readback_

@@ -51,7 +51,24 @@ struct DecodeTraits {
 
 template <class T, class ST>
 __global__ void __launch_bounds__(T::kWarps * 32)
-    decode_attention_kernel(const __grid_constant__ AttnParams<ST> a, const __grid_constant__ AttnSplit L) {
+    decode_attention_kernel(const __grid_constant__ AttnParams<ST> a0, const __grid_constant__ AttnSplit L0) {
+  // A launch over several sequences: narrow the arguments to this block's (blockIdx.z); the body
+  // below reads only `a` and `L`, so it is the one-sequence kernel unchanged.
+  AttnParams<ST> a = a0;
+  AttnSplit L = L0;
+  if (L0.seqs) {
+    const VarlenSeq s = L0.seqs[blockIdx.z];
+    a.q += std::int64_t(s.row_begin) * a.ldq;
+    a.q_pos += s.row_begin;
+    a.rows = s.rows;
+    a.out += std::int64_t(s.row_begin) * a.ldo;
+    a.kv.positions += s.kv_begin;
+    a.kv.slots += s.kv_begin;
+    a.kv.count = s.n_kv;
+    L.part_o += std::int64_t(blockIdx.z) * L.seq_cells * T::kHeadDim;
+    L.part_ml += std::int64_t(blockIdx.z) * L.seq_cells * 2;
+    L.split_done += std::int64_t(blockIdx.z) * a.n_heads;
+  }
   constexpr int HD = T::kHeadDim, R = T::kRows, W = T::kWarps, DL = T::kDimsPerLane, S = T::kVStride;
   constexpr int CH = HD / 8;  // 16-byte chunks per K/V row
   __shared__ __align__(16) float sq[R][HD];
@@ -73,9 +90,11 @@ __global__ void __launch_bounds__(T::kWarps * 32)
   int nv[R], hi = 0;
 #pragma unroll
   for (int r = 0; r < R; ++r) hi = max(hi, nv[r] = s_nvis[r]);
-  // A graph replay splits as Attention::run would for this step's count; blocks past the last
-  // split find no keys and store an empty partial (m = -inf), which the merge skips.
-  const int kps = L.n_kv_dev ? decode_keys_per_split(n_kv, L.split_cap, T::kKeysPerPass) : L.keys_per_split;
+  // A graph replay (and each sequence of a batch) splits as Attention::run would for this count;
+  // blocks past the last split find no keys and store an empty partial (m = -inf), which the
+  // merge skips.
+  const int kps =
+      (L.n_kv_dev || L.seqs) ? decode_keys_per_split(n_kv, L.split_cap, T::kKeysPerPass) : L.keys_per_split;
   const int lo = split * kps;
   const int end = min(hi, lo + kps);
 
@@ -232,13 +251,16 @@ int decode_attention_blocks_per_sm() {
   return n;
 }
 
+/// One launch: grid (head, split) for one sequence, (head, split, sequence) for `n_seqs` of them
+/// (L.seqs set).
 template <int HD, int R, class ST>
-void launch_decode_attention(const AttnParams<ST>& a, const AttnSplit& L, cudaStream_t stream) {
+void launch_decode_attention(const AttnParams<ST>& a, const AttnSplit& L, cudaStream_t stream, int n_seqs = 1) {
   using T = DecodeTraits<HD, R>;
   LAZYLLM_CUDA_CHECK(
       cudaFuncSetAttribute(decode_attention_kernel<T, ST>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
   decode_attention_kernel<T, ST>
-      <<<dim3(unsigned(a.n_heads), unsigned(L.n_splits)), T::kWarps * 32, T::kSmemBytes, stream>>>(a, L);
+      <<<dim3(unsigned(a.n_heads), unsigned(L.n_splits), unsigned(n_seqs)), T::kWarps * 32, T::kSmemBytes, stream>>>(
+          a, L);
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 

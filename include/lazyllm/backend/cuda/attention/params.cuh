@@ -32,6 +32,15 @@ struct AttnParams {
   __host__ __device__ int head_dim() const { return kv.store.head_dim; }
 };
 
+/// One sequence of a launch over several (Attention::run_decode_batch): its query rows
+/// [row_begin, row_begin + rows) of q / q_pos / out and its keys [kv_begin, kv_begin + n_kv) of
+/// kv.positions / kv.slots. Each block of such a launch narrows the shared AttnParams to its
+/// sequence (blockIdx.z) at the top of the kernel and then runs the one-sequence body unchanged.
+struct VarlenSeq {
+  int row_begin = 0, rows = 0;
+  int kv_begin = 0, n_kv = 0;
+};
+
 namespace detail {
 
 /// The split over keys of the CUDA-core and decode kernels: split s takes keys
@@ -46,11 +55,17 @@ struct AttnSplit {
   // replays).
   const int* n_kv_dev = nullptr;
   int split_cap = 1;
+  // Decode only: a launch over several sequences (grid z = sequence). Sequence z reads
+  // seqs[z], derives its own keys_per_split from split_cap like n_kv_dev does, and keeps its
+  // partials in its own seq_cells cells of part_o / part_ml and its n_heads counters.
+  const VarlenSeq* seqs = nullptr;
+  int seq_cells = 0;
 };
 
 }  // namespace detail
 
 // Kernel arguments: plain values, copied to the device by the launch.
-static_assert(std::is_trivially_copyable_v<AttnParams<float>> && std::is_trivially_copyable_v<detail::AttnSplit>);
+static_assert(std::is_trivially_copyable_v<AttnParams<float>> && std::is_trivially_copyable_v<detail::AttnSplit> &&
+              std::is_trivially_copyable_v<VarlenSeq>);
 
 }  // namespace lazyllm::gpu
