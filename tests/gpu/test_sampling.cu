@@ -108,7 +108,7 @@ TEST_CASE("sampling: greedy on the device is the host argmax (vocab 32000 and 51
   LAZYLLM_CUDA_CHECK(cudaStreamDestroy(stream));
 }
 
-TEST_CASE("sampling: temperature, top-k, top-p, penalty on the device give the host Sampler's ids over many seeds") {
+TEST_CASE("sampling: temperature, top-k, min-p, top-p, penalty on the device give the host Sampler's ids over many seeds") {
   if (!have_gpu()) return;
   struct Case {
     SamplerParams p;
@@ -122,6 +122,9 @@ TEST_CASE("sampling: temperature, top-k, top-p, penalty on the device give the h
       {{.temperature = 1.0f, .top_k = 1}, 1.0f},
       {{.temperature = 2.0f, .top_p = 0.5f, .repeat_penalty = 1.3f}, 2.0f},
       {{.temperature = 0.05f, .top_k = 100, .top_p = 0.99f}, 1.0f},
+      {{.temperature = 1.0f, .min_p = 0.05f}, 2.0f},  // min-p (the server's min_p)
+      {{.temperature = 0.9f, .top_k = 50, .top_p = 0.9f, .min_p = 0.2f}, 3.0f},
+      {{.temperature = 1.5f, .min_p = 0.9f}, 1.0f},  // usually the argmax alone
   };
   int draws = 0, mismatches = 0;
   const std::uint64_t n_seeds = quick_mode() ? 3 : 40;

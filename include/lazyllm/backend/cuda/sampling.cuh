@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Next-token sampling on the device: the host Sampler's semantics (model/sampler.hpp: repetition
-// penalty, greedy, temperature, top-k, top-p, seeded) on fp32 logits that are already in device
+// penalty, greedy, temperature, top-k, min-p, top-p, seeded) on fp32 logits that are already in device
 // memory. Only the chosen id (4 bytes) comes back to the host instead of vocab_size floats.
 //
 // Same ids as the host. The random draw is made on the host by the same splitmix64 generator
@@ -13,7 +13,9 @@
 //   order     stable radix sort of (logit, id) descending (CUB): value desc, id asc on ties,
 //             the host partial_sort's comparator; -0 and +0 are equal for both
 //   top-k     the first k of that order
-//   softmax   e_i = exp((l_i - l_max) / T) rounded to fp32, sum in fp64, p_i = fp32(e_i / sum)
+//   softmax   e_i = exp((l_i - l_max) / T) rounded to fp32
+//   min-p     the candidates with e_i >= min_p (a prefix of the order); sum in fp64 over them,
+//             p_i = fp32(e_i / sum)
 //   top-p     n = 1 + first i whose fp64 prefix sum of p reaches top_p (else k)
 //   draw      r = u * prefix(n - 1); the first i < n with r < prefix(i) (else n - 1)
 // The remaining differences are rounding-level: the device sums in a tree order (fp64, about
@@ -109,12 +111,12 @@ __global__ void iota_kernel(T* v, int n) {
   if (i < n) v[i] = T(i);
 }
 
-/// Softmax of the first k sorted logits at temperature T, top-p cut, draw with u in [0, 1).
-/// keys/ids: sorted descending (value, then id). e: k floats, cum: k doubles of scratch.
+/// Softmax of the first k sorted logits at temperature T, min-p cut, top-p cut, draw with u in
+/// [0, 1). keys/ids: sorted descending (value, then id). e: k floats, cum: k doubles of scratch.
 template <int Threads, int Items>
 __global__ void __launch_bounds__(Threads)
     nucleus_kernel(const float* __restrict__ keys, const std::int32_t* __restrict__ ids, int k, float temperature,
-                   float top_p, double u, float* e, double* cum, std::int32_t* out) {
+                   float min_p, float top_p, double u, float* e, double* cum, std::int32_t* out) {
   using ReduceD = cub::BlockReduce<double, Threads>;
   using ReduceI = cub::BlockReduce<int, Threads>;
   using Scan = cub::BlockScan<double, Threads>;
@@ -129,13 +131,27 @@ __global__ void __launch_bounds__(Threads)
 
   // e_i = fp32(exp((l_i - m) / T)): the host's std::exp(float) on the same fp32 argument.
   const float m = keys[0];
-  double part = 0.0;
   for (int i = t; i < k; i += Threads) {
     const float z = __fdiv_rn(__fsub_rn(keys[i], m), temperature);
-    const float ei = __double2float_rn(exp(double(z)));
-    e[i] = ei;
-    part += double(ei);
+    e[i] = __double2float_rn(exp(double(z)));
   }
+  // min-p: e_i is p_i / p_max and falls along the order, so the kept candidates (e_i >= min_p)
+  // are a prefix: k becomes the first position below min_p (each thread reads its own e_i).
+  if (min_p > 0.0f) {
+    int below = INT_MAX;
+    for (int i = t; i < k; i += Threads)
+      if (e[i] < min_p) {
+        below = i;
+        break;
+      }
+    const int b = ReduceI(tmp.ri).Reduce(below, MinIntOp{});
+    if (t == 0) s_n = b == INT_MAX ? k : b;
+    __syncthreads();
+    k = s_n;
+    __syncthreads();  // s_n is written again below
+  }
+  double part = 0.0;
+  for (int i = t; i < k; i += Threads) part += double(e[i]);
   const double s = ReduceD(tmp.rd).Sum(part);
   if (t == 0) s_sum = s;
   __syncthreads();
@@ -235,7 +251,7 @@ class DeviceSampler {
       LAZYLLM_CUDA_CHECK(cub::DeviceRadixSort::SortPairsDescending(sort_tmp_.get(), bytes, x, keys_.get(), iota_.get(),
                                                                    ids_.get(), vocab, 0, 32, stream));
       detail::nucleus_kernel<detail::kSampleThreads, detail::kSampleItems><<<1, detail::kSampleThreads, 0, stream>>>(
-          keys_.get(), ids_.get(), k, p_.temperature, p_.top_p, u, e_.get(), cum_.get(), out_dev_.get());
+          keys_.get(), ids_.get(), k, p_.temperature, p_.min_p, p_.top_p, u, e_.get(), cum_.get(), out_dev_.get());
       LAZYLLM_CUDA_CHECK_LAUNCH();
     }
     LAZYLLM_CUDA_CHECK(
