@@ -182,6 +182,47 @@ TEST_CASE("engine: a token budget per step: decode tokens first, inputs never cu
   CHECK(eng.stats(c).steps.size() == 1);
 }
 
+namespace {
+/// A CpuBackend that counts the rows whose logits it computes.
+struct CountingCpu : CpuBackend {
+  CountingCpu(std::shared_ptr<const CpuModel> m, std::int64_t* rows) : CpuBackend(std::move(m)), rows_(rows) {}
+  void logits_rows(const Activations& x, std::span<const int> rows, std::span<float> out) {
+    *rows_ += std::int64_t(rows.size());
+    CpuBackend::logits_rows(x, rows, out);
+  }
+  std::int64_t* rows_;
+};
+}  // namespace
+
+TEST_CASE("engine: logits are computed only for the sequences a step makes ready") {
+  const auto w = test::random_model(test::small_config(), 8, 0.3f);
+  auto model = std::make_shared<const CpuModel>(w);
+  const Schedule s = Schedule::parse("1:0.5,3:0.5");
+  std::int64_t rows = 0;
+  Engine<CountingCpu> eng(model, EngineOptions{.pool_blocks = 256}, &rows);
+  const SeqId a = eng.add(prompt_of(10, 1, 64), policy::Lazy(s));
+  const SeqId b = eng.add(prompt_of(24, 2, 64), policy::Lazy(s), {.prefill_chunk = 8});
+  auto r = eng.step();  // a whole, b's first chunk: a only is ready
+  CHECK(r.ready == std::vector<SeqId>{a});
+  CHECK(rows == 1);
+  const auto la = std::vector<float>(eng.logits(a).begin(), eng.logits(a).end());
+  eng.decode(a, eng.sample(a));
+  r = eng.step();  // a's decode token, b's second chunk
+  CHECK(r.ready == std::vector<SeqId>{a});
+  CHECK(rows == 2);
+  r = eng.step();  // b's last chunk; a has no input
+  CHECK(r.ready == std::vector<SeqId>{b});
+  CHECK(rows == 3);
+  // b's logits are its own row's (the rows of skipped sequences do not shift them): b alone.
+  Engine<CpuBackend> alone(model, EngineOptions{.pool_blocks = 256});
+  const SeqId b1 = alone.add(prompt_of(24, 2, 64), policy::Lazy(s), {.prefill_chunk = 8});
+  for (int i = 0; i < 3; ++i) alone.step();
+  REQUIRE(alone.ready(b1));
+  const auto lb = eng.logits(b), lb1 = alone.logits(b1);
+  CHECK(std::equal(lb.begin(), lb.end(), lb1.begin(), lb1.end()));
+  CHECK_FALSE(la.empty());
+}
+
 TEST_CASE("engine: a batch of one is the single-sequence pipeline, bit for bit") {
   const auto w = test::random_model(test::small_config(), 8, 0.3f);
   const Request r{prompt_of(50, 4, 64), 0, 10, 0, policy::Lazy(Schedule::parse("1:0.5,2:0.5"))};

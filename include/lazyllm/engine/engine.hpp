@@ -187,13 +187,20 @@ class Engine {
       }
     if (batch_.empty()) return res;
     const std::size_t V = std::size_t(be_.config().vocab_size);
+    // Logits only for the sequences this step makes ready (a prompt chunk that is not the last
+    // needs none): the classifier is the largest GEMM of a decode step.
     runner_.run(be_, std::span<Core* const>(batch_), std::span<const detail::StepInput>(inputs_), {},
                 [&](const typename Backend::Activations& x, std::span<const int> last) {
-                  logits_.resize(last.size() * V);
-                  be_.logits_rows(x, last, logits_);
+                  ready_rows_.clear();
+                  for (std::size_t i = 0; i < last.size(); ++i)
+                    if (inputs_[i].tokens.size() == seqs_.at(order_[i])->pending.size())
+                      ready_rows_.push_back(last[i]);
+                  logits_.resize(ready_rows_.size() * V);
+                  if (!ready_rows_.empty()) be_.logits_rows(x, ready_rows_, logits_);
                   be_.synchronize();
                 });
     // Committed: consume the input and publish the logits.
+    std::size_t ready_at = 0;  // row of logits_ of the next ready sequence
     for (std::size_t i = 0; i < order_.size(); ++i) {
       Seq& s = *seqs_.at(order_[i]);
       const auto n = inputs_[i].tokens.size();
@@ -202,7 +209,9 @@ class Engine {
       res.stepped.push_back(order_[i]);
       s.has_logits = s.pending.empty();
       if (s.has_logits) {
-        s.logits.assign(logits_.begin() + std::ptrdiff_t(i * V), logits_.begin() + std::ptrdiff_t((i + 1) * V));
+        s.logits.assign(logits_.begin() + std::ptrdiff_t(ready_at * V),
+                        logits_.begin() + std::ptrdiff_t((ready_at + 1) * V));
+        ++ready_at;
         res.ready.push_back(order_[i]);
       }
     }
@@ -301,6 +310,7 @@ class Engine {
   std::vector<detail::StepInput> inputs_;
   std::vector<SeqId> order_;
   std::vector<float> logits_;
+  std::vector<int> ready_rows_;  // step(): the rows whose logits it computes
 };
 
 }  // namespace lazyllm
