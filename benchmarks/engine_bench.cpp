@@ -69,7 +69,8 @@ std::string fmt(const char* f, double a) {
 const char* kUsage =
     "usage: lazyllm-bench-engine [--backend cpu|cuda] [--synthetic SHAPE] [-b LIST] [-p N]\n"
     "                            [-n N] [--policy LIST] [--schedule S] [--pool-gb X] [--block-tokens N]\n"
-    "                            [--max-step-tokens N] [-o md|json] [--out FILE] [--progress]\n"
+    "                            [--max-step-tokens N] [--per-seq-attention] [-o md|json] [--out FILE]\n"
+    "                            [--json FILE] [--progress]\n"
     "The engine's serving scenario: B requests (each of -b's values in turn) arrive at once, each a prompt of\n"
     "-p random tokens and -n greedy output tokens, served by one Engine with continuous batching.\n"
     "  --backend B        cpu (default) or cuda\n"
@@ -84,7 +85,10 @@ const char* kUsage =
     "                     the free memory after the weights, less 4 GiB for activations)\n"
     "  --block-tokens N   K/V tokens per block (default 16)\n"
     "  --max-step-tokens N  the engine's token budget per step (default: none)\n"
+    "  --per-seq-attention  cuda: one attention launch per sequence instead of one per step for every\n"
+    "                     decode-shaped sequence (for comparisons)\n"
     "  -o md|json         output format (default md); --out FILE writes it there\n"
+    "  --json FILE        also the JSON report, into FILE\n"
     "Requests that do not fit the pool wait (deferrals) or, when running ones outgrow it, are stopped and\n"
     "started again later (preemptions); both are reported.\n";
 
@@ -93,7 +97,7 @@ const char* kUsage =
 int main(int argc, char** argv) {
   return cli::run_main("lazyllm-bench-engine", [&]() -> int {
     std::string backend = "cpu", shape = "tiny", policies = "dense,lazy", schedule_text = "aggressive", fmt_out = "md",
-                out_file;
+                out_file, json_file;
     std::vector<int> batches{1, 4};
     int prompt = 128, gen = 8;
     EngineRun run;
@@ -134,8 +138,12 @@ int main(int argc, char** argv) {
         fmt_out = args.value();
       else if (a == "--out")
         out_file = args.value();
+      else if (a == "--json")
+        json_file = args.value();
       else if (a == "--progress")
         run.progress = true;
+      else if (a == "--per-seq-attention")
+        run.per_seq_attention = true;
       else
         throw cli::UsageError("unknown option '" + a + "' (see --help)");
     }
@@ -169,8 +177,9 @@ int main(int argc, char** argv) {
     const std::vector<ServeResult> res =
         backend == "cuda" ? serve_cuda(w, cases, run, device) : serve_cpu(w, cases, run);
 
-    std::string text;
-    if (fmt_out == "md") {
+    std::string md, json;
+    {
+      std::string& text = md;
       text +=
           "| B | policy | schedule | TTFT mean ms | TTFT p90 ms | prompt tok/s | output tok/s | total s | "
           "KV after prompt MiB/req | peak KV pool GiB | held back | prefill token-layers | revivals |\n";
@@ -189,7 +198,8 @@ int main(int argc, char** argv) {
       }
       text += "\nbuild: " + git_commit() + ", " + shape + ", backend " + backend + ", prompt " +
               std::to_string(prompt) + ", output " + std::to_string(gen) + " tokens per request\n";
-    } else {
+    }
+    {
       nlohmann::json j;
       j["schema"] = "lazyllm-bench-engine/1";
       j["command"] = command;
@@ -227,15 +237,19 @@ int main(int argc, char** argv) {
                               {"kv_bytes_after_prompt_mean", r.prefill_blocks * double(r.block_bytes)},
                               {"revivals", r.revivals}});
       }
-      text = j.dump(1) + "\n";
+      json = j.dump(1) + "\n";
     }
-    if (out_file.empty()) {
-      std::fputs(text.c_str(), stdout);
-    } else {
-      std::ofstream f(out_file);
+    const auto emit = [](const std::string& file, const std::string& text) {
+      if (file.empty()) {
+        std::fputs(text.c_str(), stdout);
+        return;
+      }
+      std::ofstream f(file);
       f << text;
-      if (!f) throw Error("cannot write " + out_file);
-    }
+      if (!f) throw Error("cannot write " + file);
+    };
+    emit(out_file, fmt_out == "md" ? md : json);
+    if (!json_file.empty()) emit(json_file, json);
     return 0;
   });
 }

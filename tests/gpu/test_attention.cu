@@ -324,6 +324,46 @@ void run_decode_batch_case(int hd, int H, int KH, const std::vector<int>& n_kvs,
     const auto alone = bf16_to_host(one.get(), std::size_t(s.rows) * d);
     const std::vector<float> mine(batched.begin() + std::ptrdiff_t(s.row_begin) * d,
                                   batched.begin() + std::ptrdiff_t(s.row_begin + s.rows) * d);
+    if (mine != alone) {  // what differs, against the CPU reference (diagnostics)
+      const int group = H / KH;
+      const float scale = 1.0f / std::sqrt(float(hd));
+      std::vector<float> ref(std::size_t(s.rows) * d, 0.0f);
+      for (int r = 0; r < s.rows; ++r)
+        for (int h = 0; h < H; ++h) {
+          const float* qh = q.data() + std::size_t(s.row_begin + r) * ldq + std::size_t(h) * hd;
+          std::vector<float> pr;
+          std::vector<std::int64_t> sl;
+          for (int j = 0; j < s.n_kv; ++j)
+            if (kv_pos[std::size_t(s.kv_begin + j)] <= q_pos[std::size_t(s.row_begin + r)]) {
+              sl.push_back(kv_slots[std::size_t(s.kv_begin + j)]);
+              pr.push_back(cpu::dot(qh, K.data() + sl.back() * kvd + (h / group) * hd, hd) * scale);
+            }
+          cpu::softmax(pr.data(), int(pr.size()));
+          for (std::size_t j = 0; j < pr.size(); ++j)
+            for (int i = 0; i < hd; ++i)
+              ref[std::size_t(r) * d + std::size_t(h) * hd + std::size_t(i)] +=
+                  pr[j] * V[std::size_t(sl[j] * kvd + (h / group) * hd + i)];
+        }
+      int differ = 0;
+      float worst = 0;
+      for (std::size_t i = 0; i < mine.size(); ++i)
+        if (mine[i] != alone[i]) ++differ, worst = std::max(worst, std::abs(mine[i] - alone[i]));
+      // The same sequence as a batch of one (grid z = 1, its own offsets).
+      const std::vector<gpu::VarlenSeq> just{s};
+      auto djust = to_device(just);
+      LAZYLLM_CUDA_CHECK(cudaMemset(out.get(), 0xff, out.bytes()));
+      attn.run_decode_batch(all, djust.get(), std::span<const gpu::VarlenSeq>(just), nullptr);
+      LAZYLLM_CUDA_CHECK(cudaDeviceSynchronize());
+      const auto solo_all = bf16_to_host(out.get(), std::size_t(total_rows) * d);
+      const std::vector<float> solo(solo_all.begin() + std::ptrdiff_t(s.row_begin) * d,
+                                    solo_all.begin() + std::ptrdiff_t(s.row_begin + s.rows) * d);
+      int nan = 0;
+      for (float v : mine) nan += std::isnan(v);
+      MESSAGE("seq " << b << " (row " << s.row_begin << ", kv " << s.kv_begin << "): " << differ << " of "
+                     << mine.size() << " differ, max " << worst << ", " << nan << " NaN; error vs CPU: batched "
+                     << norm_err(mine, ref) << ", alone " << norm_err(alone, ref) << ", batch of one "
+                     << norm_err(solo, ref) << (solo == alone ? " (= alone)" : " (!= alone)"));
+    }
     CHECK(mine == alone);
   }
   MESSAGE("decode batch hd=" << hd << " B=" << B << ": " << multi_split << " sequences split over keys alone");

@@ -12,8 +12,9 @@
 # Results go to OUT_DIR: summary.txt, ctest.txt, engine.md, engine.json, hf_batched.json.
 #
 #   bash tools/gpu/engine_check.sh OUT_DIR
-# SKIP_TESTS=1 or SKIP_BENCH=1 leave a part out; BATCHES (default 1,4,16,32), PROMPT (4096) and
-# GEN (128) change the scenario.
+# SKIP_TESTS=1, SKIP_BENCH=1 or SKIP_HF=1 leave a part out; BATCHES (default 1,4,16,32), PROMPT
+# (4096) and GEN (128) change the scenario; ENGINE_ARGS go to lazyllm-bench-engine (e.g.
+# --per-seq-attention).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:?usage: engine_check.sh OUT_DIR}
@@ -44,11 +45,12 @@ fi
 
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
   "$BUILD/benchmarks/lazyllm-bench-engine" --backend cuda --synthetic llama2-7b -b "$B" -p "$P" -n "$G" \
-    --policy dense,lazy --schedule 4:0.5,8:0.5,16:0.5 --progress --out "$OUT/engine.md" 2>"$OUT/engine.err"
+    --policy dense,lazy --schedule 4:0.5,8:0.5,16:0.5 ${ENGINE_ARGS:-} --progress --out "$OUT/engine.md" \
+    --json "$OUT/engine.json" 2>"$OUT/engine.err"
   say "lazyllm-bench-engine: rc $?"
   cat "$OUT/engine.md" | tee -a "$SUM"
-  "$BUILD/benchmarks/lazyllm-bench-engine" --backend cuda --synthetic llama2-7b -b "$B" -p "$P" -n "$G" \
-    --policy dense,lazy --schedule 4:0.5,8:0.5,16:0.5 -o json --out "$OUT/engine.json" 2>>"$OUT/engine.err"
+fi
+if [ "${SKIP_BENCH:-0}" != 1 ] && [ "${SKIP_HF:-0}" != 1 ]; then
   python3 benchmarks/peer/hf_batched.py --shape llama2-7b -b "$B" -p "$P" -n "$G" -o "$OUT/hf_batched.json" \
     >"$OUT/hf_batched.txt" 2>&1
   say "hf_batched: rc $? | $(tail -3 "$OUT/hf_batched.txt" | tr '\n' ' ')"

@@ -602,7 +602,7 @@ class BasicCudaBackend {
     // are two or more of them; the others run one launch each.
     std::array<std::vector<gpu::VarlenSeq>, 2>& groups = decode_groups_;
     for (auto& g : groups) g.clear();
-    if constexpr (!kFp32) {
+    if (!kFp32 && batched_decode_attention_) {
       for (const SeqSpan& sp : call.seqs)
         if (gpu::Attention::decode_shape(config_.head_dim(), sp.rows))
           groups[sp.rows == 1 ? 0 : 1].push_back(
@@ -699,6 +699,11 @@ class BasicCudaBackend {
   /// kernel by row count, so the default mode's numbers differ from a sequence's alone within bf16
   /// rounding, which can flip LazyLLM's selection where two scores at the threshold are that close.
   void set_per_sequence_gemms(bool on) { per_sequence_gemms_ = on; }
+  /// Whether layer_batch runs the attention of its decode-shaped sequences (1 row; 2..4 rows) in
+  /// one launch per shape (true, the default; gpu::Attention::run_decode_batch, each sequence's
+  /// result bit for bit what it gets alone) or one launch per sequence (A/B measurements).
+  void set_batched_decode_attention(bool on) { batched_decode_attention_ = on; }
+  bool batched_decode_attention() const { return batched_decode_attention_; }
   bool per_sequence_gemms() const { return per_sequence_gemms_; }
 
   /// Prefill attention on Hopper: the wgmma kernel (attention/sm90_wgmma_prefill.cuh; the default where the
@@ -1171,6 +1176,7 @@ class BasicCudaBackend {
   gpu::DeviceBuffer<float> aux_;
   std::int64_t kv_slots_ = 0, aux_slots_ = 0;
   bool per_sequence_gemms_ = false;
+  bool batched_decode_attention_ = true;
   gpu::KvStore<ST> kv_st_{};  // K/V storage: k_ / v_, or a BlockPool's arena (bind_arena)
   gpu::AuxStore aux_st_{};
   gpu::DeviceBuffer<ST> xn_, qkv_, att_, gu_, h_;
