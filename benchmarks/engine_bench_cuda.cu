@@ -19,7 +19,9 @@ std::vector<ServeResult> serve_cuda(const ModelWeights& w, const std::vector<Ser
   int dev = 0;
   LAZYLLM_CUDA_CHECK(cudaGetDevice(&dev));
   LAZYLLM_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
-  device = {{"gpu", prop.name}, {"sms", prop.multiProcessorCount}, {"memory_gib", double(prop.totalGlobalMem) / double(1ull << 30)}};
+  device = {{"gpu", prop.name},
+            {"sms", prop.multiProcessorCount},
+            {"memory_gib", double(prop.totalGlobalMem) / double(1ull << 30)}};
   std::fprintf(stderr, "lazyllm-bench-engine: uploading the weights to %s\n", prop.name);
   const auto model = std::make_shared<const CudaModel<gpu::bf16>>(w);
   std::vector<ServeResult> out;
@@ -33,7 +35,8 @@ std::vector<ServeResult> serve_cuda(const ModelWeights& w, const std::vector<Ser
       const std::uint64_t free_b = gpu::detail::free_device_bytes();
       const std::uint64_t reserve = std::uint64_t(4) << 30;
       if (free_b <= reserve + (std::uint64_t(1) << 30))
-        throw Error("lazyllm-bench-engine: only " + gpu::detail::format_bytes(free_b) + " free on the GPU after the weights");
+        throw Error("lazyllm-bench-engine: only " + gpu::detail::format_bytes(free_b) +
+                    " free on the GPU after the weights");
       o.pool_bytes = std::int64_t(free_b - reserve);
     }
     Engine<SelectingCudaBackend> eng(model, o);

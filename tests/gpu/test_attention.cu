@@ -384,11 +384,11 @@ TEST_CASE("attention: decode over several sequences in one launch equals each se
   gpu::Attention attn;
   attn.init(132);
   const std::vector<gpu::VarlenSeq> mixed{{0, 1, 0, 10}, {1, 2, 10, 10}};
-  const Params shape{.n_heads = 8,
-                     .n_kv_heads = 8,
-                     .kv = gpu::SlottedKv<gpu::bf16>::make(Store::plain(nullptr, nullptr, 512, 64), nullptr, nullptr, 20)};
-  CHECK_THROWS_AS(attn.run_decode_batch(shape, nullptr,
-                                        std::span<const gpu::VarlenSeq>(mixed), nullptr),
+  const Params shape{
+      .n_heads = 8,
+      .n_kv_heads = 8,
+      .kv = gpu::SlottedKv<gpu::bf16>::make(Store::plain(nullptr, nullptr, 512, 64), nullptr, nullptr, 20)};
+  CHECK_THROWS_AS(attn.run_decode_batch(shape, nullptr, std::span<const gpu::VarlenSeq>(mixed), nullptr),
                   InvalidArgument);
 }
 

@@ -108,7 +108,8 @@ TEST_CASE("sampling: greedy on the device is the host argmax (vocab 32000 and 51
   LAZYLLM_CUDA_CHECK(cudaStreamDestroy(stream));
 }
 
-TEST_CASE("sampling: temperature, top-k, min-p, top-p, penalty on the device give the host Sampler's ids over many seeds") {
+TEST_CASE(
+    "sampling: temperature, top-k, min-p, top-p, penalty on the device give the host Sampler's ids over many seeds") {
   if (!have_gpu()) return;
   struct Case {
     SamplerParams p;

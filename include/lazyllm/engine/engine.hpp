@@ -193,8 +193,7 @@ class Engine {
                 [&](const typename Backend::Activations& x, std::span<const int> last) {
                   ready_rows_.clear();
                   for (std::size_t i = 0; i < last.size(); ++i)
-                    if (inputs_[i].tokens.size() == seqs_.at(order_[i])->pending.size())
-                      ready_rows_.push_back(last[i]);
+                    if (inputs_[i].tokens.size() == seqs_.at(order_[i])->pending.size()) ready_rows_.push_back(last[i]);
                   logits_.resize(ready_rows_.size() * V);
                   if (!ready_rows_.empty()) be_.logits_rows(x, ready_rows_, logits_);
                   be_.synchronize();

@@ -275,8 +275,8 @@ class Attention {
     for (const VarlenSeq& s : seqs) {
       if (!decode_shape(a.head_dim(), s.rows) || (s.rows == 1) != one_row || s.n_kv < 1)
         throw InvalidArgument("CudaBackend attention: run_decode_batch takes sequences of one row, or of 2.." +
-                              std::to_string(kDecodeMaxRows) + " rows, each with keys (got " +
-                              std::to_string(s.rows) + " rows, " + std::to_string(s.n_kv) + " keys)");
+                              std::to_string(kDecodeMaxRows) + " rows, each with keys (got " + std::to_string(s.rows) +
+                              " rows, " + std::to_string(s.n_kv) + " keys)");
       const int kps = detail::decode_keys_per_split(s.n_kv, L.split_cap, kDecodePass);
       L.n_splits = std::max(L.n_splits, (s.n_kv + kps - 1) / kps);
     }

@@ -605,13 +605,12 @@ class BasicCudaBackend {
     if (!kFp32 && batched_decode_attention_) {
       for (const SeqSpan& sp : call.seqs)
         if (gpu::Attention::decode_shape(config_.head_dim(), sp.rows))
-          groups[sp.rows == 1 ? 0 : 1].push_back(
-              gpu::VarlenSeq{sp.row_begin, sp.rows, int(sp.kv_begin), int(sp.n_kv)});
+          groups[sp.rows == 1 ? 0 : 1].push_back(gpu::VarlenSeq{sp.row_begin, sp.rows, int(sp.kv_begin), int(sp.n_kv)});
       for (auto& g : groups)
         if (g.size() < 2) g.clear();
     }
-    const auto p = upload_all(call.q_pos, call.kv_pos, call.q_slots, call.kv_slots, std::span(groups[0]),
-                              std::span(groups[1]));
+    const auto p =
+        upload_all(call.q_pos, call.kv_pos, call.q_slots, call.kv_slots, std::span(groups[0]), std::span(groups[1]));
     const LayerIndices idx{static_cast<const std::int32_t*>(p[0]), static_cast<const std::int32_t*>(p[1]),
                            static_cast<const std::int64_t*>(p[2]), static_cast<const std::int64_t*>(p[3])};
     const int ldq = config_.q_dim() + 2 * config_.kv_dim(), d = config_.dim, qd = config_.q_dim();

@@ -49,26 +49,9 @@ struct DecodeTraits {
   static_assert(kWarps * kRows * HD * 4 <= kSmemBytes, "DecodeTraits: the merge reuses the K/V region");
 };
 
+/// The body of one (head, split) block for one sequence's arguments.
 template <class T, class ST>
-__global__ void __launch_bounds__(T::kWarps * 32)
-    decode_attention_kernel(const __grid_constant__ AttnParams<ST> a0, const __grid_constant__ AttnSplit L0) {
-  // A launch over several sequences: narrow the arguments to this block's (blockIdx.z); the body
-  // below reads only `a` and `L`, so it is the one-sequence kernel unchanged.
-  AttnParams<ST> a = a0;
-  AttnSplit L = L0;
-  if (L0.seqs) {
-    const VarlenSeq s = L0.seqs[blockIdx.z];
-    a.q += std::int64_t(s.row_begin) * a.ldq;
-    a.q_pos += s.row_begin;
-    a.rows = s.rows;
-    a.out += std::int64_t(s.row_begin) * a.ldo;
-    a.kv.positions += s.kv_begin;
-    a.kv.slots += s.kv_begin;
-    a.kv.count = s.n_kv;
-    L.part_o += std::int64_t(blockIdx.z) * L.seq_cells * T::kHeadDim;
-    L.part_ml += std::int64_t(blockIdx.z) * L.seq_cells * 2;
-    L.split_done += std::int64_t(blockIdx.z) * a.n_heads;
-  }
+__device__ __forceinline__ void decode_attention_block(const AttnParams<ST>& a, const AttnSplit& L) {
   constexpr int HD = T::kHeadDim, R = T::kRows, W = T::kWarps, DL = T::kDimsPerLane, S = T::kVStride;
   constexpr int CH = HD / 8;  // 16-byte chunks per K/V row
   __shared__ __align__(16) float sq[R][HD];
@@ -93,8 +76,7 @@ __global__ void __launch_bounds__(T::kWarps * 32)
   // A graph replay (and each sequence of a batch) splits as Attention::run would for this count;
   // blocks past the last split find no keys and store an empty partial (m = -inf), which the
   // merge skips.
-  const int kps =
-      (L.n_kv_dev || L.seqs) ? decode_keys_per_split(n_kv, L.split_cap, T::kKeysPerPass) : L.keys_per_split;
+  const int kps = (L.n_kv_dev || L.seqs) ? decode_keys_per_split(n_kv, L.split_cap, T::kKeysPerPass) : L.keys_per_split;
   const int lo = split * kps;
   const int end = min(hi, lo + kps);
 
@@ -235,6 +217,35 @@ __global__ void __launch_bounds__(T::kWarps * 32)
   if (tid == 0) L.split_done[h] = 0;  // ready for the next launch (stream order)
 }
 
+/// One sequence: grid (head, split).
+template <class T, class ST>
+__global__ void __launch_bounds__(T::kWarps * 32)
+    decode_attention_kernel(const __grid_constant__ AttnParams<ST> a, const __grid_constant__ AttnSplit L) {
+  decode_attention_block<T, ST>(a, L);
+}
+
+/// Several sequences (L.seqs): grid (head, split, sequence). Each block narrows the shared
+/// arguments to its sequence, then runs the one-sequence body (a kernel of its own, so the
+/// one-sequence kernel keeps reading its arguments in place, with its register count).
+template <class T, class ST>
+__global__ void __launch_bounds__(T::kWarps * 32)
+    decode_attention_varlen_kernel(const __grid_constant__ AttnParams<ST> a0, const __grid_constant__ AttnSplit L0) {
+  const VarlenSeq s = L0.seqs[blockIdx.z];
+  AttnParams<ST> a = a0;
+  a.q += std::int64_t(s.row_begin) * a.ldq;
+  a.q_pos += s.row_begin;
+  a.rows = s.rows;
+  a.out += std::int64_t(s.row_begin) * a.ldo;
+  a.kv.positions += s.kv_begin;
+  a.kv.slots += s.kv_begin;
+  a.kv.count = s.n_kv;
+  AttnSplit L = L0;
+  L.part_o += std::int64_t(blockIdx.z) * L.seq_cells * T::kHeadDim;
+  L.part_ml += std::int64_t(blockIdx.z) * L.seq_cells * 2;
+  L.split_done += std::int64_t(blockIdx.z) * a.n_heads;
+  decode_attention_block<T, ST>(a, L);
+}
+
 /// Resident blocks of the decode kernel per multiprocessor (shared memory bounds it: 3 on sm_90
 /// at head_dim 128), asked once per instantiation; it sizes the key split to whole waves.
 template <int HD, int R, class ST>
@@ -256,11 +267,18 @@ int decode_attention_blocks_per_sm() {
 template <int HD, int R, class ST>
 void launch_decode_attention(const AttnParams<ST>& a, const AttnSplit& L, cudaStream_t stream, int n_seqs = 1) {
   using T = DecodeTraits<HD, R>;
-  LAZYLLM_CUDA_CHECK(
-      cudaFuncSetAttribute(decode_attention_kernel<T, ST>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
-  decode_attention_kernel<T, ST>
-      <<<dim3(unsigned(a.n_heads), unsigned(L.n_splits), unsigned(n_seqs)), T::kWarps * 32, T::kSmemBytes, stream>>>(
-          a, L);
+  if (L.seqs == nullptr) {
+    LAZYLLM_CUDA_CHECK(cudaFuncSetAttribute(decode_attention_kernel<T, ST>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            T::kSmemBytes));
+    decode_attention_kernel<T, ST>
+        <<<dim3(unsigned(a.n_heads), unsigned(L.n_splits)), T::kWarps * 32, T::kSmemBytes, stream>>>(a, L);
+  } else {
+    LAZYLLM_CUDA_CHECK(cudaFuncSetAttribute(decode_attention_varlen_kernel<T, ST>,
+                                            cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
+    decode_attention_varlen_kernel<T, ST>
+        <<<dim3(unsigned(a.n_heads), unsigned(L.n_splits), unsigned(n_seqs)), T::kWarps * 32, T::kSmemBytes, stream>>>(
+            a, L);
+  }
   LAZYLLM_CUDA_CHECK_LAUNCH();
 }
 
