@@ -69,7 +69,7 @@ std::string fmt(const char* f, double a) {
 const char* kUsage =
     "usage: lazyllm-bench-engine [--backend cpu|cuda] [--synthetic SHAPE] [-b LIST] [-p N]\n"
     "                            [-n N] [--policy LIST] [--schedule S] [--pool-gb X] [--block-tokens N]\n"
-    "                            [--max-step-tokens N] [--per-seq-attention] [-o md|json] [--out FILE]\n"
+    "                            [--max-step-tokens N] [--batched-attention on|off] [-o md|json] [--out FILE]\n"
     "                            [--json FILE] [--progress]\n"
     "The engine's serving scenario: B requests (each of -b's values in turn) arrive at once, each a prompt of\n"
     "-p random tokens and -n greedy output tokens, served by one Engine with continuous batching.\n"
@@ -85,8 +85,8 @@ const char* kUsage =
     "                     the free memory after the weights, less 4 GiB for activations)\n"
     "  --block-tokens N   K/V tokens per block (default 16)\n"
     "  --max-step-tokens N  the engine's token budget per step (default: none)\n"
-    "  --per-seq-attention  cuda: one attention launch per sequence instead of one per step for every\n"
-    "                     decode-shaped sequence (for comparisons)\n"
+    "  --batched-attention on|off  cuda: the decode-shaped sequences' attention in one launch per layer\n"
+    "                     (on) or one launch per sequence (off, the default)\n"
     "  -o md|json         output format (default md); --out FILE writes it there\n"
     "  --json FILE        also the JSON report, into FILE\n"
     "Requests that do not fit the pool wait (deferrals) or, when running ones outgrow it, are stopped and\n"
@@ -142,8 +142,11 @@ int main(int argc, char** argv) {
         json_file = args.value();
       else if (a == "--progress")
         run.progress = true;
-      else if (a == "--per-seq-attention")
-        run.per_seq_attention = true;
+      else if (a == "--batched-attention") {
+        const std::string v = args.value();
+        if (v != "on" && v != "off") throw cli::UsageError("--batched-attention: 'on' or 'off', not '" + v + "'");
+        run.batched_attention = v == "on";
+      }
       else
         throw cli::UsageError("unknown option '" + a + "' (see --help)");
     }

@@ -70,7 +70,7 @@ struct EngineRun {
   int block_tokens = 16;
   int max_step_tokens = 0;
   bool progress = false;
-  bool per_seq_attention = false;  // CUDA: one attention launch per sequence (A/B of the batched decode launch)
+  int batched_attention = -1;  // CUDA: decode attention in one launch per step (1), per sequence (0), the default (-1)
 };
 
 /// The cases on the CUDA backend (engine_bench_cuda.cu; engine_bench_cuda_stub.cpp without CUDA);

@@ -40,7 +40,7 @@ std::vector<ServeResult> serve_cuda(const ModelWeights& w, const std::vector<Ser
       o.pool_bytes = std::int64_t(free_b - reserve);
     }
     Engine<SelectingCudaBackend> eng(model, o);
-    eng.backend().set_batched_decode_attention(!run.per_seq_attention);
+    if (run.batched_attention >= 0) eng.backend().set_batched_decode_attention(run.batched_attention == 1);
     eng.backend().warm_up(c.prompt);
     std::fprintf(stderr, "  B=%d %s: pool %.1f GiB\n", c.requests, c.policy_name.c_str(),
                  double(eng.pool().bytes()) / double(1ull << 30));

@@ -14,7 +14,7 @@
 #   bash tools/gpu/engine_check.sh OUT_DIR
 # SKIP_TESTS=1, SKIP_BENCH=1 or SKIP_HF=1 leave a part out; BATCHES (default 1,4,16,32), PROMPT
 # (4096) and GEN (128) change the scenario; ENGINE_ARGS go to lazyllm-bench-engine (e.g.
-# --per-seq-attention).
+# --batched-attention on).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:?usage: engine_check.sh OUT_DIR}

@@ -699,8 +699,9 @@ class BasicCudaBackend {
   /// rounding, which can flip LazyLLM's selection where two scores at the threshold are that close.
   void set_per_sequence_gemms(bool on) { per_sequence_gemms_ = on; }
   /// Whether layer_batch runs the attention of its decode-shaped sequences (1 row; 2..4 rows) in
-  /// one launch per shape (true, the default; gpu::Attention::run_decode_batch, each sequence's
-  /// result bit for bit what it gets alone) or one launch per sequence (A/B measurements).
+  /// one launch per shape (true: gpu::Attention::run_decode_batch, meant to give each sequence
+  /// the bits it gets alone) or one launch per sequence (false, the default until the batched
+  /// launch passes its GPU test, tests/gpu/test_attention.cu).
   void set_batched_decode_attention(bool on) { batched_decode_attention_ = on; }
   bool batched_decode_attention() const { return batched_decode_attention_; }
   bool per_sequence_gemms() const { return per_sequence_gemms_; }
@@ -1175,7 +1176,7 @@ class BasicCudaBackend {
   gpu::DeviceBuffer<float> aux_;
   std::int64_t kv_slots_ = 0, aux_slots_ = 0;
   bool per_sequence_gemms_ = false;
-  bool batched_decode_attention_ = true;
+  bool batched_decode_attention_ = false;
   gpu::KvStore<ST> kv_st_{};  // K/V storage: k_ / v_, or a BlockPool's arena (bind_arena)
   gpu::AuxStore aux_st_{};
   gpu::DeviceBuffer<ST> xn_, qkv_, att_, gu_, h_;
