@@ -191,10 +191,12 @@ TEST_CASE("engine on CUDA: a batch on the GPU against the same batch on the CPU 
   for (int i = 0; i < 6; ++i)
     reqs.push_back({prompt_of(20 + 9 * i, unsigned(7 + i), w.config.vocab_size), i == 2 ? 8 : 0, i % 2, 4,
                     i % 3 == 0 ? policy::AnyPolicy(policy::Dense{}) : policy::AnyPolicy(policy::Lazy(s))});
-  const auto cpu = run_engine<CpuBackend>(std::make_shared<const CpuModel>(w), reqs);
+  // A pool for all six at once (the default holds one sequence of the model's full context).
+  const EngineOptions o{.pool_blocks = 256};
+  const auto cpu = run_engine<CpuBackend>(std::make_shared<const CpuModel>(w), reqs, o);
   const auto model = std::make_shared<const CudaModel<gpu::bf16>>(w);
-  const auto gpu = run_engine<CudaBackend>(model, reqs);
-  const auto sel = run_engine<SelectingCudaBackend>(model, reqs);
+  const auto gpu = run_engine<CudaBackend>(model, reqs, o);
+  const auto sel = run_engine<SelectingCudaBackend>(model, reqs, o);
   double worst = 0;
   for (std::size_t i = 0; i < reqs.size(); ++i) {
     CAPTURE(i);
@@ -279,8 +281,9 @@ TEST_CASE("engine on CUDA: a failure at any layer of any step, and OutOfBlocks, 
     CHECK(run(at, &c, &f) == ref);
     CHECK(f == 1);
   }
-  // OutOfBlocks: a pool that holds one of two prompts.
-  Engine<CudaBackend> eng(model, EngineOptions{.pool_blocks = 30, .block_tokens = 4});
+  // OutOfBlocks: a pool that holds one of two prompts (a 60-token dense prompt takes 15 blocks of
+  // 4 tokens at each of the 4 layers, 16 once its decode token comes: 64 + 60 > 90).
+  Engine<CudaBackend> eng(model, EngineOptions{.pool_blocks = 90, .block_tokens = 4});
   const SeqId a = eng.add(prompt_of(60, 4, 64), policy::Dense{});
   eng.step();
   const auto used = eng.pool().used();
@@ -326,7 +329,7 @@ TEST_CASE("engine on CUDA: out of GPU memory in the middle of a run is a clear E
     e.step();
   } catch (const Error& err) {
     threw = true;
-    MESSAGE("out of memory: " << err.what());
+    MESSAGE("out of memory: " << std::string(err.what()));
     CHECK(std::string(err.what()).find("cannot allocate") != std::string::npos);
   }
   CHECK(threw);
