@@ -227,9 +227,13 @@ __global__ void __launch_bounds__(T::kWarps * 32)
 /// Several sequences (L.seqs): grid (head, split, sequence). Each block narrows the shared
 /// arguments to its sequence, then runs the one-sequence body (a kernel of its own, so the
 /// one-sequence kernel keeps reading its arguments in place, with its register count).
+/// The arguments are plain by-value parameters here, not __grid_constant__: nvcc 13.0 compiled a
+/// modified copy of a __grid_constant__ AttnParams (the first form of this launch, one kernel for
+/// both cases) into reads of the original for `q`, so every sequence after the first read the
+/// first one's query rows (the PTX showed q's offset missing; the H100 test failed for z > 0).
 template <class T, class ST>
 __global__ void __launch_bounds__(T::kWarps * 32)
-    decode_attention_varlen_kernel(const __grid_constant__ AttnParams<ST> a0, const __grid_constant__ AttnSplit L0) {
+    decode_attention_varlen_kernel(const AttnParams<ST> a0, const AttnSplit L0) {
   const VarlenSeq s = L0.seqs[blockIdx.z];
   AttnParams<ST> a = a0;
   a.q += std::int64_t(s.row_begin) * a.ldq;
