@@ -146,8 +146,7 @@ int main(int argc, char** argv) {
         const std::string v = args.value();
         if (v != "on" && v != "off") throw cli::UsageError("--batched-attention: 'on' or 'off', not '" + v + "'");
         run.batched_attention = v == "on";
-      }
-      else
+      } else
         throw cli::UsageError("unknown option '" + a + "' (see --help)");
     }
     if (backend != "cpu" && backend != "cuda")
@@ -182,25 +181,23 @@ int main(int argc, char** argv) {
 
     std::string md, json;
     {
-      std::string& text = md;
-      text +=
+      md +=
           "| B | policy | schedule | TTFT mean ms | TTFT p90 ms | prompt tok/s | output tok/s | total s | "
           "KV after prompt MiB/req | peak KV pool GiB | held back | prefill token-layers | revivals |\n";
-      text += "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+      md += "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
       for (std::size_t i = 0; i < res.size(); ++i) {
         const auto& r = res[i];
         const auto& k = cases[i];
-        text += "| " + std::to_string(k.requests) + " | " + k.policy_name + " | " + k.schedule + " | " +
-                fmt("%.1f", r.ttft_mean()) + " | " + fmt("%.1f", r.ttft_p(0.9)) + " | " +
-                fmt("%.0f", r.prompt_tok_s()) + " | " + fmt("%.1f", r.output_tok_s()) + " | " +
-                fmt("%.2f", r.total_ms / 1e3) + " | " +
-                fmt("%.1f", r.prefill_blocks * double(r.block_bytes) / double(1 << 20)) + " | " +
-                fmt("%.3f", double(r.peak_bytes()) / double(1ull << 30)) + " | " +
-                std::to_string(r.deferrals + r.preemptions) + " | " + fmt("%.1f %%", 100 * r.prefill_fraction) + " | " +
-                std::to_string(r.revivals) + " |\n";
+        md += "| " + std::to_string(k.requests) + " | " + k.policy_name + " | " + k.schedule + " | " +
+              fmt("%.1f", r.ttft_mean()) + " | " + fmt("%.1f", r.ttft_p(0.9)) + " | " + fmt("%.0f", r.prompt_tok_s()) +
+              " | " + fmt("%.1f", r.output_tok_s()) + " | " + fmt("%.2f", r.total_ms / 1e3) + " | " +
+              fmt("%.1f", r.prefill_blocks * double(r.block_bytes) / double(1 << 20)) + " | " +
+              fmt("%.3f", double(r.peak_bytes()) / double(1ull << 30)) + " | " +
+              std::to_string(r.deferrals + r.preemptions) + " | " + fmt("%.1f %%", 100 * r.prefill_fraction) + " | " +
+              std::to_string(r.revivals) + " |\n";
       }
-      text += "\nbuild: " + git_commit() + ", " + shape + ", backend " + backend + ", prompt " +
-              std::to_string(prompt) + ", output " + std::to_string(gen) + " tokens per request\n";
+      md += "\nbuild: " + git_commit() + ", " + shape + ", backend " + backend + ", prompt " + std::to_string(prompt) +
+            ", output " + std::to_string(gen) + " tokens per request\n";
     }
     {
       nlohmann::json j;
