@@ -168,6 +168,7 @@ class Engine {
     batch_.clear();
     inputs_.clear();
     order_.clear();
+    completes_.clear();
     std::int64_t budget = opts_.max_step_tokens > 0 ? opts_.max_step_tokens : std::int64_t(1) << 62;
     // Decode tokens first (a running sequence never waits for a new prompt), then prompts. A
     // sequence's own input per step (its whole prompt, or its prefill_chunk) is never cut to fit:
@@ -184,6 +185,7 @@ class Engine {
         batch_.push_back(&s->core);
         inputs_.push_back({std::span<const std::int32_t>(s->pending.data(), std::size_t(n)), s->phase});
         order_.push_back(id);
+        completes_.push_back(n == std::int64_t(s->pending.size()));
       }
     if (batch_.empty()) return res;
     const std::size_t V = std::size_t(be_.config().vocab_size);
@@ -193,7 +195,7 @@ class Engine {
                 [&](const typename Backend::Activations& x, std::span<const int> last) {
                   ready_rows_.clear();
                   for (std::size_t i = 0; i < last.size(); ++i)
-                    if (inputs_[i].tokens.size() == seqs_.at(order_[i])->pending.size()) ready_rows_.push_back(last[i]);
+                    if (completes_[i]) ready_rows_.push_back(last[i]);
                   logits_.resize(ready_rows_.size() * V);
                   if (!ready_rows_.empty()) be_.logits_rows(x, ready_rows_, logits_);
                   be_.synchronize();
@@ -206,7 +208,7 @@ class Engine {
       res.tokens += int(n);
       s.pending.erase(s.pending.begin(), s.pending.begin() + std::ptrdiff_t(n));
       res.stepped.push_back(order_[i]);
-      s.has_logits = s.pending.empty();
+      s.has_logits = completes_[i];
       if (s.has_logits) {
         s.logits.assign(logits_.begin() + std::ptrdiff_t(ready_at * V),
                         logits_.begin() + std::ptrdiff_t((ready_at + 1) * V));
@@ -309,6 +311,7 @@ class Engine {
   std::vector<detail::StepInput> inputs_;
   std::vector<SeqId> order_;
   std::vector<float> logits_;
+  std::vector<char> completes_;  // step(): whether order_[i]'s input is the rest of its pending tokens
   std::vector<int> ready_rows_;  // step(): the rows whose logits it computes
 };
 
